@@ -1,0 +1,170 @@
+"""Command line: ``semivae train | evaluate | predict | bench speed``.
+
+Training flags are generated from the config dataclasses (``semivae.config``), so each
+flag has the name, type and help of the field it sets. Bad input prints one line,
+``error: <problem>; <fix>``, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from dataclasses import MISSING
+from pathlib import Path
+
+from . import __version__
+from .config import SECTIONS, load_config_file, nest, resolve
+from .errors import TrainingDiverged, UserError
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        return [int(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of integers, e.g. 512,256") from None
+
+
+def _arg_type(hint) -> dict:
+    """argparse keywords for a dataclass field's type hint."""
+    base = hint
+    if isinstance(hint, types.UnionType):  # X | None -> X
+        base = next(a for a in typing.get_args(hint) if a is not type(None))
+    if base is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(base) is list:
+        return {"type": _int_list, "metavar": "N,N,..."}
+    return {"type": base}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for section, klass in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} options")
+        hints = typing.get_type_hints(klass)
+        for f in klass.__dataclass_fields__.values():
+            default = f.default if f.default_factory is MISSING else f.default_factory()
+            if isinstance(default, list):
+                default = ",".join(map(str, default))
+            help_text = f.metadata["help"] + ("" if default is None else f" (default: {default})")
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
+                               help=help_text, **_arg_type(hints[f.name]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semivae", description="One variational autoencoder for 0-100 % labels: "
+                                "train, evaluate and predict from the command line.")
+    p.add_argument("--version", action="version", version=f"semivae {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model and write a run directory",
+                       description="Train a semi-supervised (or unsupervised / supervised) VAE. "
+                       "Precedence: defaults < --preset < --config file < flags.")
+    t.add_argument("--config", help="TOML or YAML file with [data], [arch], [model], [train] sections")
+    t.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
+    t.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(t)
+
+    e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
+    e.add_argument("run", help="run directory written by `semivae train`")
+    e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
+    e.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    e.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+
+    r = sub.add_parser("predict", help="class probabilities for new data, as CSV")
+    r.add_argument("run", help="run directory written by `semivae train`")
+    r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    r.add_argument("--out", help="CSV file to write (default: stdout)")
+
+    b = sub.add_parser("bench", help="benchmarks")
+    bsub = b.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    s = bsub.add_parser("speed", help="matmul GFLOP/s, training samples/s of the dense paper model, and their ratio")
+    s.add_argument("--batch-size", type=int, default=256, help="training batch size (default: 256)")
+    s.add_argument("--steps", type=int, default=30, help="timed training steps (default: 30)")
+    s.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both", help="(default: both)")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    s.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+    return p
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .train import train
+
+    file_cfg = load_config_file(a.config) if a.config else {}
+    flat = {k: v for k, v in vars(a).items() if k not in ("command", "config", "out", "quiet")}
+    cfg = resolve(file_cfg, nest(flat))
+    path = train(cfg, out=a.out, progress=not a.quiet)
+    summary = json.loads((Path(path) / "summary.json").read_text())
+    final = summary.get("final", {})
+    acc = f", val accuracy {final['val_accuracy']:.4f}" if "val_accuracy" in final else ""
+    print(f"run written to {path} ({summary.get('epochs')} epochs, {summary.get('seconds', 0):.1f} s{acc})")
+    return 0
+
+
+def _table(res: dict) -> str:
+    lines = [f"run      {res['run']}", f"split    {res['split']} ({res['n']} points)"]
+    for k in ("accuracy", "log_loss", "elbo", "recon", "kl"):
+        if k in res:
+            lines.append(f"{k:<8} {res[k]:.4f}")
+    if "confusion" in res:
+        classes = res["classes"]
+        w = max(5, *(len(c) for c in classes))
+        lines.append("confusion matrix (rows: true class, columns: predicted)")
+        lines.append(" " * w + " ".join(f"{c:>{w}}" for c in classes))
+        for c, row in zip(classes, res["confusion"]):
+            lines.append(f"{c:>{w}}" + " ".join(f"{v:>{w}}" for v in row))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .eval import evaluate
+
+    res = evaluate(a.run, a.split, data_dir=a.data_dir)
+    print(json.dumps(res, indent=1) if a.json else _table(res))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .eval import predict, proba_csv
+    from .train.run import write_atomic
+
+    proba, classes = predict(a.run, a.input)
+    text = proba_csv(proba, classes)
+    if a.out:
+        write_atomic(Path(a.out), text)
+        print(f"wrote {len(proba)} rows to {a.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .train.speed import format_speed, speed_benchmark
+
+    res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device)
+    print(json.dumps(res, indent=1) if a.json else format_speed(res))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        print(f"error: training diverged: {e}; lower --lr or --alpha (last good weights kept)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

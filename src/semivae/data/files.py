@@ -1,0 +1,317 @@
+"""Readers for user data files: ``.npz`` arrays, folders of images, ``.csv`` tables.
+
+Each reader turns one file form into plain numpy arrays and checks them, raising
+:class:`UserError` (one line: what is wrong, then the fix) for anything malformed.
+Splitting, label mapping and normalisation happen in :mod:`semivae.data.sources`.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UserError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+UNLABELLED_DIRS = ("unlabelled", "unlabeled")
+
+
+# --------------------------------------------------------------------------- npz
+
+
+@dataclass
+class NpzArrays:
+    """Arrays of an ``.npz`` file; images already (N, C, H, W)."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    classes: list[str] | None
+
+
+def read_npz(path: Path) -> NpzArrays:
+    """Read ``x`` and the optional ``y``, ``x_test``, ``y_test``, ``classes`` (no pickle)."""
+    arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes"))
+    x = check_inputs(arrays["x"], f"x in {path}")
+    y = _labels(arrays["y"], len(x), f"y in {path}")
+    x_test, y_test = arrays["x_test"], arrays["y_test"]
+    if (x_test is None) != (y_test is None):
+        raise UserError(f"{path} has only one of x_test / y_test; save both, or neither to split off a test set")
+    if x_test is not None:
+        x_test = check_inputs(x_test, f"x_test in {path}")
+        if x_test.shape[1:] != x.shape[1:] or x_test.dtype != x.dtype:
+            raise UserError(
+                f"x_test in {path} has samples of shape {x_test.shape[1:]} ({x_test.dtype}) but x has "
+                f"{x.shape[1:]} ({x.dtype}); save both with the same sample shape and dtype"
+            )
+        y_test = _labels(y_test, len(x_test), f"y_test in {path}")
+    classes = None
+    if arrays["classes"] is not None:
+        c = arrays["classes"]
+        classes = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(c).tolist()]
+    return NpzArrays(x, y, x_test, y_test, classes)
+
+
+def read_npz_inputs(path: Path) -> np.ndarray:
+    """Only the checked ``x`` of an ``.npz`` file (for prediction)."""
+    return check_inputs(_read_npz_arrays(path, ("x",))["x"], f"x in {path}")
+
+
+def _read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray | None]:
+    fix = "save it with numpy.savez(path, x=..., y=...)"
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] != b"PK":
+            raise UserError(f"{path} is not an .npz (zip) archive; {fix}")
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise UserError(f"cannot read {path} as .npz ({err}); {fix}") from None
+    with npz:
+        if "x" not in npz.files:
+            raise UserError(f"{path} has no array 'x' (it has {sorted(npz.files)}); save the inputs under the key x")
+        return {k: _npz_get(npz, k, path) for k in keys}
+
+
+def _npz_get(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray | None:
+    if key not in npz.files:
+        return None
+    try:
+        return npz[key]
+    except ValueError:
+        raise UserError(
+            f"array '{key}' in {path} is a Python object array that needs pickle; "
+            "save it as a numeric or string array (e.g. np.array(names, dtype=str))"
+        ) from None
+
+
+def check_inputs(x: np.ndarray, what: str) -> np.ndarray:
+    """Validate model inputs: (N, D) numeric -> float32; (N, H, W) or (N, C, H, W) images.
+
+    Images are kept ``uint8`` (integer arrays with values in 0..255 become ``uint8``) or
+    ``float32`` with values in [0, 1]. Non-finite values are errors.
+    """
+    if x.dtype == bool:
+        x = x.astype(np.float32)
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise UserError(f"{what} has dtype {x.dtype}; save the inputs as a numeric array")
+    if x.ndim == 2:
+        x = x.astype(np.float32)
+        _check_finite(x, what)
+        return x
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim != 4:
+        raise UserError(f"{what} has shape {x.shape}; use (N, D) features, (N, H, W) or (N, C, H, W) images")
+    if np.issubdtype(x.dtype, np.integer):
+        if x.size and (x.min() < 0 or x.max() > 255):
+            raise UserError(f"{what} has integer pixels outside 0..255; save images as uint8 or floats in [0, 1]")
+        return x.astype(np.uint8, copy=False)
+    x = x.astype(np.float32, copy=False)
+    _check_finite(x, what)
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise UserError(
+            f"{what} has float pixels in [{x.min():g}, {x.max():g}], outside [0, 1]; "
+            "rescale to [0, 1] or save the images as uint8 0..255"
+        )
+    return x
+
+
+def _check_finite(x: np.ndarray, what: str) -> None:
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        raise UserError(f"{what} has a non-finite value at index {tuple(bad[0].tolist())}; replace NaN/inf values")
+
+
+def _labels(y: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
+    """Labels as int64 (N,); floats must be whole numbers."""
+    if y is None:
+        return None
+    y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim != 1 or len(y) != n:
+        raise UserError(f"{what} has shape {y.shape} but there are {n} inputs; save one integer label per input")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y) & (y == np.round(y))):
+            raise UserError(f"{what} holds non-integer labels; save integer class indices (-1 = unlabelled)")
+    elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+        raise UserError(f"{what} has dtype {y.dtype}; save integer class indices (-1 = unlabelled)")
+    return y.astype(np.int64)
+
+
+# ------------------------------------------------------------------------- images
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name (hidden files skipped)."""
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS
+    )
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read ``folder/<class>/*`` (+ optional ``folder/unlabelled/*``) -> (x, y, classes)."""
+    loose = list_images(folder)
+    if loose:
+        raise UserError(
+            f"{loose[0]} lies directly in {folder}; move images into one sub-folder per class (or unlabelled/)"
+        )
+    dirs = _subdirs(folder)
+    class_dirs = [d for d in dirs if d.name.lower() not in UNLABELLED_DIRS]
+    if not class_dirs:
+        raise UserError(f"{folder} has no class sub-folders; put the images into one sub-folder per class")
+    files: list[Path] = []
+    labels: list[int] = []
+    for k, d in enumerate(class_dirs):
+        imgs = list_images(d)
+        if not imgs:
+            raise UserError(f"class folder {d} holds no {'/'.join(IMAGE_EXTS)} images; add images or remove it")
+        files += imgs
+        labels += [k] * len(imgs)
+    for d in dirs:
+        if d.name.lower() in UNLABELLED_DIRS:
+            imgs = list_images(d)
+            files += imgs
+            labels += [-1] * len(imgs)
+    x = read_images(files)
+    return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs]
+
+
+def input_image_files(folder: Path) -> list[Path]:
+    """Images to predict on: those directly in ``folder``, else those in its sub-folders."""
+    files = list_images(folder)
+    if not files:
+        files = [f for d in _subdirs(folder) for f in list_images(d)]
+    if not files:
+        raise UserError(f"{folder} holds no {'/'.join(IMAGE_EXTS)} images; add images to it or to sub-folders")
+    return files
+
+
+def read_images(
+    files: list[Path], channels: int | None = None, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Load images into uint8 (N, C, H, W).
+
+    ``channels=None`` picks 1 (greyscale) unless some image has colour, then 3 (RGB).
+    ``size`` is the required (H, W); by default all images must match the first one.
+    """
+    arrays: list[np.ndarray] = []
+    first: Path | None = None
+    for f in files:
+        a = _read_image(f)
+        if size is None:
+            size, first = a.shape[:2], f
+        if a.shape[:2] != tuple(size):
+            h, w = a.shape[:2]
+            ref = f"{first} is {size[1]}x{size[0]}" if first else f"the model expects {size[1]}x{size[0]}"
+            raise UserError(f"image {f} is {w}x{h} but {ref} (width x height); resize all images to one size")
+        arrays.append(a)
+    if channels is None:
+        channels = 3 if any(a.ndim == 3 for a in arrays) else 1
+    out = np.empty((len(arrays), channels, *(size or (0, 0))), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        if channels == 3:
+            out[i] = a.transpose(2, 0, 1) if a.ndim == 3 else a[None]
+        else:
+            out[i, 0] = a if a.ndim == 2 else _luminance(a)
+    return out
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One image as (H, W) uint8 if it is grey, else (H, W, 3) uint8."""
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise UserError(f"cannot read image {path} ({err}); replace or remove that file") from None
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return np.ascontiguousarray(rgb[..., 0])
+    return rgb
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma, as Pillow's ``convert('L')``."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    return ((r * 299 + g * 587 + b * 114 + 500) // 1000).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------- csv
+
+
+def read_csv(
+    path: Path, label_column: str, feature_names: list[str] | None = None, need_label: bool = True
+) -> tuple[np.ndarray, list[str] | None, list[str]]:
+    """Read a CSV with a header row -> (features float32 (N, D), label cells or None, feature names).
+
+    Features are every column except ``label_column``, or exactly ``feature_names`` (matched
+    by name) when given. Label cells are returned stripped; ``""`` means unlabelled.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"cannot read {path} as CSV ({err}); save it as UTF-8 comma-separated text") from None
+    if not rows:
+        raise UserError(f"{path} is empty; add a header row and one row per sample")
+    header = [c.strip() for c in rows[0][1]]
+    rows = rows[1:]
+    if label_column in header:
+        label_idx: int | None = header.index(label_column)
+    elif need_label:
+        raise UserError(f"{path} has no label column '{label_column}' (columns: {header}); pass --label-column NAME")
+    else:
+        label_idx = None
+    if feature_names is None:
+        feature_names = [h for i, h in enumerate(header) if i != label_idx]
+    missing = [c for c in feature_names if c not in header]
+    if missing:
+        raise UserError(f"{path} lacks feature columns {missing} (columns: {header}); use the training columns")
+    if not feature_names:
+        raise UserError(f"{path} has no feature columns besides '{label_column}'; add numeric feature columns")
+    for line, r in rows:
+        if len(r) != len(header):
+            raise UserError(f"{path} line {line} has {len(r)} cells, the header {len(header)}; fix that row")
+    cols = [header.index(c) for c in feature_names]
+    x = _parse_features(path, rows, cols, header)
+    labels = [r[label_idx].strip() for _, r in rows] if label_idx is not None else None
+    return x, labels, list(feature_names)
+
+
+def _numbered_rows(reader):  # type: ignore[no-untyped-def]
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) -> np.ndarray:
+    cells = np.array([[r[c] for c in cols] for _, r in rows], dtype=str).reshape(len(rows), len(cols))
+    try:
+        x = np.char.strip(cells).astype(np.float64)
+    except ValueError:
+        x = None
+    if x is None:  # find the first bad cell to name it
+        for line, r in rows:
+            for c in cols:
+                try:
+                    float(r[c])
+                except ValueError:
+                    raise UserError(
+                        f"{path} line {line}, column '{header[c]}': '{r[c].strip()}' is not a number; "
+                        "fill in a numeric value or drop that row"
+                    ) from None
+        raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        i, j = bad[0]
+        raise UserError(
+            f"{path} line {rows[i][0]}, column '{header[cols[j]]}' is NaN/inf; fill in a value or drop that row"
+        )
+    return x.astype(np.float32)

@@ -1,0 +1,50 @@
+"""Fully connected encoder and decoder (paper Table 13 at its preset sizes)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp(in_features: int, widths: list[int], dropout: float = 0.0, batch_norm: bool = False) -> nn.Sequential:
+    """Linear -> [BatchNorm] -> ReLU -> [Dropout] for each width."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers.append(nn.Linear(in_features, w))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(w))
+        layers.append(nn.ReLU())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_features = w
+    return nn.Sequential(*layers)
+
+
+class DenseEncoder(nn.Module):
+    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP."""
+
+    def __init__(self, data_shape: tuple[int, ...], hidden: list[int], dropout: float = 0.0,
+                 batch_norm: bool = False, **_):
+        super().__init__()
+        self.net = mlp(math.prod(data_shape), hidden, dropout, batch_norm)
+        self.out_features = hidden[-1] if hidden else math.prod(data_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))  # (B, H)
+
+
+class DenseDecoder(nn.Module):
+    """code (B, D_in) -> likelihood parameters (B, *shape): mirrored MLP, linear output."""
+
+    def __init__(self, in_features: int, data_shape: tuple[int, ...], hidden: list[int],
+                 dropout: float = 0.0, batch_norm: bool = False, **_):
+        super().__init__()
+        widths = list(reversed(hidden))
+        self.net = mlp(in_features, widths, dropout, batch_norm)
+        self.out = nn.Linear(widths[-1] if widths else in_features, math.prod(data_shape))
+        self.data_shape = tuple(data_shape)
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(code)).view(-1, *self.data_shape)  # (B, *shape)

@@ -1,0 +1,38 @@
+import pytest
+import torch
+
+from semivae.config import ArchConfig
+from semivae.nn import make_decoder, make_encoder
+
+
+@pytest.mark.parametrize("shape", [(64,), (1, 8, 8), (1, 28, 28)])
+def test_dense_shapes(shape):
+    arch = ArchConfig(arch="dense", hidden=[32, 16])
+    enc = make_encoder(arch, shape)
+    h = enc(torch.rand(5, *shape))
+    assert h.shape == (5, 16) == (5, enc.out_features)
+    dec = make_decoder(arch, 7, shape)
+    assert dec(torch.randn(5, 7)).shape == (5, *shape)
+
+
+@pytest.mark.parametrize("shape,strides", [((1, 8, 8), [2, 2]), ((1, 28, 28), [1, 1, 2]), ((3, 7, 9), [2, 2]),
+                                           ((1, 28, 28), [2, 2])])
+def test_conv_shapes(shape, strides):
+    arch = ArchConfig(arch="conv", channels=[8] * len(strides), strides=strides, fc=32, batch_norm=True, dropout=0.5)
+    enc = make_encoder(arch, shape)
+    assert enc(torch.rand(4, *shape)).shape == (4, 32)
+    dec = make_decoder(arch, 6, shape)
+    assert dec(torch.randn(4, 6)).shape == (4, *shape)
+
+
+def test_paper_conv_preset_matches_table_14():
+    from semivae.config import resolve
+
+    cfg = resolve({"preset": "paper", "arch": {"arch": "conv"}})
+    enc = make_encoder(cfg.arch, (1, 28, 28))
+    assert enc.feature_shape == (64, 14, 14)  # 12544 features before FC 512
+    assert enc.out_features == 512
+    dec = make_decoder(cfg.arch, 2 + 10, (1, 28, 28))
+    assert dec.start_shape == (64, 14, 14)
+    convs = [m for m in dec.body if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.stride[0] for c in convs] == [1, 1, 2]  # stride-2 layer last, as in the table

@@ -1,0 +1,86 @@
+"""The command line end to end on digits, as a user runs it."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from semivae.cli import main
+
+FAST = ["--hidden", "64", "--latent-dim", "4", "--epochs", "2", "--batch-size", "64", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--labels", "50", "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_train_evaluate_predict(run_dir, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["split"] == "test" and res["n"] == 360 and 0.0 <= res["accuracy"] <= 1.0
+    assert np.array(res["confusion"]).sum() == 360 and res["elbo"] < 0
+    assert main(["evaluate", str(run_dir), "--split", "val"]) == 0
+    table = capsys.readouterr().out
+    assert "accuracy" in table and "confusion matrix" in table
+
+    from sklearn.datasets import load_digits
+
+    np.savez(tmp_path / "new.npz", x=load_digits().images[:7].astype(np.float32) / 16)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run_dir), str(tmp_path / "new.npz"), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 7 and rows[0].keys() == {"row", "predicted", *(f"p_{k}" for k in range(10))}
+    assert abs(sum(float(rows[0][f"p_{k}"]) for k in range(10)) - 1) < 1e-4
+
+
+def test_config_file_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\nlabels_per_class = 3\n[arch]\nhidden = [32]\nlatent_dim = 2\n[train]\nepochs = 1\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--epochs", "2", "--out", str(out), "--quiet", "--threads", "1"]) == 0
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"]["labels_per_class"] == 3 and saved["arch"]["hidden"] == [32]
+    assert saved["train"]["epochs"] == 2  # the flag beats the file
+    # the saved, resolved config is itself a valid config file
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(out / "config.yaml"), "--out", str(again), "--quiet"]) == 0
+    assert (again / "split.json").read_text() == (out / "split.json").read_text()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--dataset", "nope", "--quiet"], "unknown data set"),
+    (["train", "--labels", "lots"], "not a count"),
+    (["train", "--labels", "10", "--labels-per-class", "3"], "one label budget"),
+    (["train", "--labels-per-class", "500"], "lower the budget"),
+    (["train", "--config", "missing.toml"], "not found"),
+    (["evaluate", "no-such-run"], "not a finished run directory"),
+])
+def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_predict_rejects_wrong_shape(run_dir, tmp_path, capsys):
+    np.savez(tmp_path / "bad.npz", x=np.zeros((3, 5, 5), np.float32))
+    assert main(["predict", str(run_dir), str(tmp_path / "bad.npz")]) == 2
+    assert "shape" in capsys.readouterr().err
+
+
+def test_console_script_help():
+    out = subprocess.run([sys.executable, "-m", "semivae", "train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--labels-per-class", "--label-fraction", "--mode", "--arch", "--preset", "--alpha", "--beta"):
+        assert flag in out.stdout

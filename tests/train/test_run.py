@@ -1,0 +1,91 @@
+import json
+
+import pytest
+import torch
+
+import semivae
+from semivae.data import load_dataset
+from semivae.errors import TrainingDiverged, UserError
+from semivae.eval import model_outputs
+from semivae.train import load_run, train
+
+
+def test_run_directory_round_trip_gives_identical_predictions(tmp_path, tiny):
+    path = train(tiny(), out=tmp_path / "run", progress=False)
+    assert {p.name for p in path.iterdir()} == {"config.yaml", "data.json", "split.json", "model.safetensors",
+                                                 "metrics.jsonl", "summary.json"}
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"recon", "kl", "ce", "val_elbo", "seconds"} <= set(rows[0])
+    split = json.loads((path / "split.json").read_text())
+    assert len(split["labelled"]) == 50
+    test = load_dataset("digits").test
+    a = model_outputs(load_run(path).model, test)["proba"]
+    b = model_outputs(load_run(path).model, test)["proba"]
+    assert a.shape == (360, 10) and (a == b).all()
+    # the config saved with the run re-makes the same run
+    again = train(semivae.RunConfig.from_dict(load_run(path).config.to_dict()), out=tmp_path / "again", progress=False)
+    assert (again / "split.json").read_text() == (path / "split.json").read_text()
+
+
+def test_two_runs_with_one_seed_give_identical_metrics(tmp_path, tiny):
+    rows = []
+    for name in ("a", "b"):
+        p = train(tiny(seed=3), out=tmp_path / name, progress=False)
+        rows.append([{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                     for line in (p / "metrics.jsonl").read_text().splitlines()])
+    assert rows[0] == rows[1]
+    c = train(tiny(seed=4), out=tmp_path / "c", progress=False)
+    assert json.loads((c / "metrics.jsonl").read_text().splitlines()[0])["loss"] != rows[0][0]["loss"]
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path, tiny):
+    p = train(tiny(epochs=6, patience=1, val_labels=10, lr=0.05), out=tmp_path / "r", progress=False)
+    summary = json.loads((p / "summary.json").read_text())
+    assert summary["monitor"] == "val_log_loss" and "best_epoch" in summary
+    assert "10 labels taken from the budget" in summary["validation_labels"]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, tiny, monkeypatch):
+    from semivae.models import SemiVAE
+
+    original = SemiVAE.loss
+    calls = {"n": 0}
+
+    def poisoned(self, x, y, labelled):
+        calls["n"] += 1
+        terms = original(self, x, y, labelled)
+        if calls["n"] > 45:  # epoch 1 has 40 steps; poison epoch 2
+            terms.total = terms.total * float("nan")
+        return terms
+
+    monkeypatch.setattr(SemiVAE, "loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        train(tiny(epochs=3), out=tmp_path / "r", progress=False)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    model = load_run(tmp_path / "r").model  # epoch 1's weights, all finite
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+@pytest.mark.parametrize("flat,match", [
+    ({"dataset": "no-such-set"}, "unknown data set"),
+    ({"labels_per_class": 1000}, "needs 1000 labels of class"),
+    ({"mode": "nonsense"}, "unknown mode"),
+    ({"arch": "conv", "dataset": "__csv__", "labels_per_class": None}, "needs image data"),
+])
+def test_bad_input_leaves_no_run_directory(tmp_path, tiny, flat, match):
+    if flat.get("dataset") == "__csv__":
+        csv = tmp_path / "f.csv"
+        csv.write_text("a,b,label\n1,2,0\n3,4,1\n5,6,\n7,8,1\n9,1,0\n")
+        flat = {**flat, "dataset": str(csv)}
+    with pytest.raises(UserError, match=match):
+        train(tiny(**flat), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_output_directory_is_refused(tmp_path, tiny):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("x")
+    with pytest.raises(UserError, match="not empty"):
+        train(tiny(), out=tmp_path / "run", progress=False)
