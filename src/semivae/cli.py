@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=256, help="training batch size (default: 256)")
     s.add_argument("--steps", type=int, default=30, help="timed training steps (default: 30)")
     s.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both", help="(default: both)")
+    s.add_argument("--compile", choices=["no", "yes", "both"], default="both",
+                   help="time the eager step, the torch.compile'd step, or both (default: both)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     s.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
     return p
@@ -143,7 +145,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from .train.speed import format_speed, speed_benchmark
 
-    res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device)
+    res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device,
+                          compile=a.compile)
     print(json.dumps(res, indent=1) if a.json else format_speed(res))
     return 0
 

@@ -72,6 +72,7 @@ class TrainConfig:
     seed: int = opt(0, "seed for the label draw, the split, initialisation and batches")
     device: str = opt("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     precision: str = opt("fp32", "fp32 or bf16 (autocast)")
+    compile: bool = opt(False, "torch.compile the loss and optimiser step (slower start, faster steps)")
     threads: int | None = opt(None, "CPU threads for PyTorch (default: PyTorch's choice)")
 
 

@@ -41,6 +41,12 @@ class ArrayData:
         """Float32 inputs for the rows ``idx``: (B, *shape)."""
         return (self.x[idx].float() - self.shift) * self.scale
 
+    def to(self, device: torch.device | str) -> "ArrayData":
+        """The same data with every tensor on ``device``."""
+        def move(v):
+            return v.to(device) if isinstance(v, torch.Tensor) else v
+        return ArrayData(self.x.to(device), self.y.to(device), move(self.shift), move(self.scale))
+
     def subset(self, idx: torch.Tensor) -> "ArrayData":
         return ArrayData(self.x[idx], self.y[idx], self.shift, self.scale)
 

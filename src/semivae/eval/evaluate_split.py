@@ -18,9 +18,10 @@ def model_outputs(model: nn.Module, data: ArrayData, batch_size: int = 1024,
     was_training = model.training
     model.eval()
     out: dict[str, list] = {"proba": [], "log_px": [], "kl": []}
+    data = data.to(device)
     for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
-        x = data.batch(idx).to(device)
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=device)
+        x = data.batch(idx)
         if model.has_classifier:
             out["proba"].append(model.predict_proba(x).float().cpu())
         if model.has_decoder:

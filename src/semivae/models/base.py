@@ -38,7 +38,7 @@ class LossTerms:
     recon: torch.Tensor
     kl: torch.Tensor
     ce: torch.Tensor
-    n_labelled: int
+    n_labelled: torch.Tensor  # () number of labelled points in the batch
 
     def as_floats(self) -> dict[str, float]:
         return {"loss": float(self.total), "recon": float(self.recon), "kl": float(self.kl), "ce": float(self.ce)}

@@ -95,9 +95,10 @@ class SemiVAE(nn.Module):
             recon = nll.mean()
             kl = gaussian_kl_standard(inf.mu, inf.logvar).mean().detach()
             total = total + recon + reg.mean()
-        n_lab = int(labelled.sum())
-        if self.mode.classifier and n_lab > 0:
-            ce = F.cross_entropy(inf.logits[labelled], y[labelled])  # mean over labelled points
+        n_lab = labelled.sum()  # a tensor: no host sync, so the step compiles to one graph
+        if self.mode.classifier:  # mean CE over the labelled points; 0 when there are none
+            per_point = F.cross_entropy(inf.logits, y.clamp(min=0), reduction="none")  # (B,)
+            ce = (per_point * labelled).sum() / n_lab.clamp(min=1)
             total = total + (self.alpha if self.mode.decoder else 1.0) * ce
         return LossTerms(total=total, recon=recon.detach(), kl=kl, ce=ce.detach(), n_labelled=n_lab)
 

@@ -63,6 +63,27 @@ def make_sampler(model: nn.Module, data: TrainingData, cfg: TrainConfig, label_r
     return MixedBatchSampler(unlabelled, labelled, cfg.batch_size, label_ratio, generator)
 
 
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32",
+              compile: bool = False) -> Callable:
+    """``step(x, y, labelled) -> LossTerms``: one optimisation step on a batch.
+
+    With ``compile`` the loss (forward) and the optimiser update go through
+    ``torch.compile``; backward is compiled with the forward graph.
+    """
+    loss_fn = torch.compile(model.loss) if compile else model.loss
+    update = torch.compile(optimizer.step) if compile else optimizer.step
+
+    def step(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor):
+        with autocast(x.device, precision):
+            terms = loss_fn(x, y, labelled)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        update()
+        return terms
+
+    return step
+
+
 def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: float = 1.0,
         on_epoch: Callable[[dict, bool], None] | None = None, progress: bool = True) -> list[dict]:
     """Train ``model`` in place; returns one metrics row per epoch.
@@ -75,30 +96,26 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
-    train_x, train_y = data.train.x.to(device), data.train.y.to(device)
-    train = type(data.train)(train_x, train_y, data.train.shift, data.train.scale)
+    train = data.train.to(device)  # the whole training split lives on the device
     sampler = make_sampler(model, data, cfg, label_ratio, generator)
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg)
+    step_fn = make_step(model, optimizer, cfg.precision, cfg.compile)
     history: list[dict] = []
     best, best_state, since_best = math.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         sums = torch.zeros(4, device=device)  # loss, recon, kl, ce
-        n_ce = 0
+        n_ce = torch.zeros((), device=device)
         bar = tqdm(sampler, total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True)
         for step, (unl, lab) in enumerate(bar):
             idx = torch.cat([unl, lab]).to(device)
             x = train.batch(idx)  # (B, *shape)
-            y = train_y[idx]
+            y = train.y[idx]
             labelled = torch.zeros(len(idx), dtype=torch.bool, device=device)
             labelled[len(unl):] = True
-            with autocast(device, cfg.precision):
-                terms = model.loss(x, y, labelled)
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
+            terms = step_fn(x, y, labelled)
             sums += torch.stack([terms.total.detach(), terms.recon, terms.kl, terms.ce]).float()
             n_ce += terms.n_labelled > 0
             if step % 25 == 0 or step == len(sampler) - 1:
@@ -108,7 +125,7 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         steps = len(sampler)
         s = sums.tolist()
         row = {"epoch": epoch, "loss": s[0] / steps, "recon": s[1] / steps, "kl": s[2] / steps,
-               "ce": s[3] / max(n_ce, 1)}
+               "ce": s[3] / max(float(n_ce), 1.0)}
         val = evaluate_split(model, data.val, device=device)
         row.update({f"val_{k}": v for k, v in val.items() if k in ("elbo", "recon", "kl", "accuracy", "log_loss")})
         row["seconds"] = time.perf_counter() - t0

@@ -1,0 +1,110 @@
+"""``semivae bench speed``: how close training runs to what the machine's matmul rate allows.
+
+Three figures, measured in one process:
+
+1. the sustained matrix-multiply rate R (GFLOP/s): median time of a 2048^2 matmul, per precision;
+2. the training throughput T (samples/s) of the dense paper model (784-1024-1024, z=2,
+   pi=10, mirrored decoder; RMSprop) through the trainer's own ``train_step``;
+3. the bound B = R / F, where F is the model's training FLOPs per sample (forward 2*in*out
+   per linear layer, backward 4*in*out, less the input gradient of the first layer), and
+   the ratio T / B.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from ..config import resolve
+from ..models import ModelSpec, build_model
+from .trainer import OPTIMIZERS, make_step, resolve_device
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, precision: str, n: int = 2048, seconds: float = 1.0) -> float:
+    """Sustained rate of an (n, n) @ (n, n) matmul in GFLOP/s: the median over ``seconds``."""
+    a = torch.randn(n, n, device=device, dtype=DTYPES[precision])
+    b = torch.randn(n, n, device=device, dtype=DTYPES[precision])
+    a @ b
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def training_flops_per_sample(model: nn.Module) -> int:
+    """Matmul FLOPs of one training step per sample: 6*in*out per linear layer, 4*in*out
+    for a layer whose input needs no gradient (the first encoder layer)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    first = model.encoder.net[0]
+    return sum((4 if m is first else 6) * m.in_features * m.out_features for m in linears)
+
+
+def paper_dense_model(device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+    cfg = resolve({"preset": "paper"})
+    torch.manual_seed(0)
+    model = build_model(ModelSpec((1, 28, 28), 10, "bernoulli"), cfg.arch, cfg.model).to(device)
+    return model, OPTIMIZERS[cfg.train.optimizer](model.parameters(), cfg.train)
+
+
+def training_rate(batch_size: int, steps: int, precision: str, device: torch.device, compile: bool) -> float:
+    """Samples per second of the trainer's step on the dense paper model, half the batch labelled."""
+    model, optimizer = paper_dense_model(device)
+    step = make_step(model, optimizer, precision, compile)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 256, (batch_size, 1, 28, 28), generator=g, dtype=torch.uint8).float() / 255).to(device)
+    y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
+    labelled = (torch.arange(batch_size) >= batch_size // 2).to(device)
+    for _ in range(5):  # warm-up (and compilation)
+        step(x, y, labelled)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(x, y, labelled)
+    _sync(device)
+    return batch_size * steps / (time.perf_counter() - t0)
+
+
+def speed_benchmark(batch_size: int = 256, steps: int = 30, precision: str = "both", device: str = "auto",
+                    compile: str = "both") -> dict:
+    dev = resolve_device(device)
+    model, _ = paper_dense_model(dev)
+    flops = training_flops_per_sample(model)
+    out = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "batch_size": batch_size, "steps": steps,
+           "train_gflop_per_sample": flops / 1e9, "results": {}}
+    precisions = ("fp32", "bf16") if precision == "both" else (precision,)
+    modes = (False, True) if compile == "both" else (compile == "yes",)
+    for p, c in [(p, c) for p in precisions for c in modes]:
+        rate = matmul_gflops(dev, p)
+        samples = training_rate(batch_size, steps, p, dev, c)
+        bound = rate * 1e9 / flops
+        out["results"][f"{p} {'compiled' if c else 'eager'}"] = {
+            "matmul_gflops": rate, "samples_per_s": samples, "bound_samples_per_s": bound,
+            "ratio_to_bound": samples / bound, "achieved_gflops": samples * flops / 1e9}
+    return out
+
+
+def format_speed(res: dict) -> str:
+    lines = [f"device {res['device']} ({res['cpu']}, {res['threads']} threads, torch {res['torch']}); "
+             f"dense paper model, batch {res['batch_size']}, {res['train_gflop_per_sample'] * 1e3:.1f} "
+             "MFLOP per training sample",
+             f"{'step':<16}{'matmul GFLOP/s':>16}{'samples/s':>12}{'bound':>12}{'ratio':>8}"]
+    for p, r in res["results"].items():
+        lines.append(f"{p:<16}{r['matmul_gflops']:>16.1f}{r['samples_per_s']:>12.0f}"
+                     f"{r['bound_samples_per_s']:>12.0f}{r['ratio_to_bound']:>8.1%}")
+    return "\n".join(lines)
