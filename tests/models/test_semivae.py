@@ -5,7 +5,7 @@ from semivae.config import ArchConfig, ModelConfig
 from semivae.models import ModelSpec, build_model
 
 SPEC = ModelSpec((1, 8, 8), 10, "bernoulli")
-ARCH = ArchConfig(hidden=[32], latent_dim=3)
+ARCH = ArchConfig(hidden=[32], latent_dim=3, dropout=0.0)
 
 
 def _model(mode, **kw):

@@ -2,7 +2,8 @@
 
 Encoder: 3x3 convs (channels[i], strides[i]) each with [BN] + ReLU, flatten, FC ``fc`` with
 [BN] + ReLU + [dropout]. Decoder: FC to the encoder's last feature map with [BN] + ReLU +
-[dropout], reshape, 3x3 transposed convs with the channels reversed and the strides in the
+[dropout], reshape, 3x3 transposed convs mirroring the encoder's channels (layer i outputs
+the channels that fed encoder layer L-1-i, the last keeps channels[0]) with the strides in the
 encoder's order (Table 14 applies the stride-2 layer last in both), then a 1x1 conv to the
 data's channels, cropped to the data's height and width.
 """
@@ -68,7 +69,8 @@ class ConvDecoder(nn.Module):
         self.head = nn.Sequential(*head)
         layers: list[nn.Module] = []
         c_in = channels[-1]
-        for c, s in zip(reversed(channels), strides):
+        outs = list(reversed(channels))[1:] + [channels[0]]  # mirror: 64,32 -> 32,32 (Table 14: 64,64,64)
+        for c, s in zip(outs, strides):
             layers.append(nn.ConvTranspose2d(c_in, c, 3, stride=s, padding=1, output_padding=s - 1,
                                              bias=not batch_norm))
             _norm_act(layers, c, batch_norm, 2)
