@@ -84,3 +84,25 @@ def test_console_script_help():
     assert out.returncode == 0
     for flag in ("--labels-per-class", "--label-fraction", "--mode", "--arch", "--preset", "--alpha", "--beta"):
         assert flag in out.stdout
+
+
+def test_tabular_csv_end_to_end(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    n = 200
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 3)) * [1.0, 10.0, 0.1] + np.where(y[:, None] == 1, 3.0, -3.0) * [1.0, 10.0, 0.1]
+    rows = ["f1,f2,f3,label"] + [f"{a:.4f},{b:.4f},{c:.4f},{'' if i % 3 else ['neg', 'pos'][t]}"
+                                 for i, ((a, b, c), t) in enumerate(zip(x, y))]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--hidden", "16", "--latent-dim", "2",
+                 "--epochs", "15", "--out", str(out), "--quiet", "--threads", "1"]) == 0
+    info = json.loads((out / "data.json").read_text())
+    assert info["kind"] == "tabular" and info["likelihood"] == "gaussian" and info["classes"] == ["neg", "pos"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9  # two well separated blobs
+    (tmp_path / "new.csv").write_text("f3,f2,f1\n0.3,30,3\n-0.3,-30,-3\n")  # columns matched by name
+    assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0
+    pred = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["predicted"] for r in pred] == ["pos", "neg"]
