@@ -8,7 +8,6 @@ config-file key and a Python keyword always have the same name.
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -186,9 +185,6 @@ def validate(cfg: RunConfig) -> None:
     if m.alpha < 0 or m.beta < 0:
         raise UserError("--alpha and --beta must be >= 0")
 
-
-def section_fields(section: str) -> list[dataclasses.Field]:
-    return list(fields(SECTIONS[section]))
 
 
 def nest(flat: dict) -> dict:

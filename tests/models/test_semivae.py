@@ -75,3 +75,12 @@ def test_beta_weights_the_kl_hook():
         torch.manual_seed(0)
         terms[beta] = m.loss(x, y, labelled)
     torch.testing.assert_close(terms[2.0].total - terms[0.0].total, 2.0 * terms[2.0].kl, atol=1e-4, rtol=1e-4)
+
+
+def test_reconstruct_and_predict_shapes():
+    m = _model("semi").eval()
+    x, _, _ = _batch()
+    rec = m.reconstruct(x)
+    assert rec.shape == x.shape and ((rec > 0) & (rec < 1)).all()  # Bernoulli means
+    proba = m.predict_proba(x)
+    assert proba.shape == (6, 10) and torch.allclose(proba.sum(1), torch.ones(6))

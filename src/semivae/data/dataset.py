@@ -47,9 +47,6 @@ class ArrayData:
             return v.to(device) if isinstance(v, torch.Tensor) else v
         return ArrayData(self.x.to(device), self.y.to(device), move(self.shift), move(self.scale))
 
-    def subset(self, idx: torch.Tensor) -> "ArrayData":
-        return ArrayData(self.x[idx], self.y[idx], self.shift, self.scale)
-
 
 @dataclass
 class DataBundle:
