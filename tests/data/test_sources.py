@@ -331,3 +331,16 @@ def test_load_inputs_images_and_shape_mismatch(tmp_path):
     like["shape"] = (1, 6, 6)
     d = load_inputs(str(tmp_path / "n.npz"), like)  # same raw form as training (digits-like 0..16)
     assert d.x.dtype == torch.uint8 and d.batch(torch.arange(1)).max() == pytest.approx(0.5)
+
+
+def test_npz_labels_with_a_gap_are_a_user_error(tmp_path):
+    import numpy as np
+    import pytest
+
+    from semivae.data import load_dataset
+    from semivae.errors import UserError
+
+    p = tmp_path / "gap.npz"
+    np.savez(p, x=np.random.rand(6, 3).astype(np.float32), y=np.array([0, 1, 12, 0, 1, -1]))
+    with pytest.raises(UserError, match="none is 2"):
+        load_dataset(str(p))

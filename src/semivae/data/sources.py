@@ -120,6 +120,11 @@ def _load_npz(path: Path, label_column: str) -> DataBundle:
     labelled = [v[v >= 0] for v in (y, a.y_test) if v is not None]
     n_max = max((int(v.max()) + 1 for v in labelled if len(v)), default=0)
     classes = a.classes if a.classes is not None else [str(i) for i in range(n_max)]
+    if a.classes is None and n_max:  # classes inferred from 0..max: a gap is a labelling mistake
+        missing = sorted(set(range(n_max)) - set(np.concatenate(labelled).tolist()))
+        if missing:
+            raise UserError(f"y in {path} uses labels up to {n_max - 1} but none is {missing[0]}; "
+                            "number the classes 0..K-1 without gaps or list every class name in 'classes'")
     for what, v in (("y", y), ("y_test", a.y_test)):
         if v is not None:
             _check_labels(v, len(classes), f"{what} in {path}")
