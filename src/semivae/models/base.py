@@ -40,9 +40,6 @@ class LossTerms:
     ce: torch.Tensor
     n_labelled: torch.Tensor  # () number of labelled points in the batch
 
-    def as_floats(self) -> dict[str, float]:
-        return {"loss": float(self.total), "recon": float(self.recon), "kl": float(self.kl), "ce": float(self.ce)}
-
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -4,7 +4,7 @@ Three figures, measured in one process:
 
 1. the sustained matrix-multiply rate R (GFLOP/s): median time of a 2048^2 matmul, per precision;
 2. the training throughput T (samples/s) of the dense paper model (784-1024-1024, z=2,
-   pi=10, mirrored decoder; RMSprop) through the trainer's own ``train_step``;
+   pi=10, mirrored decoder; RMSprop) through the trainer's own step (``make_step``);
 3. the bound B = R / F, where F is the model's training FLOPs per sample (forward 2*in*out
    per linear layer, backward 4*in*out, less the input gradient of the first layer), and
    the ratio T / B.
@@ -89,8 +89,9 @@ def speed_benchmark(batch_size: int = 256, steps: int = 30, precision: str = "bo
            "train_gflop_per_sample": flops / 1e9, "results": {}}
     precisions = ("fp32", "bf16") if precision == "both" else (precision,)
     modes = (False, True) if compile == "both" else (compile == "yes",)
+    rates = {p: matmul_gflops(dev, p) for p in precisions}  # once per precision
     for p, c in [(p, c) for p in precisions for c in modes]:
-        rate = matmul_gflops(dev, p)
+        rate = rates[p]
         samples = training_rate(batch_size, steps, p, dev, c)
         bound = rate * 1e9 / flops
         out["results"][f"{p} {'compiled' if c else 'eager'}"] = {
