@@ -72,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
     e.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     e.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+    e.add_argument("--iwae-k", type=int, default=0,
+                   help="also report the test negative log-likelihood, the IWAE bound with this many samples (e.g. 5000)")
+    e.add_argument("--iwae-points", type=int, default=None, help="score only the first N points for the NLL (default: all)")
 
-    r = sub.add_parser("predict", help="class probabilities for new data, as CSV")
+    r = sub.add_parser("predict", help="class probabilities (and continuous targets) for new data, as CSV")
     r.add_argument("run", help="run directory written by `semivae train`")
     r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
     r.add_argument("--out", help="CSV file to write (default: stdout)")
@@ -110,6 +113,10 @@ def _table(res: dict) -> str:
     for k in ("accuracy", "log_loss", "elbo", "recon", "kl"):
         if k in res:
             lines.append(f"{k:<8} {res[k]:.4f}")
+    if "nll" in res:
+        lines.append(f"nll      {res['nll']:.4f} nats (IWAE, k={res['iwae_k']}, {res['nll_points']} points)")
+    for i, (rm, r2) in enumerate(zip(res.get("target_rmse", []), res.get("target_r2", []))):
+        lines.append(f"target {i}: rmse {rm:.4g}, r2 {r2:.4f}")
     if "confusion" in res:
         classes = res["classes"]
         w = max(5, *(len(c) for c in classes))
@@ -123,20 +130,19 @@ def _table(res: dict) -> str:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from .eval import evaluate
 
-    res = evaluate(a.run, a.split, data_dir=a.data_dir)
+    res = evaluate(a.run, a.split, data_dir=a.data_dir, iwae_k=a.iwae_k, iwae_points=a.iwae_points)
     print(json.dumps(res, indent=1) if a.json else _table(res))
     return 0
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from .eval import predict, proba_csv
+    from .eval import predict_all
     from .train.run import write_atomic
 
-    proba, classes = predict(a.run, a.input)
-    text = proba_csv(proba, classes)
+    text = predict_all(a.run, a.input)
     if a.out:
         write_atomic(Path(a.out), text)
-        print(f"wrote {len(proba)} rows to {a.out}", file=sys.stderr)
+        print(f"wrote {text.count(chr(10)) - 1} rows to {a.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

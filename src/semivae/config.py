@@ -52,11 +52,23 @@ class ArchConfig:
 
 @dataclass
 class ModelConfig:
-    model: str = opt("semivae", "model family (registry name)")
+    model: str = opt("semivae", "model family: semivae (Berkhahn et al.), m2, m1m2 or pspec (partially specified)")
     mode: str = opt("semi", "semi (ELBO + alpha*CE), unsupervised (plain VAE, no pi) or supervised (encoder + pi, CE only)")
     alpha: float = opt(20.0, "weight of the cross-entropy on labelled points (paper: of the reconstruction's order)")
     beta: float = opt(0.25, "weight of KL(q(z|x) || N(0, I)); 1 = plain VAE, >1 = beta-VAE, <1 frees pi")
     likelihood: str | None = opt(None, "bernoulli, gaussian (learned scale) or gaussian-fixed (default: from the data)")
+    kl_schedule: str = opt("constant", "KL term: constant (beta*KL), warmup (beta ramped up from 0) or capacity (gamma*|KL - C(t)|)")
+    warmup_epochs: float = opt(10.0, "warmup: epochs over which the KL weight rises linearly from 0 to beta")
+    gamma: float = opt(1000.0, "capacity: weight of |KL - C(t)| (Burgess et al. 2018)")
+    capacity_max: float = opt(25.0, "capacity: final KL target C in nats")
+    capacity_epochs: float = opt(20.0, "capacity: epochs over which C rises linearly from 0 to its final value")
+    structure: str = opt("z|x,y", "m2/pspec inference graph: z|x,y (q(y|x) q(z|x,y)) or y|z,x (q(z|x) q(y|z,x))")
+    samples: int = opt(1, "m2/pspec: importance samples S of z per labelled point (1 = plain ELBO)")
+    discrete: str = opt("enumerate", "m2/pspec, unlabelled points: enumerate the K classes exactly, or relax (Gumbel-softmax)")
+    temperature: float = opt(0.5, "relax: temperature of the Gumbel-softmax (concrete) sample of y")
+    m1_epochs: int = opt(20, "m1m2: epochs of the first stage, the VAE M1 on all data")
+    m2_hidden: list[int] = opt([500], "m1m2: hidden widths of the M2 networks stacked on M1's latent means")
+    m2_latent_dim: int = opt(50, "m1m2: size of M2's z")
 
 
 @dataclass
@@ -113,6 +125,16 @@ class RunConfig:
 # alpha 500 was the best of {10, 50, 500} on MNIST with 100 labels, batch 128 is ours.
 _PAPER_TRAIN = {"optimizer": "rmsprop", "lr": 5e-4, "momentum": 0.9, "batch_size": 128}
 _PAPER_MODEL = {"alpha": 500.0, "beta": 1.0}
+# Per-model defaults, applied before the preset: the sizes the literature uses for each.
+# m2 / pspec: one 500-unit hidden layer per network and z=50 (Pyro's SS-VAE tutorial);
+# m1m2: Kingma et al. 2014's M1 (two 600-unit layers, z=50) under a 500-unit M2.
+_LATENT_CLASS = {"arch": {"hidden": [500], "latent_dim": 50, "dropout": 0.0}, "model": {"beta": 1.0, "alpha": 50.0}}
+MODEL_DEFAULTS: dict[str, dict] = {
+    "m2": _LATENT_CLASS,
+    "pspec": {"arch": _LATENT_CLASS["arch"], "model": {**_LATENT_CLASS["model"], "samples": 8}},
+    "m1m2": {"arch": {"hidden": [600, 600], "latent_dim": 50, "dropout": 0.0}, "model": {"beta": 1.0, "alpha": 50.0}},
+}
+
 PRESETS: dict[str, dict[str, dict]] = {
     "default": {"dense": {}, "conv": {"arch": {"batch_norm": True, "dropout": 0.25}}},
     "paper": {
@@ -156,7 +178,8 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
         raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if arch not in PRESETS[preset]:
         raise UserError(f"unknown arch {arch!r}; choose one of {sorted(PRESETS[preset])}")
-    base = RunConfig().to_dict()
+    model = merged.get("model", {}).get("model", ModelConfig.model)
+    base = _merge(RunConfig().to_dict(), MODEL_DEFAULTS.get(model, {}))
     cfg = RunConfig.from_dict(_merge(_merge(base, PRESETS[preset][arch]), merged))
     validate(cfg)
     return cfg
@@ -184,6 +207,14 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
     if m.alpha < 0 or m.beta < 0:
         raise UserError("--alpha and --beta must be >= 0")
+    if m.kl_schedule not in ("constant", "warmup", "capacity"):
+        raise UserError(f"unknown --kl-schedule {m.kl_schedule!r}; choose constant, warmup or capacity")
+    if m.structure not in ("z|x,y", "y|z,x"):
+        raise UserError(f"unknown --structure {m.structure!r}; choose 'z|x,y' or 'y|z,x'")
+    if m.discrete not in ("enumerate", "relax"):
+        raise UserError(f"unknown --discrete {m.discrete!r}; choose enumerate or relax")
+    if m.samples < 1 or m.temperature <= 0:
+        raise UserError("--samples must be >= 1 and --temperature > 0; raise them")
 
 
 

@@ -52,9 +52,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, tiny, monke
     original = SemiVAE.loss
     calls = {"n": 0}
 
-    def poisoned(self, x, y, labelled):
+    def poisoned(self, x, y, labelled, t=None):
         calls["n"] += 1
-        terms = original(self, x, y, labelled)
+        terms = original(self, x, y, labelled, t)
         if calls["n"] > 45:  # epoch 1 has 40 steps; poison epoch 2
             terms.total = terms.total * float("nan")
         return terms

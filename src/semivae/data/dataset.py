@@ -24,10 +24,13 @@ class ArrayData:
     y: torch.Tensor  # (N,) int64, -1 = unlabelled
     shift: torch.Tensor | float = 0.0
     scale: torch.Tensor | float = 1.0
+    t: torch.Tensor | None = None  # (N, T) float32 continuous targets, standardised; NaN = unobserved
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
             raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
+        if self.t is not None and self.t.shape[0] != self.x.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} rows but t has {self.t.shape[0]}")
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -45,7 +48,12 @@ class ArrayData:
         """The same data with every tensor on ``device``."""
         def move(v):
             return v.to(device) if isinstance(v, torch.Tensor) else v
-        return ArrayData(self.x.to(device), self.y.to(device), move(self.shift), move(self.scale))
+        return ArrayData(self.x.to(device), self.y.to(device), move(self.shift), move(self.scale), move(self.t))
+
+    def take(self, idx: torch.Tensor | slice, y: torch.Tensor | None = None) -> "ArrayData":
+        """The rows ``idx`` (optionally with other labels ``y``), same normalisation."""
+        t = None if self.t is None else self.t[idx]
+        return ArrayData(self.x[idx], self.y[idx] if y is None else y, self.shift, self.scale, t)
 
 
 @dataclass

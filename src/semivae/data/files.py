@@ -33,11 +33,16 @@ class NpzArrays:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     classes: list[str] | None
+    t: np.ndarray | None = None  # (N, T) float continuous targets, NaN = unobserved
+    t_test: np.ndarray | None = None
+    target_names: list[str] | None = None
 
 
 def read_npz(path: Path) -> NpzArrays:
-    """Read ``x`` and the optional ``y``, ``x_test``, ``y_test``, ``classes`` (no pickle)."""
-    arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes"))
+    """Read ``x`` and the optional ``y``, ``x_test``, ``y_test``, ``classes``, and continuous
+    targets ``t`` / ``t_test`` (N,) or (N, T) with NaN where unobserved, named by
+    ``target_names`` (no pickle)."""
+    arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names"))
     x = check_inputs(arrays["x"], f"x in {path}")
     y = _labels(arrays["y"], len(x), f"y in {path}")
     x_test, y_test = arrays["x_test"], arrays["y_test"]
@@ -55,7 +60,28 @@ def read_npz(path: Path) -> NpzArrays:
     if arrays["classes"] is not None:
         c = arrays["classes"]
         classes = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(c).tolist()]
-    return NpzArrays(x, y, x_test, y_test, classes)
+    t = _targets(arrays["t"], len(x), f"t in {path}")
+    t_test = _targets(arrays["t_test"], len(x_test) if x_test is not None else 0, f"t_test in {path}")
+    if t_test is not None and (t is None or t_test.shape[1] != t.shape[1]):
+        raise UserError(f"t_test in {path} does not match t; save t and t_test with the same number of columns")
+    names = arrays["target_names"]
+    target_names = None if t is None else (
+        [str(v) for v in np.ravel(names).tolist()] if names is not None else [f"t{i}" for i in range(t.shape[1])])
+    if t is not None and len(target_names) != t.shape[1]:
+        raise UserError(f"target_names in {path} has {len(target_names)} names for {t.shape[1]} target columns; give one per column")
+    return NpzArrays(x, y, x_test, y_test, classes, t, t_test, target_names)
+
+
+def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
+    """Continuous targets -> (N, T) float32; NaN marks an unobserved value."""
+    if t is None:
+        return None
+    if not np.issubdtype(t.dtype, np.number) or t.ndim not in (1, 2) or len(t) != n:
+        raise UserError(f"{what} must be a numeric (N,) or (N, T) array with one row per sample ({n}); fix its shape")
+    t = t.astype(np.float32).reshape(n, -1)
+    if np.isinf(t).any():
+        raise UserError(f"{what} holds an infinite value; use NaN to mark an unobserved target")
+    return t
 
 
 def read_npz_inputs(path: Path) -> np.ndarray:

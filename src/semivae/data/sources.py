@@ -128,7 +128,8 @@ def _load_npz(path: Path, label_column: str) -> DataBundle:
     for what, v in (("y", y), ("y_test", a.y_test)):
         if v is not None:
             _check_labels(v, len(classes), f"{what} in {path}")
-    return _assemble(path, a.x, y, a.x_test, a.y_test, classes, label_column, None)
+    return _assemble(path, a.x, y, a.x_test, a.y_test, classes, label_column, None,
+                     targets=(a.t, a.t_test, a.target_names))
 
 
 def _check_labels(y: np.ndarray, k: int, what: str) -> None:
@@ -194,13 +195,26 @@ def carve_test(y: np.ndarray, fraction: float = TEST_FRACTION, seed: int = 0) ->
 def _assemble(
     path: Path, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test: np.ndarray | None,
     classes: list[str], label_column: str, feature_names: list[str] | None,
+    targets: tuple[np.ndarray | None, np.ndarray | None, list[str] | None] = (None, None, None),
 ) -> DataBundle:
-    """Split (if no test given), normalise, and wrap user arrays into a bundle."""
+    """Split (if no test given), normalise, and wrap user arrays into a bundle.
+
+    Continuous ``targets`` (t, t_test, names) are standardised with the training split's
+    mean and std (saved in ``meta``), so a model's N(0, 1) prior on them fits.
+    """
     if len(x) == 0:
         raise UserError(f"{path} holds no samples; add data to it")
+    t, t_test, target_names = targets
     if x_test is None or y_test is None:
         tr, te = carve_test(y)
         x, y, x_test, y_test = x[tr], y[tr], x[te], y[te]
+        t, t_test = (None, None) if t is None else (t[tr], t[te])
+    t_mean = t_std = None
+    if t is not None:
+        if np.isnan(t).all(0).any():
+            raise UserError(f"a target column in {path} has no observed value; drop it or observe it somewhere")
+        t_mean, t_std = np.nanmean(t, 0), np.maximum(np.nanstd(t, 0), STD_FLOOR)
+        t_test = t_test if t_test is not None else np.full((len(x_test), t.shape[1]), np.nan, np.float32)
     tabular = x.ndim == 2
     shift: torch.Tensor | float
     scale: torch.Tensor | float
@@ -211,12 +225,15 @@ def _assemble(
     else:
         shift, scale = 0.0, (1.0 / 255.0 if x.dtype == np.uint8 else 1.0)
 
-    def part(xa: np.ndarray, ya: np.ndarray) -> ArrayData:
-        return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift, scale)
+    def part(xa: np.ndarray, ya: np.ndarray, ta: np.ndarray | None) -> ArrayData:
+        tt = None if ta is None else torch.from_numpy(((ta - t_mean) / t_std).astype(np.float32))
+        return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift, scale, tt)
 
     meta = {"source": str(path.resolve()), "feature_names": feature_names, "label_column": label_column}
+    if t is not None:
+        meta.update(target_names=target_names, target_mean=t_mean.tolist(), target_std=t_std.tolist())
     kind, likelihood = ("tabular", "gaussian") if tabular else ("image", "bernoulli")
-    return DataBundle(path.stem, part(x, y), part(x_test, y_test), list(classes), kind, likelihood, meta)
+    return DataBundle(path.stem, part(x, y, t), part(x_test, y_test, t_test), list(classes), kind, likelihood, meta)
 
 
 # ----------------------------------------------------------------------- prediction

@@ -85,8 +85,12 @@ def apply_split(full: ArrayData, split: Split) -> TrainingData:
     y_visible[split.labelled] = y_full[split.labelled]
     y_visible[split.val_labelled] = y_full[split.val_labelled]
     y_visible = torch.from_numpy(y_visible)
-    train = ArrayData(full.x[train_idx], y_visible[train_idx], full.shift, full.scale)
-    val = ArrayData(full.x[split.val], y_visible[split.val], full.shift, full.scale)
+    if full.t is not None:  # continuous targets are supervised like labels: only within the budget
+        hidden = np.ones(n, dtype=bool)
+        hidden[split.labelled] = hidden[split.val_labelled] = False
+        full = ArrayData(full.x, full.y, full.shift, full.scale, full.t.masked_fill(torch.from_numpy(hidden)[:, None], float("nan")))
+    train = full.take(torch.from_numpy(train_idx), y_visible[train_idx])
+    val = full.take(torch.from_numpy(split.val), y_visible[split.val])
     position = np.full(n, -1)
     position[train_idx] = np.arange(len(train_idx))
     return TrainingData(train=train, val=val, labelled=torch.from_numpy(position[split.labelled]).long())

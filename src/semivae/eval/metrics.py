@@ -1,4 +1,4 @@
-"""Classification metrics as pure functions of arrays (scikit-learn underneath)."""
+"""Classification and regression metrics as pure functions of arrays (scikit-learn underneath)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,20 @@ def confusion_matrix(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """(K, K) counts: row = true class, column = predicted class."""
     k = proba.shape[1]
     return _confusion(y, proba.argmax(1), labels=np.arange(k))
+
+
+def rmse(t: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Root mean squared error per target column over the observed (non-NaN) rows: (T,)."""
+    obs = ~np.isnan(t)
+    err = np.where(obs, np.nan_to_num(t) - pred, 0.0)
+    return np.sqrt((err**2).sum(0) / np.maximum(obs.sum(0), 1))
+
+
+def r2(t: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per target column over the observed rows: (T,).
+    1 = perfect, 0 = no better than predicting the column's mean."""
+    obs = ~np.isnan(t)
+    mean = np.nanmean(np.where(obs, t, np.nan), 0)
+    ss_res = (np.where(obs, np.nan_to_num(t) - pred, 0.0) ** 2).sum(0)
+    ss_tot = (np.where(obs, np.nan_to_num(t) - mean, 0.0) ** 2).sum(0)
+    return 1.0 - ss_res / np.maximum(ss_tot, 1e-12)

@@ -5,7 +5,11 @@ A model is an ``nn.Module`` with:
 - ``inference(x) -> Inference``: the inference model q, evaluated on a batch;
 - ``generative(z, pi) -> params``: the generative model p(x | ...), as likelihood parameters;
 - ``loss(x, y, labelled) -> LossTerms``: the training objective on a batch, as named terms;
-- ``predict_proba(x) -> (B, K)`` when ``has_classifier``; ``elbo(x) -> (B,)`` when ``has_decoder``.
+- ``predict_proba(x) -> (B, K)`` when ``has_classifier``;
+- ``elbo_terms(x) -> (log p(x|.), KL)`` and ``log_weights(x, k) -> (k, B)`` (for the IWAE
+  bound) when ``has_decoder``;
+- optionally ``stages(epochs) -> [Stage]`` when training runs in steps (M1, then M2);
+  each stage's module honours this contract itself.
 """
 
 from __future__ import annotations
@@ -48,3 +52,13 @@ class ModelSpec:
     data_shape: tuple[int, ...]
     n_classes: int
     likelihood: str
+    n_targets: int = 0  # continuous supervised variables (regression targets)
+
+
+@dataclass
+class Stage:
+    """One training stage: the trainer runs ``fit(module, ...)`` for ``epochs``."""
+
+    name: str
+    module: torch.nn.Module
+    epochs: int

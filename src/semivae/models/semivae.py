@@ -9,8 +9,10 @@ Objective on a batch (minimised):
         + alpha * mean_{labelled j} CE(pi(x_j), y_j)
 
 Modes, one code path: ``semi`` (all of it), ``unsupervised`` (no pi; decoder sees z only:
-a VAE / beta-VAE) and ``supervised`` (encoder + pi only, cross-entropy alone). A variant
-changes the KL term by overriding :meth:`SemiVAE.regularizer`, not by copying the loss.
+a VAE / beta-VAE) and ``supervised`` (encoder + pi only, cross-entropy alone). The KL
+term goes through a schedule (``--kl-schedule``: constant beta, warm-up, capacity); a
+variant changes it by overriding :meth:`SemiVAE.regularizer`, not by copying the loss.
+In ``semi`` mode p(x | z, pi) is conditioned on pi(x), so ``log_weights`` bound log p(x | pi(x)).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from torch import nn
 from ..config import ArchConfig, ModelConfig
 from ..nn import make_decoder, make_encoder
 from ..objectives import gaussian_kl_standard, make_likelihood, reparameterise
+from ..objectives.kl import gaussian_log_prob, standard_normal_log_prob
+from ..objectives.schedules import KLSchedule
 from .base import Inference, LossTerms, ModelSpec
 
 
@@ -44,7 +48,8 @@ class SemiVAE(nn.Module):
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig):
         super().__init__()
         self.spec, self.mode = spec, MODES[cfg.mode]
-        self.alpha, self.beta = cfg.alpha, cfg.beta
+        self.alpha = cfg.alpha
+        self.kl_schedule = KLSchedule.from_config(cfg)
         self.encoder = make_encoder(arch, spec.data_shape)
         h = self.encoder.out_features
         if self.mode.classifier:
@@ -80,11 +85,12 @@ class SemiVAE(nn.Module):
         return self.decoder(code)  # (B, *shape) likelihood parameters
 
     def regularizer(self, inf: Inference) -> torch.Tensor:
-        """Per-point penalty on q(z|x): beta * KL. The hook a variant overrides. (B,)"""
-        return self.beta * gaussian_kl_standard(inf.mu, inf.logvar)
+        """Per-point penalty on q(z|x): the scheduled KL. The hook a variant overrides. (B,)"""
+        return self.kl_schedule.penalty(gaussian_kl_standard(inf.mu, inf.logvar))
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor) -> LossTerms:
-        """``labelled`` (B,) bool marks the points whose label ``y`` may be used."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor, t: torch.Tensor | None = None) -> LossTerms:
+        """``labelled`` (B,) bool marks the points whose label ``y`` may be used; continuous
+        targets ``t`` are not modelled here (see the pspec model)."""
         inf = self.inference(x)
         zero = x.new_zeros(())
         recon = kl = ce = zero
@@ -115,6 +121,15 @@ class SemiVAE(nn.Module):
         """One-sample estimate of (log p(x | z, pi), KL) per point: two (B,) tensors."""
         inf = self.inference(x)
         return self.likelihood.log_prob(x, self._decode(inf)), gaussian_kl_standard(inf.mu, inf.logvar)
+
+    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x | z, pi) + log p(z) - log q(z|x) for k samples z ~ q(z|x): (k, B)."""
+        inf = self.inference(x, sample=False)
+        z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, D)
+        pi = torch.softmax(inf.logits, -1).expand(k, *inf.logits.shape) if self.mode.classifier else None
+        params = self.generative(z.flatten(0, 1), None if pi is None else pi.flatten(0, 1))  # (k*B, *shape)
+        log_px = self.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params).view(k, len(x))
+        return log_px + standard_normal_log_prob(z) - gaussian_log_prob(z, inf.mu, inf.logvar)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of p(x | z = mu(x), pi(x)): (B, *shape)."""

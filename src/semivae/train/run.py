@@ -48,7 +48,8 @@ def save_weights(model: nn.Module, path: Path) -> None:
 def default_run_dir(cfg: RunConfig) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = Path(cfg.data.dataset).stem if os.sep in cfg.data.dataset else cfg.data.dataset
-    base = Path("runs") / f"{stamp}-{name}-{cfg.model.mode}"
+    kind = cfg.model.mode if cfg.model.model == "semivae" else cfg.model.model
+    base = Path("runs") / f"{stamp}-{name}-{kind}"
     path, i = base, 1
     while path.exists():
         path, i = Path(f"{base}-{i}"), i + 1
@@ -98,7 +99,8 @@ class LoadedRun:
 
 
 def model_spec(data_info: dict) -> ModelSpec:
-    return ModelSpec(tuple(data_info["shape"]), len(data_info["classes"]), data_info["likelihood"])
+    return ModelSpec(tuple(data_info["shape"]), len(data_info["classes"]), data_info["likelihood"],
+                     len(data_info.get("target_names") or []))
 
 
 def load_run(path: str | Path) -> LoadedRun:

@@ -7,6 +7,7 @@ input (config, data files, labels, budget) runs before the run directory is crea
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from ..config import RunConfig, nest, resolve
 from ..data import DataBundle, load_dataset
 from ..data.splits import Split, apply_split, make_split
 from ..errors import UserError
-from ..models import build_model
+from ..models import build_model, stages
 from .run import RunWriter, check_out_dir, default_run_dir, model_spec
 from .trainer import TrainingDiverged, fit, monitor_of
 
@@ -38,9 +39,14 @@ def describe_data(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: 
         "classes": list(bundle.classes), "likelihood": likelihood,
         "shift": _jsonable(bundle.train.shift), "scale": _jsonable(bundle.train.scale),
         "source": bundle.meta.get("source", bundle.name), "feature_names": bundle.meta.get("feature_names"),
-        "label_column": cfg.data.label_column, "n_train": len(bundle.train) - len(split.val),
+        "label_column": cfg.data.label_column, **_targets_info(bundle.meta), "n_train": len(bundle.train) - len(split.val),
         "n_val": len(split.val), "n_labelled": len(split.labelled), "validation_labels": val_note,
     }
+
+
+def _targets_info(meta: dict) -> dict:
+    """Names and standardisation of continuous targets (none for most data)."""
+    return {k: meta.get(k) for k in ("target_names", "target_mean", "target_std")}
 
 
 def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str, split: Split) -> None:
@@ -48,6 +54,9 @@ def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str, split:
         raise UserError(f"--arch conv needs image data but {cfg.data.dataset} is {bundle.kind}; use --arch dense")
     if likelihood == "bernoulli" and bundle.kind != "image":
         raise UserError("the bernoulli likelihood needs data in [0, 1]; use --likelihood gaussian for tabular features")
+    if cfg.model.model != "semivae" and bundle.n_classes < 2:
+        raise UserError(f"model {cfg.model.model} needs at least 2 classes, the data has {bundle.n_classes}; "
+                        "use --model semivae --mode unsupervised")
     if cfg.model.mode in ("semi", "supervised") and bundle.n_classes < 2:
         raise UserError(f"mode {cfg.model.mode} needs at least 2 classes, the data has {bundle.n_classes}; use --mode unsupervised")
     if cfg.model.mode == "supervised" and len(split.labelled) == 0:
@@ -82,9 +91,13 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     t0 = time.perf_counter()
     summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
                "n_labelled": len(split.labelled), "validation_labels": info["validation_labels"]}
+    history: list[dict] = []
     try:
-        history = fit(model, data, cfg.train, label_ratio=cfg.data.label_ratio, progress=progress,
-                      on_epoch=lambda row, save: writer.epoch(row, model, save))
+        for stage in stages(model, cfg.train.epochs):
+            def on_epoch(row: dict, save: bool, name: str = stage.name) -> None:
+                writer.epoch({"stage": name, **row}, model, save)
+            history += fit(stage.module, data, replace(cfg.train, epochs=stage.epochs),
+                           label_ratio=cfg.data.label_ratio, progress=progress, on_epoch=on_epoch)
     except TrainingDiverged as e:
         summary.update(status="diverged", message=f"{e}; the last good weights are kept")
         writer.summary(summary)

@@ -24,6 +24,7 @@ from ..data.sampler import MixedBatchSampler
 from ..data.splits import TrainingData
 from ..errors import TrainingDiverged
 from ..eval.evaluate_split import evaluate_split
+from ..objectives.schedules import KLSchedule
 
 OPTIMIZERS: dict[str, Callable] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
@@ -65,7 +66,7 @@ def make_sampler(model: nn.Module, data: TrainingData, cfg: TrainConfig, label_r
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32",
               compile: bool = False) -> Callable:
-    """``step(x, y, labelled) -> LossTerms``: one optimisation step on a batch.
+    """``step(x, y, labelled, t) -> LossTerms``: one optimisation step on a batch.
 
     With ``compile`` the loss (forward) and the optimiser update go through
     ``torch.compile``; backward is compiled with the forward graph.
@@ -73,9 +74,9 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str
     loss_fn = torch.compile(model.loss) if compile else model.loss
     update = torch.compile(optimizer.step) if compile else optimizer.step
 
-    def step(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor):
+    def step(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor, t: torch.Tensor | None = None):
         with autocast(x.device, precision):
-            terms = loss_fn(x, y, labelled)
+            terms = loss_fn(x, y, labelled, t)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         update()
@@ -100,6 +101,7 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     sampler = make_sampler(model, data, cfg, label_ratio, generator)
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg)
     step_fn = make_step(model, optimizer, cfg.precision, cfg.compile)
+    schedules = [m for m in model.modules() if isinstance(m, KLSchedule)]
     history: list[dict] = []
     best, best_state, since_best = math.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
@@ -113,9 +115,12 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             idx = torch.cat([unl, lab]).to(device)
             x = train.batch(idx)  # (B, *shape)
             y = train.y[idx]
+            t = None if train.t is None else train.t[idx]  # (B, T), NaN = unobserved
             labelled = torch.zeros(len(idx), dtype=torch.bool, device=device)
             labelled[len(unl):] = True
-            terms = step_fn(x, y, labelled)
+            for s in schedules:  # training progress in epochs, for KL warm-up / capacity
+                s.t.fill_(epoch - 1 + step / len(sampler))
+            terms = step_fn(x, y, labelled, t)
             sums += torch.stack([terms.total.detach(), terms.recon, terms.kl, terms.ce]).float()
             n_ce += terms.n_labelled > 0
             if step % 25 == 0 or step == len(sampler) - 1:

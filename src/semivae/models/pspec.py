@@ -1,0 +1,256 @@
+"""Partially-specified semi-supervised VAE (Siddharth et al. 2017); Kingma's M2 is its simplest case.
+
+Generative model p (declared variables y and r, unstructured z):
+    y ~ Cat(1/K);  r ~ N(0, I_T) (only when the data has T continuous targets);  z ~ N(0, I_D)
+    x ~ p(x | dec([z, onehot(y), r]))
+Inference model q, by ``structure``:
+    "z|x,y":  q(y|x) = Cat(softmax(f(enc_y(x))));  q(z|x,y) = N(g([enc_z(x), y]))     (M2's graph)
+    "y|z,x":  q(z|x) = N(g(enc_z(x)));  q(y|z,x) = Cat(softmax(f([enc_y(x), z])))
+    q(r|x) = N(m(enc_y(x)), diag s(enc_y(x)))                                     (both)
+Labelled point (y observed; r observed where given). S samples z_s from the proposal,
+q(z|x,y) or q(z|x), give the importance-sampled estimate in its log-sum-exp form:
+    log p(x, y, r) ~= logsumexp_s log w_s - log S,   w_s = p(x, y, r, z_s) / q(z_s | .)
+    objective = that estimate + alpha * log q(y|x) [+ alpha * log q(r|x)]
+with q(y|x) = mean_s q(y | z_s, x) under "y|z,x". With S = 1 the estimate is the usual
+labelled ELBO; it is then computed with the analytic KL and the KL schedule (beta, warm-up,
+capacity), which the S > 1 estimate, a bound on log p(x, y, r) itself, does not take.
+Unlabelled point: the ELBO with y summed out exactly over its K values in one (K, B) pass
+("enumerate"), or y a Gumbel-softmax sample ("relax"), and r ~ q(r|x):
+    E_q[log p(x | y, z, r)] - KL(q(z|.) || p(z)) - KL(q(y|.) || p(y)) - KL(q(r|x) || p(r))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ArchConfig, ModelConfig
+from ..nn import make_decoder, make_encoder, mlp
+from ..objectives import make_likelihood
+from ..objectives.kl import (categorical_kl_uniform, gaussian_kl_standard, gaussian_log_prob, reparameterise,
+                             standard_normal_log_prob)
+from ..objectives.schedules import KLSchedule
+from .base import Inference, LossTerms, ModelSpec
+
+
+class PartiallySpecifiedVAE(nn.Module):
+    has_classifier = True
+    has_decoder = True
+
+    def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig):
+        super().__init__()
+        self.spec, self.structure = spec, cfg.structure
+        self.K, self.D, self.T = spec.n_classes, arch.latent_dim, spec.n_targets
+        self.alpha, self.samples = cfg.alpha, cfg.samples
+        self.discrete, self.temperature = cfg.discrete, cfg.temperature
+        self.enc_y = make_encoder(arch, spec.data_shape)
+        self.enc_z = make_encoder(arch, spec.data_shape)
+        H = self.enc_y.out_features
+        if self.y_needs_z:  # q(y|z,x): one hidden layer over [enc_y(x), z]
+            self.to_y = nn.Sequential(mlp(H + self.D, [H]), nn.Linear(H, self.K))
+            self.to_z = nn.Linear(H, 2 * self.D)
+        else:  # q(y|x), q(z|x,y): y joins enc_z(x) in one hidden layer
+            self.to_y = nn.Linear(H, self.K)
+            self.to_z = nn.Sequential(mlp(H + self.K, [H]), nn.Linear(H, 2 * self.D))
+        if self.T:
+            self.to_r = nn.Linear(H, 2 * self.T)
+        self.decoder = make_decoder(arch, self.D + self.K + self.T, spec.data_shape)
+        self.likelihood = make_likelihood(spec.likelihood, spec.data_shape)
+        self.kl_schedule = KLSchedule.from_config(cfg)
+
+    @property
+    def y_needs_z(self) -> bool:
+        return self.structure == "y|z,x"
+
+    # -- the networks, on any leading dims (L, B, ...) ------------------------------------
+    def q_z(self, hz: torch.Tensor, y1h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x[,y]): (..., D) each; ``y1h`` (..., K) under "z|x,y"."""
+        inp = hz if self.y_needs_z else torch.cat([hz.expand(*y1h.shape[:-1], -1), y1h], -1)
+        mu, logvar = self.to_z(inp.flatten(0, -2)).view(*inp.shape[:-1], 2 * self.D).chunk(2, -1)
+        return mu, logvar.clamp(-20.0, 10.0)
+
+    def q_y_logits(self, hy: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """Logits of q(y|x) or q(y|z,x): (..., K)."""
+        if not self.y_needs_z:
+            return self.to_y(hy)
+        inp = torch.cat([hy.expand(*z.shape[:-1], -1), z], -1)
+        return self.to_y(inp.flatten(0, -2)).view(*z.shape[:-1], self.K)
+
+    def generative(self, z: torch.Tensor, y1h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """Likelihood parameters of p(x | y, z, r): z (..., B, D), y1h (..., B, K) -> (..., B, *shape)."""
+        parts = [z, y1h.expand(*z.shape[:-1], -1)] + ([r.expand(*z.shape[:-1], -1)] if self.T else [])
+        code = torch.cat(parts, -1)  # (..., B, D + K + T)
+        return self.decoder(code.flatten(0, -2)).view(*code.shape[:-1], *self.spec.data_shape)
+
+    def log_px(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """log p(x | .) for parameters with leading dims: (L, B, *shape) -> (L, B)."""
+        lead = params.shape[: params.dim() - x.dim()]
+        xs = x.expand(*lead, *x.shape)
+        return self.likelihood.log_prob(xs.flatten(0, len(lead)), params.flatten(0, len(lead))).view(*lead, len(x))
+
+    def regularizer(self, kl_z: torch.Tensor) -> torch.Tensor:
+        """The scheduled penalty on KL(q(z|.) || p(z)); the hook a variant overrides."""
+        return self.kl_schedule.penalty(kl_z)
+
+    def _r(self, hy: torch.Tensor, t: torch.Tensor | None):
+        """r to decode with (observed where given, else sampled), its penalty and the
+        regression NLL -log q(r_obs|x): ((B, T) | None, (B,), (B,))."""
+        zero = hy.new_zeros(len(hy))
+        if not self.T:
+            return None, zero, zero
+        mu, logvar = self.to_r(hy).chunk(2, -1)  # (B, T) each
+        logvar = logvar.clamp(-20.0, 10.0)
+        obs = torch.zeros_like(mu, dtype=torch.bool) if t is None else ~torch.isnan(t)
+        t0 = mu if t is None else torch.nan_to_num(t)
+        r = torch.where(obs, t0, reparameterise(mu, logvar))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, T) per dimension
+        log_prior = -0.5 * (t0.pow(2) + math.log(2 * math.pi))
+        log_q = -0.5 * ((t0 - mu).pow(2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
+        penalty = torch.where(obs, -log_prior, kl).sum(-1)
+        return r, penalty, torch.where(obs, -log_q, 0.0).sum(-1)
+
+    # -- the contract -------------------------------------------------------------------
+    def inference(self, x: torch.Tensor, sample: bool = True) -> Inference:
+        """q for a batch; under "z|x,y" z is coded given the most probable class."""
+        hy, hz = self.enc_y(x), self.enc_z(x)
+        if self.y_needs_z:
+            mu, logvar = self.q_z(hz, None)
+            z = reparameterise(mu, logvar) if sample else mu
+            logits = self.q_y_logits(hy, z)
+        else:
+            logits = self.q_y_logits(hy, None)
+            mu, logvar = self.q_z(hz, F.one_hot(logits.argmax(-1), self.K).to(hz.dtype))
+            z = reparameterise(mu, logvar) if sample else mu
+        return Inference(h=hy, mu=mu, logvar=logvar, z=z, logits=logits)
+
+    def enumerated(self, x, hy, hz, r, eps: torch.Tensor | None = None):
+        """Every class at once: (log p(x | y_k, z_k, r), KL_z, logits), shapes (K, B), (K, B)
+        or (B,), (B, K). ``eps`` (K, B, D) fixes the noise of the z samples."""
+        B = len(x)
+        eye = torch.eye(self.K, device=x.device, dtype=hz.dtype)[:, None, :].expand(self.K, B, self.K)  # (K, B, K)
+        if self.y_needs_z:  # one z ~ q(z|x), shared by every class
+            mu, logvar = self.q_z(hz, None)  # (B, D)
+            z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps[0])
+            logits = self.q_y_logits(hy, z)  # (B, K)
+            return self.log_px(x, self.generative(z.expand(self.K, B, -1), eye, r)), gaussian_kl_standard(mu, logvar), logits
+        mu, logvar = self.q_z(hz, eye)  # (K, B, D)
+        z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps)
+        return self.log_px(x, self.generative(z, eye, r)), gaussian_kl_standard(mu, logvar), self.q_y_logits(hy, None)
+
+    def _unlabelled(self, x, hy, hz, r, discrete: str):
+        """Per point: (negative ELBO with the KL schedule, E_q log p(x|.), KL_z + KL_y), each (B,),
+        and the (K, B) enumeration table (None when relaxed) for reuse by labelled points."""
+        if discrete == "enumerate":
+            table = self.enumerated(x, hy, hz, r)
+            rec, kl_z, logits = table
+            q = torch.softmax(logits, -1).T  # (K, B)
+            kl_z_mean = kl_z if kl_z.dim() == 1 else (q * kl_z).sum(0)
+            reg = self.regularizer(kl_z) if kl_z.dim() == 1 else (q * self.regularizer(kl_z)).sum(0)
+            log_px = (q * rec).sum(0)
+        else:  # relax: y a Gumbel-softmax sample
+            table = None
+            if self.y_needs_z:
+                mu, logvar = self.q_z(hz, None)
+                z = reparameterise(mu, logvar)
+                logits = self.q_y_logits(hy, z)
+                y_soft = F.gumbel_softmax(logits, tau=self.temperature)
+            else:
+                logits = self.q_y_logits(hy, None)
+                y_soft = F.gumbel_softmax(logits, tau=self.temperature)
+                mu, logvar = self.q_z(hz, y_soft)
+                z = reparameterise(mu, logvar)
+            log_px = self.log_px(x, self.generative(z[None], y_soft[None], r))[0]
+            kl_z_mean = gaussian_kl_standard(mu, logvar)
+            reg = self.regularizer(kl_z_mean)
+        kl_y = categorical_kl_uniform(logits)
+        return -log_px + reg + kl_y, log_px, kl_z_mean + kl_y, table
+
+    def importance_estimate(self, x, hy, hz, y1h, r, n: int):
+        """S = n samples for labelled points: (log p-hat(x, y, r) without log p(r), log q(y|x)), (B,) each."""
+        if self.y_needs_z:
+            mu, logvar = self.q_z(hz, None)  # proposal q(z|x)
+            mu, logvar = mu.expand(n, *mu.shape), logvar.expand(n, *logvar.shape)
+        else:
+            mu, logvar = self.q_z(hz, y1h.expand(n, *y1h.shape))  # proposal q(z|x,y): (S, B, D)
+        z = reparameterise(mu, logvar)  # (S, B, D)
+        log_w = (self.log_px(x, self.generative(z, y1h, r)) + standard_normal_log_prob(z)
+                 - gaussian_log_prob(z, mu, logvar) - math.log(self.K))  # (S, B)
+        log_joint = torch.logsumexp(log_w, 0) - math.log(n)
+        if self.y_needs_z:  # q(y|x) = mean_s q(y|z_s, x)
+            log_qy = torch.logsumexp((torch.log_softmax(self.q_y_logits(hy, z), -1) * y1h).sum(-1), 0) - math.log(n)
+        else:
+            log_qy = (torch.log_softmax(self.q_y_logits(hy, None), -1) * y1h).sum(-1)
+        return log_joint, log_qy
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor, t: torch.Tensor | None = None) -> LossTerms:
+        hy, hz = self.enc_y(x), self.enc_z(x)  # (B, H) each
+        r, r_penalty, r_nll = self._r(hy, t)
+        y1h = F.one_hot(y.clamp(min=0), self.K).to(hz.dtype)  # (B, K)
+        neg_u, log_px_u, kl_u, table = self._unlabelled(x, hy, hz, r, self.discrete)
+        if self.samples == 1 and table is not None:  # labelled ELBO read off the enumeration table
+            rec, kl_z, logits = table
+            kl_l = kl_z if kl_z.dim() == 1 else (kl_z * y1h.T).sum(0)
+            log_px_l = (rec * y1h.T).sum(0)
+            neg_l = -log_px_l + self.regularizer(kl_l) + math.log(self.K)
+            log_qy = (torch.log_softmax(logits, -1) * y1h).sum(-1)
+        else:
+            log_joint, log_qy = self.importance_estimate(x, hy, hz, y1h, r, self.samples)
+            neg_l, log_px_l, kl_l = -log_joint, log_joint, torch.zeros_like(log_joint)
+        n_lab = labelled.sum()
+        lab = labelled.to(hz.dtype)
+        ce = -(log_qy * lab).sum() / n_lab.clamp(min=1)
+        reg_nll = (r_nll * lab).sum() / n_lab.clamp(min=1)
+        neg = torch.where(labelled, neg_l, neg_u) + r_penalty  # (B,)
+        total = neg.mean() + self.alpha * (ce + reg_nll)
+        recon = -torch.where(labelled, log_px_l, log_px_u).mean()
+        kl = torch.where(labelled, kl_l, kl_u).mean()
+        return LossTerms(total=total, recon=recon.detach(), kl=kl.detach(), ce=ce.detach(), n_labelled=n_lab)
+
+    # -- uses of a trained model ----------------------------------------------------------
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """q(y|x): (B, K); under "y|z,x" evaluated at z = the mean of q(z|x)."""
+        return torch.softmax(self.inference(x, sample=False).logits, -1)
+
+    def predict_targets(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of q(r|x), in standardised units: (B, T)."""
+        return self.to_r(self.enc_y(x)).chunk(2, -1)[0]
+
+    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unlabelled ELBO with y enumerated, as (E_q log p(x|.), KL of z, y and r): (B,) each."""
+        hy, hz = self.enc_y(x), self.enc_z(x)
+        r, r_penalty, _ = self._r(hy, None)
+        _, log_px, kl, _ = self._unlabelled(x, hy, hz, r, "enumerate")
+        return log_px, kl + r_penalty
+
+    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x, y, z, r) - log q(y, z, r | x) for k joint samples from q: (k, B)."""
+        hy, hz = self.enc_y(x), self.enc_z(x)
+        hy_k, hz_k = hy.expand(k, *hy.shape), hz.expand(k, *hz.shape)
+        if self.y_needs_z:
+            mu, logvar = self.q_z(hz_k, None)
+            z = reparameterise(mu, logvar)
+            logits = self.q_y_logits(hy, z)
+        else:
+            logits = self.q_y_logits(hy, None).expand(k, len(x), self.K)
+        y1h = F.one_hot(torch.distributions.Categorical(logits=logits).sample(), self.K).to(hz.dtype)  # (k, B, K)
+        if not self.y_needs_z:
+            mu, logvar = self.q_z(hz_k, y1h)
+            z = reparameterise(mu, logvar)
+        log_w = standard_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar) - math.log(self.K)
+        log_w = log_w - (torch.log_softmax(logits, -1) * y1h).sum(-1)
+        r = None
+        if self.T:
+            mu_r, logvar_r = self.to_r(hy_k).chunk(2, -1)
+            r = reparameterise(mu_r, logvar_r.clamp(-20.0, 10.0))
+            log_w = log_w + standard_normal_log_prob(r) - gaussian_log_prob(r, mu_r, logvar_r.clamp(-20.0, 10.0))
+        return log_w + self.log_px(x, self.generative(z, y1h, r))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x | most probable y, z = mean, r = mean): (B, *shape)."""
+        inf = self.inference(x, sample=False)
+        y1h = F.one_hot(inf.logits.argmax(-1), self.K).to(inf.mu.dtype)
+        r = self.predict_targets(x) if self.T else None
+        return self.likelihood.mean(self.generative(inf.mu[None], y1h[None], r)[0])
