@@ -83,13 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    s = bsub.add_parser("speed", help="matmul GFLOP/s, training samples/s of the dense paper model, and their ratio")
+    s = bsub.add_parser("speed", help="matmul GFLOP/s, training samples/s of a model, and their ratio")
     s.add_argument("--batch-size", type=int, default=256, help="training batch size (default: 256)")
     s.add_argument("--steps", type=int, default=30, help="timed training steps (default: 30)")
     s.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both", help="(default: both)")
     s.add_argument("--compile", choices=["no", "yes", "both"], default="both",
                    help="time the eager step, the torch.compile'd step, or both (default: both)")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    s.add_argument("--model", default="semivae",
+                   help="semivae (the dense paper model) or another registry name with its defaults, e.g. m2")
     s.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
     return p
 
@@ -152,7 +154,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from .train.speed import format_speed, speed_benchmark
 
     res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device,
-                          compile=a.compile)
+                          compile=a.compile, model=a.model)
     print(json.dumps(res, indent=1) if a.json else format_speed(res))
     return 0
 

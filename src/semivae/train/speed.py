@@ -3,11 +3,12 @@
 Three figures, measured in one process:
 
 1. the sustained matrix-multiply rate R (GFLOP/s): median time of a 2048^2 matmul, per precision;
-2. the training throughput T (samples/s) of the dense paper model (784-1024-1024, z=2,
-   pi=10, mirrored decoder; RMSprop) through the trainer's own step (``make_step``);
-3. the bound B = R / F, where F is the model's training FLOPs per sample (forward 2*in*out
-   per linear layer, backward 4*in*out, less the input gradient of the first layer), and
-   the ratio T / B.
+2. the training throughput T (samples/s) of a model on MNIST-shaped batches through the
+   trainer's own step (``make_step``): by default the dense paper model (784-1024-1024, z=2,
+   pi=10, mirrored decoder; RMSprop), or ``--model m2`` etc. with that model's defaults;
+3. the bound B = R / F, where F is the step's matmul FLOPs per sample, counted by
+   ``torch.utils.flop_counter`` on one forward + backward pass (so M2's K-fold enumeration
+   counts), and the ratio T / B.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import resolve
 from ..models import ModelSpec, build_model
@@ -46,29 +48,37 @@ def matmul_gflops(device: torch.device, precision: str, n: int = 2048, seconds: 
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def training_flops_per_sample(model: nn.Module) -> int:
-    """Matmul FLOPs of one training step per sample: 6*in*out per linear layer, 4*in*out
-    for a layer whose input needs no gradient (the first encoder layer)."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    first = model.encoder.net[0]
-    return sum((4 if m is first else 6) * m.in_features * m.out_features for m in linears)
+def training_flops_per_sample(model: nn.Module, batch: tuple) -> float:
+    """Matmul (and conv) FLOPs of one forward + backward pass per sample, as counted by
+    PyTorch's FlopCounterMode (no input gradient for the first layer, as in training)."""
+    with FlopCounterMode(display=False) as counter:
+        model.loss(*batch).total.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(batch[0])
 
 
-def paper_dense_model(device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
-    cfg = resolve({"preset": "paper"})
+def bench_model(name: str, device: torch.device | str) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """``semivae``: the dense paper model; any other registry name: that model's defaults."""
+    cfg = resolve({"preset": "paper"}) if name == "semivae" else resolve({"model": {"model": name}})
     torch.manual_seed(0)
     model = build_model(ModelSpec((1, 28, 28), 10, "bernoulli"), cfg.arch, cfg.model).to(device)
     return model, OPTIMIZERS[cfg.train.optimizer](model.parameters(), cfg.train)
 
 
-def training_rate(batch_size: int, steps: int, precision: str, device: torch.device, compile: bool) -> float:
-    """Samples per second of the trainer's step on the dense paper model, half the batch labelled."""
-    model, optimizer = paper_dense_model(device)
-    step = make_step(model, optimizer, precision, compile)
+def mnist_like_batch(batch_size: int, device: torch.device | str) -> tuple:
+    """(x, y, labelled): random 28x28 images, half the batch labelled."""
     g = torch.Generator().manual_seed(0)
     x = (torch.randint(0, 256, (batch_size, 1, 28, 28), generator=g, dtype=torch.uint8).float() / 255).to(device)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
-    labelled = (torch.arange(batch_size) >= batch_size // 2).to(device)
+    return x, y, (torch.arange(batch_size) >= batch_size // 2).to(device)
+
+
+def training_rate(batch_size: int, steps: int, precision: str, device: torch.device, compile: bool,
+                  model_name: str = "semivae") -> float:
+    """Samples per second of the trainer's step, half the batch labelled."""
+    model, optimizer = bench_model(model_name, device)
+    step = make_step(model, optimizer, precision, compile)
+    x, y, labelled = mnist_like_batch(batch_size, device)
     for _ in range(5):  # warm-up (and compilation)
         step(x, y, labelled)
     _sync(device)
@@ -80,19 +90,19 @@ def training_rate(batch_size: int, steps: int, precision: str, device: torch.dev
 
 
 def speed_benchmark(batch_size: int = 256, steps: int = 30, precision: str = "both", device: str = "auto",
-                    compile: str = "both") -> dict:
+                    compile: str = "both", model: str = "semivae") -> dict:
     dev = resolve_device(device)
-    model, _ = paper_dense_model(dev)
-    flops = training_flops_per_sample(model)
+    net, _ = bench_model(model, dev)
+    flops = training_flops_per_sample(net, mnist_like_batch(batch_size, dev))
     out = {"device": str(dev), "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "batch_size": batch_size, "steps": steps,
+           "torch": torch.__version__, "batch_size": batch_size, "steps": steps, "model": model,
            "train_gflop_per_sample": flops / 1e9, "results": {}}
     precisions = ("fp32", "bf16") if precision == "both" else (precision,)
     modes = (False, True) if compile == "both" else (compile == "yes",)
     rates = {p: matmul_gflops(dev, p) for p in precisions}  # once per precision
     for p, c in [(p, c) for p in precisions for c in modes]:
         rate = rates[p]
-        samples = training_rate(batch_size, steps, p, dev, c)
+        samples = training_rate(batch_size, steps, p, dev, c, model)
         bound = rate * 1e9 / flops
         out["results"][f"{p} {'compiled' if c else 'eager'}"] = {
             "matmul_gflops": rate, "samples_per_s": samples, "bound_samples_per_s": bound,
@@ -101,8 +111,9 @@ def speed_benchmark(batch_size: int = 256, steps: int = 30, precision: str = "bo
 
 
 def format_speed(res: dict) -> str:
+    name = "dense paper model" if res["model"] == "semivae" else f"{res['model']} (its defaults)"
     lines = [f"device {res['device']} ({res['cpu']}, {res['threads']} threads, torch {res['torch']}); "
-             f"dense paper model, batch {res['batch_size']}, {res['train_gflop_per_sample'] * 1e3:.1f} "
+             f"{name}, batch {res['batch_size']}, {res['train_gflop_per_sample'] * 1e3:.1f} "
              "MFLOP per training sample",
              f"{'step':<16}{'matmul GFLOP/s':>16}{'samples/s':>12}{'bound':>12}{'ratio':>8}"]
     for p, r in res["results"].items():
