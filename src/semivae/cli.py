@@ -8,6 +8,7 @@ flag has the name, type and help of the field it sets. Bad input prints one line
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import types
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
     t.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--report", action="store_true", help="write RUN/report.html when training ends")
     add_config_flags(t)
 
     e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
@@ -80,6 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="run directory written by `semivae train`")
     r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
     r.add_argument("--out", help="CSV file to write (default: stdout)")
+
+    g = sub.add_parser("generate", help="samples from a run's decoder as a PNG grid (one row per class)")
+    g.add_argument("run", help="run directory written by `semivae train`")
+    g.add_argument("--class", dest="only_class", default=None, help="one class (name or index) instead of all")
+    g.add_argument("--n", type=int, default=10, help="samples per class (columns), or in all for a plain VAE (default: 10)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the z draws (default: 0)")
+    g.add_argument("--out", help="PNG to write (default: RUN/figures/generate.png)")
+    g.add_argument("--npz", help="also save the samples as arrays (x: (rows, n, *shape), z, classes) to this .npz")
+
+    v = sub.add_parser("traverse", help="latent traversals: one row per dimension, ranked by KL")
+    v.add_argument("run", help="run directory written by `semivae train`")
+    v.add_argument("--index", type=int, default=0, help="test point whose code the others stay at (default: 0)")
+    v.add_argument("--span", type=float, default=3.0, help="sweep each dimension over [-span, span] (default: 3)")
+    v.add_argument("--steps", type=int, default=9, help="values per sweep (default: 9)")
+    v.add_argument("--dims", type=int, default=None, help="show only the N dimensions with the most KL")
+    v.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    v.add_argument("--out", help="PNG to write (default: RUN/figures/traverse.png)")
+
+    h = sub.add_parser("report", help="write RUN/report.html: config, metrics and every figure, self-contained")
+    h.add_argument("run", help="run directory written by `semivae train`")
+    h.add_argument("--data-dir", help="where the dataset lives now, if it moved")
 
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -100,13 +123,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
     file_cfg = load_config_file(a.config) if a.config else {}
-    flat = {k: v for k, v in vars(a).items() if k not in ("command", "config", "out", "quiet")}
+    flat = {k: v for k, v in vars(a).items() if k not in ("command", "config", "out", "quiet", "report")}
     cfg = resolve(file_cfg, nest(flat))
     path = train(cfg, out=a.out, progress=not a.quiet)
     summary = json.loads((Path(path) / "summary.json").read_text())
     final = summary.get("final", {})
     acc = f", val accuracy {final['val_accuracy']:.4f}" if "val_accuracy" in final else ""
     print(f"run written to {path} ({summary.get('epochs')} epochs, {summary.get('seconds', 0):.1f} s{acc})")
+    if a.report:
+        from .viz import write_report
+
+        print(f"report written to {write_report(path)}")
     return 0
 
 
@@ -150,6 +177,73 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def _figure_path(run: str, given: str | None, name: str) -> Path:
+    if given:
+        if not given.endswith(".png"):
+            raise UserError(f"--out {given} must name a .png file; add the .png suffix")
+        return Path(given)
+    (Path(run) / "figures").mkdir(exist_ok=True)
+    return Path(run) / "figures" / f"{name}.png"
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .train.run import load_run, write_atomic
+    from .viz import generate_figure, generation_grid, save_png
+
+    run = load_run(a.run)
+    if not run.model.has_decoder:
+        raise UserError(f"run {a.run} is a supervised classifier without a decoder; it cannot generate")
+    if a.n < 1:
+        raise UserError(f"--n {a.n} must be >= 1")
+    k = None
+    if a.only_class is not None:
+        names = run.classes
+        k = names.index(a.only_class) if a.only_class in names else (int(a.only_class) if a.only_class.isdigit() else -1)
+        if not (run.model.has_classifier and 0 <= k < len(names)):
+            raise UserError(f"--class {a.only_class} is not a class of this run; choose one of {names}"
+                            if run.model.has_classifier else "--class needs a model with a class layer; drop it")
+    out = _figure_path(a.run, a.out, "generate")
+    fig = generate_figure(run.model, run.classes, n=a.n, only_class=k, seed=a.seed)
+    if a.npz:
+        classes = [k] if k is not None else (list(range(len(run.classes))) if run.model.has_classifier else None)
+        grid, z = generation_grid(run.model, a.n, classes, a.seed)
+        buf = io.BytesIO()
+        np.savez(buf, x=grid.numpy(), z=z.numpy(), classes=np.array([run.classes[c] for c in classes or []]))
+        write_atomic(Path(a.npz), buf.getvalue())
+    print(f"wrote {save_png(fig, out)}")
+    return 0
+
+
+def cmd_traverse(a: argparse.Namespace) -> int:
+    from .train.run import load_run
+    from .viz import figures, save_png, traverse_figure
+
+    run = load_run(a.run)
+    if not run.model.has_decoder:
+        raise UserError(f"run {a.run} is a supervised classifier without a decoder; it has no latent space to traverse")
+    if a.steps < 2 or a.span <= 0:
+        raise UserError("--steps must be >= 2 and --span > 0")
+    got = figures.figure_data(run, a.data_dir)
+    if got is None:
+        raise UserError(f"cannot read the dataset of run {a.run}; pass --data-dir where it lives now")
+    data, x, _ = got
+    if not 0 <= a.index < len(x):
+        raise UserError(f"--index {a.index} is outside 0..{len(x) - 1}; choose a point of the test split")
+    out = _figure_path(a.run, a.out, "traverse")
+    fig = traverse_figure(run.model, x, index=a.index, span=a.span, steps=a.steps, max_dims=a.dims, data=data)
+    print(f"wrote {save_png(fig, out)}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .viz import write_report
+
+    print(f"wrote {write_report(a.run, a.data_dir)}")
+    return 0
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     from .train.speed import format_speed, speed_benchmark
 
@@ -159,7 +253,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
+            "traverse": cmd_traverse, "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

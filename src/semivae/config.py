@@ -85,6 +85,7 @@ class TrainConfig:
     precision: str = opt("fp32", "fp32 or bf16 (autocast)")
     compile: bool = opt(False, "torch.compile the loss and optimiser step (slower start, faster steps)")
     threads: int | None = opt(None, "CPU threads for PyTorch (default: PyTorch's choice)")
+    tensorboard: bool = opt(False, "log metrics and a sample grid per epoch to RUN/tensorboard (needs the tensorboard extra)")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "arch": ArchConfig, "model": ModelConfig, "train": TrainConfig}

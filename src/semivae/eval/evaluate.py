@@ -18,7 +18,8 @@ from .evaluate_split import evaluate_split, model_outputs
 SPLITS = ("test", "val", "train")
 
 
-def _split_data(run: LoadedRun, split: str, data_dir: str | None) -> ArrayData:
+def split_data(run: LoadedRun, split: str, data_dir: str | None = None) -> ArrayData:
+    """A split of the run's dataset, normalised as the run was trained."""
     cfg = run.config.data
     bundle = load_dataset(cfg.dataset, data_dir or cfg.data_dir, label_column=cfg.label_column)
     shift, scale = preprocessing(run.data_info)
@@ -40,7 +41,7 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | None = Non
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     loaded = load_run(run)
-    data = _split_data(loaded, split, data_dir)
+    data = split_data(loaded, split, data_dir)
     if not len(data):
         raise UserError(f"the {split} split of {loaded.config.data.dataset} is empty; evaluate another split")
     if iwae_k < 0 or (iwae_k and not loaded.model.has_decoder):

@@ -95,5 +95,23 @@ class M1M2(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.m1.reconstruct(x)
 
+    @property
+    def latent_dim(self) -> int:
+        """z1, M1's latent: what ``inference`` returns and ``decode`` takes."""
+        return self.m1.latent_dim
+
+    @property
+    def prior_dim(self) -> int:
+        """z2, M2's latent: what ``generate`` takes."""
+        return self.m2.latent_dim
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of p(x | z1) (M1's decoder; y plays no part there): (B, *shape)."""
+        return self.m1.decode(z)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x from the stacked model: z1 = mean of p(z1 | y, z2), then the mean of p(x | z1)."""
+        return self.m1.decode(self.m2.decode(z, y))
+
 
 __all__ = ["M1M2", "M2"]

@@ -248,6 +248,21 @@ class PartiallySpecifiedVAE(nn.Module):
             log_w = log_w + standard_normal_log_prob(r) - gaussian_log_prob(r, mu_r, logvar_r.clamp(-20.0, 10.0))
         return log_w + self.log_px(x, self.generative(z, y1h, r))
 
+    @property
+    def latent_dim(self) -> int:
+        return self.D
+
+    prior_dim = latent_dim
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of p(x | z, y, r = 0): (B, *shape); y is drawn uniformly when None."""
+        if y is None:
+            y = torch.randint(0, self.K, (len(z),), device=z.device)
+        r = z.new_zeros(len(z), self.T) if self.T else None
+        return self.likelihood.mean(self.generative(z[None], F.one_hot(y, self.K).to(z.dtype)[None], r)[0])
+
+    generate = decode
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of p(x | most probable y, z = mean, r = mean): (B, *shape)."""
         inf = self.inference(x, sample=False)

@@ -131,6 +131,24 @@ class SemiVAE(nn.Module):
         log_px = self.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params).view(k, len(x))
         return log_px + standard_normal_log_prob(z) - gaussian_log_prob(z, inf.mu, inf.logvar)
 
+    @property
+    def latent_dim(self) -> int:
+        """Size of the z that ``inference`` returns and ``decode`` / ``generate`` take."""
+        return self.mu.out_features
+
+    prior_dim = latent_dim
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of p(x | z, pi = onehot(y)) (uniform pi when ``y`` is None): (B, *shape)."""
+        pi = None
+        if self.mode.classifier:
+            k = self.spec.n_classes
+            pi = (torch.full((len(z), k), 1.0 / k, device=z.device) if y is None
+                  else F.one_hot(y, k).to(z.dtype))
+        return self.likelihood.mean(self.generative(z, pi))
+
+    generate = decode  # z ~ p(z) lives where q's z lives
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of p(x | z = mu(x), pi(x)): (B, *shape)."""
         return self.likelihood.mean(self._decode(self.inference(x, sample=False)))

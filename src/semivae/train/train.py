@@ -17,6 +17,7 @@ from ..data import DataBundle, load_dataset
 from ..data.splits import Split, apply_split, make_split
 from ..errors import UserError
 from ..models import build_model, stages
+from . import tensorboard
 from .run import RunWriter, check_out_dir, default_run_dir, model_spec
 from .trainer import TrainingDiverged, fit, monitor_of
 
@@ -75,6 +76,8 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         config = resolve(base, nest(overrides))
     cfg = config or resolve()
     check_out_dir(str(out) if out else None)
+    if cfg.train.tensorboard:
+        tensorboard.check_available()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     bundle = load_dataset(cfg.data.dataset, cfg.data.data_dir, label_column=cfg.data.label_column)
@@ -88,6 +91,7 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
 
     path = Path(out) if out else default_run_dir(cfg)
     writer = RunWriter(path, cfg, info, split)
+    board = tensorboard.TensorBoardLogger(path / "tensorboard", model, bundle.n_classes) if cfg.train.tensorboard else None
     t0 = time.perf_counter()
     summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
                "n_labelled": len(split.labelled), "validation_labels": info["validation_labels"]}
@@ -96,6 +100,8 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         for stage in stages(model, cfg.train.epochs):
             def on_epoch(row: dict, save: bool, name: str = stage.name) -> None:
                 writer.epoch({"stage": name, **row}, model, save)
+                if board is not None:
+                    board.epoch(row)
             history += fit(stage.module, data, replace(cfg.train, epochs=stage.epochs),
                            label_ratio=cfg.data.label_ratio, progress=progress, on_epoch=on_epoch)
     except TrainingDiverged as e:
@@ -106,6 +112,9 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         summary.update(status="interrupted")
         writer.summary(summary)
         raise
+    finally:
+        if board is not None:
+            board.close()
     summary.update(epochs=len(history), seconds=time.perf_counter() - t0, final=history[-1])
     if cfg.train.patience:
         scored = [r for r in history if monitor_of(r)]

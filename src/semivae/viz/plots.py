@@ -1,0 +1,94 @@
+"""Figures of numbers: the latent space, learning curves, the confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+from torch import nn
+
+from .canvas import new_figure
+
+LOSS_TERMS = ("loss", "recon", "kl", "ce")
+VAL_TERMS = ("val_elbo", "val_accuracy", "val_log_loss")
+
+
+@torch.no_grad()
+def latent_scatter_figure(model: nn.Module, x: torch.Tensor, y: np.ndarray, class_names: list[str]) -> Figure:
+    """Means of q(z|x) in 2-D, coloured by class: z itself when it has 2 dimensions, else its
+    first two principal components (named, with their share of variance, on the axes).
+    Points without a label (-1) are coloured by the predicted class when the model has one."""
+    inf = model.inference(x, sample=False)
+    z = inf.mu.numpy()
+    colour = y.copy()
+    if (colour < 0).any() and inf.logits is not None:
+        colour = np.where(colour < 0, inf.logits.argmax(-1).numpy(), colour)
+    if z.shape[1] == 2:
+        xy, labels = z, ("z1", "z2")
+    else:
+        pca = PCA(2, random_state=0).fit(z)
+        xy = pca.transform(z)
+        share = pca.explained_variance_ratio_
+        labels = (f"PC1 of z ({share[0]:.0%} of variance)", f"PC2 of z ({share[1]:.0%})")
+    fig = new_figure(6.0, 5.0)
+    ax = fig.add_subplot()
+    cmap = "tab10" if len(class_names) <= 10 else "tab20"
+    for k, name in enumerate(class_names):
+        sel = colour == k
+        if sel.any():
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=6, alpha=0.7, color=_colour(cmap, k), label=name)
+    rest = colour < 0
+    if rest.any():
+        ax.scatter(xy[rest, 0], xy[rest, 1], s=6, alpha=0.5, color="grey", label="unlabelled")
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=f"latent space ({len(z)} points, z has {z.shape[1]} dims)")
+    if class_names:
+        ax.legend(markerscale=3, fontsize="small", loc="best", ncols=2)
+    return fig
+
+
+def _colour(name: str, k: int):
+    from matplotlib import colormaps
+
+    return colormaps[name](k % colormaps[name].N)
+
+
+def learning_curves_figure(rows: list[dict]) -> Figure:
+    """Each loss term and validation figure per epoch, from ``metrics.jsonl`` rows; stages
+    (M1 then M2) are marked by vertical lines."""
+    terms = [t for t in LOSS_TERMS + VAL_TERMS if any(t in r for r in rows)]
+    fig = new_figure(8.0, 2.0 * ((len(terms) + 1) // 2) + 0.6)
+    axes = fig.subplots((len(terms) + 1) // 2, 2, squeeze=False).ravel()
+    step = np.arange(1, len(rows) + 1)
+    bounds = [i + 0.5 for i in range(1, len(rows)) if rows[i].get("stage") != rows[i - 1].get("stage")]
+    for ax, t in zip(axes, terms):
+        v = np.array([r.get(t, np.nan) for r in rows], dtype=float)
+        ax.plot(step, v, marker="o" if len(rows) < 30 else None, ms=3)
+        for b in bounds:
+            ax.axvline(b, color="grey", ls="--", lw=0.8)
+        ax.set(title=t, xlabel="epoch")
+    for ax in axes[len(terms):]:
+        ax.set_visible(False)
+    stages = [r.get("stage") for r in rows]
+    names = list(dict.fromkeys(s for s in stages if s))
+    fig.suptitle("learning curves" + (f" (stages: {' then '.join(names)})" if len(names) > 1 else ""))
+    return fig
+
+
+def confusion_figure(confusion: list[list[int]], class_names: list[str], title: str = "confusion matrix (test)") -> Figure:
+    """Counts, rows = true class, columns = predicted class."""
+    c = np.asarray(confusion)
+    k = len(class_names)
+    size = max(3.5, 0.45 * k + 1.5)
+    fig = new_figure(size + 0.8, size)
+    ax = fig.add_subplot()
+    im = ax.imshow(c, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(c[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if c[i, j] > c.max() / 2 else "black")
+    ax.set_xticks(range(k), class_names, rotation=90 if max(map(len, class_names)) > 3 else 0)
+    ax.set_yticks(range(k), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig

@@ -1,0 +1,71 @@
+"""``semivae report RUN``: one self-contained HTML page per run.
+
+The page holds the configuration, the summary and test metrics, and every figure that
+applies (``figures.run_figures``), each embedded as a base64 PNG so the file stands alone;
+the same PNGs are written to ``RUN/figures/``. Files are written whole (temporary file, then
+rename): an interrupted report leaves the previous one, never half of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from ..eval.evaluate import evaluate
+from ..train.run import load_run, write_atomic
+from .canvas import png_bytes
+from .figures import TITLES, run_figures
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+pre{background:#f5f5f5;padding:1em;overflow:auto}img{max-width:100%;border:1px solid #eee}"""
+
+SUMMARY_KEYS = ("status", "epochs", "seconds", "n_parameters", "n_labelled", "validation_labels", "best_epoch")
+METRIC_KEYS = ("accuracy", "log_loss", "elbo", "recon", "kl", "target_rmse", "target_r2")
+
+
+def _table(rows: dict) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in rows.items()) + "</table>"
+
+
+def report_html(run: str | Path, data_dir: str | None = None, seed: int = 0) -> tuple[str, dict[str, bytes]]:
+    """(page, {figure name: PNG bytes})."""
+    loaded = load_run(run)
+    cfg, info = loaded.config, loaded.data_info
+    summary_path = loaded.path / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    model_name = cfg.model.model + (f" ({cfg.model.mode})" if cfg.model.model == "semivae" else "")
+    facts = {"model": model_name, "dataset": info["dataset"], "classes": len(info["classes"]),
+             "arch": cfg.arch.arch, "latent_dim": cfg.arch.latent_dim}
+    facts.update({k: summary[k] for k in SUMMARY_KEYS if k in summary})
+    parts = [f"<h1>semivae run {html.escape(loaded.path.name)}</h1>", "<h2>Summary</h2>", _table(facts)]
+    try:
+        res = evaluate(loaded.path, data_dir=data_dir)
+        parts += [f"<h2>Test metrics</h2>", _table({k: res[k] for k in METRIC_KEYS if k in res} | {"points": res["n"]})]
+    except UserError as e:
+        parts += ["<h2>Test metrics</h2>", f"<p>not available: {html.escape(str(e))}</p>"]
+    pngs: dict[str, bytes] = {}
+    for name, fig in run_figures(loaded, data_dir, seed):
+        pngs[name] = png_bytes(fig)
+        b64 = base64.b64encode(pngs[name]).decode()
+        parts += [f"<h2>{TITLES[name]}</h2>", f'<img alt="{name}" src="data:image/png;base64,{b64}">']
+    parts += ["<h2>Configuration</h2>", f"<pre>{html.escape((loaded.path / 'config.yaml').read_text())}</pre>"]
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>semivae: {html.escape(loaded.path.name)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    return page, pngs
+
+
+def write_report(run: str | Path, data_dir: str | None = None, seed: int = 0) -> Path:
+    """Write ``RUN/report.html`` and ``RUN/figures/<name>.png``; returns the page's path."""
+    page, pngs = report_html(run, data_dir, seed)
+    path = Path(run)
+    (path / "figures").mkdir(exist_ok=True)
+    for name, data in pngs.items():
+        write_atomic(path / "figures" / f"{name}.png", data)
+    write_atomic(path / "report.html", page)
+    return path / "report.html"
