@@ -69,6 +69,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--report", action="store_true", help="write RUN/report.html when training ends")
     add_config_flags(t)
 
+    an = sub.add_parser("anomaly", help="train on the normal classes of a dataset, then score held-out normal and "
+                        "anomalous points (AUROC, AP, thresholds, ROC figure)",
+                        description="The anomaly protocol of Berkhahn et al. 2019: --anomaly-class is left out of "
+                        "training; add --mode unsupervised for the plain VAE on the same data and seed.")
+    an.add_argument("--config", help="TOML or YAML file with [data], [arch], [model], [train] sections")
+    an.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
+    an.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
+    an.add_argument("--quiet", action="store_true", help="no progress bar")
+    an.add_argument("--report", action="store_true", help="write RUN/report.html at the end")
+    _anomaly_scoring_flags(an)
+    add_config_flags(an)
+
+    sc = sub.add_parser("score", help="anomaly scores of new data as CSV: score, flag, predicted class")
+    sc.add_argument("run", help="run directory written by `semivae anomaly` or `semivae feedback`")
+    sc.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    sc.add_argument("--score", default=None, help="which score (default: the run's default, see anomaly.json)")
+    sc.add_argument("--out", help="CSV file to write (default: stdout)")
+
+    fb = sub.add_parser("feedback", help="fine-tune an anomaly run on marked false positives / negatives")
+    fb.add_argument("run", help="run directory written by `semivae anomaly`")
+    fb.add_argument("--false-positives", help="normal points the detector flagged (.npz x, image folder or .csv)")
+    fb.add_argument("--false-negatives", help="anomalies the detector missed (same forms)")
+    fb.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default: 5)")
+    fb.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's)")
+    fb.add_argument("--out", required=True, help="the new run directory")
+    fb.add_argument("--quiet", action="store_true", help="no progress bar")
+
     e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
     e.add_argument("run", help="run directory written by `semivae train`")
     e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
@@ -117,6 +144,70 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semivae (the dense paper model) or another registry name with its defaults, e.g. m2")
     s.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
     return p
+
+
+def _anomaly_scoring_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-fpr", type=float, default=0.05,
+                   help="flag threshold: this false-positive rate on validation normal points (default: 0.05)")
+    p.add_argument("--score-samples", type=int, default=10, help="z samples L per score (default: 10)")
+    p.add_argument("--score-iwae-k", type=int, default=100, help="importance samples of the neg_iwae score (default: 100)")
+
+
+def _anomaly_table(res: dict) -> str:
+    lines = [f"anomaly class {res['anomaly_class']}: {res['n_anomalous']} anomalous of {res['n_test']} test points; "
+             f"thresholds at {res['target_fpr']:.0%} validation FPR; default score {res['default_score']}",
+             f"{'score':<18}{'AUROC':>8}{'AP':>8}{'test FPR':>10}{'test TPR':>10}"]
+    for n, m in res["scores"].items():
+        lines.append(f"{n:<18}{m['auroc']:>8.4f}{m['average_precision']:>8.4f}{m['test_fpr']:>10.3f}{m['test_tpr']:>10.3f}")
+    return "\n".join(lines)
+
+
+def cmd_anomaly(a: argparse.Namespace) -> int:
+    from .eval.anomaly import evaluate_anomaly
+    from .train import train
+    from .viz import roc_figure, save_png
+
+    file_cfg = load_config_file(a.config) if a.config else {}
+    skip = ("command", "config", "out", "quiet", "report", "target_fpr", "score_samples", "score_iwae_k")
+    cfg = resolve(file_cfg, nest({k: v for k, v in vars(a).items() if k not in skip}))
+    if cfg.data.anomaly_class is None:
+        raise UserError("semivae anomaly needs --anomaly-class (the class left out of training); e.g. --anomaly-class 7")
+    if not 0 < a.target_fpr < 1:
+        raise UserError(f"--target-fpr {a.target_fpr} is outside (0, 1); give e.g. 0.05")
+    path = train(cfg, out=a.out, progress=not a.quiet)
+    res = evaluate_anomaly(path, target_fpr=a.target_fpr, samples=a.score_samples, iwae_k=a.score_iwae_k)
+    (path / "figures").mkdir(exist_ok=True)
+    save_png(roc_figure(path), path / "figures" / "roc.png")
+    print(_anomaly_table(res))
+    print(f"run written to {path}")
+    if a.report:
+        from .viz import write_report
+
+        print(f"report written to {write_report(path)}")
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from .eval.anomaly import score
+    from .train.run import write_atomic
+
+    text = score(a.run, a.input, a.score)
+    if a.out:
+        write_atomic(Path(a.out), text)
+        print(f"wrote {text.count(chr(10)) - 1} rows to {a.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_feedback(a: argparse.Namespace) -> int:
+    from .train.feedback import feedback
+
+    path = feedback(a.run, a.false_positives, a.false_negatives, out=a.out, epochs=a.epochs, lr=a.lr,
+                    progress=not a.quiet)
+    print(_anomaly_table(json.loads((path / "anomaly.json").read_text())))
+    print(f"run written to {path}")
+    return 0
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -253,7 +344,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
+COMMANDS = {"train": cmd_train, "anomaly": cmd_anomaly, "score": cmd_score, "feedback": cmd_feedback,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
             "traverse": cmd_traverse, "report": cmd_report, "bench": cmd_bench}
 
 

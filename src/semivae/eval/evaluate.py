@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import ArrayData, load_dataset, load_inputs
+from ..data import ArrayData, load_inputs
+from ..data.anomaly import load_for_config
 from ..errors import UserError
 from ..objectives.iwae import iwae_log_px
 from ..train.run import LoadedRun, load_run, preprocessing
@@ -21,7 +22,7 @@ SPLITS = ("test", "val", "train")
 def split_data(run: LoadedRun, split: str, data_dir: str | None = None) -> ArrayData:
     """A split of the run's dataset, normalised as the run was trained."""
     cfg = run.config.data
-    bundle = load_dataset(cfg.dataset, data_dir or cfg.data_dir, label_column=cfg.label_column)
+    bundle = load_for_config(cfg, data_dir)
     shift, scale = preprocessing(run.data_info)
     if split == "test":
         data = bundle.test

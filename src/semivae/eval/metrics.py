@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import confusion_matrix as _confusion
+from sklearn.metrics import average_precision_score as _ap
 from sklearn.metrics import log_loss as _log_loss
+from sklearn.metrics import roc_auc_score as _roc_auc
 
 
 def accuracy(y: np.ndarray, proba: np.ndarray) -> float:
@@ -40,3 +42,19 @@ def r2(t: np.ndarray, pred: np.ndarray) -> np.ndarray:
     ss_res = (np.where(obs, np.nan_to_num(t) - pred, 0.0) ** 2).sum(0)
     ss_tot = (np.where(obs, np.nan_to_num(t) - mean, 0.0) ** 2).sum(0)
     return 1.0 - ss_res / np.maximum(ss_tot, 1e-12)
+
+
+def auroc(is_anomaly: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for separating anomalies (True) from normal points;
+    0.5 = chance, 1 = perfect, < 0.5 = the score ranks the wrong way."""
+    return float(_roc_auc(is_anomaly, score))
+
+
+def average_precision(is_anomaly: np.ndarray, score: np.ndarray) -> float:
+    """Average precision of ``score`` with anomalies as the positive class."""
+    return float(_ap(is_anomaly, score))
+
+
+def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
+    """The score above which only a fraction ``fpr`` of ``normal_scores`` lies (flag = score > t)."""
+    return float(np.quantile(normal_scores, 1.0 - fpr, method="higher"))

@@ -43,6 +43,7 @@ class M1M2(nn.Module):
 
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig):
         super().__init__()
+        self.spec = spec
         self.m1 = SemiVAE(spec, arch, replace(cfg, mode="unsupervised"))
         m2_arch = ArchConfig(arch="dense", hidden=list(cfg.m2_hidden), latent_dim=cfg.m2_latent_dim, dropout=0.0)
         self.m2 = M2(ModelSpec((arch.latent_dim,), spec.n_classes, "gaussian"), m2_arch,

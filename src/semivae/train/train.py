@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, nest, resolve
-from ..data import DataBundle, load_dataset
+from ..data import DataBundle
+from ..data.anomaly import load_for_config
 from ..data.splits import Split, apply_split, make_split
 from ..errors import UserError
 from ..models import build_model, stages
@@ -40,7 +41,8 @@ def describe_data(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: 
         "classes": list(bundle.classes), "likelihood": likelihood,
         "shift": _jsonable(bundle.train.shift), "scale": _jsonable(bundle.train.scale),
         "source": bundle.meta.get("source", bundle.name), "feature_names": bundle.meta.get("feature_names"),
-        "label_column": cfg.data.label_column, **_targets_info(bundle.meta), "n_train": len(bundle.train) - len(split.val),
+        "label_column": cfg.data.label_column, **_targets_info(bundle.meta),
+        "anomaly_class": bundle.meta.get("anomaly_class"), "n_train": len(bundle.train) - len(split.val),
         "n_val": len(split.val), "n_labelled": len(split.labelled), "validation_labels": val_note,
     }
 
@@ -80,7 +82,7 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         tensorboard.check_available()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    bundle = load_dataset(cfg.data.dataset, cfg.data.data_dir, label_column=cfg.data.label_column)
+    bundle = load_for_config(cfg.data)
     likelihood = cfg.model.likelihood or bundle.likelihood
     split = make_split(bundle.train.y.numpy(), bundle.n_classes, cfg.data, cfg.train.seed)
     check_compatible(bundle, cfg, likelihood, split)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from ..errors import UserError
 from ..eval.evaluate import evaluate, split_data
 from ..train.run import LoadedRun
-from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure
+from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure, roc_figure, score_hist_figure
 from .samples import generate_figure, reconstructions_figure, traverse_figure
 
 # name -> heading in the report, in the order they appear
@@ -25,6 +25,8 @@ TITLES = {
     "traverse": "Latent traversals",
     "reconstructions": "Reconstructions",
     "latent": "Latent space",
+    "roc": "Anomaly detection: ROC curves",
+    "score_hist": "Anomaly scores: normal vs anomalous",
 }
 
 
@@ -49,6 +51,9 @@ def run_figures(run: LoadedRun, data_dir: str | None = None, seed: int = 0) -> I
     metrics = run.path / "metrics.jsonl"
     if metrics.is_file() and metrics.read_text().strip():
         yield "learning_curves", learning_curves_figure([json.loads(line) for line in metrics.read_text().splitlines()])
+    if (run.path / "anomaly_scores.npz").is_file():
+        yield "roc", roc_figure(run.path)
+        yield "score_hist", score_hist_figure(run.path)
     got = figure_data(run, data_dir)
     if model.has_classifier and got is not None:
         try:

@@ -92,3 +92,54 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str], title: 
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
+
+
+def anomaly_scores(run_path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """(is_anomaly, {score: test scores}, anomaly.json) of an anomaly run."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_path)
+    with np.load(path / "anomaly_scores.npz") as z:
+        flags = z["is_anomaly"]
+        scores = {k[5:]: z[k] for k in z.files if k.startswith("test_")}
+    return flags, scores, json.loads((path / "anomaly.json").read_text())
+
+
+def roc_figure(run_path) -> Figure:
+    """ROC curve of every anomaly score on the test split, AUROC in the legend."""
+    from sklearn.metrics import roc_curve
+
+    flags, scores, info = anomaly_scores(run_path)
+    fig = new_figure(6.0, 5.0)
+    ax = fig.add_subplot()
+    for name, s in scores.items():
+        fpr, tpr, _ = roc_curve(flags, s)
+        ax.plot(fpr, tpr, lw=2 if name == info["default_score"] else 1,
+                label=f"{name}: {info['scores'][name]['auroc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.axvline(info["target_fpr"], color="grey", ls="--", lw=0.8)
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate",
+           title=f"anomaly class {info['anomaly_class']}: ROC (AUROC in legend)")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def score_hist_figure(run_path) -> Figure:
+    """Histograms of each score for normal and anomalous test points, with the flag threshold."""
+    flags, scores, info = anomaly_scores(run_path)
+    n = len(scores)
+    fig = new_figure(8.0, 2.0 * ((n + 1) // 2) + 0.6)
+    axes = fig.subplots((n + 1) // 2, 2, squeeze=False).ravel()
+    for ax, (name, s) in zip(axes, scores.items()):
+        lo, hi = np.quantile(s, [0.005, 0.995])
+        bins = np.linspace(lo, hi, 50)
+        ax.hist(s[~flags], bins=bins, alpha=0.6, density=True, label="normal")
+        ax.hist(s[flags], bins=bins, alpha=0.6, density=True, label="anomalous")
+        ax.axvline(info["scores"][name]["threshold"], color="black", ls="--", lw=0.8)
+        ax.set_title(name)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"anomaly scores on the test split (dashed: threshold at {info['target_fpr']:.0%} validation FPR)")
+    return fig

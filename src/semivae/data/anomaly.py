@@ -1,0 +1,56 @@
+"""The semi-unsupervised anomaly protocol (Berkhahn et al. 2019, sections 2.6, 3.1.3, 3.2.3).
+
+One class of a labelled dataset is declared anomalous. The model trains on the other
+("normal") classes only, with their labels renumbered 0..K-2; the test split becomes the
+held-out normal test points plus every anomalous point (from the training and the test
+split), flagged in ``meta["test_anomalous"]``. Anomalous points carry label -1 in the test
+split, so classification metrics count the normal points only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .dataset import ArrayData, DataBundle
+from .sources import load_dataset
+
+
+def class_index(classes: list[str], name: str) -> int:
+    """A class given by name, or by index when no class has that name."""
+    if name in classes:
+        return classes.index(name)
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    raise UserError(f"--anomaly-class {name!r} is not a class of this dataset; choose one of {classes}")
+
+
+def apply_anomaly(bundle: DataBundle, anomaly_class: str) -> DataBundle:
+    a = class_index(bundle.classes, anomaly_class)
+    if len(bundle.classes) < 3:
+        raise UserError(f"the anomaly protocol needs at least 3 classes (2 normal), the data has {len(bundle.classes)}")
+    remap = np.full(len(bundle.classes) + 1, -1, dtype=np.int64)  # index -1 (unlabelled) stays -1
+    remap[[k for k in range(len(bundle.classes)) if k != a]] = np.arange(len(bundle.classes) - 1)
+    tr, te = bundle.train, bundle.test
+    y_tr, y_te = tr.y.numpy(), te.y.numpy()
+    normal_tr, anomalous_tr = y_tr != a, y_tr == a
+    if not anomalous_tr.any() and not (y_te == a).any():
+        raise UserError(f"no point of class {bundle.classes[a]!r} is labelled; pick a class with labelled points")
+    train = ArrayData(tr.x[torch.from_numpy(normal_tr)], torch.from_numpy(remap[y_tr[normal_tr]]), tr.shift, tr.scale,
+                      None if tr.t is None else tr.t[torch.from_numpy(normal_tr)])
+    keep = torch.from_numpy(anomalous_tr)
+    x_test = torch.cat([te.x, tr.x[keep]])
+    flags = np.concatenate([y_te == a, np.ones(int(anomalous_tr.sum()), dtype=bool)])
+    y_test = torch.from_numpy(np.where(flags, -1, remap[np.concatenate([y_te, y_tr[anomalous_tr]])]))
+    t_test = None if te.t is None else torch.cat([te.t, tr.t[keep]])
+    meta = dict(bundle.meta, anomaly_class=bundle.classes[a], test_anomalous=flags)
+    classes = [c for k, c in enumerate(bundle.classes) if k != a]
+    return DataBundle(bundle.name, train, ArrayData(x_test, y_test, te.shift, te.scale, t_test), classes,
+                      bundle.kind, bundle.likelihood, meta)
+
+
+def load_for_config(data_cfg, data_dir: str | None = None) -> DataBundle:
+    """The dataset a run's ``[data]`` section describes, with the anomaly protocol applied."""
+    bundle = load_dataset(data_cfg.dataset, data_dir or data_cfg.data_dir, label_column=data_cfg.label_column)
+    return apply_anomaly(bundle, data_cfg.anomaly_class) if data_cfg.anomaly_class is not None else bundle

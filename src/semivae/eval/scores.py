@@ -1,0 +1,107 @@
+"""Anomaly scores: higher = more anomalous. Each is a function (model, x) -> (B,) in one
+registry, so ``semivae anomaly`` reports them all and ``semivae score --score NAME`` picks one.
+
+recon_prob        -1/L sum_l log p(x | z_l), z_l ~ q(z|x): the paper's negative log
+                  reconstruction probability (An & Cho 2015), L = ``samples``
+neg_elbo          -(log p(x | z) - KL), averaged over L samples
+neg_iwae          -L_k, the importance-weighted bound on log p(x) with k samples
+one_minus_max_pi  1 - max_k pi_k(x): the classifier's uncertainty (models with a class layer)
+entropy           H(pi(x)) in nats (models with a class layer)
+complexity        neg_elbo minus the input's length under a generic compressor (zlib, in
+                  nats, pixels quantised as the likelihood sees them): likelihoods favour
+                  simple inputs (Serra et al. 2020); images only
+combined          the mean of the validation-standardised complexity and entropy scores
+                  (z-scores against normal validation points); see docs/benchmarks.md for
+                  the measurement behind it
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..objectives.iwae import iwae_log_px
+
+
+def _recon(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+    return -torch.stack([model.elbo_terms(x)[0] for _ in range(samples)]).mean(0)
+
+
+def _neg_elbo(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+    return -torch.stack([torch.sub(*model.elbo_terms(x)) for _ in range(samples)]).mean(0)
+
+
+def _neg_iwae(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+    return -iwae_log_px(model, x, iwae_k)
+
+
+def _max_pi(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+    return 1.0 - model.predict_proba(x).max(-1).values
+
+
+def _entropy(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+    p = model.predict_proba(x)
+    return -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
+
+
+def compressed_nats(x: torch.Tensor, binary: bool) -> torch.Tensor:
+    """Length of each input under zlib (level 9), in nats: (B,). Pixels are quantised the way
+    the likelihood sees them, to 1 bit (``binary``, a Bernoulli model) or to 8 bits, so the
+    length and the model's NLL measure the same thing; pure noise then costs at most the
+    quantisation's bits per pixel, less than a model of digits charges for it."""
+    x = x.clamp(0, 1).flatten(1).cpu().numpy()
+    q = np.packbits(x >= 0.5, axis=1) if binary else np.round(x * 255).astype(np.uint8)
+    return torch.tensor([8 * len(zlib.compress(row.tobytes(), 9)) * math.log(2) for row in q])
+
+
+def _complexity(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+    binary = model.spec.likelihood == "bernoulli"
+    return _neg_elbo(model, x, samples, iwae_k) - compressed_nats(x, binary).to(x.device)
+
+
+Score = Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor]
+SCORES: dict[str, Score] = {
+    "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_iwae": _neg_iwae,
+    "one_minus_max_pi": _max_pi, "entropy": _entropy, "complexity": _complexity,
+}
+COMBINED_PARTS = ("complexity", "entropy")
+
+
+def available_scores(model: nn.Module, image: bool) -> list[str]:
+    """The scores that apply to ``model`` on this kind of data, ``combined`` last when it applies."""
+    names = [n for n in SCORES if (n not in ("one_minus_max_pi", "entropy") or model.has_classifier)
+             and (n != "complexity" or image) and (n in ("one_minus_max_pi", "entropy") or model.has_decoder)]
+    return names + (["combined"] if all(p in names for p in COMBINED_PARTS) else [])
+
+
+@torch.no_grad()
+def compute_scores(model: nn.Module, x_all: torch.Tensor, names: list[str], samples: int = 10, iwae_k: int = 100,
+                   batch_size: int = 256, combine: dict | None = None) -> dict[str, np.ndarray]:
+    """Every named score for every point of ``x_all`` (N, *shape) -> {name: (N,)}.
+
+    ``combined`` needs ``combine`` = {part: (mean, std)} from normal validation points."""
+    model.eval()
+    base = [n for n in names if n != "combined"]
+    if "combined" in names:
+        base += [p for p in COMBINED_PARTS if p not in base]
+    out: dict[str, list] = {n: [] for n in base}
+    for start in range(0, len(x_all), batch_size):
+        x = x_all[start:start + batch_size]
+        for n in base:
+            out[n].append(SCORES[n](model, x, samples, iwae_k).double().cpu())
+    res = {n: torch.cat(v).numpy() if v else np.zeros(0) for n, v in out.items()}
+    if "combined" in names:
+        if combine is None:
+            raise ValueError("the combined score needs the validation statistics of its parts")
+        res["combined"] = np.mean([(res[p] - combine[p][0]) / combine[p][1] for p in COMBINED_PARTS], axis=0)
+    return {n: res[n] for n in names}
+
+
+def combine_stats(normal_scores: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """(mean, std) of each part of ``combined`` over normal validation points."""
+    return {p: (float(normal_scores[p].mean()), float(max(normal_scores[p].std(), 1e-12))) for p in COMBINED_PARTS}

@@ -1,0 +1,131 @@
+"""Anomaly detection: metrics on known cases, scores on obvious outliers, thresholds, feedback."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from semivae.cli import main
+from semivae.eval import metrics
+from semivae.eval.anomaly import evaluate_anomaly, score
+from semivae.eval.scores import available_scores, compute_scores
+from semivae.train import load_run
+
+
+def test_auroc_and_ap_match_scikit_learn_and_known_cases():
+    rng = np.random.default_rng(0)
+    flags = rng.random(200) < 0.3
+    s = rng.normal(size=200) + flags
+    assert metrics.auroc(flags, s) == pytest.approx(roc_auc_score(flags, s))
+    assert metrics.average_precision(flags, s) == pytest.approx(average_precision_score(flags, s))
+    assert metrics.auroc(flags, flags.astype(float)) == 1.0  # perfect
+    assert metrics.auroc(flags, -flags.astype(float)) == 0.0  # backwards
+    assert metrics.auroc(flags, np.zeros(200)) == 0.5  # constant: chance
+
+
+def test_threshold_for_fpr_leaves_that_fraction_above():
+    s = np.arange(1000.0)
+    t = metrics.threshold_for_fpr(s, 0.05)
+    assert (s > t).mean() <= 0.05 and (s > t).mean() > 0.04
+
+
+@pytest.fixture(scope="module")
+def anomaly_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("an") / "r"
+    assert main(["anomaly", "--anomaly-class", "1", "--label-fraction", "0.1", "--epochs", "8", "--hidden", "64",
+                 "--latent-dim", "4", "--threads", "1", "--quiet", "--score-samples", "3", "--score-iwae-k", "10",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
+    res = json.loads((anomaly_run / "anomaly.json").read_text())
+    assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "complexity",
+                                  "combined"}
+    assert res["default_score"] == "combined" and res["n_anomalous"] > 0
+    for m in res["scores"].values():
+        assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]
+    assert res["scores"]["combined"]["auroc"] > 0.7  # 1s left out of 8x8 digits: far above chance
+    info = json.loads((anomaly_run / "data.json").read_text())
+    assert info["anomaly_class"] == "1" and "1" not in info["classes"] and len(info["classes"]) == 9
+
+
+def test_every_score_is_finite_and_higher_for_noise_than_for_training_images(anomaly_run):
+    run = load_run(anomaly_run)
+    res = json.loads((anomaly_run / "anomaly.json").read_text())
+    from semivae.data.anomaly import load_for_config
+
+    train = load_for_config(run.config.data).train
+    typical = train.batch(torch.arange(50))
+    noise = torch.rand(50, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    names = available_scores(run.model, image=True)
+    combine = {k: tuple(v) for k, v in res["combine"].items()}
+    torch.manual_seed(0)
+    s_typ = compute_scores(run.model, typical, names, samples=3, iwae_k=10, combine=combine)
+    s_noise = compute_scores(run.model, noise, names, samples=3, iwae_k=10, combine=combine)
+    for n in names:
+        assert np.isfinite(s_typ[n]).all() and np.isfinite(s_noise[n]).all(), n
+        assert np.median(s_noise[n]) > np.median(s_typ[n]), n
+
+
+def test_score_writes_score_flag_and_class(anomaly_run, tmp_path):
+    x = np.round(np.random.default_rng(0).random((6, 8, 8)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "new.npz", x=x)
+    rows = list(csv.DictReader(io.StringIO(score(anomaly_run, tmp_path / "new.npz"))))
+    assert len(rows) == 6 and set(rows[0]) == {"row", "score", "flag", "predicted"}
+    assert all(r["flag"] in ("0", "1") for r in rows) and all(r["predicted"] != "1" for r in rows)
+    assert main(["score", str(anomaly_run), str(tmp_path / "new.npz"), "--score", "nope"]) == 2
+
+
+def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_path):
+    run = load_run(anomaly_run)
+    from semivae.data.anomaly import load_for_config
+
+    train = load_for_config(run.config.data).train
+    val = train.take(torch.from_numpy(run.split.val))
+    with np.load(anomaly_run / "anomaly_scores.npz") as z:
+        val_scores = z["val_combined"]
+    marked = np.argsort(-val_scores)[:10]  # the normal validation points scored most anomalous: false alarms
+    np.savez(tmp_path / "fp.npz", x=val.x[torch.from_numpy(marked)].numpy()[:, 0])
+    def scores(run, name):
+        return np.array([float(r["score"]) for r in csv.DictReader(io.StringIO(score(run, tmp_path / "fp.npz", name)))])
+
+    def percentile(run, name):  # where the marked points fall among the run's normal validation scores
+        with np.load(run / "anomaly_scores.npz") as z:
+            ref = z[f"val_{name}"]
+        return np.mean([(ref < v).mean() for v in scores(run, name)])
+
+    before = {n: (scores(anomaly_run, n), percentile(anomaly_run, n)) for n in ("recon_prob", "combined")}
+    out = tmp_path / "fb"
+    assert main(["feedback", str(anomaly_run), "--false-positives", str(tmp_path / "fp.npz"), "--epochs", "4",
+                 "--quiet", "--out", str(out)]) == 0
+    after = {n: (scores(out, n), percentile(out, n)) for n in ("recon_prob", "combined")}
+    assert after["recon_prob"][0].mean() < before["recon_prob"][0].mean()  # x (1 - p_fp) shrinks them
+    for n in before:  # and they now rank lower among normal points than before
+        assert after[n][1] < before[n][1], (n, before[n][1], after[n][1])
+    assert json.loads((out / "data.json").read_text())["classes"][-2:] == ["false positive", "false negative"]
+
+
+def test_feedback_works_on_a_run_without_labels(tmp_path):
+    out = tmp_path / "vae"
+    assert main(["anomaly", "--anomaly-class", "0", "--mode", "unsupervised", "--epochs", "2", "--hidden", "32",
+                 "--latent-dim", "3", "--quiet", "--score-samples", "2", "--score-iwae-k", "4", "--out", str(out)]) == 0
+    assert "combined" not in json.loads((out / "anomaly.json").read_text())["scores"]
+    np.savez(tmp_path / "fn.npz", x=np.zeros((3, 8, 8), dtype=np.uint8))
+    assert main(["feedback", str(out), "--false-negatives", str(tmp_path / "fn.npz"), "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "fb")]) == 0
+    assert load_run(tmp_path / "fb").model.has_classifier
+
+
+@pytest.mark.parametrize("argv,needle", [(["anomaly", "--epochs", "1"], "--anomaly-class"),
+                                         (["anomaly", "--anomaly-class", "cat", "--epochs", "1"], "cat"),
+                                         (["anomaly", "--anomaly-class", "1", "--target-fpr", "2"], "--target-fpr")])
+def test_bad_anomaly_input_is_one_line(argv, needle, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and needle in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
