@@ -33,6 +33,11 @@ def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epoch
                             seed=seed, epochs=epochs, threads=a.threads, **budget)
         seconds = time.perf_counter() - t0
         res = evaluate_anomaly(run, samples=a.score_samples, iwae_k=a.score_iwae_k)
+        if a.keep_scores:  # per-point validation and test scores, for studying score combinations
+            keep = Path(a.keep_scores) / f"{dataset}-{cls}-{mode}-{fraction}-{seed}-{epochs}"
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in ("anomaly_scores.npz", "anomaly.json"):
+                (keep / name).write_bytes((run / name).read_bytes())
     return {"dataset": dataset, "class": cls, "mode": mode, "label_fraction": fraction if mode == "semi" else None,
             "seed": seed, "epochs": epochs, "seconds": seconds, "default_score": res["default_score"],
             "auroc": {n: m["auroc"] for n, m in res["scores"].items()},
@@ -69,6 +74,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--score-samples", type=int, default=5)
     p.add_argument("--score-iwae-k", type=int, default=20)
+    p.add_argument("--keep-scores", default=None, metavar="DIR", help="copy each run's per-point scores here")
     p.add_argument("--out", default="bench-results/anomaly.json")
     a = p.parse_args()
     out = Path(a.out)
