@@ -81,7 +81,7 @@ def evaluate_anomaly(run: str | Path, *, target_fpr: float = 0.05, samples: int 
         per_score[n] = {"auroc": metrics.auroc(flags, test_s[n]), "average_precision": metrics.average_precision(flags, test_s[n]),
                         "threshold": t, "val_fpr": float((val_s[n] > t).mean()),
                         "test_fpr": float(flagged[~flags].mean()), "test_tpr": float(flagged[flags].mean())}
-    default = "combined" if "combined" in names else ("complexity" if "complexity" in names else names[0])
+    default = "combined" if "combined" in names else "neg_elbo" if "neg_elbo" in names else names[0]
     res = {"anomaly_class": cfg.data.anomaly_class, "default_score": default, "target_fpr": target_fpr,
            "samples": samples, "iwae_k": iwae_k, "n_val": len(val), "n_test": len(flags),
            "n_anomalous": int(flags.sum()), "combine": combine, "shift": shift, "scores": per_score}

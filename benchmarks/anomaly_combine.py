@@ -1,0 +1,70 @@
+"""Which combination of anomaly scores to make the default: measured on stored per-point scores.
+
+    python benchmarks/anomaly_combine.py /work/bench/scores --dataset mnist
+
+Reads the run folders that ``benchmarks/anomaly.py --keep-scores DIR`` wrote (validation and
+test scores of every score, per point), standardises each score by its normal validation
+points (z-scores: no anomaly labels needed) and reports the test AUROC of candidate
+combinations per left-out class, their mean and their worst class. Choose on one dataset
+(MNIST) and confirm on another (Fashion-MNIST) to keep the choice honest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from semivae.eval.metrics import auroc
+
+CANDIDATES = {
+    "complexity+entropy": ("mean", ("complexity", "entropy")),
+    "neg_elbo+entropy": ("mean", ("neg_elbo", "entropy")),
+    "neg_elbo+complexity+entropy": ("mean", ("neg_elbo", "complexity", "entropy")),
+    "max(neg_elbo,complexity,entropy)": ("max", ("neg_elbo", "complexity", "entropy")),
+    "neg_elbo+complexity": ("mean", ("neg_elbo", "complexity")),
+    "max(neg_elbo,complexity)": ("max", ("neg_elbo", "complexity")),
+}
+
+
+def combine(z: dict[str, np.ndarray], how: str, parts: tuple[str, ...], split: str) -> np.ndarray | None:
+    if not all(f"{split}_{p}" in z for p in parts):
+        return None
+    cols = []
+    for p in parts:
+        ref = z[f"val_{p}"]
+        cols.append((z[f"{split}_{p}"] - ref.mean()) / max(ref.std(), 1e-12))
+    return np.max(cols, 0) if how == "max" else np.mean(cols, 0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder")
+    ap.add_argument("--dataset", default="mnist")
+    a = ap.parse_args()
+    runs = sorted(Path(a.folder).glob(f"{a.dataset}-*"))
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    for run in runs:
+        cls, mode = run.name[len(a.dataset) + 1:].split("-")[:2]
+        with np.load(run / "anomaly_scores.npz") as f:
+            z = {k: f[k] for k in f.files}
+        flags = z["is_anomaly"]
+        row = {s[5:]: auroc(flags, z[s]) for s in z if s.startswith("test_")}
+        for name, (how, parts) in CANDIDATES.items():
+            c = combine(z, how, parts, "test")
+            if c is not None:
+                row[name] = auroc(flags, c)
+        table[(mode, cls)] = row
+    for mode in sorted({m for m, _ in table}):
+        rows = {c: r for (m, c), r in table.items() if m == mode}
+        names = sorted({n for r in rows.values() for n in r}, key=lambda n: -np.mean([r.get(n, np.nan) for r in rows.values()]))
+        print(f"\n{a.dataset}, {mode}, {len(rows)} classes: mean AUROC (worst class)")
+        for n in names:
+            v = np.array([r.get(n, np.nan) for r in rows.values()])
+            print(f"  {n:<36} {np.nanmean(v):.3f} ({np.nanmin(v):.3f})   " +
+                  " ".join(f"{c}:{r.get(n, np.nan):.3f}" for c, r in sorted(rows.items())))
+
+
+if __name__ == "__main__":
+    main()
