@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from semivae.cli import main
 from semivae.eval import metrics
-from semivae.eval.anomaly import evaluate_anomaly, score
+from semivae.eval.anomaly import score
 from semivae.eval.scores import available_scores, compute_scores
 from semivae.train import load_run
 

@@ -46,7 +46,7 @@ def report_html(run: str | Path, data_dir: str | None = None, seed: int = 0) -> 
     parts = [f"<h1>semivae run {html.escape(loaded.path.name)}</h1>", "<h2>Summary</h2>", _table(facts)]
     try:
         res = evaluate(loaded.path, data_dir=data_dir)
-        parts += [f"<h2>Test metrics</h2>", _table({k: res[k] for k in METRIC_KEYS if k in res} | {"points": res["n"]})]
+        parts += ["<h2>Test metrics</h2>", _table({k: res[k] for k in METRIC_KEYS if k in res} | {"points": res["n"]})]
     except UserError as e:
         parts += ["<h2>Test metrics</h2>", f"<p>not available: {html.escape(str(e))}</p>"]
     pngs: dict[str, bytes] = {}
