@@ -29,6 +29,7 @@ def test_m1m2_trains_in_two_stages_and_reloads_as_one_model(tiny, tmp_path):
     assert "val_accuracy" not in rows[0]  # M1 is a plain VAE
     res = evaluate(path, iwae_k=8, iwae_points=20)
     assert 0 <= res["accuracy"] <= 1 and np.isfinite(res["nll"]) and res["iwae_k"] == 8
+    assert res["nll"] > 0  # a negative log-likelihood of 8x8 images in nats
     np.savez(tmp_path / "new.npz", x=np.random.default_rng(0).integers(0, 256, (5, 8, 8)).astype(np.uint8))
     a, classes = predict(path, tmp_path / "new.npz")
     b, _ = predict(load_run(path).path, tmp_path / "new.npz")
@@ -68,6 +69,8 @@ def test_evaluate_reports_the_iwae_nll(tiny, tmp_path, capsys):
     run = train(tiny(mode="unsupervised"), out=tmp_path / "r", progress=False)
     assert main(["evaluate", str(run), "--iwae-k", "16", "--iwae-points", "30"]) == 0
     assert "IWAE, k=16, 30 points" in capsys.readouterr().out
+    res = evaluate(run, iwae_k=64)
+    assert 0 < res["nll"] <= -res["elbo"] + 0.5  # the k-sample bound is tighter than the ELBO
     assert main(["evaluate", str(run), "--iwae-k", "-1"]) == 2
 
 

@@ -51,7 +51,7 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | None = Non
     res = evaluate_split(loaded.model, data, confusion=True, target_std=loaded.data_info.get("target_std"))
     if iwae_k:
         n = min(len(data), iwae_points or len(data))
-        res.update(nll=-float(iwae_nll_terms(loaded.model, data, iwae_k, n).mean()), iwae_k=iwae_k, nll_points=n)
+        res.update(nll=float(iwae_nll_terms(loaded.model, data, iwae_k, n).mean()), iwae_k=iwae_k, nll_points=n)
     return {"run": str(loaded.path), "split": split, "dataset": loaded.config.data.dataset,
             "mode": loaded.config.model.mode, "classes": loaded.classes, **res}
 
