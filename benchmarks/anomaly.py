@@ -12,9 +12,6 @@ the JSON file as they finish; a restart skips finished ones.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +20,7 @@ import numpy as np
 
 import semivae
 from semivae.eval.anomaly import evaluate_anomaly
+from results_file import ResultsFile
 
 
 def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epochs: int, a) -> dict:
@@ -77,22 +75,15 @@ def main() -> None:
     p.add_argument("--keep-scores", default=None, metavar="DIR", help="copy each run's per-point scores here")
     p.add_argument("--out", default="bench-results/anomaly.json")
     a = p.parse_args()
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(out.read_text())["rows"] if out.exists() else []
-    done = {(r["class"], r["mode"], r["label_fraction"], r["seed"], r["epochs"]) for r in rows}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["class"], r["mode"], r["label_fraction"], r["seed"], r["epochs"]) for r in results.rows}
     for seed in a.seeds:
         for cls in a.classes:
             for mode in a.modes:
                 for frac in (a.label_fractions if mode == "semi" else [None]):
-                    if (cls, mode, frac, seed, a.epochs) in done:
-                        continue
-                    rows.append(one_run(a.dataset, cls, mode, frac, seed, a.epochs, a))
-                    print(json.dumps(rows[-1]), flush=True)
-                    meta = {"commit": commit, "machine": f"{platform.node()} {platform.processor()}",
-                            "date": time.strftime("%Y-%m-%d"), "argv": vars(a)}
-                    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+                    if (cls, mode, frac, seed, a.epochs) not in done:
+                        results.add(one_run(a.dataset, cls, mode, frac, seed, a.epochs, a))
+    rows = results.rows
     print(summarise(rows))
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import semivae
+from results_file import ResultsFile, parse_set
 
 
 def one_run(model: str, budget: int | None, seed: int, epochs: int, extra: dict, iwae_k: int, iwae_points: int) -> dict:
@@ -55,13 +54,6 @@ def summarise(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="m2")
@@ -73,22 +65,15 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options, e.g. alpha=100")
     p.add_argument("--out", default="bench-results/model_family.json")
     a = p.parse_args()
-    extra = {k: _value(v) for k, v in (s.split("=", 1) for s in a.set)}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(out.read_text())["rows"] if out.exists() else []
-    done = {(r["model"], r["labels"], r["seed"], r["epochs"], json.dumps(r.get("set", {}))) for r in rows}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    extra = parse_set(a.set)
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["model"], r["labels"], r["seed"], r["epochs"], json.dumps(r.get("set", {}))) for r in results.rows}
     for b in a.budgets:
         budget = None if b == "none" else int(b)
         for seed in a.seeds:
-            if (a.model, budget, seed, a.epochs, json.dumps(extra)) in done:
-                continue
-            rows.append(one_run(a.model, budget, seed, a.epochs, extra, a.iwae_k, a.iwae_points) | {"set": extra})
-            print(json.dumps(rows[-1]), flush=True)
-            meta = {"commit": commit, "machine": f"{platform.node()} {platform.processor()}",
-                    "date": time.strftime("%Y-%m-%d"), "argv": vars(a)}
-            out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+            if (a.model, budget, seed, a.epochs, json.dumps(extra)) not in done:
+                results.add(one_run(a.model, budget, seed, a.epochs, extra, a.iwae_k, a.iwae_points) | {"set": extra})
+    rows = results.rows
     print(summarise(rows))
 
 

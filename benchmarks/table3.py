@@ -13,9 +13,6 @@ run, then mean +- std) are written as JSON and printed as a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import semivae
+from results_file import ResultsFile, parse_set
 
 
 def one_run(arch: str, preset: str, mode: str, budget: int, seed: int, epochs: int, extra: dict) -> dict:
@@ -49,13 +47,6 @@ def summarise(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="dense")
@@ -67,22 +58,15 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options, e.g. alpha=100")
     p.add_argument("--out", default="bench-results/table3.json")
     a = p.parse_args()
-    extra = {k: _value(v) for k, v in (s.split("=", 1) for s in a.set)}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(out.read_text())["rows"] if out.exists() else []
-    done = {(r["mode"], r["labels"], r["seed"]) for r in rows}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    extra = parse_set(a.set)
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["mode"], r["labels"], r["seed"]) for r in results.rows}
     for budget in a.budgets:
         for seed in a.seeds:
             for mode, epochs in (("semi", a.semi_epochs), ("supervised", a.sup_epochs)):
-                if (mode, budget, seed) in done:
-                    continue
-                rows.append(one_run(a.arch, a.preset, mode, budget, seed, epochs, extra) | {"set": extra})
-                print(json.dumps(rows[-1]), flush=True)
-                meta = {"commit": commit, "machine": f"{platform.node()} {platform.processor()}",
-                        "date": time.strftime("%Y-%m-%d"), "argv": vars(a)}
-                out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+                if (mode, budget, seed) not in done:
+                    results.add(one_run(a.arch, a.preset, mode, budget, seed, epochs, extra) | {"set": extra})
+    rows = results.rows
     print(summarise(rows))
 
 

@@ -62,24 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and write a run directory",
                        description="Train a semi-supervised (or unsupervised / supervised) VAE. "
                        "Precedence: defaults < --preset < --config file < flags.")
-    t.add_argument("--config", help="TOML or YAML file with [data], [arch], [model], [train] sections")
-    t.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
-    t.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--report", action="store_true", help="write RUN/report.html when training ends")
-    add_config_flags(t)
+    _add_run_flags(t)
 
     an = sub.add_parser("anomaly", help="train on the normal classes of a dataset, then score held-out normal and "
                         "anomalous points (AUROC, AP, thresholds, ROC figure)",
                         description="The anomaly protocol of Berkhahn et al. 2019: --anomaly-class is left out of "
                         "training; add --mode unsupervised for the plain VAE on the same data and seed.")
-    an.add_argument("--config", help="TOML or YAML file with [data], [arch], [model], [train] sections")
-    an.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
-    an.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
-    an.add_argument("--quiet", action="store_true", help="no progress bar")
-    an.add_argument("--report", action="store_true", help="write RUN/report.html at the end")
     _anomaly_scoring_flags(an)
-    add_config_flags(an)
+    _add_run_flags(an)
 
     sc = sub.add_parser("score", help="anomaly scores of new data as CSV: score, flag, predicted class")
     sc.add_argument("run", help="run directory written by `semivae anomaly` or `semivae feedback`")
@@ -146,6 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """What every command that trains a run takes: config file, preset, output, and every config field."""
+    p.add_argument("--config", help="TOML or YAML file with [data], [arch], [model], [train] sections")
+    p.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
+    p.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true", help="write RUN/report.html when training ends")
+    add_config_flags(p)
+
+
+def _run_config(a: argparse.Namespace, own: tuple[str, ...] = ()):
+    """The resolved RunConfig of a training command: config file < flags (a command's ``own`` flags left out)."""
+    file_cfg = load_config_file(a.config) if a.config else {}
+    skip = {"command", "config", "out", "quiet", "report", *own}
+    return resolve(file_cfg, nest({k: v for k, v in vars(a).items() if k not in skip}))
+
+
 def _anomaly_scoring_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-fpr", type=float, default=0.05,
                    help="flag threshold: this false-positive rate on validation normal points (default: 0.05)")
@@ -167,9 +174,7 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     from .train import train
     from .viz import roc_figure, save_png
 
-    file_cfg = load_config_file(a.config) if a.config else {}
-    skip = ("command", "config", "out", "quiet", "report", "target_fpr", "score_samples", "score_iwae_k")
-    cfg = resolve(file_cfg, nest({k: v for k, v in vars(a).items() if k not in skip}))
+    cfg = _run_config(a, own=("target_fpr", "score_samples", "score_iwae_k"))
     if cfg.data.anomaly_class is None:
         raise UserError("semivae anomaly needs --anomaly-class (the class left out of training); e.g. --anomaly-class 7")
     if not 0 < a.target_fpr < 1:
@@ -213,9 +218,7 @@ def cmd_feedback(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
-    file_cfg = load_config_file(a.config) if a.config else {}
-    flat = {k: v for k, v in vars(a).items() if k not in ("command", "config", "out", "quiet", "report")}
-    cfg = resolve(file_cfg, nest(flat))
+    cfg = _run_config(a)
     path = train(cfg, out=a.out, progress=not a.quiet)
     summary = json.loads((Path(path) / "summary.json").read_text())
     final = summary.get("final", {})

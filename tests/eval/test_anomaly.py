@@ -101,7 +101,7 @@ def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_pa
 
     before = {n: (scores(anomaly_run, n), percentile(anomaly_run, n)) for n in ("recon_prob", "combined")}
     out = tmp_path / "fb"
-    assert main(["feedback", str(anomaly_run), "--false-positives", str(tmp_path / "fp.npz"), "--epochs", "4",
+    assert main(["feedback", str(anomaly_run), "--false-positives", str(tmp_path / "fp.npz"), "--epochs", "8",
                  "--quiet", "--out", str(out)]) == 0
     after = {n: (scores(out, n), percentile(out, n)) for n in ("recon_prob", "combined")}
     assert after["recon_prob"][0].mean() < before["recon_prob"][0].mean()  # x (1 - p_fp) shrinks them

@@ -28,7 +28,7 @@ from ..data.anomaly import load_for_config
 from ..errors import UserError
 from ..train.run import LoadedRun, load_run, write_atomic
 from . import metrics
-from .scores import available_scores, combine_stats, compute_scores
+from .scores import available_scores, combine_stats, combined_score, compute_scores
 
 FP, FN = "false positive", "false negative"
 
@@ -65,11 +65,10 @@ def evaluate_anomaly(run: str | Path, *, target_fpr: float = 0.05, samples: int 
     model = loaded.model
     names = available_scores(model, bundle.kind == "image")
     torch.manual_seed(seed)
-    plain = [n for n in names if n != "combined"]
-    val_s = compute_scores(model, x_val, plain, samples, iwae_k)
+    val_s = compute_scores(model, x_val, [n for n in names if n != "combined"], samples, iwae_k)
     combine = combine_stats(val_s) if "combined" in names else None
-    if combine:
-        val_s = compute_scores(model, x_val, names, samples, iwae_k, combine=combine)
+    if combine:  # its parts are scored already: only standardise and average them
+        val_s["combined"] = combined_score(val_s, combine)
     test_s = compute_scores(model, x_test, names, samples, iwae_k, combine=combine)
     shift = {n: float(min(0.0, s.min())) for n, s in val_s.items()}
     val_s = _feedback_adjust(val_s, _proba(model, x_val), loaded.classes, shift)

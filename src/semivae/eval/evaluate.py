@@ -66,15 +66,16 @@ def iwae_nll_terms(model, data: ArrayData, k: int, n: int, batch_size: int = 128
 
 
 def _predictions(run: str | Path, inputs: str | Path) -> tuple[LoadedRun, dict]:
+    """The run and its model's outputs on ``inputs``; refuses a model without a class layer."""
     loaded = load_run(run)
+    if not loaded.model.has_classifier:
+        raise UserError(f"run {run} is an unsupervised model without a class layer; train with --mode semi or supervised")
     return loaded, model_outputs(loaded.model, load_inputs(str(inputs), dict(loaded.data_info)))
 
 
 def predict(run: str | Path, inputs: str | Path) -> tuple[np.ndarray, list[str]]:
     """Class probabilities (N, K) for the data in ``inputs`` (same formats as training)."""
     loaded, out = _predictions(run, inputs)
-    if not loaded.model.has_classifier:
-        raise UserError(f"run {run} is an unsupervised model without a class layer; train with --mode semi or supervised")
     return out["proba"], loaded.classes
 
 
@@ -82,8 +83,6 @@ def predict_all(run: str | Path, inputs: str | Path) -> str:
     """CSV text of every prediction the run makes: classes and, for a model with a
     regression head, its continuous targets in the data's units."""
     loaded, out = _predictions(run, inputs)
-    if not loaded.model.has_classifier:
-        raise UserError(f"run {run} is an unsupervised model without a class layer; train with --mode semi or supervised")
     info = loaded.data_info
     targets = None
     if "targets" in out:

@@ -104,8 +104,13 @@ def compute_scores(model: nn.Module, x_all: torch.Tensor, names: list[str], samp
             out[n].append(SCORES[n](model, x, samples, iwae_k).double().cpu())
     res = {n: torch.cat(v).numpy() if v else np.zeros(0) for n, v in out.items()}
     if "combined" in names:
-        res["combined"] = np.mean([(res[p] - m) / sd for p, (m, sd) in combine.items()], axis=0)
+        res["combined"] = combined_score(res, combine)
     return {n: res[n] for n in names}
+
+
+def combined_score(scores: dict[str, np.ndarray], combine: dict[str, tuple[float, float]]) -> np.ndarray:
+    """The mean z-score of the parts of ``combined``, standardised by ``combine`` = {part: (mean, std)}."""
+    return np.mean([(scores[p] - m) / sd for p, (m, sd) in combine.items()], axis=0)
 
 
 def combine_stats(normal_scores: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:

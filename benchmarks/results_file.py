@@ -1,0 +1,37 @@
+"""What every benchmark script shares: ``--set KEY=VALUE`` parsing and a results file that
+rows are appended to as runs finish (so a restart skips finished runs), with the commit,
+machine, date and arguments that produced them."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["alpha=100", "hidden=[64]", "arch=conv"]`` -> options, JSON values where they parse."""
+    def value(text: str):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return {k: value(v) for k, v in (s.split("=", 1) for s in items)}
+
+
+class ResultsFile:
+    def __init__(self, path: str, argv: dict):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows: list[dict] = json.loads(self.path.read_text())["rows"] if self.path.exists() else []
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        self.meta = {"commit": commit, "machine": f"{platform.node()} {platform.processor()}", "argv": argv}
+
+    def add(self, row: dict) -> None:
+        """Append ``row``, print it, and rewrite the file."""
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        meta = dict(self.meta, date=time.strftime("%Y-%m-%d"))
+        self.path.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
