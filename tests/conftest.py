@@ -1,8 +1,11 @@
 """Shared fixtures: tiny configs on the bundled digits data, so the suite stays fast."""
 
 import pytest
+import torch
 
 from semivae.config import resolve
+from semivae.data import Batch
+from semivae.models import Head, ModelSpec, model_entry
 
 
 def tiny_config(**flat):
@@ -18,3 +21,20 @@ def tiny_config(**flat):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+def spec(shape, n_classes, likelihood="bernoulli", n_targets=0, kind=None):
+    """A ModelSpec with one head of ``n_classes`` classes (fed to the decoder)."""
+    heads = (Head("label", tuple(str(k) for k in range(n_classes))),) if n_classes else ()
+    return ModelSpec(tuple(shape), heads, likelihood, kind or ("image" if len(shape) == 3 else "vector"), n_targets)
+
+
+def model_config(model="semivae", **kw):
+    """The model's own config dataclass, with overrides."""
+    return model_entry(model).config(**kw)
+
+
+def batch(x, y, labelled=None, t=None):
+    """A Batch whose labels are ``y`` where ``labelled`` (default: everywhere), else -1."""
+    y = y if labelled is None else torch.where(labelled, y, -1)
+    return Batch(x, y[:, None], t)

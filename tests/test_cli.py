@@ -98,7 +98,8 @@ def test_tabular_csv_end_to_end(tmp_path, capsys):
     assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--hidden", "16", "--latent-dim", "2",
                  "--epochs", "15", "--out", str(out), "--quiet", "--threads", "1"]) == 0
     info = json.loads((out / "data.json").read_text())
-    assert info["kind"] == "tabular" and info["likelihood"] == "gaussian" and info["classes"] == ["neg", "pos"]
+    assert info["kind"] == "vector" and info["likelihood"] == "gaussian"
+    assert info["heads"] == [{"name": "label", "classes": ["neg", "pos"]}]
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9  # two well separated blobs

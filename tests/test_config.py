@@ -30,3 +30,56 @@ def test_yaml_and_toml_files(tmp_path):
     (tmp_path / "bad.toml").write_text("[model\n")
     with pytest.raises(UserError, match="not valid TOML"):
         load_config_file(str(tmp_path / "bad.toml"))
+
+
+@pytest.mark.parametrize("text,suffix,needle", [
+    ('[train]\nepochs = "ten"\n', ".toml", "[train] epochs = 'ten' is not a whole number"),
+    ("[arch]\nhidden = 512\n", ".toml", "[arch] hidden = 512 is not a list of whole numbers"),
+    ("[model]\nalpha = true\n", ".toml", "[model] alpha = True is not a number"),
+    ("[data]\nval_fraction = [0.1]\n", ".toml", "[data] val_fraction"),
+    ("- data\n- train\n", ".yaml", "holds a list at its top level"),
+    ("train: 5\n", ".yaml", "[train] must be a table"),
+    ("model:\n  head_alpha: 3\n", ".yaml", "[model] head_alpha = 3 is not a table"),
+])
+def test_config_values_are_type_checked_with_a_one_line_error(tmp_path, capsys, text, suffix, needle):
+    from semivae.cli import main
+
+    path = tmp_path / f"c{suffix}"
+    path.write_text(text)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_python_keywords_are_type_checked_too(tmp_path):
+    import semivae
+
+    with pytest.raises(UserError, match=r"\[train\] epochs = 'ten'"):
+        semivae.train(epochs="ten", out=tmp_path / "r")
+    assert resolve(None, nest({"labels": 100})).data.labels == "100"  # a count given as a number is fine
+
+
+def test_each_model_owns_its_options():
+    from semivae.models import M2Config, PSpecConfig, SemiVAEConfig
+
+    semi, m2, pspec = (resolve(None, {"model": {"model": m}}).model for m in ("semivae", "m2", "pspec"))
+    assert type(semi) is SemiVAEConfig and type(m2) is M2Config and type(pspec) is PSpecConfig
+    assert not hasattr(semi, "samples") and not hasattr(m2, "structure") and not hasattr(pspec, "mode")
+    assert pspec.samples == 8 and m2.samples == 1 and semi.beta == 0.25 and m2.beta == 1.0
+    with pytest.raises(UserError, match="--samples belongs to --model m1m2 / m2 / pspec"):
+        resolve(None, {"model": {"model": "semivae", "samples": 4}})
+    # a config file that lists every model's options at their defaults (as runs wrote them before) still resolves
+    legacy = {"model": {"model": "m2", "mode": "semi", "structure": "z|x,y", "samples": 1, "m1_epochs": 20}}
+    assert resolve(legacy).model.samples == 1
+    # and a saved run's config is read back whatever it holds
+    saved = RunConfig.from_dict({"model": {"model": "semivae", "samples": 4}}, saved=True)
+    assert saved.model.model == "semivae"
+
+
+def test_the_saved_config_round_trips_for_every_model():
+    from semivae.models import MODELS
+
+    for name in MODELS:
+        cfg = resolve(None, {"model": {"model": name}})
+        assert RunConfig.from_dict(cfg.to_dict()) == cfg

@@ -11,52 +11,43 @@ import argparse
 import io
 import json
 import sys
-import types
-import typing
-from dataclasses import MISSING
+from importlib.metadata import version
 from pathlib import Path
 
-from . import __version__
-from .config import SECTIONS, load_config_file, nest, resolve
+from .atomic import write_atomic
+from .config import SECTIONS, load_config_file, nest, resolve, section_fields
 from .errors import TrainingDiverged, UserError
+from .models import MODELS
+from .options import default_of, flag_kwargs, hints, shown
 
 
-def _int_list(s: str) -> list[int]:
-    try:
-        return [int(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of integers, e.g. 512,256") from None
-
-
-def _arg_type(hint) -> dict:
-    """argparse keywords for a dataclass field's type hint."""
-    base = hint
-    if isinstance(hint, types.UnionType):  # X | None -> X
-        base = next(a for a in typing.get_args(hint) if a is not type(None))
-    if base is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if typing.get_origin(base) is list:
-        return {"type": _int_list, "metavar": "N,N,..."}
-    return {"type": base}
+def _default_text(section: str, name: str) -> str:
+    """The default of an option; a [model] option whose default differs by model lists them."""
+    if section != "model" or name == "model":
+        v = default_of(section_fields(section)[name])
+        return "" if v is None else f" (default: {shown(v)})"
+    per_model = {m: default_of(e.config.__dataclass_fields__[name]) for m, e in MODELS.items()
+                 if name in e.config.__dataclass_fields__}
+    values = list(per_model.values())
+    if all(v == values[0] for v in values):
+        return "" if values[0] is None else f" (default: {shown(values[0])})"
+    return " (default: " + "; ".join(f"{m} {shown(v)}" for m, v in per_model.items()) + ")"
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    for section, klass in SECTIONS.items():
+    for section in SECTIONS:
         group = parser.add_argument_group(f"{section} options")
-        hints = typing.get_type_hints(klass)
-        for f in klass.__dataclass_fields__.values():
-            default = f.default if f.default_factory is MISSING else f.default_factory()
-            if isinstance(default, list):
-                default = ",".join(map(str, default))
-            help_text = f.metadata["help"] + ("" if default is None else f" (default: {default})")
-            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
-                               help=help_text, **_arg_type(hints[f.name]))
+        klasses = SECTIONS[section] if isinstance(SECTIONS[section], list) else [SECTIONS[section]]
+        types_ = {k: v for klass in reversed(klasses) for k, v in hints(klass).items()}
+        for name, f in section_fields(section).items():
+            group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                               help=f.metadata["help"] + _default_text(section, name), **flag_kwargs(types_[name]))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semivae", description="One variational autoencoder for 0-100 % labels: "
                                 "train, evaluate and predict from the command line.")
-    p.add_argument("--version", action="version", version=f"semivae {__version__}")
+    p.add_argument("--version", action="version", version=f"semivae {version('semivae')}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model and write a run directory",
@@ -192,17 +183,20 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_score(a: argparse.Namespace) -> int:
-    from .eval.anomaly import score
-    from .train.run import write_atomic
-
-    text = score(a.run, a.input, a.score)
-    if a.out:
-        write_atomic(Path(a.out), text)
-        print(f"wrote {text.count(chr(10)) - 1} rows to {a.out}", file=sys.stderr)
+def _emit_csv(text: str, out: str | None) -> int:
+    """CSV text to ``--out`` (written whole) or to stdout."""
+    if out:
+        write_atomic(Path(out), text)
+        print(f"wrote {text.count(chr(10)) - 1} rows to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from .eval.anomaly import score
+
+    return _emit_csv(score(a.run, a.input, a.score), a.out)
 
 
 def cmd_feedback(a: argparse.Namespace) -> int:
@@ -232,20 +226,22 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _table(res: dict) -> str:
+    """Every metric (per-head ones as ``accuracy/<head>``), then each head's confusion matrix."""
     lines = [f"run      {res['run']}", f"split    {res['split']} ({res['n']} points)"]
-    for k in ("accuracy", "log_loss", "elbo", "recon", "kl"):
-        if k in res:
-            lines.append(f"{k:<8} {res[k]:.4f}")
+    for k, v in res.items():
+        if k.split("/")[0] in ("accuracy", "log_loss", "elbo", "recon", "kl"):
+            lines.append(f"{k:<8} {v:.4f}")
     if "nll" in res:
         lines.append(f"nll      {res['nll']:.4f} nats (IWAE, k={res['iwae_k']}, {res['nll_points']} points)")
     for i, (rm, r2) in enumerate(zip(res.get("target_rmse", []), res.get("target_r2", []))):
         lines.append(f"target {i}: rmse {rm:.4g}, r2 {r2:.4f}")
-    if "confusion" in res:
-        classes = res["classes"]
+    for key in [k for k in res if k.split("/")[0] == "confusion"]:
+        head = key.partition("/")[2]
+        classes = res["classes" + (f"/{head}" if head else "")]
         w = max(5, *(len(c) for c in classes))
-        lines.append("confusion matrix (rows: true class, columns: predicted)")
+        lines.append(f"confusion matrix{f' of {head}' if head else ''} (rows: true class, columns: predicted)")
         lines.append(" " * w + " ".join(f"{c:>{w}}" for c in classes))
-        for c, row in zip(classes, res["confusion"]):
+        for c, row in zip(classes, res[key]):
             lines.append(f"{c:>{w}}" + " ".join(f"{v:>{w}}" for v in row))
     return "\n".join(lines)
 
@@ -260,15 +256,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def cmd_predict(a: argparse.Namespace) -> int:
     from .eval import predict_all
-    from .train.run import write_atomic
 
-    text = predict_all(a.run, a.input)
-    if a.out:
-        write_atomic(Path(a.out), text)
-        print(f"wrote {text.count(chr(10)) - 1} rows to {a.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _emit_csv(predict_all(a.run, a.input), a.out)
 
 
 def _figure_path(run: str, given: str | None, name: str) -> Path:
@@ -283,35 +272,36 @@ def _figure_path(run: str, given: str | None, name: str) -> Path:
 def cmd_generate(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from .train.run import load_run, write_atomic
-    from .viz import generate_figure, generation_grid, save_png
+    from .runs import load_run
+    from .viz import generate_figure, generation_grid, generation_head, save_png
 
     run = load_run(a.run)
     if not run.model.has_decoder:
         raise UserError(f"run {a.run} is a supervised classifier without a decoder; it cannot generate")
     if a.n < 1:
         raise UserError(f"--n {a.n} must be >= 1")
+    head = generation_head(run.model)
+    names = list(head.classes) if head else []
     k = None
     if a.only_class is not None:
-        names = run.classes
         k = names.index(a.only_class) if a.only_class in names else (int(a.only_class) if a.only_class.isdigit() else -1)
-        if not (run.model.has_classifier and 0 <= k < len(names)):
+        if not (head and 0 <= k < len(names)):
             raise UserError(f"--class {a.only_class} is not a class of this run; choose one of {names}"
-                            if run.model.has_classifier else "--class needs a model with a class layer; drop it")
+                            if head else "--class needs a model with a class layer; drop it")
     out = _figure_path(a.run, a.out, "generate")
-    fig = generate_figure(run.model, run.classes, n=a.n, only_class=k, seed=a.seed)
+    fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed)
     if a.npz:
-        classes = [k] if k is not None else (list(range(len(run.classes))) if run.model.has_classifier else None)
+        classes = [k] if k is not None else (list(range(len(names))) if head else None)
         grid, z = generation_grid(run.model, a.n, classes, a.seed)
         buf = io.BytesIO()
-        np.savez(buf, x=grid.numpy(), z=z.numpy(), classes=np.array([run.classes[c] for c in classes or []]))
+        np.savez(buf, x=grid.numpy(), z=z.numpy(), classes=np.array([names[c] for c in classes or []]))
         write_atomic(Path(a.npz), buf.getvalue())
     print(f"wrote {save_png(fig, out)}")
     return 0
 
 
 def cmd_traverse(a: argparse.Namespace) -> int:
-    from .train.run import load_run
+    from .runs import load_run
     from .viz import figures, save_png, traverse_figure
 
     run = load_run(a.run)
@@ -326,7 +316,10 @@ def cmd_traverse(a: argparse.Namespace) -> int:
     if not 0 <= a.index < len(x):
         raise UserError(f"--index {a.index} is outside 0..{len(x) - 1}; choose a point of the test split")
     out = _figure_path(a.run, a.out, "traverse")
-    fig = traverse_figure(run.model, x, index=a.index, span=a.span, steps=a.steps, max_dims=a.dims, data=data)
+    import torch
+
+    fig = traverse_figure(run.model, x, index=a.index, span=a.span, steps=a.steps, max_dims=a.dims, data=data,
+                          mask=data.mask(torch.arange(len(data))))
     print(f"wrote {save_png(fig, out)}")
     return 0
 

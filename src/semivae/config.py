@@ -1,9 +1,14 @@
-"""Run configuration: one small dataclass per concern, presets, config files.
+"""Run configuration: four sections, presets, config files.
 
-Precedence, lowest first: dataclass defaults < preset (``--preset``) < config file
-(``--config run.toml`` / ``.yaml``) < command-line flags. Every field carries its help
-text in ``metadata["help"]``; the CLI builds its flags from these fields, so a flag, a
-config-file key and a Python keyword always have the same name.
+Each concern owns its options, next to its code: ``[data]`` is ``data.DataConfig``, ``[arch]``
+is ``nn.ArchConfig``, ``[model]`` is the chosen model's own config dataclass (``--model``
+picks ``SemiVAEConfig``, ``M2Config``, ...; each extends ``models.ModelConfig``) and
+``[train]`` is :class:`TrainConfig` below. Precedence, lowest first: dataclass defaults (a
+model's own, with its ``arch_defaults``) < preset (``--preset``) < config file (``--config
+run.toml`` / ``.yaml``) < command-line flags. Every field carries its help text in
+``metadata["help"]``; the CLI builds its flags from these fields, so a flag, a config-file
+key and a Python keyword always have the same name, and every value is type-checked the same
+way wherever it comes from.
 """
 
 from __future__ import annotations
@@ -14,63 +19,11 @@ from pathlib import Path
 
 import yaml
 
+from .data.config import DataConfig
 from .errors import UserError
-
-
-def opt(default, help: str, **kw):
-    """A dataclass field with its CLI help text."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
-
-
-@dataclass
-class DataConfig:
-    dataset: str = opt("digits", "dataset name (digits, mnist, fashion-mnist) or a path to a .npz, .csv or image folder")
-    data_dir: str | None = opt(None, "folder holding the dataset files (else $SEMIVAE_DATA, then the user cache)")
-    labels: str | None = opt(None, "label budget: a total count drawn class-balanced, or 'all' (default: all labels the data has)")
-    labels_per_class: int | None = opt(None, "label budget: this many labelled points per class")
-    label_fraction: float | None = opt(None, "label budget: this fraction of each class's labelled points (0..1)")
-    val_fraction: float = opt(0.1, "fraction of the training images held out for validation (their labels stay hidden)")
-    val_labels: int = opt(0, "labels taken from the budget for validation (early stopping on log loss); they are not trained on")
-    oracle_val_labels: bool = opt(False, "use the validation split's labels beyond the budget (unrealistic; reported as such)")
-    label_ratio: float = opt(1.0, "labelled points per unlabelled point in each batch (paper: 1 = 1:1)")
-    label_column: str = opt("label", "name of the label column in a CSV file")
-    anomaly_class: str | None = opt(None, "anomaly protocol: this class (name or index) is anomalous; train on the "
-                                    "others, test on held-out normal points plus every anomalous one")
-
-
-@dataclass
-class ArchConfig:
-    arch: str = opt("dense", "encoder/decoder family: dense or conv")
-    hidden: list[int] = opt([512, 256], "dense: widths of the encoder layers (decoder mirrors them)")
-    channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them)")
-    strides: list[int] = opt([2, 2], "conv: stride of each conv layer (3x3 kernels)")
-    fc: int = opt(128, "conv: width of the fully connected layer after the convolutions")
-    latent_dim: int = opt(16, "size of z")
-    dropout: float = opt(0.5, "dropout rate after hidden layers")
-    batch_norm: bool = opt(False, "batch normalisation after hidden layers")
-
-
-@dataclass
-class ModelConfig:
-    model: str = opt("semivae", "model family: semivae (Berkhahn et al.), m2, m1m2 or pspec (partially specified)")
-    mode: str = opt("semi", "semi (ELBO + alpha*CE), unsupervised (plain VAE, no pi) or supervised (encoder + pi, CE only)")
-    alpha: float = opt(20.0, "weight of the cross-entropy on labelled points (paper: of the reconstruction's order)")
-    beta: float = opt(0.25, "weight of KL(q(z|x) || N(0, I)); 1 = plain VAE, >1 = beta-VAE, <1 frees pi")
-    likelihood: str | None = opt(None, "bernoulli, gaussian (learned scale) or gaussian-fixed (default: from the data)")
-    kl_schedule: str = opt("constant", "KL term: constant (beta*KL), warmup (beta ramped up from 0) or capacity (gamma*|KL - C(t)|)")
-    warmup_epochs: float = opt(10.0, "warmup: epochs over which the KL weight rises linearly from 0 to beta")
-    gamma: float = opt(1000.0, "capacity: weight of |KL - C(t)| (Burgess et al. 2018)")
-    capacity_max: float = opt(25.0, "capacity: final KL target C in nats")
-    capacity_epochs: float = opt(20.0, "capacity: epochs over which C rises linearly from 0 to its final value")
-    structure: str = opt("z|x,y", "m2/pspec inference graph: z|x,y (q(y|x) q(z|x,y)) or y|z,x (q(z|x) q(y|z,x))")
-    samples: int = opt(1, "m2/pspec: importance samples S of z per labelled point (1 = plain ELBO)")
-    discrete: str = opt("enumerate", "m2/pspec, unlabelled points: enumerate the K classes exactly, or relax (Gumbel-softmax)")
-    temperature: float = opt(0.5, "relax: temperature of the Gumbel-softmax (concrete) sample of y")
-    m1_epochs: int = opt(20, "m1m2: epochs of the first stage, the VAE M1 on all data")
-    m2_hidden: list[int] = opt([500], "m1m2: hidden widths of the M2 networks stacked on M1's latent means")
-    m2_latent_dim: int = opt(50, "m1m2: size of M2's z")
+from .models import MODELS, ModelConfig, model_entry
+from .nn import ARCHS, ArchConfig
+from .options import check_section, check_value, default_of, opt, require_table
 
 
 @dataclass
@@ -90,14 +43,32 @@ class TrainConfig:
     tensorboard: bool = opt(False, "log metrics and a sample grid per epoch to RUN/tensorboard (needs the tensorboard extra)")
 
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "arch": ArchConfig, "model": ModelConfig, "train": TrainConfig}
+# The [model] section's class depends on --model: the CLI offers the union of all models' fields.
+MODEL_CONFIGS: list[type[ModelConfig]] = [e.config for e in MODELS.values()]
+SECTIONS: dict[str, type | list[type]] = {"data": DataConfig, "arch": ArchConfig, "model": MODEL_CONFIGS,
+                                          "train": TrainConfig}
+
+
+def section_fields(section: str) -> dict[str, object]:
+    """Field name -> dataclass field of a section (for [model]: of any model, first declaration)."""
+    klasses = SECTIONS[section] if isinstance(SECTIONS[section], list) else [SECTIONS[section]]
+    out: dict = {}
+    for klass in klasses:
+        for f in fields(klass):
+            out.setdefault(f.name, f)
+    return out
+
+
+def model_owners(name: str) -> dict[str, object]:
+    """Model name -> default of ``name`` for every model whose config has that option."""
+    return {m: default_of(f) for m, e in MODELS.items() for f in fields(e.config) if f.name == name}
 
 
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: MODELS["semivae"].config())
     train: TrainConfig = field(default_factory=TrainConfig)
     preset: str = "default"
 
@@ -105,20 +76,45 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict, *, saved: bool = False) -> "RunConfig":
+        """A config from nested sections, every value type-checked. Options of another model
+        than the chosen one are an error, unless they hold that option's default (config files
+        written before each model owned its options list them all) or ``saved`` is set (a run
+        directory's own ``config.yaml``, read back as it was written)."""
+        if not isinstance(d, dict):
+            raise UserError(f"a configuration is a table of sections ([data], [arch], [model], [train]), not "
+                            f"{type(d).__name__}; write one section per concern")
         d = dict(d)
-        preset = d.pop("preset", "default")
+        preset = check_value(d.pop("preset", "default"), str, "preset")
         parts = {}
-        for name, klass in SECTIONS.items():
-            section = d.pop(name, {}) or {}
-            known = {f.name for f in fields(klass)}
-            unknown = set(section) - known
-            if unknown:
-                raise UserError(f"unknown config key(s) {sorted(unknown)} in section [{name}]; valid keys: {sorted(known)}")
-            parts[name] = klass(**section)
+        for name in SECTIONS:
+            values = d.pop(name, None)
+            values = {} if values is None else values
+            valid = set(section_fields(name))
+            if name == "model":
+                check_section(ModelConfig, values, name, valid)
+                klass = model_entry(check_value(values.get("model", "semivae"), str, "[model] model")).config
+                values = _own_options(values, klass, saved)
+            else:
+                klass = SECTIONS[name]
+            parts[name] = klass(**check_section(klass, values, name, valid))
         if d:
             raise UserError(f"unknown config section(s) {sorted(d)}; valid sections: {sorted(SECTIONS)} and 'preset'")
         return cls(preset=preset, **parts)
+
+
+def _own_options(values: dict, klass: type, saved: bool) -> dict:
+    own = {f.name for f in fields(klass)}
+    out = {}
+    for k, v in values.items():
+        owners = model_owners(k)
+        if k in own or not owners:
+            out[k] = v
+        elif not saved and v not in owners.values():
+            flag = "--" + k.replace("_", "-")
+            raise UserError(f"{flag} belongs to --model {' / '.join(sorted(owners))}, not {values['model']!r}; "
+                            f"drop {flag} or choose a model that takes it")
+    return out
 
 
 # Presets: values that differ from the defaults, per architecture. The defaults (alpha 20,
@@ -128,15 +124,6 @@ class RunConfig:
 # alpha 500 was the best of {10, 50, 500} on MNIST with 100 labels, batch 128 is ours.
 _PAPER_TRAIN = {"optimizer": "rmsprop", "lr": 5e-4, "momentum": 0.9, "batch_size": 128}
 _PAPER_MODEL = {"alpha": 500.0, "beta": 1.0}
-# Per-model defaults, applied before the preset: the sizes the literature uses for each.
-# m2 / pspec: one 500-unit hidden layer per network and z=50 (Pyro's SS-VAE tutorial);
-# m1m2: Kingma et al. 2014's M1 (two 600-unit layers, z=50) under a 500-unit M2.
-_LATENT_CLASS = {"arch": {"hidden": [500], "latent_dim": 50, "dropout": 0.0}, "model": {"beta": 1.0, "alpha": 50.0}}
-MODEL_DEFAULTS: dict[str, dict] = {
-    "m2": _LATENT_CLASS,
-    "pspec": {"arch": _LATENT_CLASS["arch"], "model": {**_LATENT_CLASS["model"], "samples": 8}},
-    "m1m2": {"arch": {"hidden": [600, 600], "latent_dim": 50, "dropout": 0.0}, "model": {"beta": 1.0, "alpha": 50.0}},
-}
 
 PRESETS: dict[str, dict[str, dict]] = {
     "default": {"dense": {}, "conv": {"arch": {"batch_norm": True, "dropout": 0.25}}},
@@ -157,12 +144,19 @@ def load_config_file(path: str) -> dict:
         raise UserError(f"config file {path} not found; pass an existing .toml or .yaml file to --config")
     try:
         if p.suffix == ".toml":
-            return tomllib.loads(p.read_text())
-        if p.suffix in (".yaml", ".yml"):
-            return yaml.safe_load(p.read_text()) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"config file {path} is not valid {p.suffix[1:].upper()}: {str(e).splitlines()[0]}; fix its syntax") from None
-    raise UserError(f"config file {path} has suffix {p.suffix!r}; use .toml, .yaml or .yml")
+            d = tomllib.loads(p.read_text())
+        elif p.suffix in (".yaml", ".yml"):
+            d = yaml.safe_load(p.read_text())
+            d = {} if d is None else d
+        else:
+            raise UserError(f"config file {path} has suffix {p.suffix!r}; use .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"config file {path} is not valid {p.suffix[1:].upper()}: {str(e).splitlines()[0]}; "
+                        "fix its syntax") from None
+    if not isinstance(d, dict):
+        raise UserError(f"config file {path} holds a {type(d).__name__} at its top level; it must hold sections "
+                        "(data:, arch:, model:, train:) of key: value pairs")
+    return d
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -173,16 +167,17 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunConfig:
-    """Defaults < preset < config file < overrides (nested dicts by section)."""
+    """Defaults (the chosen model's) < preset < config file < overrides (nested dicts by section)."""
     merged = _merge(file_cfg or {}, overrides or {})
-    preset = merged.get("preset", "default")
-    arch = merged.get("arch", {}).get("arch", ArchConfig.arch)
+    preset = check_value(merged.get("preset", "default"), str, "preset")
+    arch = check_value(require_table(merged.get("arch", {}), "arch").get("arch", ArchConfig.arch), str, "[arch] arch")
+    model = check_value(require_table(merged.get("model", {}), "model").get("model", "semivae"), str, "[model] model")
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    if arch not in PRESETS[preset]:
-        raise UserError(f"unknown arch {arch!r}; choose one of {sorted(PRESETS[preset])}")
-    model = merged.get("model", {}).get("model", ModelConfig.model)
-    base = _merge(RunConfig().to_dict(), MODEL_DEFAULTS.get(model, {}))
+    if arch not in PRESETS[preset] or arch not in ARCHS:
+        raise UserError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
+    klass = model_entry(model).config
+    base = _merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
     cfg = RunConfig.from_dict(_merge(_merge(base, PRESETS[preset][arch]), merged))
     validate(cfg)
     return cfg
@@ -190,7 +185,7 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
 
 def validate(cfg: RunConfig) -> None:
     """Checks that need no data; each failure is a one-line UserError."""
-    d, t, m = cfg.data, cfg.train, cfg.model
+    d, t = cfg.data, cfg.train
     budgets = [n for n in ("labels", "labels_per_class", "label_fraction") if getattr(d, n) is not None]
     if len(budgets) > 1:
         raise UserError(f"give one label budget, not {budgets}; keep one of --labels, --labels-per-class, --label-fraction")
@@ -208,17 +203,7 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"unknown optimizer {t.optimizer!r}; choose adam or rmsprop")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
-    if m.alpha < 0 or m.beta < 0:
-        raise UserError("--alpha and --beta must be >= 0")
-    if m.kl_schedule not in ("constant", "warmup", "capacity"):
-        raise UserError(f"unknown --kl-schedule {m.kl_schedule!r}; choose constant, warmup or capacity")
-    if m.structure not in ("z|x,y", "y|z,x"):
-        raise UserError(f"unknown --structure {m.structure!r}; choose 'z|x,y' or 'y|z,x'")
-    if m.discrete not in ("enumerate", "relax"):
-        raise UserError(f"unknown --discrete {m.discrete!r}; choose enumerate or relax")
-    if m.samples < 1 or m.temperature <= 0:
-        raise UserError("--samples must be >= 1 and --temperature > 0; raise them")
-
+    cfg.model.validate()
 
 
 def nest(flat: dict) -> dict:
@@ -227,7 +212,7 @@ def nest(flat: dict) -> dict:
     Option names are unique across sections, so ``{"labels": "100", "epochs": 5}`` becomes
     ``{"data": {"labels": "100"}, "train": {"epochs": 5}}``.
     """
-    owner = {f.name: sec for sec, klass in SECTIONS.items() for f in fields(klass)}
+    owner = {name: sec for sec in SECTIONS for name in section_fields(sec)}
     out: dict = {}
     for k, v in flat.items():
         if v is None:

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 from semivae.config import DataConfig
 from semivae.data.budget import select_labelled
 from semivae.data.dataset import ArrayData
-from semivae.data.splits import apply_split, make_split
+from semivae.data.splits import Split, apply_split, make_split
 from semivae.errors import UserError
 
 Y = np.repeat(np.arange(10), 30)  # 10 classes x 30 points
@@ -48,26 +50,51 @@ def _full():
 
 
 def test_split_hides_labels_outside_the_budget():
-    split = make_split(Y, 10, DataConfig(labels="20", val_fraction=0.2), seed=0)
-    assert len(split.val) == 60 and len(split.labelled) == 20 and len(split.val_labelled) == 0
-    assert not set(split.val) & set(split.labelled)
+    split = make_split(Y[:, None], [10], DataConfig(labels="20", val_fraction=0.2), seed=0)
+    (lab,), (val_lab,) = split.labelled, split.val_labelled
+    assert len(split.val) == 60 and len(lab) == 20 and len(val_lab) == 0
+    assert not set(split.val) & set(lab)
     data = apply_split(_full(), split)
-    assert len(data.train) == 240 and (data.val.y == -1).all()
-    assert (data.train.y >= 0).sum() == 20
+    assert len(data.train) == 240 and (data.val.labels == -1).all()
+    assert (data.train.labels >= 0).sum() == 20
     # labelled positions point at the right rows of the training data
     rows = data.train.x[data.labelled, 0].long()
-    assert set(rows.tolist()) == set(split.labelled.tolist())
-    assert torch.equal(data.train.y[data.labelled], torch.from_numpy(Y[split.labelled]))
+    assert set(rows.tolist()) == set(lab.tolist())
+    assert torch.equal(data.train.labels[data.labelled, 0], torch.from_numpy(Y[lab]))
 
 
 def test_val_labels_come_out_of_the_budget():
-    split = make_split(Y, 10, DataConfig(labels="40", val_labels=10, val_fraction=0.1), seed=0)
-    assert len(split.labelled) == 30 and len(split.val_labelled) == 10
-    assert set(split.val_labelled) <= set(split.val) and not set(split.val) & set(split.labelled)
+    split = make_split(Y[:, None], [10], DataConfig(labels="40", val_labels=10, val_fraction=0.1), seed=0)
+    (lab,), (val_lab,) = split.labelled, split.val_labelled
+    assert len(lab) == 30 and len(val_lab) == 10
+    assert set(val_lab) <= set(split.val) and not set(split.val) & set(lab)
     data = apply_split(_full(), split)
-    assert (data.val.y >= 0).sum() == 10
+    assert (data.val.labels >= 0).sum() == 10
 
 
 def test_oracle_val_labels_are_explicit():
-    split = make_split(Y, 10, DataConfig(labels="20", oracle_val_labels=True, val_fraction=0.1), seed=0)
-    assert split.oracle_val_labels and len(split.val_labelled) == 30
+    split = make_split(Y[:, None], [10], DataConfig(labels="20", oracle_val_labels=True, val_fraction=0.1), seed=0)
+    assert split.oracle_val_labels and len(split.val_labelled[0]) == 30
+
+
+def test_each_head_draws_its_own_budget_among_its_own_labels():
+    rng = np.random.default_rng(1)
+    second = np.where(rng.random(300) < 0.5, rng.integers(0, 3, 300), -1)  # a 3-class column, half missing
+    labels = np.stack([Y, second], 1)
+    split = make_split(labels, [10, 3], DataConfig(labels_per_class=2, val_fraction=0.1), seed=0)
+    assert [len(a) for a in split.labelled] == [20, 6]
+    assert (second[split.labelled[1]] >= 0).all()  # drawn only where that head has a label
+    assert set(split.pool) == set(split.labelled[0]) | set(split.labelled[1])
+    data = apply_split(ArrayData(torch.zeros(300, 1), torch.from_numpy(labels)), split)
+    visible = data.train.labels
+    assert ((visible >= 0).sum(0) == torch.tensor([20, 6])).all()
+    assert len(data.labelled) == len(split.pool)  # a point labelled for any head is in the labelled pool
+    again = Split.from_json(split.to_json(), n_heads=2)
+    assert all((a == b).all() for a, b in zip(again.labelled, split.labelled))
+
+
+def test_one_head_split_json_keeps_the_format_of_older_runs():
+    split = make_split(Y[:, None], [10], DataConfig(labels="20"), seed=0)
+    d = json.loads(split.to_json())
+    assert isinstance(d["labelled"], list) and all(isinstance(v, int) for v in d["labelled"])
+    assert (Split.from_json(split.to_json(), n_heads=1).labelled[0] == split.labelled[0]).all()

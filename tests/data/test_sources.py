@@ -65,8 +65,8 @@ def test_digits_shapes_and_split():
     assert (len(b.train), len(b.test)) == (1437, 360)
     assert b.train.x.dtype == torch.uint8 and b.train.shape == (1, 8, 8)
     assert int(b.train.x.max()) == 16 and b.train.scale == pytest.approx(1 / 16)
-    assert b.classes == [str(i) for i in range(10)]
-    assert b.train.batch(torch.arange(4)).max() <= 1.0
+    assert list(b.heads[0].classes) == [str(i) for i in range(10)]
+    assert b.train.inputs(torch.arange(4)).max() <= 1.0
 
 
 def shared_mnist_root() -> Path | None:
@@ -83,9 +83,9 @@ _SHARED_ROOT = shared_mnist_root()  # read before the autouse fixture clears the
 def test_real_mnist():
     b = load_dataset("mnist", str(_SHARED_ROOT), download=False)
     assert b.train.x.shape == (60000, 1, 28, 28) and b.test.x.shape == (10000, 1, 28, 28)
-    counts = np.bincount(b.train.y.numpy(), minlength=10).tolist()
+    counts = np.bincount(b.train.labels[:, 0].numpy(), minlength=10).tolist()
     assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert b.train.scale == pytest.approx(1 / 255) and b.classes == [str(i) for i in range(10)]
+    assert b.train.scale == pytest.approx(1 / 255) and list(b.heads[0].classes) == [str(i) for i in range(10)]
 
 
 def test_lookup_order_and_layouts(tmp_path, monkeypatch):
@@ -93,13 +93,14 @@ def test_lookup_order_and_layouts(tmp_path, monkeypatch):
     write_fake_mnist(tmp_path / "env", label=2, gz=False)  # files directly in the root, raw
     write_fake_mnist(tmp_path / "cache" / "semivae" / "mnist", label=3)
     monkeypatch.setenv("SEMIVAE_DATA", str(tmp_path / "env"))
-    assert int(load_dataset("mnist", str(tmp_path / "arg")).train.y[0]) == 1
-    assert int(load_dataset("mnist").train.y[0]) == 2
-    assert int(load_dataset("mnist", str(tmp_path / "empty")).train.y[0]) == 2  # falls through
+    assert int(load_dataset("mnist", str(tmp_path / "arg")).train.labels[:, 0][0]) == 1
+    assert int(load_dataset("mnist").train.labels[:, 0][0]) == 2
+    assert int(load_dataset("mnist", str(tmp_path / "empty")).train.labels[:, 0][0]) == 2  # falls through
     monkeypatch.delenv("SEMIVAE_DATA")
-    assert int(load_dataset("mnist").train.y[0]) == 3
+    assert int(load_dataset("mnist").train.labels[:, 0][0]) == 3
     b = load_dataset("fashion-mnist", str(tmp_path / "arg" / "mnist"))  # <root>/<file> form
-    assert b.classes[0] == "T-shirt/top" and b.classes[-1] == "Ankle boot" and len(b.classes) == 10
+    classes = b.heads[0].classes
+    assert classes[0] == "T-shirt/top" and classes[-1] == "Ankle boot" and len(classes) == 10
 
 
 def test_label_count_mismatch_and_range(tmp_path):
@@ -139,7 +140,7 @@ def test_download_verifies_and_writes_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     b = load_dataset("mnist")
-    assert int(b.train.y[0]) == 4 and len(urls) == 4 and urls[0].startswith(dl.BASE_URLS["mnist"])
+    assert int(b.train.labels[:, 0][0]) == 4 and len(urls) == 4 and urls[0].startswith(dl.BASE_URLS["mnist"])
     cached = sorted(p.name for p in (tmp_path / "cache" / "semivae" / "mnist").iterdir())
     assert cached == sorted(f"{s}.gz" for s in dl.IDX_FILES)  # no temporary files left
     monkeypatch.setitem(dl.SHA256["fashion-mnist"], dl.IDX_FILES[0], "0" * 64)
@@ -164,10 +165,10 @@ def test_npz_images_with_unlabelled_and_carving(tmp_path):
     y = np.concatenate([y, np.full(10, -1)])
     np.savez(tmp_path / "d.npz", x=x, y=y, classes=np.array(["a", "b", "c"]))
     b = load_dataset(str(tmp_path / "d.npz"))
-    assert b.kind == "image" and b.classes == ["a", "b", "c"] and b.train.shape == (1, 6, 5)
+    assert b.kind == "image" and list(b.heads[0].classes) == ["a", "b", "c"] and b.train.shape == (1, 6, 5)
     assert (len(b.train), len(b.test)) == (106, 24)
-    assert np.bincount(b.test.y.numpy()).tolist() == [8, 8, 8]
-    assert int((b.train.y == -1).sum()) == 10
+    assert np.bincount(b.test.labels[:, 0].numpy()).tolist() == [8, 8, 8]
+    assert int((b.train.labels[:, 0] == -1).sum()) == 10
     assert b.train.scale == pytest.approx(1 / 255) and b.train.x.dtype == torch.uint8
     assert b.meta["source"].endswith("d.npz")
     b2 = load_dataset(str(tmp_path / "d.npz"))
@@ -180,7 +181,7 @@ def test_npz_float_images_and_test_arrays(tmp_path):
     np.savez(tmp_path / "f.npz", x=x, y=y, x_test=x[:3], y_test=y[:3])
     b = load_dataset(str(tmp_path / "f.npz"))
     assert b.train.x.dtype == torch.float32 and b.train.scale == 1.0 and len(b.train) == 20 and len(b.test) == 3
-    assert b.classes == ["0", "1"]
+    assert list(b.heads[0].classes) == ["0", "1"]
     np.savez(tmp_path / "g.npz", x=x * 2, y=y)
     with pytest.raises(UserError, match=r"outside \[0, 1\]") as err:
         load_dataset(str(tmp_path / "g.npz"))
@@ -192,8 +193,8 @@ def test_npz_tabular_standardised(tmp_path):
     x[:, 3] = 1.0  # constant column: std floored, no NaN
     np.savez(tmp_path / "t.npz", x=x, y=np.arange(50) % 5)
     b = load_dataset(str(tmp_path / "t.npz"))
-    assert b.kind == "tabular" and b.likelihood == "gaussian" and b.train.x.dtype == torch.float32
-    z = b.train.batch(torch.arange(len(b.train)))
+    assert b.kind == "vector" and b.likelihood == "gaussian" and b.train.x.dtype == torch.float32
+    z = b.train.inputs(torch.arange(len(b.train)))
     assert torch.allclose(z[:, :3].mean(0), torch.zeros(3), atol=1e-5)
     assert torch.allclose(z[:, :3].std(0, unbiased=False), torch.ones(3), atol=1e-4)
     assert torch.isfinite(z).all()
@@ -224,7 +225,7 @@ def test_npz_too_few_labels_gives_empty_test(tmp_path):
     assert len(b.train) == 5 and len(b.test) == 0 and b.test.shape == (1, 8, 8)
     np.savez(tmp_path / "u.npz", x=np.zeros((5, 3)))  # no labels at all
     b = load_dataset(str(tmp_path / "u.npz"))
-    assert len(b.test) == 0 and b.test.shape == (3,) and (b.train.y == -1).all()
+    assert len(b.test) == 0 and b.test.shape == (3,) and b.heads == [] and b.train.labels.shape == (5, 0)
 
 
 # --------------------------------------------------------------------------- folder
@@ -243,9 +244,9 @@ def test_image_folder_grey_and_unlabelled(tmp_path):
     save_img(root / "unlabelled" / "u.bmp", 200)
     (root / "dog" / "notes.txt").write_text("ignored")
     b = load_dataset(str(root))
-    assert b.classes == ["cat", "dog"] and b.train.shape == (1, 4, 5) and b.train.x.dtype == torch.uint8
+    assert list(b.heads[0].classes) == ["cat", "dog"] and b.train.shape == (1, 4, 5) and b.train.x.dtype == torch.uint8
     assert len(b.train) + len(b.test) == 11 and len(b.test) == 2
-    assert int((b.train.y == -1).sum()) == 1
+    assert int((b.train.labels[:, 0] == -1).sum()) == 1
 
 
 def test_image_folder_rgb_and_errors(tmp_path):
@@ -276,15 +277,15 @@ def write_csv(path: Path, text: str) -> Path:
 def test_csv_string_labels_and_unlabelled(tmp_path):
     rows = ["f1,label,f2"] + [f"{i},{'yes' if i % 2 else 'no'},{i * 2}" for i in range(20)] + ["1.5,,2", "2.5,,3"]
     b = load_dataset(str(write_csv(tmp_path / "d.csv", "\n".join(rows) + "\n")))
-    assert b.kind == "tabular" and b.classes == ["no", "yes"] and b.meta["feature_names"] == ["f1", "f2"]
+    assert b.kind == "vector" and list(b.heads[0].classes) == ["no", "yes"] and b.meta["feature_names"] == ["f1", "f2"]
     assert b.meta["label_column"] == "label" and len(b.train) + len(b.test) == 22
-    assert len(b.test) == 4 and int((b.train.y == -1).sum()) == 2
+    assert len(b.test) == 4 and int((b.train.labels[:, 0] == -1).sum()) == 2
 
 
 def test_csv_int_labels_numeric_order(tmp_path):
     rows = ["x,y"] + [f"{i},{[2, 10, -1][i % 3]}" for i in range(12)]
     b = load_dataset(str(write_csv(tmp_path / "n.csv", "\n".join(rows))), label_column="y")
-    assert b.classes == ["2", "10"]
+    assert list(b.heads[0].classes) == ["2", "10"]
 
 
 @pytest.mark.parametrize("text, match", [
@@ -307,8 +308,8 @@ def test_load_inputs_csv_by_name(tmp_path):
     like = {"kind": "tabular", "shape": (2,), "shift": [1.0, 2.0], "scale": [1.0, 0.5],
             "label_column": "label", "feature_names": ["f1", "f2"]}
     d = load_inputs(str(path), like)
-    assert isinstance(d, ArrayData) and (d.y == -1).all()
-    assert torch.allclose(d.batch(torch.arange(2)), torch.tensor([[0.0, 1.0], [1.0, 2.0]]))
+    assert isinstance(d, ArrayData) and (d.labels == -1).all()
+    assert torch.allclose(d.inputs(torch.arange(2)), torch.tensor([[0.0, 1.0], [1.0, 2.0]]))
     like["feature_names"] = ["f1", "f9"]
     with pytest.raises(UserError, match="f9"):
         load_inputs(str(path), like)
@@ -320,7 +321,7 @@ def test_load_inputs_images_and_shape_mismatch(tmp_path):
     like = {"kind": "image", "shape": (1, 4, 5), "shift": 0.0, "scale": 1 / 16,
             "label_column": "label", "feature_names": None}
     d = load_inputs(str(tmp_path / "new"), like)
-    assert d.batch(torch.arange(2)).flatten(1).mean(1).tolist() == pytest.approx([0.0, 1.0])  # sorted a, b
+    assert d.inputs(torch.arange(2)).flatten(1).mean(1).tolist() == pytest.approx([0.0, 1.0])  # sorted a, b
     like["shape"] = (1, 8, 8)
     with pytest.raises(UserError, match="5x4") as err:
         load_inputs(str(tmp_path / "new"), like)
@@ -330,7 +331,7 @@ def test_load_inputs_images_and_shape_mismatch(tmp_path):
         load_inputs(str(tmp_path / "n.npz"), like)
     like["shape"] = (1, 6, 6)
     d = load_inputs(str(tmp_path / "n.npz"), like)  # same raw form as training (digits-like 0..16)
-    assert d.x.dtype == torch.uint8 and d.batch(torch.arange(1)).max() == pytest.approx(0.5)
+    assert d.x.dtype == torch.uint8 and d.inputs(torch.arange(1)).max() == pytest.approx(0.5)
 
 
 def test_npz_labels_with_a_gap_are_a_user_error(tmp_path):

@@ -10,10 +10,11 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from semivae.cli import main
+from semivae.data import ArrayData
 from semivae.eval import metrics
 from semivae.eval.anomaly import score
 from semivae.eval.scores import available_scores, compute_scores
-from semivae.train import load_run
+from semivae.runs import load_run
 
 
 def test_auroc_and_ap_match_scikit_learn_and_known_cases():
@@ -51,7 +52,8 @@ def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
         assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]
     assert res["scores"]["combined"]["auroc"] > 0.7  # 1s left out of 8x8 digits: far above chance
     info = json.loads((anomaly_run / "data.json").read_text())
-    assert info["anomaly_class"] == "1" and "1" not in info["classes"] and len(info["classes"]) == 9
+    (head,) = info["heads"]
+    assert info["anomaly_class"] == "1" and "1" not in head["classes"] and len(head["classes"]) == 9
 
 
 def test_every_score_is_finite_and_higher_for_noise_than_for_training_images(anomaly_run):
@@ -60,9 +62,9 @@ def test_every_score_is_finite_and_higher_for_noise_than_for_training_images(ano
     from semivae.data.anomaly import load_for_config
 
     train = load_for_config(run.config.data).train
-    typical = train.batch(torch.arange(50))
-    noise = torch.rand(50, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    names = available_scores(run.model, image=True)
+    typical = train.take(torch.arange(50))
+    noise = ArrayData(torch.rand(50, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.full((50,), -1))
+    names = available_scores(run.model)
     combine = {k: tuple(v) for k, v in res["combine"].items()}
     torch.manual_seed(0)
     s_typ = compute_scores(run.model, typical, names, samples=3, iwae_k=10, combine=combine)
@@ -107,7 +109,7 @@ def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_pa
     assert after["recon_prob"][0].mean() < before["recon_prob"][0].mean()  # x (1 - p_fp) shrinks them
     for n in before:  # and they now rank lower among normal points than before
         assert after[n][1] < before[n][1], (n, before[n][1], after[n][1])
-    assert json.loads((out / "data.json").read_text())["classes"][-2:] == ["false positive", "false negative"]
+    assert json.loads((out / "data.json").read_text())["heads"][0]["classes"][-2:] == ["false positive", "false negative"]
 
 
 def test_feedback_works_on_a_run_without_labels(tmp_path):
@@ -119,7 +121,7 @@ def test_feedback_works_on_a_run_without_labels(tmp_path):
     np.savez(tmp_path / "fn.npz", x=np.zeros((3, 8, 8), dtype=np.uint8))
     assert main(["feedback", str(out), "--false-negatives", str(tmp_path / "fn.npz"), "--epochs", "1", "--quiet",
                  "--out", str(tmp_path / "fb")]) == 0
-    assert load_run(tmp_path / "fb").model.has_classifier
+    assert load_run(tmp_path / "fb").model.heads
 
 
 @pytest.mark.parametrize("argv,needle", [(["anomaly", "--epochs", "1"], "--anomaly-class"),

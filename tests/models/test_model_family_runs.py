@@ -10,7 +10,8 @@ import pytest
 from semivae.cli import main
 from semivae.config import resolve
 from semivae.eval import evaluate, predict, predict_all
-from semivae.train import load_run, train
+from semivae.runs import load_run
+from semivae.train import train
 
 
 def test_model_defaults_apply_and_flags_win():

@@ -6,17 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semivae.config import ArchConfig, ModelConfig
 from semivae.errors import UserError
-from semivae.models import ModelSpec, build_model
+from semivae.models import build_model
+from semivae.nn import ArchConfig
+from tests.conftest import batch, model_config, spec
 
-SPEC = ModelSpec((1, 8, 8), 4, "bernoulli")
+SPEC = spec((1, 8, 8), 4)
 ARCH = ArchConfig(hidden=[16], latent_dim=3, dropout=0.0)
 
 
 def _model(model="m2", spec=SPEC, arch=ARCH, **kw):
     torch.manual_seed(0)
-    return build_model(spec, arch, ModelConfig(model=model, **kw)).eval()
+    return build_model(spec, arch, model_config(model, **kw)).eval()
 
 
 def _x(n=5):
@@ -50,7 +51,7 @@ def test_unlabelled_loss_sums_classes_with_q_y_plus_entropy():
     x = _x()
     y, unl = torch.zeros(len(x), dtype=torch.long), torch.zeros(len(x), dtype=torch.bool)
     torch.manual_seed(3)
-    terms = m.loss(x, y, unl)
+    terms = m(batch(x, y, unl))
     torch.manual_seed(3)
     rec, kl, logits = m.enumerated(x, m.enc_y(x), m.enc_z(x), None)
     q = torch.softmax(logits, -1).T  # (K, B)
@@ -60,8 +61,8 @@ def test_unlabelled_loss_sums_classes_with_q_y_plus_entropy():
 
 def _linear_gaussian(structure):
     """p(x|y,z) = N(W [z, e_y] + b, I) with z ~ N(0, I): p(x|y) is Gaussian in closed form."""
-    spec = ModelSpec((6,), 3, "gaussian-fixed")
-    m = _model("pspec", spec=spec, arch=ArchConfig(hidden=[], latent_dim=2, dropout=0.0), structure=structure)
+    arch = ArchConfig(hidden=[], latent_dim=2, dropout=0.0)
+    m = _model("pspec", spec=spec((6,), 3, "gaussian-fixed"), arch=arch, structure=structure)
     W = m.decoder.out.weight.detach().double()  # (6, D + K)
     b = m.decoder.out.bias.detach().double()
     Wz, Wy = W[:, :2], W[:, 2:]
@@ -88,24 +89,27 @@ def test_importance_sampled_estimate_converges_to_exact_log_p_x_y(structure):
 
 
 def test_targets_are_observed_where_given_and_regressed():
-    spec = ModelSpec((1, 8, 8), 4, "bernoulli", n_targets=2)
-    m = _model("pspec", spec=spec, alpha=3.0)
+    m = _model("pspec", spec=spec((1, 8, 8), 4, n_targets=2), alpha=3.0)
     x = _x(4)
     y = torch.tensor([0, 1, 2, 3])
     labelled = torch.tensor([False, True, True, True])
     t = torch.tensor([[float("nan")] * 2, [0.5, float("nan")], [1.0, -1.0], [0.0, 2.0]])
-    terms = m.loss(x, y, labelled, t)
+    terms = m(batch(x, y, labelled, t))
     assert torch.isfinite(terms.total)
     terms.total.backward()
     assert m.to_r.weight.grad.abs().sum() > 0  # the regression head learns from the observed targets
     assert m.predict_targets(x).shape == (4, 2)
 
 
-def test_m2_refuses_another_graph_and_modes_belong_to_semivae():
+def test_m2_takes_no_structure_and_modes_belong_to_semivae():
+    from semivae.config import resolve
+
     with pytest.raises(UserError, match="pspec"):
-        _model("m2", structure="y|z,x")
+        resolve(None, {"model": {"model": "m2", "structure": "y|z,x"}})
     with pytest.raises(UserError, match="--mode"):
-        _model("m2", mode="unsupervised")
+        resolve(None, {"model": {"model": "m2", "mode": "unsupervised"}})
+    with pytest.raises(TypeError):  # the option is not M2's at all
+        model_config("m2", mode="unsupervised")
 
 
 @pytest.mark.parametrize("kw", [dict(discrete="relax"), dict(samples=4), dict(structure="y|z,x", samples=3)])
@@ -113,7 +117,7 @@ def test_every_objective_variant_trains_a_step(kw):
     m = _model("pspec", **kw).train()
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     x = _x(6)
-    terms = m.loss(x, torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.bool))
+    terms = m(batch(x, torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.bool)))
     terms.total.backward()
     opt.step()
-    assert torch.isfinite(terms.total) and terms.n_labelled == 3
+    assert torch.isfinite(terms.total) and terms.counts["ce"] == 3

@@ -1,16 +1,17 @@
 import torch
 import torch.nn.functional as F
 
-from semivae.config import ArchConfig, ModelConfig
-from semivae.models import ModelSpec, build_model
+from semivae.models import build_model
+from semivae.nn import ArchConfig
+from tests.conftest import batch, model_config, spec
 
-SPEC = ModelSpec((1, 8, 8), 10, "bernoulli")
+SPEC = spec((1, 8, 8), 10)
 ARCH = ArchConfig(hidden=[32], latent_dim=3, dropout=0.0)
 
 
 def _model(mode, **kw):
     torch.manual_seed(0)
-    return build_model(SPEC, ARCH, ModelConfig(mode=mode, **kw))
+    return build_model(SPEC, ARCH, model_config(mode=mode, **kw))
 
 
 def _batch():
@@ -25,34 +26,34 @@ def test_cross_entropy_counts_labelled_points_only():
     m = _model("semi", alpha=7.0)
     x, y, labelled = _batch()
     torch.manual_seed(0)
-    a = m.loss(x, y, labelled)
-    y2 = y.clone()
-    y2[~labelled] = torch.tensor([0, 7, 2])  # labels of unlabelled points must not matter
+    a = m(batch(x, y, labelled))
+    shuffled = torch.tensor([3, 4, 5, 0, 1, 2])  # where a point sits in the batch must not matter
     torch.manual_seed(0)
-    b = m.loss(x, y2, labelled)
-    assert torch.equal(a.total, b.total) and a.n_labelled == 3
-    logits = m.inference(x).logits
-    torch.testing.assert_close(a.ce, F.cross_entropy(logits[labelled], y[labelled]))  # normalised by #labelled
+    b = m(batch(x[shuffled], y[shuffled], labelled[shuffled]))
+    torch.testing.assert_close(a.terms["ce"], b.terms["ce"])
+    assert a.counts["ce"] == 3
+    logits = m.inference(x).logits["label"]
+    torch.testing.assert_close(a.terms["ce"], F.cross_entropy(logits[labelled], y[labelled]))  # normalised by #labelled
     torch.manual_seed(0)
-    none = m.loss(x, y, torch.zeros(6, dtype=torch.bool))
-    assert none.ce == 0 and none.n_labelled == 0
-    torch.testing.assert_close(a.total - none.total, 7.0 * a.ce, atol=1e-3, rtol=1e-4)  # alpha x CE
+    none = m(batch(x, y, torch.zeros(6, dtype=torch.bool)))
+    assert none.terms["ce"] == 0 and none.counts["ce"] == 0
+    torch.testing.assert_close(a.total - none.total, 7.0 * a.terms["ce"], atol=1e-3, rtol=1e-4)  # alpha x CE
 
 
 def test_semi_decoder_sees_z_and_pi():
     m = _model("semi")
     assert m.decoder.net[0].in_features == 3 + 10
-    assert {"pi.weight", "mu.weight", "logvar.weight"} <= set(dict(m.named_parameters()))
+    assert {"pi.label.weight", "mu.weight", "logvar.weight"} <= set(dict(m.named_parameters()))
 
 
 def test_unsupervised_mode_drops_pi():
     m = _model("unsupervised")
     names = set(dict(m.named_parameters()))
-    assert not any(n.startswith("pi.") for n in names) and not m.has_classifier
+    assert not any(n.startswith("pi.") for n in names) and not m.heads
     assert m.decoder.net[0].in_features == 3  # decoder takes z alone
     x, y, labelled = _batch()
-    t = m.loss(x, y, labelled)
-    assert t.ce == 0 and t.recon > 0
+    t = m(batch(x, y, labelled))
+    assert t.terms["ce"] == 0 and t.terms["recon"] > 0
 
 
 def test_supervised_mode_drops_decoder_and_sampling():
@@ -60,11 +61,11 @@ def test_supervised_mode_drops_decoder_and_sampling():
     names = set(dict(m.named_parameters()))
     assert not any(n.split(".")[0] in ("decoder", "mu", "logvar", "likelihood") for n in names)
     x, y, labelled = _batch()
-    t = m.loss(x, y, labelled)
-    assert t.recon == 0 and t.kl == 0
-    torch.testing.assert_close(t.total, t.ce)  # cross-entropy alone, no alpha
+    t = m(batch(x, y, labelled))
+    assert t.terms["recon"] == 0 and t.terms["kl"] == 0
+    torch.testing.assert_close(t.total, t.terms["ce"])  # cross-entropy alone, no alpha
     inf1, inf2 = m.inference(x), m.inference(x)
-    assert inf1.z is None and torch.equal(inf1.logits, inf2.logits)  # no sampling anywhere
+    assert inf1.z is None and torch.equal(inf1.logits["label"], inf2.logits["label"])  # no sampling anywhere
 
 
 def test_beta_weights_the_kl_hook():
@@ -73,8 +74,8 @@ def test_beta_weights_the_kl_hook():
     for beta in (0.0, 2.0):
         m = _model("unsupervised", beta=beta)
         torch.manual_seed(0)
-        terms[beta] = m.loss(x, y, labelled)
-    torch.testing.assert_close(terms[2.0].total - terms[0.0].total, 2.0 * terms[2.0].kl, atol=1e-4, rtol=1e-4)
+        terms[beta] = m(batch(x, y, labelled))
+    torch.testing.assert_close(terms[2.0].total - terms[0.0].total, 2.0 * terms[2.0].terms["kl"], atol=1e-4, rtol=1e-4)
 
 
 def test_reconstruct_and_predict_shapes():
@@ -82,5 +83,5 @@ def test_reconstruct_and_predict_shapes():
     x, _, _ = _batch()
     rec = m.reconstruct(x)
     assert rec.shape == x.shape and ((rec > 0) & (rec < 1)).all()  # Bernoulli means
-    proba = m.predict_proba(x)
+    proba = m.predict_proba(x)["label"]
     assert proba.shape == (6, 10) and torch.allclose(proba.sum(1), torch.ones(6))

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from semivae.config import ArchConfig
-from semivae.nn import make_decoder, make_encoder
+from semivae.nn import ArchConfig, make_decoder, make_encoder
 
 
 @pytest.mark.parametrize("shape", [(64,), (1, 8, 8), (1, 28, 28)])

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from semivae.config import ArchConfig, ModelConfig
-from semivae.models import ModelSpec, build_model
+from semivae.models import build_model
+from semivae.nn import ArchConfig
 from semivae.objectives.iwae import iwae_log_px
 from semivae.objectives.schedules import KLSchedule, set_progress
+from tests.conftest import model_config, spec
 
 
 def test_warmup_rises_linearly_from_zero_to_beta():
@@ -32,14 +33,14 @@ def test_constant_is_beta_times_kl():
     torch.testing.assert_close(s.penalty(torch.tensor([1.5])), torch.tensor([6.0]))
 
 
-SPEC = ModelSpec((1, 8, 8), 4, "bernoulli")
+SPEC = spec((1, 8, 8), 4)
 
 
 @pytest.mark.parametrize("model,kw", [("semivae", dict(mode="unsupervised")), ("semivae", dict(mode="semi")),
                                       ("m2", {}), ("pspec", dict(structure="y|z,x")), ("m1m2", dict(m2_hidden=[8], m2_latent_dim=2))])
 def test_iwae_bound_is_above_the_elbo_and_grows_with_k(model, kw):
     torch.manual_seed(0)
-    m = build_model(SPEC, ArchConfig(hidden=[16], latent_dim=3, dropout=0.0), ModelConfig(model=model, **kw)).eval()
+    m = build_model(SPEC, ArchConfig(hidden=[16], latent_dim=3, dropout=0.0), model_config(model, **kw)).eval()
     x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         elbo = torch.stack([torch.sub(*m.elbo_terms(x)) for _ in range(20)]).mean()  # log p(x|.) - KL
@@ -51,7 +52,7 @@ def test_iwae_bound_is_above_the_elbo_and_grows_with_k(model, kw):
 
 def test_iwae_chunks_give_the_same_bound():
     torch.manual_seed(0)
-    m = build_model(SPEC, ArchConfig(hidden=[16], latent_dim=3, dropout=0.0), ModelConfig(mode="unsupervised")).eval()
+    m = build_model(SPEC, ArchConfig(hidden=[16], latent_dim=3, dropout=0.0), model_config(mode="unsupervised")).eval()
     x = torch.rand(4, 1, 8, 8)
     torch.manual_seed(5)
     a = iwae_log_px(m, x, 50, max_rows=10_000)

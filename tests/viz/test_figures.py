@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from semivae.train import load_run, train
+from semivae.runs import load_run
+from semivae.train import train
 from semivae.viz import (DPI, confusion_figure, generate_figure, generation_grid, latent_scatter_figure,
                          learning_curves_figure, rank_dims, reconstructions_figure, run_figures, save_png,
                          traverse_figure)
@@ -49,8 +50,8 @@ def test_every_figure_writes_a_png_of_its_size(which, request, tmp_path):
     data, x, y = figure_data(run)
     rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     figs = {
-        "generate": generate_figure(run.model, run.classes, n=6, data=data),
-        "one_class": generate_figure(run.model, run.classes, n=20, only_class=1, data=data),
+        "generate": generate_figure(run.model, n=6, data=data),
+        "one_class": generate_figure(run.model, n=20, only_class=1, data=data),
         "traverse": traverse_figure(run.model, x, steps=5, data=data),
         "reconstructions": reconstructions_figure(run.model, x[:8], data=data),
         "latent": latent_scatter_figure(run.model, x, y, run.classes),
@@ -69,7 +70,7 @@ def test_generation_grid_keeps_z_fixed_down_a_column(image_run):
     with torch.no_grad():
         for j in range(4):
             for row, k in enumerate([2, 5]):
-                torch.testing.assert_close(grid[row, j], model.generate(z[j:j + 1], torch.tensor([k]))[0])
+                torch.testing.assert_close(grid[row, j], model.generate(z[j:j + 1], {"label": torch.tensor([k])})[0])
     assert not torch.allclose(grid[0], grid[1])  # the class changes the picture, z stays
 
 

@@ -9,6 +9,8 @@ split, so classification metrics count the normal points only.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -17,37 +19,42 @@ from .dataset import ArrayData, DataBundle
 from .sources import load_dataset
 
 
-def class_index(classes: list[str], name: str) -> int:
+def class_index(classes: tuple[str, ...], name: str) -> int:
     """A class given by name, or by index when no class has that name."""
     if name in classes:
         return classes.index(name)
     if name.isdigit() and int(name) < len(classes):
         return int(name)
-    raise UserError(f"--anomaly-class {name!r} is not a class of this dataset; choose one of {classes}")
+    raise UserError(f"--anomaly-class {name!r} is not a class of this dataset; choose one of {list(classes)}")
 
 
 def apply_anomaly(bundle: DataBundle, anomaly_class: str) -> DataBundle:
-    a = class_index(bundle.classes, anomaly_class)
-    if len(bundle.classes) < 3:
-        raise UserError(f"the anomaly protocol needs at least 3 classes (2 normal), the data has {len(bundle.classes)}")
-    remap = np.full(len(bundle.classes) + 1, -1, dtype=np.int64)  # index -1 (unlabelled) stays -1
-    remap[[k for k in range(len(bundle.classes)) if k != a]] = np.arange(len(bundle.classes) - 1)
+    if len(bundle.heads) != 1:
+        raise UserError(f"the anomaly protocol needs data with one label column, {bundle.name} has "
+                        f"{len(bundle.heads)}; keep only the column whose class is anomalous")
+    head = bundle.heads[0]
+    a = class_index(head.classes, anomaly_class)
+    if len(head.classes) < 3:
+        raise UserError(f"the anomaly protocol needs at least 3 classes (2 normal), the data has {len(head.classes)}")
+    remap = np.full(len(head.classes) + 1, -1, dtype=np.int64)  # index -1 (unlabelled) stays -1
+    remap[[k for k in range(len(head.classes)) if k != a]] = np.arange(len(head.classes) - 1)
     tr, te = bundle.train, bundle.test
-    y_tr, y_te = tr.y.numpy(), te.y.numpy()
+    y_tr, y_te = tr.labels[:, 0].numpy(), te.labels[:, 0].numpy()
     normal_tr, anomalous_tr = y_tr != a, y_tr == a
     if not anomalous_tr.any() and not (y_te == a).any():
-        raise UserError(f"no point of class {bundle.classes[a]!r} is labelled; pick a class with labelled points")
-    train = ArrayData(tr.x[torch.from_numpy(normal_tr)], torch.from_numpy(remap[y_tr[normal_tr]]), tr.shift, tr.scale,
-                      None if tr.t is None else tr.t[torch.from_numpy(normal_tr)])
-    keep = torch.from_numpy(anomalous_tr)
-    x_test = torch.cat([te.x, tr.x[keep]])
+        raise UserError(f"no point of class {head.classes[a]!r} is labelled; pick a class with labelled points")
+    normal, keep = torch.from_numpy(normal_tr), torch.from_numpy(anomalous_tr)
+    train = tr.take(normal, torch.from_numpy(remap[y_tr[normal_tr]]))
+
+    def both(a_te, a_tr):
+        return None if a_te is None else torch.cat([a_te, a_tr[keep]])
     flags = np.concatenate([y_te == a, np.ones(int(anomalous_tr.sum()), dtype=bool)])
     y_test = torch.from_numpy(np.where(flags, -1, remap[np.concatenate([y_te, y_tr[anomalous_tr]])]))
-    t_test = None if te.t is None else torch.cat([te.t, tr.t[keep]])
-    meta = dict(bundle.meta, anomaly_class=bundle.classes[a], test_anomalous=flags)
-    classes = [c for k, c in enumerate(bundle.classes) if k != a]
-    return DataBundle(bundle.name, train, ArrayData(x_test, y_test, te.shift, te.scale, t_test), classes,
-                      bundle.kind, bundle.likelihood, meta)
+    test = ArrayData(both(te.x, tr.x), y_test, te.shift, te.scale, both(te.targets, tr.targets),
+                     both(te.lengths, tr.lengths))
+    meta = dict(bundle.meta, anomaly_class=head.classes[a], test_anomalous=flags)
+    heads = [replace(head, classes=tuple(c for k, c in enumerate(head.classes) if k != a))]
+    return DataBundle(bundle.name, train, test, heads, bundle.kind, bundle.likelihood, meta)
 
 
 def load_for_config(data_cfg, data_dir: str | None = None) -> DataBundle:

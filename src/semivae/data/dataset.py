@@ -1,6 +1,6 @@
 """In-memory data: compact tensors, batches gathered by index.
 
-Images stay ``uint8`` until a batch is taken; ``batch(idx)`` converts only the rows it
+Images stay ``uint8`` until a batch is taken; ``inputs(idx)`` converts only the rows it
 gathers, so the training loop never runs per-sample Python.
 """
 
@@ -10,27 +10,56 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .batch import Batch
+
+# What a data set is, asked in one place: images (N, C, H, W), vectors of features (N, D),
+# or sequences (N, T, C) padded to a common length with ``lengths`` the valid steps.
+KINDS = ("image", "vector", "sequence")
+_LEGACY_KINDS = {"tabular": "vector"}  # data.json of runs written before the contract
+
+
+def data_kind(name: str) -> str:
+    """A kind as saved in ``data.json`` (older runs say ``tabular``) -> one of :data:`KINDS`."""
+    kind = _LEGACY_KINDS.get(name, name)
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {name!r}; one of {KINDS}")
+    return kind
+
+
+@dataclass(frozen=True)
+class LabelColumn:
+    """One label column of a data set: the head a model may put on it."""
+
+    name: str
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(self.classes))
+
 
 @dataclass
 class ArrayData:
-    """N samples of one shape, with labels (-1 = unlabelled).
+    """N samples of one shape, with labels (-1 = missing) in one column per label head.
 
-    ``batch(idx)`` returns ``(x[idx].float() - shift) * scale``: for uint8 images
-    ``shift=0, scale=1/255`` maps pixels into [0, 1]; for tabular features ``shift`` and
-    ``scale`` hold a per-feature standardisation fitted on the training split.
+    ``inputs(idx)`` returns ``(x[idx].float() - shift) * scale``: for uint8 images
+    ``shift=0, scale=1/255`` maps pixels into [0, 1]; for vectors ``shift`` and ``scale``
+    hold a per-feature standardisation fitted on the training split.
     """
 
     x: torch.Tensor  # (N, *shape), uint8 or float32
-    y: torch.Tensor  # (N,) int64, -1 = unlabelled
+    labels: torch.Tensor  # (N, F) int64, -1 = missing
     shift: torch.Tensor | float = 0.0
     scale: torch.Tensor | float = 1.0
-    t: torch.Tensor | None = None  # (N, T) float32 continuous targets, standardised; NaN = unobserved
+    targets: torch.Tensor | None = None  # (N, R) float32 continuous targets, standardised; NaN = missing
+    lengths: torch.Tensor | None = None  # (N,) int64 valid steps of padded sequences (x is (N, T, C))
 
     def __post_init__(self) -> None:
-        if self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
-        if self.t is not None and self.t.shape[0] != self.x.shape[0]:
-            raise ValueError(f"x has {self.x.shape[0]} rows but t has {self.t.shape[0]}")
+        if self.labels.dim() == 1:  # one column given as a vector
+            self.labels = self.labels[:, None]
+        for name in ("labels", "targets", "lengths"):
+            t = getattr(self, name)
+            if t is not None and t.shape[0] != self.x.shape[0]:
+                raise ValueError(f"x has {self.x.shape[0]} rows but {name} has {t.shape[0]}")
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -40,39 +69,56 @@ class ArrayData:
         """Shape of one sample, e.g. (1, 28, 28) or (D,)."""
         return tuple(self.x.shape[1:])
 
-    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         """Float32 inputs for the rows ``idx``: (B, *shape)."""
         return (self.x[idx].float() - self.shift) * self.scale
+
+    def mask(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """(B, T) bool valid steps of the rows ``idx``, or None for data without lengths."""
+        if self.lengths is None:
+            return None
+        steps = torch.arange(self.x.shape[1], device=self.lengths.device)
+        return steps[None, :] < self.lengths[idx][:, None]
+
+    def batch(self, idx: torch.Tensor, hide: torch.Tensor | None = None) -> Batch:
+        """The :class:`Batch` of rows ``idx``; ``hide`` (B,) bool withholds those rows' labels
+        and targets (the sampler's unlabelled draws)."""
+        labels = self.labels[idx]
+        targets = None if self.targets is None else self.targets[idx]
+        if hide is not None:
+            labels = labels.masked_fill(hide[:, None], -1)
+            if targets is not None:
+                targets = targets.masked_fill(hide[:, None], float("nan"))
+        return Batch(self.inputs(idx), labels, targets, self.mask(idx))
 
     def to(self, device: torch.device | str) -> "ArrayData":
         """The same data with every tensor on ``device``."""
         def move(v):
             return v.to(device) if isinstance(v, torch.Tensor) else v
-        return ArrayData(self.x.to(device), self.y.to(device), move(self.shift), move(self.scale), move(self.t))
+        return ArrayData(self.x.to(device), self.labels.to(device), move(self.shift), move(self.scale),
+                         move(self.targets), move(self.lengths))
 
-    def take(self, idx: torch.Tensor | slice, y: torch.Tensor | None = None) -> "ArrayData":
-        """The rows ``idx`` (optionally with other labels ``y``), same normalisation."""
-        t = None if self.t is None else self.t[idx]
-        return ArrayData(self.x[idx], self.y[idx] if y is None else y, self.shift, self.scale, t)
+    def take(self, idx: torch.Tensor | slice, labels: torch.Tensor | None = None) -> "ArrayData":
+        """The rows ``idx`` (optionally with other labels), same normalisation."""
+        def rows(v):
+            return None if v is None else v[idx]
+        return ArrayData(self.x[idx], self.labels[idx] if labels is None else labels, self.shift, self.scale,
+                         rows(self.targets), rows(self.lengths))
 
 
 @dataclass
 class DataBundle:
     """What a loader returns: a train and a test split, and what the data is.
 
-    ``kind`` is ``"image"`` (x is (N, C, H, W), values mapped into [0, 1] by ``batch``) or
-    ``"tabular"`` (x is (N, D) float32). ``likelihood`` is the natural default for the
-    data: ``"bernoulli"`` for images, ``"gaussian"`` for tabular features.
+    ``kind`` is one of :data:`KINDS`. ``heads`` names the label columns (one for most data,
+    named after its label column). ``likelihood`` is the natural default for the data:
+    ``"bernoulli"`` for images, ``"gaussian"`` for real-valued features.
     """
 
     name: str
     train: ArrayData
     test: ArrayData
-    classes: list[str]
-    kind: str  # "image" | "tabular"
+    heads: list[LabelColumn]
+    kind: str  # one of KINDS
     likelihood: str = "bernoulli"
     meta: dict = field(default_factory=dict)  # e.g. {"source": path, "feature_names": [...]}
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)

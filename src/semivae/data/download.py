@@ -13,12 +13,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import UserError
 
 IDX_FILES = (
@@ -120,16 +120,9 @@ def _download(name: str, stem: str, target: Path, hint: str) -> Path:
 
 
 def _write_atomic(dest: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``dest``, then rename it into place."""
+    """Write ``payload`` whole into the cache (``semivae.atomic``), or a one-line error."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(dest, payload)
     except OSError as err:
         raise UserError(f"cannot write {dest} ({err.strerror}); make {dest.parent} writable or set XDG_CACHE_HOME") from None

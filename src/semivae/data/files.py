@@ -26,23 +26,30 @@ UNLABELLED_DIRS = ("unlabelled", "unlabeled")
 
 @dataclass
 class NpzArrays:
-    """Arrays of an ``.npz`` file; images already (N, C, H, W)."""
+    """Arrays of an ``.npz`` file; images already (N, C, H, W), labels (N, F)."""
 
     x: np.ndarray
-    y: np.ndarray | None
+    y: np.ndarray | None  # (N, F) int64, -1 = missing
     x_test: np.ndarray | None
     y_test: np.ndarray | None
-    classes: list[str] | None
+    label_names: list[str]  # one name per label column
+    classes: list[list[str] | None]  # per column: class names, or None to number them
     t: np.ndarray | None = None  # (N, T) float continuous targets, NaN = unobserved
     t_test: np.ndarray | None = None
     target_names: list[str] | None = None
 
 
-def read_npz(path: Path) -> NpzArrays:
+def _strings(a: np.ndarray) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(a).tolist()]
+
+
+def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     """Read ``x`` and the optional ``y``, ``x_test``, ``y_test``, ``classes``, and continuous
     targets ``t`` / ``t_test`` (N,) or (N, T) with NaN where unobserved, named by
-    ``target_names`` (no pickle)."""
-    arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names"))
+    ``target_names`` (no pickle). ``y`` (N, F) with several label columns names them in
+    ``factor_names`` and their classes in ``classes_<name>``; one column is named ``label_name``."""
+    arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names",
+                                     "factor_names"), prefix="classes_")
     x = check_inputs(arrays["x"], f"x in {path}")
     y = _labels(arrays["y"], len(x), f"y in {path}")
     x_test, y_test = arrays["x_test"], arrays["y_test"]
@@ -56,20 +63,35 @@ def read_npz(path: Path) -> NpzArrays:
                 f"{x.shape[1:]} ({x.dtype}); save both with the same sample shape and dtype"
             )
         y_test = _labels(y_test, len(x_test), f"y_test in {path}")
-    classes = None
+        if y is not None and y_test.shape[1] != y.shape[1]:
+            raise UserError(f"y_test in {path} has {y_test.shape[1]} label columns but y {y.shape[1]}; save the same columns")
+    n_cols = 0 if y is None else y.shape[1]
+    names = [label_name] if n_cols == 1 else [f"factor{f}" for f in range(n_cols)]
+    if arrays["factor_names"] is not None:
+        names = _strings(arrays["factor_names"])
+        if len(names) != n_cols:
+            raise UserError(f"factor_names in {path} has {len(names)} names for {n_cols} label columns of y; "
+                            "give one name per column")
+    for name in names:
+        if not name or "." in name or "/" in name or len(set(names)) != len(names):
+            raise UserError(f"label column name {name!r} in {path} is empty, repeated or holds '.' or '/'; rename it")
+    classes: list[list[str] | None] = [None] * n_cols
     if arrays["classes"] is not None:
-        c = arrays["classes"]
-        classes = [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(c).tolist()]
+        if n_cols > 1:
+            raise UserError(f"{path} has 'classes' but y has {n_cols} columns; save classes_<name> per column")
+        classes = [_strings(arrays["classes"])]
+    for f, name in enumerate(names):
+        if arrays.get(f"classes_{name}") is not None:
+            classes[f] = _strings(arrays[f"classes_{name}"])
     t = _targets(arrays["t"], len(x), f"t in {path}")
     t_test = _targets(arrays["t_test"], len(x_test) if x_test is not None else 0, f"t_test in {path}")
     if t_test is not None and (t is None or t_test.shape[1] != t.shape[1]):
         raise UserError(f"t_test in {path} does not match t; save t and t_test with the same number of columns")
-    names = arrays["target_names"]
-    target_names = None if t is None else (
-        [str(v) for v in np.ravel(names).tolist()] if names is not None else [f"t{i}" for i in range(t.shape[1])])
+    tn = arrays["target_names"]
+    target_names = None if t is None else (_strings(tn) if tn is not None else [f"t{i}" for i in range(t.shape[1])])
     if t is not None and len(target_names) != t.shape[1]:
         raise UserError(f"target_names in {path} has {len(target_names)} names for {t.shape[1]} target columns; give one per column")
-    return NpzArrays(x, y, x_test, y_test, classes, t, t_test, target_names)
+    return NpzArrays(x, y, x_test, y_test, names, classes, t, t_test, target_names)
 
 
 def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
@@ -89,7 +111,8 @@ def read_npz_inputs(path: Path) -> np.ndarray:
     return check_inputs(_read_npz_arrays(path, ("x",))["x"], f"x in {path}")
 
 
-def _read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray | None]:
+def _read_npz_arrays(path: Path, keys: tuple[str, ...], prefix: str | None = None) -> dict[str, np.ndarray | None]:
+    """The arrays ``keys`` (None where absent) and every array whose name starts with ``prefix``."""
     fix = "save it with numpy.savez(path, x=..., y=...)"
     try:
         with open(path, "rb") as f:
@@ -102,7 +125,8 @@ def _read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray 
     with npz:
         if "x" not in npz.files:
             raise UserError(f"{path} has no array 'x' (it has {sorted(npz.files)}); save the inputs under the key x")
-        return {k: _npz_get(npz, k, path) for k in keys}
+        extra = tuple(k for k in npz.files if prefix and k.startswith(prefix))
+        return {k: _npz_get(npz, k, path) for k in keys + extra}
 
 
 def _npz_get(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray | None:
@@ -156,12 +180,14 @@ def _check_finite(x: np.ndarray, what: str) -> None:
 
 
 def _labels(y: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
-    """Labels as int64 (N,); floats must be whole numbers."""
+    """Labels as int64 (N, F), one column per label head; floats must be whole numbers."""
     if y is None:
         return None
-    y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
-    if y.ndim != 1 or len(y) != n:
-        raise UserError(f"{what} has shape {y.shape} but there are {n} inputs; save one integer label per input")
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or len(y) != n:
+        raise UserError(f"{what} has shape {y.shape} but there are {n} inputs; save one integer label per input "
+                        "(or one row of labels per input, -1 where unknown)")
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(np.isfinite(y) & (y == np.round(y))):
             raise UserError(f"{what} holds non-integer labels; save integer class indices (-1 = unlabelled)")

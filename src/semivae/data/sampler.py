@@ -5,6 +5,10 @@ re-shuffled permutations as often as needed (upsampled when scarce). The remaind
 pool smaller than a batch is left for a later epoch's shuffle (drop-last), so every batch
 keeps the ratio exactly. With one pool
 empty (unsupervised or supervised training), batches come from the other pool alone.
+
+The labelled pool holds the points labelled for any head. A point drawn for the unlabelled
+part of a batch contributes its inputs only: :func:`mixed_batch` withholds its labels and
+targets, so models read "labelled" from the labels themselves, never from batch positions.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+
+from .batch import Batch
+from .dataset import ArrayData
 
 
 class MixedBatchSampler:
@@ -55,3 +62,11 @@ class MixedBatchSampler:
         for i in range(steps):
             unl = perm[i * self.n_unl: (i + 1) * self.n_unl]
             yield unl, (self._take_labelled(self.n_lab) if self.n_lab else empty)
+
+
+def mixed_batch(data: ArrayData, unlabelled: torch.Tensor, labelled: torch.Tensor) -> Batch:
+    """The batch of one sampler step (indices on ``data``'s device): the unlabelled draws, with
+    their labels and targets withheld, then the labelled draws with theirs."""
+    idx = torch.cat([unlabelled, labelled])
+    hide = torch.arange(len(idx), device=idx.device) < len(unlabelled)
+    return data.batch(idx, hide)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset import ArrayData, DataBundle
+from .dataset import ArrayData, DataBundle, LabelColumn, data_kind
 from .download import locate_or_download
 from .files import input_image_files, read_csv, read_image_folder, read_images, read_npz, read_npz_inputs
 from .idx import read_idx
@@ -49,7 +49,8 @@ def _load_digits(data_dir: str | None, download: bool, label_column: str) -> Dat
         return ArrayData(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), 0.0, 1.0 / 16.0)
 
     meta = {"source": "digits", "feature_names": None, "label_column": label_column}
-    return DataBundle("digits", part(tr), part(te), [str(i) for i in range(10)], "image", "bernoulli", meta)
+    heads = [LabelColumn("label", tuple(str(i) for i in range(10)))]
+    return DataBundle("digits", part(tr), part(te), heads, "image", "bernoulli", meta)
 
 
 def _load_idx_dataset(
@@ -74,7 +75,7 @@ def _load_idx_dataset(
         raise UserError(f"{name} train images are {parts[0].shape} but test images {parts[1].shape}; replace the files")
     meta = {"source": name, "feature_names": None, "label_column": label_column,
             "files": {k: str(v) for k, v in files.items()}}
-    return DataBundle(name, parts[0], parts[1], list(classes), "image", "bernoulli", meta)
+    return DataBundle(name, parts[0], parts[1], [LabelColumn("label", tuple(classes))], "image", "bernoulli", meta)
 
 
 DATASETS: dict[str, Loader] = {
@@ -116,19 +117,25 @@ def load_dataset(
 
 def _load_npz(path: Path, label_column: str) -> DataBundle:
     a = read_npz(path)
-    y = a.y if a.y is not None else np.full(len(a.x), -1, dtype=np.int64)
-    labelled = [v[v >= 0] for v in (y, a.y_test) if v is not None]
-    n_max = max((int(v.max()) + 1 for v in labelled if len(v)), default=0)
-    classes = a.classes if a.classes is not None else [str(i) for i in range(n_max)]
-    if a.classes is None and n_max:  # classes inferred from 0..max: a gap is a labelling mistake
-        missing = sorted(set(range(n_max)) - set(np.concatenate(labelled).tolist()))
-        if missing:
-            raise UserError(f"y in {path} uses labels up to {n_max - 1} but none is {missing[0]}; "
-                            "number the classes 0..K-1 without gaps or list every class name in 'classes'")
-    for what, v in (("y", y), ("y_test", a.y_test)):
-        if v is not None:
-            _check_labels(v, len(classes), f"{what} in {path}")
-    return _assemble(path, a.x, y, a.x_test, a.y_test, classes, label_column, None,
+    n_cols = len(a.label_names)
+    y = a.y if a.y is not None else np.full((len(a.x), 0), -1, dtype=np.int64)
+    heads = []
+    for f, name in enumerate(a.label_names):
+        columns = [v[:, f] for v in (y, a.y_test) if v is not None]
+        labelled = [c[c >= 0] for c in columns]
+        n_max = max((int(c.max()) + 1 for c in labelled if len(c)), default=0)
+        classes = a.classes[f] if a.classes[f] is not None else [str(i) for i in range(n_max)]
+        what = "y" if n_cols == 1 else f"label column {name!r} of y"
+        if a.classes[f] is None and n_max:  # classes inferred from 0..max: a gap is a labelling mistake
+            missing = sorted(set(range(n_max)) - set(np.concatenate(labelled).tolist()))
+            if missing:
+                raise UserError(f"{what} in {path} uses labels up to {n_max - 1} but none is {missing[0]}; "
+                                "number the classes 0..K-1 without gaps or list every class name in 'classes'")
+        for part, v in (("", y), (" (test)", a.y_test)):
+            if v is not None:
+                _check_labels(v[:, f], len(classes), f"{what}{part} in {path}")
+        heads.append(LabelColumn(name, tuple(classes)))
+    return _assemble(path, a.x, y, a.x_test, a.y_test, heads, label_column, None,
                      targets=(a.t, a.t_test, a.target_names))
 
 
@@ -143,13 +150,14 @@ def _check_labels(y: np.ndarray, k: int, what: str) -> None:
 
 def _load_image_folder(path: Path, label_column: str) -> DataBundle:
     x, y, classes = read_image_folder(path)
-    return _assemble(path, x, y, None, None, classes, label_column, None)
+    return _assemble(path, x, y[:, None], None, None, [LabelColumn("label", tuple(classes))], label_column, None)
 
 
 def _load_csv(path: Path, label_column: str) -> DataBundle:
     x, cells, names = read_csv(path, label_column)
     y, classes = encode_labels(cells or [])
-    return _assemble(path, x, y, None, None, classes, label_column, names)
+    head = label_column.replace(".", "_").replace("/", "_")  # a head name is a layer name: no dots
+    return _assemble(path, x, y[:, None], None, None, [LabelColumn(head, tuple(classes))], label_column, names)
 
 
 FILE_LOADERS: dict[str, Callable[[Path, str], DataBundle]] = {".npz": _load_npz, ".csv": _load_csv}
@@ -175,8 +183,9 @@ def encode_labels(cells: list[str]) -> tuple[np.ndarray, list[str]]:
 def carve_test(y: np.ndarray, fraction: float = TEST_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, test) indices: a stratified ``fraction`` of the labelled points is test.
 
-    Unlabelled points (-1) all stay in train. If some class has fewer than 2 labelled
-    points, or none is labelled, the test split is empty.
+    ``y`` is (N,): the labels of the first label column. Unlabelled points (-1) all stay in
+    train. If some class has fewer than 2 labelled points, or none is labelled, the test
+    split is empty.
     """
     present, counts = np.unique(y[y >= 0], return_counts=True)
     if len(present) == 0 or counts.min() < 2:
@@ -194,10 +203,10 @@ def carve_test(y: np.ndarray, fraction: float = TEST_FRACTION, seed: int = 0) ->
 
 def _assemble(
     path: Path, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test: np.ndarray | None,
-    classes: list[str], label_column: str, feature_names: list[str] | None,
+    heads: list[LabelColumn], label_column: str, feature_names: list[str] | None,
     targets: tuple[np.ndarray | None, np.ndarray | None, list[str] | None] = (None, None, None),
 ) -> DataBundle:
-    """Split (if no test given), normalise, and wrap user arrays into a bundle.
+    """Split (if no test given), normalise, and wrap user arrays (labels (N, F)) into a bundle.
 
     Continuous ``targets`` (t, t_test, names) are standardised with the training split's
     mean and std (saved in ``meta``), so a model's N(0, 1) prior on them fits.
@@ -206,7 +215,7 @@ def _assemble(
         raise UserError(f"{path} holds no samples; add data to it")
     t, t_test, target_names = targets
     if x_test is None or y_test is None:
-        tr, te = carve_test(y)
+        tr, te = carve_test(y[:, 0] if y.shape[1] else np.full(len(y), -1))
         x, y, x_test, y_test = x[tr], y[tr], x[te], y[te]
         t, t_test = (None, None) if t is None else (t[tr], t[te])
     t_mean = t_std = None
@@ -232,8 +241,8 @@ def _assemble(
     meta = {"source": str(path.resolve()), "feature_names": feature_names, "label_column": label_column}
     if t is not None:
         meta.update(target_names=target_names, target_mean=t_mean.tolist(), target_std=t_std.tolist())
-    kind, likelihood = ("tabular", "gaussian") if tabular else ("image", "bernoulli")
-    return DataBundle(path.stem, part(x, y, t), part(x_test, y_test, t_test), list(classes), kind, likelihood, meta)
+    kind, likelihood = ("vector", "gaussian") if tabular else ("image", "bernoulli")
+    return DataBundle(path.stem, part(x, y, t), part(x_test, y_test, t_test), heads, kind, likelihood, meta)
 
 
 # ----------------------------------------------------------------------- prediction
@@ -243,15 +252,16 @@ def load_inputs(path: str, bundle_like: dict[str, Any]) -> ArrayData:
     """Read new inputs of the training data's form, for prediction (all labels -1).
 
     ``bundle_like`` gives ``kind``, ``shape`` (per sample), ``shift``/``scale`` (training
-    normalisation, floats or lists), ``label_column`` and ``feature_names`` (CSV or None).
+    normalisation, floats or lists), ``label_column`` and ``feature_names`` (CSV or None);
+    the labels come back as one all-missing column per head (``n_heads``).
     Accepts a ``.npz`` (key ``x``), a folder of images (directly in it, else in its
     sub-folders; sorted order, see :func:`files.input_image_files`) or a ``.csv``.
     """
     p = Path(path).expanduser()
-    kind, shape = bundle_like["kind"], tuple(int(s) for s in bundle_like["shape"])
+    kind, shape = data_kind(bundle_like["kind"]), tuple(int(s) for s in bundle_like["shape"])
     shift, scale = _param(bundle_like.get("shift", 0.0)), _param(bundle_like.get("scale", 1.0))
     suffix = "dir" if p.is_dir() else p.suffix.lower() if p.is_file() else None
-    forms = {"image": ("dir", ".npz"), "tabular": (".csv", ".npz")}.get(kind, ())
+    forms = {"image": ("dir", ".npz"), "vector": (".csv", ".npz")}.get(kind, ())
     if suffix is None:
         raise UserError(f"no such file or folder: {p}; check the path")
     if suffix not in forms:
@@ -269,7 +279,8 @@ def load_inputs(path: str, bundle_like: dict[str, Any]) -> ArrayData:
     if kind == "image":
         x = _match_image_scale(x, from_folder=suffix == "dir", shift=shift, scale=scale)
     x_t = torch.from_numpy(np.ascontiguousarray(x))
-    return ArrayData(x_t, torch.full((len(x),), -1, dtype=torch.int64), shift, scale)
+    n_heads = int(bundle_like.get("n_heads", 1))
+    return ArrayData(x_t, torch.full((len(x), n_heads), -1, dtype=torch.int64), shift, scale)
 
 
 def _param(v: Any) -> torch.Tensor | float:

@@ -2,73 +2,95 @@
 
 A :class:`Split` holds indices into the dataset's *training* split only, so it can be
 saved with a run (``split.json``) and re-applied to the same data later. The test split is
-never touched here: only ``semivae evaluate`` reads it.
+never touched here: only ``semivae evaluate`` reads it. With several label columns (heads)
+the budget is drawn for each head on its own, from the points that head has a label for.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import DataConfig
 from ..errors import UserError
 from .budget import select_labelled
+from .config import DataConfig
 from .dataset import ArrayData
 
 
 @dataclass
 class Split:
     val: np.ndarray  # validation points
-    labelled: np.ndarray  # training points whose label the model trains on
-    val_labelled: np.ndarray  # validation points whose label validation may use
+    labelled: list[np.ndarray]  # per head: training points whose label the model trains on
+    val_labelled: list[np.ndarray]  # per head: validation points whose label validation may use
     oracle_val_labels: bool = False  # True when val labels lie beyond the budget
 
-    def to_json(self, path: Path) -> None:
-        d = {k: getattr(self, k).tolist() for k in ("val", "labelled", "val_labelled")}
-        d["oracle_val_labels"] = self.oracle_val_labels
-        path.write_text(json.dumps(d))
+    @property
+    def pool(self) -> np.ndarray:
+        """Points labelled for any head (the sampler's labelled pool), sorted."""
+        return _union(self.labelled)
+
+    @property
+    def val_pool(self) -> np.ndarray:
+        return _union(self.val_labelled)
+
+    def to_json(self) -> str:
+        """One head is written as flat lists (the format of runs made before heads existed)."""
+        def lists(per_head):
+            return per_head[0].tolist() if len(per_head) == 1 else [a.tolist() for a in per_head]
+        return json.dumps({"val": self.val.tolist(), "labelled": lists(self.labelled),
+                           "val_labelled": lists(self.val_labelled), "oracle_val_labels": self.oracle_val_labels})
 
     @classmethod
-    def from_json(cls, path: Path) -> "Split":
-        d = json.loads(path.read_text())
-        arr = {k: np.asarray(d[k], dtype=np.int64) for k in ("val", "labelled", "val_labelled")}
-        return cls(**arr, oracle_val_labels=d.get("oracle_val_labels", False))
+    def from_json(cls, text: str, n_heads: int) -> "Split":
+        d = json.loads(text)
+
+        def arrays(v):
+            per_head = [v] if n_heads == 1 else v
+            return [np.asarray(a, dtype=np.int64) for a in per_head]
+        return cls(np.asarray(d["val"], dtype=np.int64), arrays(d["labelled"]), arrays(d["val_labelled"]),
+                   d.get("oracle_val_labels", False))
 
 
-def make_split(y: np.ndarray, n_classes: int, cfg: DataConfig, seed: int) -> Split:
-    """Validation carve, then the budget, then ``val_labels`` moved from the budget to validation."""
+def _union(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
+
+
+def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: int) -> Split:
+    """Validation carve, then each head's budget, then ``val_labels`` moved from each head's
+    budget to validation. ``labels`` is (N, F), -1 where a head's label is unknown."""
     rng = np.random.default_rng(seed)
-    n = len(y)
+    n = len(labels)
     perm = rng.permutation(n)
     n_val = int(round(cfg.val_fraction * n))
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    y_train = y[train]
-    labelled = train[select_labelled(y_train, n_classes, labels=cfg.labels, labels_per_class=cfg.labels_per_class,
-                                     label_fraction=cfg.label_fraction, rng=rng)]
-    if cfg.oracle_val_labels:
-        val_labelled = val[y[val] >= 0]
-    else:
-        val_labelled = np.zeros(0, dtype=np.int64)
-    if cfg.val_labels > 0:
-        if cfg.val_labels >= len(labelled):
-            raise UserError(f"--val-labels {cfg.val_labels} would take all {len(labelled)} budget labels; lower it")
-        y_budget = np.full(n, -1)
-        y_budget[labelled] = y[labelled]
-        moved = select_labelled(y_budget, n_classes, labels=cfg.val_labels, rng=rng)
-        labelled = np.setdiff1d(labelled, moved)
-        val = np.union1d(val, moved)
-        val_labelled = np.union1d(val_labelled, moved)
+    labelled, val_labelled = [], []
+    for f, k in enumerate(n_classes):
+        y = labels[:, f]
+        lab = train[select_labelled(y[train], k, labels=cfg.labels, labels_per_class=cfg.labels_per_class,
+                                    label_fraction=cfg.label_fraction, rng=rng)]
+        val_lab = val[y[val] >= 0] if cfg.oracle_val_labels else np.zeros(0, dtype=np.int64)
+        if cfg.val_labels > 0:
+            if cfg.val_labels >= len(lab):
+                raise UserError(f"--val-labels {cfg.val_labels} would take all {len(lab)} budget labels; lower it")
+            y_budget = np.full(n, -1)
+            y_budget[lab] = y[lab]
+            moved = select_labelled(y_budget, k, labels=cfg.val_labels, rng=rng)
+            lab = np.setdiff1d(lab, moved)
+            val = np.union1d(val, moved)
+            val_lab = np.union1d(val_lab, moved)
+        labelled.append(lab)
+        val_labelled.append(val_lab)
     return Split(val=val, labelled=labelled, val_labelled=val_labelled, oracle_val_labels=cfg.oracle_val_labels)
 
 
 @dataclass
 class TrainingData:
-    """The data the trainer sees. ``train.y`` is -1 except at ``labelled`` (indices into
-    ``train``); ``val.y`` is -1 except where validation labels are allowed."""
+    """The data the trainer sees. ``train.labels`` is -1 except where the budget reveals a
+    label; ``val.labels`` is -1 except where validation labels are allowed; ``labelled``
+    indexes the points of ``train`` labelled for any head (the labelled pool)."""
 
     train: ArrayData
     val: ArrayData
@@ -80,17 +102,19 @@ def apply_split(full: ArrayData, split: Split) -> TrainingData:
     keep = np.ones(n, dtype=bool)
     keep[split.val] = False
     train_idx = np.flatnonzero(keep)
-    y_visible = np.full(n, -1, dtype=np.int64)
-    y_full = full.y.numpy()
-    y_visible[split.labelled] = y_full[split.labelled]
-    y_visible[split.val_labelled] = y_full[split.val_labelled]
-    y_visible = torch.from_numpy(y_visible)
-    if full.t is not None:  # continuous targets are supervised like labels: only within the budget
+    y_full = full.labels.numpy()
+    visible = np.full_like(y_full, -1)
+    for f, (lab, val_lab) in enumerate(zip(split.labelled, split.val_labelled)):
+        for idx in (lab, val_lab):
+            visible[idx, f] = y_full[idx, f]
+    visible = torch.from_numpy(visible)
+    if full.targets is not None:  # continuous targets are supervised like labels: only within the budget
         hidden = np.ones(n, dtype=bool)
-        hidden[split.labelled] = hidden[split.val_labelled] = False
-        full = ArrayData(full.x, full.y, full.shift, full.scale, full.t.masked_fill(torch.from_numpy(hidden)[:, None], float("nan")))
-    train = full.take(torch.from_numpy(train_idx), y_visible[train_idx])
-    val = full.take(torch.from_numpy(split.val), y_visible[split.val])
+        hidden[split.pool] = hidden[split.val_pool] = False
+        full = ArrayData(full.x, full.labels, full.shift, full.scale,
+                         full.targets.masked_fill(torch.from_numpy(hidden)[:, None], float("nan")), full.lengths)
+    train = full.take(torch.from_numpy(train_idx), visible[train_idx])
+    val = full.take(torch.from_numpy(split.val), visible[split.val])
     position = np.full(n, -1)
     position[train_idx] = np.arange(len(train_idx))
-    return TrainingData(train=train, val=val, labelled=torch.from_numpy(position[split.labelled]).long())
+    return TrainingData(train=train, val=val, labelled=torch.from_numpy(position[split.pool]).long())

@@ -1,6 +1,8 @@
-"""Evaluation: pure metrics, per-split evaluation, ``evaluate`` and ``predict`` on runs."""
+"""Evaluation: pure metrics, a model's outputs on a split, ``evaluate`` and ``predict`` on runs,
+anomaly scores. Every function on runs takes a loaded ``Run`` or a run directory's path."""
 
-from .evaluate import evaluate, predict, predict_all, proba_csv
-from .evaluate_split import evaluate_split, model_outputs
+from .evaluation import evaluate, iwae_nll_terms, predict, predict_all, proba_csv, read_inputs
+from .outputs import evaluate_split, model_outputs
 
-__all__ = ["evaluate", "evaluate_split", "model_outputs", "predict", "predict_all", "proba_csv"]
+__all__ = ["evaluate", "evaluate_split", "iwae_nll_terms", "model_outputs", "predict", "predict_all", "proba_csv",
+           "read_inputs"]

@@ -23,17 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import load_inputs
-from ..data.anomaly import load_for_config
+from ..atomic import write_atomic
+from ..data import ArrayData
 from ..errors import UserError
-from ..train.run import LoadedRun, load_run, write_atomic
+from ..runs import Run, as_run
 from . import metrics
-from .scores import available_scores, combine_stats, combined_score, compute_scores
+from .evaluation import read_inputs
+from .scores import available_scores, combine_stats, combined_score, compute_scores, first_head_proba
 
 FP, FN = "false positive", "false negative"
 
 
-def _feedback_adjust(scores: dict[str, np.ndarray], proba: np.ndarray | None, classes: list[str],
+def _feedback_adjust(scores: dict[str, np.ndarray], proba: np.ndarray | None, classes: tuple[str, ...],
                      shift: dict[str, float]) -> dict[str, np.ndarray]:
     if proba is None or FP not in classes:
         return scores
@@ -41,38 +42,43 @@ def _feedback_adjust(scores: dict[str, np.ndarray], proba: np.ndarray | None, cl
     return {n: shift[n] + (s - shift[n]) * factor for n, s in scores.items()}
 
 
-def _proba(model, x: torch.Tensor) -> np.ndarray | None:
-    if not model.has_classifier:
+@torch.no_grad()
+def _proba(model, data: ArrayData) -> np.ndarray | None:
+    """The first head's probabilities (N, K), or None for a model without heads."""
+    if not model.heads:
         return None
-    with torch.no_grad():
-        return torch.cat([model.predict_proba(x[i:i + 1024]) for i in range(0, len(x), 1024)]).double().numpy()
+    parts = []
+    for i in range(0, len(data), 1024):
+        idx = torch.arange(i, min(i + 1024, len(data)))
+        parts.append(first_head_proba(model, data.inputs(idx), data.mask(idx)))
+    return torch.cat(parts).double().numpy()
 
 
-def evaluate_anomaly(run: str | Path, *, target_fpr: float = 0.05, samples: int = 10, iwae_k: int = 100,
+def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples: int = 10, iwae_k: int = 100,
                      data_dir: str | None = None, seed: int = 0) -> dict:
-    loaded = load_run(run)
-    cfg = loaded.config
+    run = as_run(run)
+    cfg = run.config
     if cfg.data.anomaly_class is None:
-        raise UserError(f"run {run} was not trained with an anomaly class; train it with `semivae anomaly`")
+        raise UserError(f"run {run.path} was not trained with an anomaly class; train it with `semivae anomaly`")
     if not 0 < target_fpr < 1:
         raise UserError(f"--target-fpr {target_fpr} is outside (0, 1); give e.g. 0.05")
-    if len(loaded.split.val) == 0:
+    if len(run.split.val) == 0:
         raise UserError("the anomaly threshold needs validation points; train with --val-fraction > 0")
-    bundle = load_for_config(cfg.data, data_dir)
-    val = bundle.train.take(torch.from_numpy(loaded.split.val))
-    x_val, x_test = val.batch(torch.arange(len(val))), bundle.test.batch(torch.arange(len(bundle.test)))
+    bundle = run.dataset(data_dir)
+    val, test = bundle.train.take(torch.from_numpy(run.split.val)), bundle.test
     flags = bundle.meta["test_anomalous"]
-    model = loaded.model
-    names = available_scores(model, bundle.kind == "image")
+    model = run.model
+    names = available_scores(model)
     torch.manual_seed(seed)
-    val_s = compute_scores(model, x_val, [n for n in names if n != "combined"], samples, iwae_k)
+    val_s = compute_scores(model, val, [n for n in names if n != "combined"], samples, iwae_k)
     combine = combine_stats(val_s) if "combined" in names else None
     if combine:  # its parts are scored already: only standardise and average them
         val_s["combined"] = combined_score(val_s, combine)
-    test_s = compute_scores(model, x_test, names, samples, iwae_k, combine=combine)
+    test_s = compute_scores(model, test, names, samples, iwae_k, combine=combine)
     shift = {n: float(min(0.0, s.min())) for n, s in val_s.items()}
-    val_s = _feedback_adjust(val_s, _proba(model, x_val), loaded.classes, shift)
-    test_s = _feedback_adjust(test_s, _proba(model, x_test), loaded.classes, shift)
+    classes = run.spec.heads[0].classes if run.spec.heads else ()
+    val_s = _feedback_adjust(val_s, _proba(model, val), classes, shift)
+    test_s = _feedback_adjust(test_s, _proba(model, test), classes, shift)
     per_score = {}
     for n in names:
         t = metrics.threshold_for_fpr(val_s[n], target_fpr)
@@ -84,42 +90,42 @@ def evaluate_anomaly(run: str | Path, *, target_fpr: float = 0.05, samples: int 
     res = {"anomaly_class": cfg.data.anomaly_class, "default_score": default, "target_fpr": target_fpr,
            "samples": samples, "iwae_k": iwae_k, "n_val": len(val), "n_test": len(flags),
            "n_anomalous": int(flags.sum()), "combine": combine, "shift": shift, "scores": per_score}
-    write_atomic(loaded.path / "anomaly.json", json.dumps(res, indent=1))
+    write_atomic(run.path / "anomaly.json", json.dumps(res, indent=1))
     buf = io.BytesIO()
     np.savez(buf, is_anomaly=flags, **{f"test_{n}": s for n, s in test_s.items()},
              **{f"val_{n}": s for n, s in val_s.items()})
-    write_atomic(loaded.path / "anomaly_scores.npz", buf.getvalue())
+    write_atomic(run.path / "anomaly_scores.npz", buf.getvalue())
     return res
 
 
-def load_anomaly(run: LoadedRun) -> dict:
+def load_anomaly(run: Run) -> dict:
     path = run.path / "anomaly.json"
     if not path.is_file():
         raise UserError(f"run {run.path} has no anomaly.json; train it with `semivae anomaly` (or run evaluate_anomaly)")
     return json.loads(path.read_text())
 
 
-def score(run: str | Path, inputs: str | Path, score_name: str | None = None, samples: int | None = None,
+def score(run: Run | str | Path, inputs: str | Path, score_name: str | None = None, samples: int | None = None,
           seed: int = 0) -> str:
     """CSV text: row, score, flag (score above the run's threshold) and, where the model
     classifies, the predicted normal class."""
-    loaded = load_run(run)
-    info = load_anomaly(loaded)
+    run = as_run(run)
+    info = load_anomaly(run)
     name = score_name or info["default_score"]
     if name not in info["scores"]:
         raise UserError(f"unknown score {name!r} for this run; choose one of {sorted(info['scores'])}")
-    data = load_inputs(str(inputs), dict(loaded.data_info))
-    x = data.batch(torch.arange(len(data)))
+    data = read_inputs(run, inputs)
     torch.manual_seed(seed)
     combine = {k: tuple(v) for k, v in info["combine"].items()} if info.get("combine") else None
-    s = compute_scores(loaded.model, x, [name], samples or info["samples"], info["iwae_k"], combine=combine)
-    proba = _proba(loaded.model, x)
-    s = _feedback_adjust(s, proba, loaded.classes, info["shift"])[name]
+    s = compute_scores(run.model, data, [name], samples or info["samples"], info["iwae_k"], combine=combine)
+    proba = _proba(run.model, data)
+    classes = run.classes
+    s = _feedback_adjust(s, proba, tuple(classes), info["shift"])[name]
     threshold = info["scores"][name]["threshold"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "score", "flag"] + (["predicted"] if proba is not None else []))
     for i, v in enumerate(s):
-        pred = [loaded.classes[int(proba[i].argmax())]] if proba is not None else []
+        pred = [classes[int(proba[i].argmax())]] if proba is not None else []
         w.writerow([i, f"{v:.6g}", int(v > threshold)] + pred)
     return buf.getvalue()

@@ -1,5 +1,6 @@
-"""Anomaly scores: higher = more anomalous. Each is a function (model, x) -> (B,) in one
-registry, so ``semivae anomaly`` reports them all and ``semivae score --score NAME`` picks one.
+"""Anomaly scores: higher = more anomalous. Each is a function (model, x, mask, ...) -> (B,)
+in one registry, so ``semivae anomaly`` reports them all and ``semivae score --score NAME``
+picks one. The class-layer scores read the model's first head.
 
 recon_prob        -1/L sum_l log p(x | z_l), z_l ~ q(z|x): the paper's negative log
                   reconstruction probability (An & Cho 2015), L = ``samples``
@@ -24,29 +25,35 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
+from ..data.dataset import ArrayData
+from ..models import BaseModel
 from ..objectives.iwae import iwae_log_px
 
 
-def _recon(model, x, samples: int, iwae_k: int) -> torch.Tensor:
-    return -torch.stack([model.elbo_terms(x)[0] for _ in range(samples)]).mean(0)
+def _recon(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    return -torch.stack([model.elbo_terms(x, mask)[0] for _ in range(samples)]).mean(0)
 
 
-def _neg_elbo(model, x, samples: int, iwae_k: int) -> torch.Tensor:
-    return -torch.stack([torch.sub(*model.elbo_terms(x)) for _ in range(samples)]).mean(0)
+def _neg_elbo(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    return -torch.stack([torch.sub(*model.elbo_terms(x, mask)) for _ in range(samples)]).mean(0)
 
 
-def _neg_iwae(model, x, samples: int, iwae_k: int) -> torch.Tensor:
-    return -iwae_log_px(model, x, iwae_k)
+def _neg_iwae(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    return -iwae_log_px(model, x, iwae_k, mask)
 
 
-def _max_pi(model, x, samples: int, iwae_k: int) -> torch.Tensor:
-    return 1.0 - model.predict_proba(x).max(-1).values
+def first_head_proba(model: BaseModel, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """pi(x) of the model's first head: (B, K)."""
+    return model.predict_proba(x, mask)[model.heads[0].name]
 
 
-def _entropy(model, x, samples: int, iwae_k: int) -> torch.Tensor:
-    p = model.predict_proba(x)
+def _max_pi(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    return 1.0 - first_head_proba(model, x, mask).max(-1).values
+
+
+def _entropy(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    p = first_head_proba(model, x, mask)
     return -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
 
 
@@ -60,12 +67,12 @@ def compressed_nats(x: torch.Tensor, binary: bool) -> torch.Tensor:
     return torch.tensor([8 * len(zlib.compress(row.tobytes(), 9)) * math.log(2) for row in q])
 
 
-def _complexity(model, x, samples: int, iwae_k: int) -> torch.Tensor:
+def _complexity(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
     binary = model.spec.likelihood == "bernoulli"
-    return _neg_elbo(model, x, samples, iwae_k) - compressed_nats(x, binary).to(x.device)
+    return _neg_elbo(model, x, mask, samples, iwae_k) - compressed_nats(x, binary).to(x.device)
 
 
-Score = Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor]
+Score = Callable[[BaseModel, torch.Tensor, torch.Tensor | None, int, int], torch.Tensor]
 SCORES: dict[str, Score] = {
     "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_iwae": _neg_iwae,
     "one_minus_max_pi": _max_pi, "entropy": _entropy, "complexity": _complexity,
@@ -77,17 +84,18 @@ def combined_parts(names: list[str]) -> tuple[str, ...]:
     return ("neg_elbo", "complexity") + (("entropy",) if "entropy" in names else ())
 
 
-def available_scores(model: nn.Module, image: bool) -> list[str]:
-    """The scores that apply to ``model`` on this kind of data, ``combined`` last when it applies."""
-    names = [n for n in SCORES if (n not in ("one_minus_max_pi", "entropy") or model.has_classifier)
+def available_scores(model: BaseModel) -> list[str]:
+    """The scores that apply to ``model`` on its kind of data, ``combined`` last when it applies."""
+    image = model.spec.kind == "image"
+    names = [n for n in SCORES if (n not in ("one_minus_max_pi", "entropy") or model.heads)
              and (n != "complexity" or image) and (n in ("one_minus_max_pi", "entropy") or model.has_decoder)]
     return names + (["combined"] if all(p in names for p in combined_parts(names)) else [])
 
 
 @torch.no_grad()
-def compute_scores(model: nn.Module, x_all: torch.Tensor, names: list[str], samples: int = 10, iwae_k: int = 100,
+def compute_scores(model: BaseModel, data: ArrayData, names: list[str], samples: int = 10, iwae_k: int = 100,
                    batch_size: int = 256, combine: dict | None = None) -> dict[str, np.ndarray]:
-    """Every named score for every point of ``x_all`` (N, *shape) -> {name: (N,)}.
+    """Every named score for every point of ``data`` -> {name: (N,)}.
 
     ``combined`` needs ``combine`` = {part: (mean, std)} from normal validation points
     (``combine_stats``); its parts are computed along the way."""
@@ -98,10 +106,11 @@ def compute_scores(model: nn.Module, x_all: torch.Tensor, names: list[str], samp
             raise ValueError("the combined score needs the validation statistics of its parts")
         base += [p for p in combine if p not in base]
     out: dict[str, list] = {n: [] for n in base}
-    for start in range(0, len(x_all), batch_size):
-        x = x_all[start:start + batch_size]
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        x, mask = data.inputs(idx), data.mask(idx)
         for n in base:
-            out[n].append(SCORES[n](model, x, samples, iwae_k).double().cpu())
+            out[n].append(SCORES[n](model, x, mask, samples, iwae_k).double().cpu())
     res = {n: torch.cat(v).numpy() if v else np.zeros(0) for n, v in out.items()}
     if "combined" in names:
         res["combined"] = combined_score(res, combine)

@@ -1,38 +1,43 @@
-"""Model registry: ``--model NAME`` picks a class; every class honours models.base."""
+"""Model registry: ``--model NAME`` picks a class and its config; every class honours models.base."""
 
 from __future__ import annotations
 
-from torch import nn
+from dataclasses import dataclass
 
-from ..config import ArchConfig, ModelConfig
 from ..errors import UserError
-from .base import Inference, LossTerms, ModelSpec, Stage
-from .m2 import M1M2, M2
-from .pspec import PartiallySpecifiedVAE
-from .semivae import MODES, SemiVAE
+from ..nn import ArchConfig
+from .base import (BaseModel, ClassifierHeads, Decoder, Head, ImportanceWeights, Inference, LossOutput, Model,
+                   ModelConfig, ModelSpec, Regressor, Stage, declare_heads)
+from .m2 import M1M2, M2, M1M2Config, M2Config
+from .pspec import PartiallySpecifiedVAE, PSpecConfig
+from .semivae import MODES, SemiVAE, SemiVAEConfig
 
-MODELS: dict[str, type[nn.Module]] = {
-    "semivae": SemiVAE,  # Berkhahn et al. 2019 (and, by --mode, its VAE and classifier siblings)
-    "m2": M2,  # Kingma et al. 2014
-    "m1m2": M1M2,  # Kingma et al. 2014, stacked
-    "pspec": PartiallySpecifiedVAE,  # Siddharth et al. 2017
+
+@dataclass(frozen=True)
+class ModelEntry:
+    cls: type[BaseModel]
+    config: type[ModelConfig]
+
+
+MODELS: dict[str, ModelEntry] = {
+    "semivae": ModelEntry(SemiVAE, SemiVAEConfig),  # Berkhahn et al. 2019 (by --mode also its VAE and classifier)
+    "m2": ModelEntry(M2, M2Config),  # Kingma et al. 2014
+    "m1m2": ModelEntry(M1M2, M1M2Config),  # Kingma et al. 2014, stacked
+    "pspec": ModelEntry(PartiallySpecifiedVAE, PSpecConfig),  # Siddharth et al. 2017
 }
 
 
-def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> nn.Module:
-    if cfg.model not in MODELS:
-        raise UserError(f"unknown model {cfg.model!r}; choose one of {sorted(MODELS)}")
-    if cfg.mode not in MODES:
-        raise UserError(f"unknown mode {cfg.mode!r}; choose one of {sorted(MODES)}")
-    if cfg.model != "semivae" and cfg.mode != "semi":
-        raise UserError(f"--mode {cfg.mode} applies to --model semivae only; drop --mode or use --model semivae")
-    return MODELS[cfg.model](spec, arch, cfg)
+def model_entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name]
 
 
-def stages(model: nn.Module, epochs: int) -> list[Stage]:
-    """The model's training stages; one stage of ``epochs`` unless the model declares more."""
-    return model.stages(epochs) if hasattr(model, "stages") else [Stage("train", model, epochs)]
+def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseModel:
+    return model_entry(cfg.model).cls(spec, arch, cfg)
 
 
-__all__ = ["MODELS", "MODES", "Inference", "LossTerms", "ModelSpec", "PartiallySpecifiedVAE", "SemiVAE",
-           "Stage", "build_model", "stages"]
+__all__ = ["MODELS", "MODES", "BaseModel", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
+           "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config", "Model", "ModelConfig", "ModelEntry", "ModelSpec",
+           "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
+           "declare_heads", "model_entry"]

@@ -1,48 +1,52 @@
-"""The contract every model honours, so the trainer and evaluators stay generic.
+"""The contract every model honours, so the trainer, evaluators and figures stay generic.
 
-A model is an ``nn.Module`` with:
+A model is an ``nn.Module`` built from a :class:`ModelSpec` (what the data is), the
+``[arch]`` options and its own config dataclass (a :class:`ModelConfig` subclass). Training
+calls one method, as scvi-tools does:
 
-- ``inference(x) -> Inference``: the inference model q, evaluated on a batch;
-- ``generative(z, pi) -> params``: the generative model p(x | ...), as likelihood parameters;
-- ``loss(x, y, labelled) -> LossTerms``: the training objective on a batch, as named terms;
-- ``predict_proba(x) -> (B, K)`` when ``has_classifier``;
-- ``elbo_terms(x) -> (log p(x|.), KL)`` and ``log_weights(x, k) -> (k, B)`` (for the IWAE
-  bound) when ``has_decoder``;
-- optionally ``stages(epochs) -> [Stage]`` when training runs in steps (M1, then M2);
-  each stage's module honours this contract itself.
+    forward(batch: Batch) -> LossOutput       inference, generative model and loss in one call
+
+so the trainer never calls into a model's parts, and DistributedDataParallel (which averages
+gradients only through ``forward``) wraps any model unchanged. Everything else a trained
+model offers is a declared capability, read from attributes, never probed with ``hasattr``:
+
+    heads                    the class heads it predicts: predict_proba (ClassifierHeads)
+    has_decoder              p(x | .): elbo_terms, decode, generate, reconstruct (Decoder)
+    has_importance_weights   log_weights(x, k) for the IWAE bound (ImportanceWeights)
+    n_targets                continuous targets it predicts: predict_targets (Regressor)
+    stages(epochs)           the training stages (one unless the model says otherwise)
+
+Each model's docstring states its generative model p and inference model q.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 import torch
+from torch import nn
+
+from ..data.batch import Batch
+from ..errors import UserError
+from ..options import opt
 
 
-@dataclass
-class Inference:
-    """What q produces for a batch. Absent parts (no decoder / no classifier) are None."""
-
-    h: torch.Tensor  # (B, H) top encoder layer
-    mu: torch.Tensor | None = None  # (B, D)
-    logvar: torch.Tensor | None = None  # (B, D)
-    z: torch.Tensor | None = None  # (B, D) reparameterised sample
-    logits: torch.Tensor | None = None  # (B, K) class logits; pi = softmax(logits)
+# ------------------------------------------------------------------- what the data is
 
 
-@dataclass
-class LossTerms:
-    """Named terms of one batch's objective. ``total`` is minimised; the rest is logged.
+@dataclass(frozen=True)
+class Head:
+    """One softmax head: its name, its class names, and whether its probabilities join z
+    as the decoder's input (the paper's pi does; loss-only factor heads do not)."""
 
-    ``recon`` is the mean negative log-likelihood per point (nats), ``kl`` the mean KL per
-    point, ``ce`` the mean cross-entropy over the labelled points of the batch.
-    """
+    name: str
+    classes: tuple[str, ...]
+    feeds_decoder: bool = True
 
-    total: torch.Tensor
-    recon: torch.Tensor
-    kl: torch.Tensor
-    ce: torch.Tensor
-    n_labelled: torch.Tensor  # () number of labelled points in the batch
+    @property
+    def size(self) -> int:
+        return len(self.classes)
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,196 @@ class ModelSpec:
     """What a model must know about the data to be built (and re-built from a run)."""
 
     data_shape: tuple[int, ...]
-    n_classes: int
+    heads: tuple[Head, ...]  # one per label column, in the data's column order
     likelihood: str
+    kind: str = "image"  # one of semivae.data.KINDS
     n_targets: int = 0  # continuous supervised variables (regression targets)
+
+    def key(self, name: str, head: str) -> str:
+        """The name of a per-head term or metric: ``name`` when the data has one head (so
+        single-label runs keep their columns: ``ce``, ``accuracy``), else ``name/head``."""
+        return name if len(self.heads) == 1 else f"{name}/{head}"
+
+    @property
+    def decoder_heads(self) -> tuple[Head, ...]:
+        return tuple(h for h in self.heads if h.feeds_decoder)
+
+
+# ------------------------------------------------------------------ what a model returns
+
+
+@dataclass
+class Inference:
+    """What q produces for a batch. Absent parts (no decoder / no heads) are None / empty."""
+
+    h: torch.Tensor  # (B, H) top encoder layer
+    mu: torch.Tensor | None = None  # (B, D)
+    logvar: torch.Tensor | None = None  # (B, D)
+    z: torch.Tensor | None = None  # (B, D) reparameterised sample
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)  # head -> (B, K_h); pi = softmax
+
+
+@dataclass
+class LossOutput:
+    """One batch's objective. ``total`` is minimised; ``terms`` are logged by name.
+
+    Terms are open-ended (``recon``, ``kl``, ``ce`` or ``ce/<head>``, ...), each a () tensor,
+    detached. ``counts`` says, for a term that averages over part of the batch only (a
+    head's labelled points), how many points it covered; the trainer's epoch mean of such a
+    term skips the batches where it covered none. Terms not in ``counts`` cover every point.
+    """
+
+    total: torch.Tensor  # ()
+    terms: dict[str, torch.Tensor]
+    counts: dict[str, torch.Tensor] = field(default_factory=dict)
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)  # head -> (B, K_h)
 
 
 @dataclass
 class Stage:
-    """One training stage: the trainer runs ``fit(module, ...)`` for ``epochs``."""
+    """One training stage: the trainer runs its generic ``fit`` on ``module`` for ``epochs``,
+    with the parameters of ``frozen`` (if any) held fixed."""
 
     name: str
-    module: torch.nn.Module
+    module: nn.Module
     epochs: int
+    frozen: nn.Module | None = None
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+@dataclass
+class ModelConfig:
+    """The ``[model]`` options every model takes; each model extends it with its own
+    (``SemiVAEConfig``, ``PSpecConfig``, ...). ``arch_defaults`` are the ``[arch]`` values
+    the model is known to want, applied before presets, config files and flags."""
+
+    arch_defaults: ClassVar[dict] = {}
+    speed_preset: ClassVar[str] = "default"  # the preset `semivae bench speed --model NAME` measures
+
+    model: str = opt("semivae", "model family: semivae (Berkhahn et al.), m2, m1m2 or pspec (partially specified)")
+    alpha: float = opt(20.0, "weight of the cross-entropy on labelled points (paper: of the reconstruction's order)")
+    head_alpha: dict[str, float] = opt({}, "per-head cross-entropy weights, e.g. shape=10,scale=5 (heads not named "
+                                           "use --alpha)")
+    decoder_heads: list[str] | None = opt(None, "heads whose probabilities join z as the decoder's input: names, "
+                                                "'all' or 'none' (default: the first head)")
+    beta: float = opt(0.25, "weight of KL(q(z|x) || N(0, I)); 1 = plain VAE, >1 = beta-VAE, <1 frees pi")
+    likelihood: str | None = opt(None, "bernoulli, gaussian (learned scale) or gaussian-fixed (default: from the data)")
+    kl_schedule: str = opt("constant", "KL term: constant (beta*KL), warmup (beta ramped up from 0) or capacity "
+                                       "(gamma*|KL - C(t)|)")
+    warmup_epochs: float = opt(10.0, "warmup: epochs over which the KL weight rises linearly from 0 to beta")
+    gamma: float = opt(1000.0, "capacity: weight of |KL - C(t)| (Burgess et al. 2018)")
+    capacity_max: float = opt(25.0, "capacity: final KL target C in nats")
+    capacity_epochs: float = opt(20.0, "capacity: epochs over which C rises linearly from 0 to its final value")
+
+    def run_name(self) -> str:
+        """How run directories and reports name what was trained."""
+        return self.model
+
+    def validate(self) -> None:
+        """Checks of this model's own options; each failure is a one-line UserError."""
+        if self.alpha < 0 or self.beta < 0 or any(v < 0 for v in self.head_alpha.values()):
+            raise UserError("--alpha, --head-alpha and --beta must be >= 0")
+        if self.kl_schedule not in ("constant", "warmup", "capacity"):
+            raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
+
+    def head_weight(self, head: str) -> float:
+        return self.head_alpha.get(head, self.alpha)
+
+
+def declare_heads(columns: list[tuple[str, tuple[str, ...]]], decoder_heads: list[str] | None) -> tuple[Head, ...]:
+    """Heads over the data's label columns, ``decoder_heads`` naming those fed to the decoder."""
+    names = [n for n, _ in columns]
+    if decoder_heads is None:
+        feed = set(names[:1])
+    elif decoder_heads in (["all"], ["none"]):
+        feed = set(names) if decoder_heads == ["all"] else set()
+    else:
+        unknown = [n for n in decoder_heads if n not in names]
+        if unknown:
+            raise UserError(f"--decoder-heads names {unknown}, which are not label columns of the data {names}; "
+                            "give column names, 'all' or 'none'")
+        feed = set(decoder_heads)
+    return tuple(Head(n, tuple(c), n in feed) for n, c in columns)
+
+
+# ------------------------------------------------------------------- the contract itself
+
+
+class Model(Protocol):
+    """What every model provides (the trainer and the run directory need no more)."""
+
+    spec: ModelSpec
+    heads: tuple[Head, ...]  # the class heads this model predicts; () = no classifier
+    has_decoder: bool
+    has_importance_weights: bool
+    n_targets: int
+
+    def forward(self, batch: Batch) -> LossOutput: ...
+
+    def inference(self, x: torch.Tensor, mask: torch.Tensor | None = None, sample: bool = True) -> Inference: ...
+
+    def stages(self, epochs: int) -> list[Stage]: ...
+
+
+class ClassifierHeads(Protocol):
+    """Models with ``heads``."""
+
+    def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """head -> (B, K_h) class probabilities."""
+
+
+class Decoder(Protocol):
+    """Models with ``has_decoder``."""
+
+    latent_dim: int  # the z that ``inference`` returns and ``decode`` takes
+    prior_dim: int  # the z ~ N(0, I) that ``generate`` takes
+
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-sample (log p(x | .), KL) per point: two (B,) tensors."""
+
+    def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean of p(x | z, classes) for a q-space z: (B, *shape); missing heads are uniform."""
+
+    def generate(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean of p(x | z, classes) for a prior-space z: (B, *shape)."""
+
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of p(x | z = mean of q(z|x), its classes): (B, *shape)."""
+
+
+class ImportanceWeights(Protocol):
+    """Models with ``has_importance_weights``."""
+
+    def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x, latents_s) - log q(latents_s | x) for k samples: (k, B)."""
+
+
+class Regressor(Protocol):
+    """Models with ``n_targets > 0``."""
+
+    def predict_targets(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of q(r|x) in standardised units: (B, R)."""
+
+
+class BaseModel(nn.Module):
+    """Defaults for the declarations; a model overrides what it offers."""
+
+    heads: tuple[Head, ...] = ()
+    has_decoder: bool = False
+    has_importance_weights: bool = False
+    n_targets: int = 0
+
+    @classmethod
+    def feedback_config(cls, cfg: ModelConfig) -> ModelConfig | None:
+        """The config to fine-tune a run of this model on marked false positives / negatives
+        (``semivae feedback``: its first head grows by two classes), or None: not offered."""
+        return None
+
+    def stages(self, epochs: int) -> list[Stage]:
+        return [Stage("train", self, epochs)]
+
+    def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.inference(x, mask, sample=False).logits
+        return {name: torch.softmax(v, -1) for name, v in logits.items()}

@@ -7,6 +7,7 @@ Inference model q, by ``structure``:
     "z|x,y":  q(y|x) = Cat(softmax(f(enc_y(x))));  q(z|x,y) = N(g([enc_z(x), y]))     (M2's graph)
     "y|z,x":  q(z|x) = N(g(enc_z(x)));  q(y|z,x) = Cat(softmax(f([enc_y(x), z])))
     q(r|x) = N(m(enc_y(x)), diag s(enc_y(x)))                                     (both)
+The class y is the data's single label column (its head feeds the decoder by construction).
 Labelled point (y observed; r observed where given). S samples z_s from the proposal,
 q(z|x,y) or q(z|x), give the importance-sampled estimate in its log-sum-exp form:
     log p(x, y, r) ~= logsumexp_s log w_s - log S,   w_s = p(x, y, r, z_s) / q(z_s | .)
@@ -22,29 +23,82 @@ Unlabelled point: the ELBO with y summed out exactly over its K values in one (K
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ArchConfig, ModelConfig
-from ..nn import make_decoder, make_encoder, mlp
+from ..data.batch import Batch
+from ..errors import UserError
+from ..nn import ArchConfig, make_decoder, make_encoder, mlp
 from ..objectives import make_likelihood
 from ..objectives.kl import (categorical_kl_uniform, gaussian_kl_standard, gaussian_log_prob, reparameterise,
                              standard_normal_log_prob)
 from ..objectives.schedules import KLSchedule
-from .base import Inference, LossTerms, ModelSpec
+from ..options import opt, redefault
+from .base import BaseModel, Inference, LossOutput, ModelConfig, ModelSpec
+
+STRUCTURES = ("z|x,y", "y|z,x")
 
 
-class PartiallySpecifiedVAE(nn.Module):
-    has_classifier = True
+@dataclass
+class LatentClassConfig(ModelConfig):
+    """Options of the models whose class is a latent variable y (m2, pspec, m1m2). Their
+    defaults follow the literature: one 500-unit layer per network and z = 50 (Pyro's SS-VAE
+    tutorial), beta 1, alpha 50, no dropout."""
+
+    arch_defaults = {"hidden": [500], "latent_dim": 50, "dropout": 0.0}
+
+    alpha: float = redefault(ModelConfig, "alpha", 50.0)
+    beta: float = redefault(ModelConfig, "beta", 1.0)
+    samples: int = opt(1, "m2/pspec: importance samples S of z per labelled point (1 = plain ELBO)")
+    discrete: str = opt("enumerate", "m2/pspec, unlabelled points: enumerate the K classes exactly, or relax "
+                                     "(Gumbel-softmax)")
+    temperature: float = opt(0.5, "relax: temperature of the Gumbel-softmax (concrete) sample of y")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.discrete not in ("enumerate", "relax"):
+            raise UserError(f"unknown --discrete {self.discrete!r}; choose enumerate or relax")
+        if self.samples < 1 or self.temperature <= 0:
+            raise UserError("--samples must be >= 1 and --temperature > 0; raise them")
+
+
+@dataclass
+class PSpecConfig(LatentClassConfig):
+    model: str = redefault(ModelConfig, "model", "pspec")
+    samples: int = redefault(LatentClassConfig, "samples", 8)
+    structure: str = opt("z|x,y", "pspec inference graph: z|x,y (q(y|x) q(z|x,y)) or y|z,x (q(z|x) q(y|z,x))")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.structure not in STRUCTURES:
+            raise UserError(f"unknown --structure {self.structure!r}; choose 'z|x,y' or 'y|z,x'")
+
+
+def check_latent_class(spec: ModelSpec, model: str) -> None:
+    """The latent class y is the data's one label column, with at least 2 classes, fed to the decoder."""
+    if len(spec.heads) != 1 or spec.heads[0].size < 2:
+        raise UserError(f"model {model} needs one label column with at least 2 classes, the data has "
+                        f"{[h.size for h in spec.heads] or 'none'}; use --model semivae (--mode unsupervised "
+                        "without labels)")
+    if not spec.heads[0].feeds_decoder:
+        raise UserError(f"model {model}'s class is a latent variable of the decoder; drop --decoder-heads")
+
+
+class PartiallySpecifiedVAE(BaseModel):
     has_decoder = True
+    has_importance_weights = True
 
-    def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig):
+    def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: LatentClassConfig, structure: str | None = None):
         super().__init__()
-        self.spec, self.structure = spec, cfg.structure
-        self.K, self.D, self.T = spec.n_classes, arch.latent_dim, spec.n_targets
-        self.alpha, self.samples = cfg.alpha, cfg.samples
+        check_latent_class(spec, cfg.model)
+        self.spec, self.structure = spec, cfg.structure if structure is None else structure
+        self.heads, self.n_targets = spec.heads, spec.n_targets
+        self.y_name = spec.heads[0].name
+        self.K, self.D, self.T = spec.heads[0].size, arch.latent_dim, spec.n_targets
+        self.alpha, self.samples = cfg.head_weight(self.y_name), cfg.samples
         self.discrete, self.temperature = cfg.discrete, cfg.temperature
         self.enc_y = make_encoder(arch, spec.data_shape)
         self.enc_z = make_encoder(arch, spec.data_shape)
@@ -85,11 +139,12 @@ class PartiallySpecifiedVAE(nn.Module):
         code = torch.cat(parts, -1)  # (..., B, D + K + T)
         return self.decoder(code.flatten(0, -2)).view(*code.shape[:-1], *self.spec.data_shape)
 
-    def log_px(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    def log_px(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | .) for parameters with leading dims: (L, B, *shape) -> (L, B)."""
         lead = params.shape[: params.dim() - x.dim()]
         xs = x.expand(*lead, *x.shape)
-        return self.likelihood.log_prob(xs.flatten(0, len(lead)), params.flatten(0, len(lead))).view(*lead, len(x))
+        ms = None if mask is None else mask.expand(*lead, *mask.shape).flatten(0, len(lead))
+        return self.likelihood.log_prob(xs.flatten(0, len(lead)), params.flatten(0, len(lead)), ms).view(*lead, len(x))
 
     def regularizer(self, kl_z: torch.Tensor) -> torch.Tensor:
         """The scheduled penalty on KL(q(z|.) || p(z)); the hook a variant overrides."""
@@ -113,9 +168,9 @@ class PartiallySpecifiedVAE(nn.Module):
         return r, penalty, torch.where(obs, -log_q, 0.0).sum(-1)
 
     # -- the contract -------------------------------------------------------------------
-    def inference(self, x: torch.Tensor, sample: bool = True) -> Inference:
+    def inference(self, x: torch.Tensor, mask: torch.Tensor | None = None, sample: bool = True) -> Inference:
         """q for a batch; under "z|x,y" z is coded given the most probable class."""
-        hy, hz = self.enc_y(x), self.enc_z(x)
+        hy, hz = self.enc_y(x, mask), self.enc_z(x, mask)
         if self.y_needs_z:
             mu, logvar = self.q_z(hz, None)
             z = reparameterise(mu, logvar) if sample else mu
@@ -124,9 +179,9 @@ class PartiallySpecifiedVAE(nn.Module):
             logits = self.q_y_logits(hy, None)
             mu, logvar = self.q_z(hz, F.one_hot(logits.argmax(-1), self.K).to(hz.dtype))
             z = reparameterise(mu, logvar) if sample else mu
-        return Inference(h=hy, mu=mu, logvar=logvar, z=z, logits=logits)
+        return Inference(h=hy, mu=mu, logvar=logvar, z=z, logits={self.y_name: logits})
 
-    def enumerated(self, x, hy, hz, r, eps: torch.Tensor | None = None):
+    def enumerated(self, x, hy, hz, r, eps: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         """Every class at once: (log p(x | y_k, z_k, r), KL_z, logits), shapes (K, B), (K, B)
         or (B,), (B, K). ``eps`` (K, B, D) fixes the noise of the z samples."""
         B = len(x)
@@ -135,16 +190,19 @@ class PartiallySpecifiedVAE(nn.Module):
             mu, logvar = self.q_z(hz, None)  # (B, D)
             z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps[0])
             logits = self.q_y_logits(hy, z)  # (B, K)
-            return self.log_px(x, self.generative(z.expand(self.K, B, -1), eye, r)), gaussian_kl_standard(mu, logvar), logits
+            return (self.log_px(x, self.generative(z.expand(self.K, B, -1), eye, r), mask),
+                    gaussian_kl_standard(mu, logvar), logits)
         mu, logvar = self.q_z(hz, eye)  # (K, B, D)
         z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps)
-        return self.log_px(x, self.generative(z, eye, r)), gaussian_kl_standard(mu, logvar), self.q_y_logits(hy, None)
+        log_px = self.log_px(x, self.generative(z, eye, r), mask)
+        return log_px, gaussian_kl_standard(mu, logvar), self.q_y_logits(hy, None)
 
-    def _unlabelled(self, x, hy, hz, r, discrete: str):
+    def _unlabelled(self, x, hy, hz, r, discrete: str, mask: torch.Tensor | None = None):
         """Per point: (negative ELBO with the KL schedule, E_q log p(x|.), KL_z + KL_y), each (B,),
-        and the (K, B) enumeration table (None when relaxed) for reuse by labelled points."""
+        the (K, B) enumeration table (None when relaxed) for reuse by labelled points, and the
+        logits of q(y|.) (B, K)."""
         if discrete == "enumerate":
-            table = self.enumerated(x, hy, hz, r)
+            table = self.enumerated(x, hy, hz, r, mask=mask)
             rec, kl_z, logits = table
             q = torch.softmax(logits, -1).T  # (K, B)
             kl_z_mean = kl_z if kl_z.dim() == 1 else (q * kl_z).sum(0)
@@ -162,13 +220,13 @@ class PartiallySpecifiedVAE(nn.Module):
                 y_soft = F.gumbel_softmax(logits, tau=self.temperature)
                 mu, logvar = self.q_z(hz, y_soft)
                 z = reparameterise(mu, logvar)
-            log_px = self.log_px(x, self.generative(z[None], y_soft[None], r))[0]
+            log_px = self.log_px(x, self.generative(z[None], y_soft[None], r), mask)[0]
             kl_z_mean = gaussian_kl_standard(mu, logvar)
             reg = self.regularizer(kl_z_mean)
         kl_y = categorical_kl_uniform(logits)
-        return -log_px + reg + kl_y, log_px, kl_z_mean + kl_y, table
+        return -log_px + reg + kl_y, log_px, kl_z_mean + kl_y, table, logits
 
-    def importance_estimate(self, x, hy, hz, y1h, r, n: int):
+    def importance_estimate(self, x, hy, hz, y1h, r, n: int, mask: torch.Tensor | None = None):
         """S = n samples for labelled points: (log p-hat(x, y, r) without log p(r), log q(y|x)), (B,) each."""
         if self.y_needs_z:
             mu, logvar = self.q_z(hz, None)  # proposal q(z|x)
@@ -176,7 +234,7 @@ class PartiallySpecifiedVAE(nn.Module):
         else:
             mu, logvar = self.q_z(hz, y1h.expand(n, *y1h.shape))  # proposal q(z|x,y): (S, B, D)
         z = reparameterise(mu, logvar)  # (S, B, D)
-        log_w = (self.log_px(x, self.generative(z, y1h, r)) + standard_normal_log_prob(z)
+        log_w = (self.log_px(x, self.generative(z, y1h, r), mask) + standard_normal_log_prob(z)
                  - gaussian_log_prob(z, mu, logvar) - math.log(self.K))  # (S, B)
         log_joint = torch.logsumexp(log_w, 0) - math.log(n)
         if self.y_needs_z:  # q(y|x) = mean_s q(y|z_s, x)
@@ -185,11 +243,14 @@ class PartiallySpecifiedVAE(nn.Module):
             log_qy = (torch.log_softmax(self.q_y_logits(hy, None), -1) * y1h).sum(-1)
         return log_joint, log_qy
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor, t: torch.Tensor | None = None) -> LossTerms:
-        hy, hz = self.enc_y(x), self.enc_z(x)  # (B, H) each
+    def forward(self, batch: Batch) -> LossOutput:
+        x, mask, t = batch.x, batch.mask, batch.targets
+        y = batch.labels[:, 0]  # (B,) -1 = unlabelled
+        labelled = y >= 0
+        hy, hz = self.enc_y(x, mask), self.enc_z(x, mask)  # (B, H) each
         r, r_penalty, r_nll = self._r(hy, t)
         y1h = F.one_hot(y.clamp(min=0), self.K).to(hz.dtype)  # (B, K)
-        neg_u, log_px_u, kl_u, table = self._unlabelled(x, hy, hz, r, self.discrete)
+        neg_u, log_px_u, kl_u, table, logits_u = self._unlabelled(x, hy, hz, r, self.discrete, mask)
         if self.samples == 1 and table is not None:  # labelled ELBO read off the enumeration table
             rec, kl_z, logits = table
             kl_l = kl_z if kl_z.dim() == 1 else (kl_z * y1h.T).sum(0)
@@ -197,7 +258,7 @@ class PartiallySpecifiedVAE(nn.Module):
             neg_l = -log_px_l + self.regularizer(kl_l) + math.log(self.K)
             log_qy = (torch.log_softmax(logits, -1) * y1h).sum(-1)
         else:
-            log_joint, log_qy = self.importance_estimate(x, hy, hz, y1h, r, self.samples)
+            log_joint, log_qy = self.importance_estimate(x, hy, hz, y1h, r, self.samples, mask)
             neg_l, log_px_l, kl_l = -log_joint, log_joint, torch.zeros_like(log_joint)
         n_lab = labelled.sum()
         lab = labelled.to(hz.dtype)
@@ -207,27 +268,28 @@ class PartiallySpecifiedVAE(nn.Module):
         total = neg.mean() + self.alpha * (ce + reg_nll)
         recon = -torch.where(labelled, log_px_l, log_px_u).mean()
         kl = torch.where(labelled, kl_l, kl_u).mean()
-        return LossTerms(total=total, recon=recon.detach(), kl=kl.detach(), ce=ce.detach(), n_labelled=n_lab)
+        ce_key = self.spec.key("ce", self.y_name)
+        terms = {"recon": recon.detach(), "kl": kl.detach(), ce_key: ce.detach()}
+        counts = {ce_key: n_lab}
+        if self.T:
+            terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
+        return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 
     # -- uses of a trained model ----------------------------------------------------------
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """q(y|x): (B, K); under "y|z,x" evaluated at z = the mean of q(z|x)."""
-        return torch.softmax(self.inference(x, sample=False).logits, -1)
-
-    def predict_targets(self, x: torch.Tensor) -> torch.Tensor:
+    def predict_targets(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of q(r|x), in standardised units: (B, T)."""
-        return self.to_r(self.enc_y(x)).chunk(2, -1)[0]
+        return self.to_r(self.enc_y(x, mask)).chunk(2, -1)[0]
 
-    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The unlabelled ELBO with y enumerated, as (E_q log p(x|.), KL of z, y and r): (B,) each."""
-        hy, hz = self.enc_y(x), self.enc_z(x)
+        hy, hz = self.enc_y(x, mask), self.enc_z(x, mask)
         r, r_penalty, _ = self._r(hy, None)
-        _, log_px, kl, _ = self._unlabelled(x, hy, hz, r, "enumerate")
+        _, log_px, kl, _, _ = self._unlabelled(x, hy, hz, r, "enumerate", mask)
         return log_px, kl + r_penalty
 
-    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+    def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x, y, z, r) - log q(y, z, r | x) for k joint samples from q: (k, B)."""
-        hy, hz = self.enc_y(x), self.enc_z(x)
+        hy, hz = self.enc_y(x, mask), self.enc_z(x, mask)
         hy_k, hz_k = hy.expand(k, *hy.shape), hz.expand(k, *hz.shape)
         if self.y_needs_z:
             mu, logvar = self.q_z(hz_k, None)
@@ -246,7 +308,7 @@ class PartiallySpecifiedVAE(nn.Module):
             mu_r, logvar_r = self.to_r(hy_k).chunk(2, -1)
             r = reparameterise(mu_r, logvar_r.clamp(-20.0, 10.0))
             log_w = log_w + standard_normal_log_prob(r) - gaussian_log_prob(r, mu_r, logvar_r.clamp(-20.0, 10.0))
-        return log_w + self.log_px(x, self.generative(z, y1h, r))
+        return log_w + self.log_px(x, self.generative(z, y1h, r), mask)
 
     @property
     def latent_dim(self) -> int:
@@ -254,8 +316,9 @@ class PartiallySpecifiedVAE(nn.Module):
 
     prior_dim = latent_dim
 
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean of p(x | z, y, r = 0): (B, *shape); y is drawn uniformly when None."""
+    def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean of p(x | z, y, r = 0): (B, *shape); y is drawn uniformly when not given."""
+        y = None if classes is None else classes.get(self.y_name)
         if y is None:
             y = torch.randint(0, self.K, (len(z),), device=z.device)
         r = z.new_zeros(len(z), self.T) if self.T else None
@@ -263,9 +326,9 @@ class PartiallySpecifiedVAE(nn.Module):
 
     generate = decode
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | most probable y, z = mean, r = mean): (B, *shape)."""
-        inf = self.inference(x, sample=False)
-        y1h = F.one_hot(inf.logits.argmax(-1), self.K).to(inf.mu.dtype)
-        r = self.predict_targets(x) if self.T else None
+        inf = self.inference(x, mask, sample=False)
+        y1h = F.one_hot(inf.logits[self.y_name].argmax(-1), self.K).to(inf.mu.dtype)
+        r = self.predict_targets(x, mask) if self.T else None
         return self.likelihood.mean(self.generative(inf.mu[None], y1h[None], r)[0])

@@ -1,39 +1,47 @@
 """The semi-supervised VAE of Berkhahn et al. (2019) and its two siblings, by mode.
 
 Inference model q (one shared encoder):
-    h = enc(x);  q(z | x) = N(mu(h), diag exp(logvar(h)));  pi(x) = softmax(W h)
+    h = enc(x);  q(z | x) = N(mu(h), diag exp(logvar(h)));  pi_f(x) = softmax(W_f h) per head f
 Generative model p:
-    z ~ N(0, I);  x ~ p(x | dec([z, pi(x)]))    (likelihood: Bernoulli or Gaussian)
+    z ~ N(0, I);  x ~ p(x | dec([z, pi_f(x) for the heads that feed the decoder]))
 Objective on a batch (minimised):
     mean_i [ -log p(x_i | z_i, pi_i) + beta * KL(q(z | x_i) || N(0, I)) ]
-        + alpha * mean_{labelled j} CE(pi(x_j), y_j)
+        + sum_f alpha_f * mean_{j labelled for f} CE(pi_f(x_j), y_jf)
 
-Modes, one code path: ``semi`` (all of it), ``unsupervised`` (no pi; decoder sees z only:
-a VAE / beta-VAE) and ``supervised`` (encoder + pi only, cross-entropy alone). The KL
+With one label column there is one head, the paper's pi, fed to the decoder. Berkhahn et
+al.'s disentanglement model (Table 16) has one head per labelled factor, none fed to the
+decoder (``--decoder-heads none``): each is a loss on z's encoder only.
+
+Modes, one code path: ``semi`` (all of it), ``unsupervised`` (no heads; decoder sees z only:
+a VAE / beta-VAE) and ``supervised`` (encoder + heads only, cross-entropy alone). The KL
 term goes through a schedule (``--kl-schedule``: constant beta, warm-up, capacity); a
 variant changes it by overriding :meth:`SemiVAE.regularizer`, not by copying the loss.
 In ``semi`` mode p(x | z, pi) is conditioned on pi(x), so ``log_weights`` bound log p(x | pi(x)).
+Every mode reports the terms ``recon``, ``kl`` and ``ce`` (0 where the mode has no such part),
+so the learning curves of the three siblings share their columns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..config import ArchConfig, ModelConfig
-from ..nn import make_decoder, make_encoder
+from ..data.batch import Batch
+from ..errors import UserError
+from ..nn import ArchConfig, make_decoder, make_encoder
 from ..objectives import gaussian_kl_standard, make_likelihood, reparameterise
 from ..objectives.kl import gaussian_log_prob, standard_normal_log_prob
 from ..objectives.schedules import KLSchedule
-from .base import Inference, LossTerms, ModelSpec
+from ..options import opt, redefault
+from .base import BaseModel, Inference, LossOutput, ModelConfig, ModelSpec
+from .heads import ClassHeads
 
 
 @dataclass(frozen=True)
 class Mode:
-    classifier: bool  # has the pi layer and the cross-entropy term
+    classifier: bool  # has the heads and their cross-entropy terms
     decoder: bool  # has q(z|x), the decoder and the ELBO
 
 
@@ -44,91 +52,109 @@ MODES: dict[str, Mode] = {
 }
 
 
-class SemiVAE(nn.Module):
-    def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig):
+@dataclass
+class SemiVAEConfig(ModelConfig):
+    speed_preset = "paper"
+
+    model: str = redefault(ModelConfig, "model", "semivae")
+    mode: str = opt("semi", "semivae: semi (ELBO + alpha*CE), unsupervised (plain VAE, no pi) or supervised "
+                            "(encoder + pi, CE only)")
+
+    def run_name(self) -> str:
+        return self.mode
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mode not in MODES:
+            raise UserError(f"unknown mode {self.mode!r}; choose one of {sorted(MODES)}")
+
+
+class SemiVAE(BaseModel):
+    @classmethod
+    def feedback_config(cls, cfg: SemiVAEConfig) -> SemiVAEConfig:
+        return replace(cfg, mode="semi")  # the marked points are labels, even for a plain VAE
+
+    def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: SemiVAEConfig):
         super().__init__()
         self.spec, self.mode = spec, MODES[cfg.mode]
-        self.alpha = cfg.alpha
+        if self.mode.classifier:
+            if not spec.heads or any(h.size < 2 for h in spec.heads):
+                raise UserError(f"mode {cfg.mode} needs a label column with at least 2 classes, the data has "
+                                f"{[h.size for h in spec.heads] or 'none'}; use --mode unsupervised")
+        self.heads = spec.heads if self.mode.classifier else ()
+        self.has_decoder = self.has_importance_weights = self.mode.decoder
+        self.weights = {h.name: (cfg.head_weight(h.name) if self.mode.decoder else cfg.head_alpha.get(h.name, 1.0))
+                        for h in self.heads}
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.encoder = make_encoder(arch, spec.data_shape)
         h = self.encoder.out_features
         if self.mode.classifier:
-            self.pi = nn.Linear(h, spec.n_classes)
+            self.pi = ClassHeads(h, self.heads)
         if self.mode.decoder:
             self.mu = nn.Linear(h, arch.latent_dim)
             self.logvar = nn.Linear(h, arch.latent_dim)
-            code = arch.latent_dim + (spec.n_classes if self.mode.classifier else 0)
+            code = arch.latent_dim + (self.pi.decoder_size if self.mode.classifier else 0)
             self.decoder = make_decoder(arch, code, spec.data_shape)
             self.likelihood = make_likelihood(spec.likelihood, spec.data_shape)
 
-    @property
-    def has_classifier(self) -> bool:
-        return self.mode.classifier
-
-    @property
-    def has_decoder(self) -> bool:
-        return self.mode.decoder
-
     # -- the contract -------------------------------------------------------------------
-    def inference(self, x: torch.Tensor, sample: bool = True) -> Inference:
-        h = self.encoder(x)  # (B, H)
+    def inference(self, x: torch.Tensor, mask: torch.Tensor | None = None, sample: bool = True) -> Inference:
+        h = self.encoder(x, mask)  # (B, H)
         out = Inference(h=h)
         if self.mode.classifier:
-            out.logits = self.pi(h)  # (B, K)
+            out.logits = self.pi(h)  # head -> (B, K_h)
         if self.mode.decoder:
             out.mu, out.logvar = self.mu(h), self.logvar(h).clamp(-20.0, 10.0)  # (B, D) each
             out.z = reparameterise(out.mu, out.logvar) if sample else out.mu
         return out
 
     def generative(self, z: torch.Tensor, pi: torch.Tensor | None = None) -> torch.Tensor:
-        code = z if pi is None else torch.cat([z, pi], dim=-1)  # (B, D [+ K])
+        code = z if pi is None else torch.cat([z, pi], dim=-1)  # (B, D [+ sum K_h])
         return self.decoder(code)  # (B, *shape) likelihood parameters
 
     def regularizer(self, inf: Inference) -> torch.Tensor:
         """Per-point penalty on q(z|x): the scheduled KL. The hook a variant overrides. (B,)"""
         return self.kl_schedule.penalty(gaussian_kl_standard(inf.mu, inf.logvar))
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor, t: torch.Tensor | None = None) -> LossTerms:
-        """``labelled`` (B,) bool marks the points whose label ``y`` may be used; continuous
-        targets ``t`` are not modelled here (see the pspec model)."""
-        inf = self.inference(x)
+    def forward(self, batch: Batch) -> LossOutput:
+        x, mask = batch.x, batch.mask
+        inf = self.inference(x, mask)
         zero = x.new_zeros(())
-        recon = kl = ce = zero
-        total = zero
+        recon = kl = total = zero
         if self.mode.decoder:
-            nll = -self.likelihood.log_prob(x, self._decode(inf))  # (B,)
+            nll = -self.likelihood.log_prob(x, self._decode(inf), mask)  # (B,)
             reg = self.regularizer(inf)  # (B,)
             recon = nll.mean()
             kl = gaussian_kl_standard(inf.mu, inf.logvar).mean().detach()
             total = total + recon + reg.mean()
-        n_lab = labelled.sum()  # a tensor: no host sync, so the step compiles to one graph
-        if self.mode.classifier:  # mean CE over the labelled points; 0 when there are none
-            per_point = F.cross_entropy(inf.logits, y.clamp(min=0), reduction="none")  # (B,)
-            ce = (per_point * labelled).sum() / n_lab.clamp(min=1)
-            total = total + (self.alpha if self.mode.decoder else 1.0) * ce
-        return LossTerms(total=total, recon=recon.detach(), kl=kl, ce=ce.detach(), n_labelled=n_lab)
+        terms, counts = {"recon": recon.detach(), "kl": kl}, {}
+        if self.mode.classifier:
+            ce_total, ce_terms, counts = self.pi.cross_entropy(inf.logits, batch.labels, self.spec, self.weights)
+            total = total + ce_total
+            terms.update(ce_terms)
+        else:  # no heads: the column stays, at 0
+            terms["ce"], counts["ce"] = zero, zero
+        return LossOutput(total=total, terms=terms, counts=counts, logits=inf.logits)
 
     # -- uses of a trained model ----------------------------------------------------------
     def _decode(self, inf: Inference) -> torch.Tensor:
-        pi = torch.softmax(inf.logits, -1) if self.mode.classifier else None
+        pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None
         return self.generative(inf.z, pi)
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities pi(x): (B, K)."""
-        return torch.softmax(self.inference(x, sample=False).logits, -1)
-
-    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One-sample estimate of (log p(x | z, pi), KL) per point: two (B,) tensors."""
-        inf = self.inference(x)
-        return self.likelihood.log_prob(x, self._decode(inf)), gaussian_kl_standard(inf.mu, inf.logvar)
+        inf = self.inference(x, mask)
+        return self.likelihood.log_prob(x, self._decode(inf), mask), gaussian_kl_standard(inf.mu, inf.logvar)
 
-    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+    def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | z, pi) + log p(z) - log q(z|x) for k samples z ~ q(z|x): (k, B)."""
-        inf = self.inference(x, sample=False)
+        inf = self.inference(x, mask, sample=False)
         z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, D)
-        pi = torch.softmax(inf.logits, -1).expand(k, *inf.logits.shape) if self.mode.classifier else None
-        params = self.generative(z.flatten(0, 1), None if pi is None else pi.flatten(0, 1))  # (k*B, *shape)
-        log_px = self.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params).view(k, len(x))
+        pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None  # (B, sum K_h) | None
+        pi = None if pi is None else pi.expand(k, *pi.shape).flatten(0, 1)
+        params = self.generative(z.flatten(0, 1), pi)  # (k*B, *shape)
+        rep_mask = None if mask is None else mask.expand(k, *mask.shape).flatten(0, 1)
+        log_px = self.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params, rep_mask).view(k, len(x))
         return log_px + standard_normal_log_prob(z) - gaussian_log_prob(z, inf.mu, inf.logvar)
 
     @property
@@ -138,17 +164,13 @@ class SemiVAE(nn.Module):
 
     prior_dim = latent_dim
 
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean of p(x | z, pi = onehot(y)) (uniform pi when ``y`` is None): (B, *shape)."""
-        pi = None
-        if self.mode.classifier:
-            k = self.spec.n_classes
-            pi = (torch.full((len(z), k), 1.0 / k, device=z.device) if y is None
-                  else F.one_hot(y, k).to(z.dtype))
+    def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean of p(x | z, pi = onehot(classes)) (uniform pi for heads not given): (B, *shape)."""
+        pi = self.pi.one_hot_input(classes, len(z), z) if self.mode.classifier else None
         return self.likelihood.mean(self.generative(z, pi))
 
     generate = decode  # z ~ p(z) lives where q's z lives
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | z = mu(x), pi(x)): (B, *shape)."""
-        return self.likelihood.mean(self._decode(self.inference(x, sample=False)))
+        return self.likelihood.mean(self._decode(self.inference(x, mask, sample=False)))

@@ -1,31 +1,49 @@
 """Encoder/decoder blocks behind one interface, chosen by name.
 
-Every encoder maps x (B, *shape) -> h (B, encoder.out_features); every decoder maps a code
-(B, D_in) -> likelihood parameters (B, *shape). ``ARCHS`` is the registry ``--arch`` reads.
+Every encoder maps x (B, *shape) [and an optional sequence mask (B, T)] -> h (B,
+encoder.out_features); every decoder maps a code (B, D_in) -> likelihood parameters
+(B, *shape). ``ARCHS`` is the registry ``--arch`` reads: each family names its encoder,
+decoder, the options it reads from ``[arch]`` and the data kinds it accepts.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass, fields
 
 from torch import nn
 
-from ..config import ArchConfig
-from .conv import ConvDecoder, ConvEncoder
-from .dense import DenseDecoder, DenseEncoder, mlp
+from .config import ArchConfig
+from .conv import ConvDecoder, ConvEncoder, ConvOptions
+from .dense import DenseDecoder, DenseEncoder, DenseOptions, mlp
 
-ARCHS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
-    "dense": (DenseEncoder, DenseDecoder),
-    "conv": (ConvEncoder, ConvDecoder),
+
+@dataclass(frozen=True)
+class Arch:
+    encoder: type[nn.Module]
+    decoder: type[nn.Module]
+    options: type  # the dataclass of the options the family reads
+    kinds: tuple[str, ...]  # data kinds it accepts (semivae.data.KINDS)
+
+
+ARCHS: dict[str, Arch] = {
+    "dense": Arch(DenseEncoder, DenseDecoder, DenseOptions, ("image", "vector", "sequence")),
+    "conv": Arch(ConvEncoder, ConvDecoder, ConvOptions, ("image",)),
 }
 
 
+def arch_options(arch: ArchConfig):
+    """The family's own options, picked out of the flat ``[arch]`` section."""
+    klass = ARCHS[arch.arch].options
+    return klass(**{f.name: getattr(arch, f.name) for f in fields(klass)})
+
+
 def make_encoder(arch: ArchConfig, data_shape: tuple[int, ...]) -> nn.Module:
-    return ARCHS[arch.arch][0](data_shape, **asdict(arch))
+    return ARCHS[arch.arch].encoder(data_shape, arch_options(arch))
 
 
 def make_decoder(arch: ArchConfig, in_features: int, data_shape: tuple[int, ...]) -> nn.Module:
-    return ARCHS[arch.arch][1](in_features, data_shape, **asdict(arch))
+    return ARCHS[arch.arch].decoder(in_features, data_shape, arch_options(arch))
 
 
-__all__ = ["ARCHS", "ConvDecoder", "ConvEncoder", "DenseDecoder", "DenseEncoder", "make_decoder", "make_encoder", "mlp"]
+__all__ = ["ARCHS", "Arch", "ArchConfig", "ConvDecoder", "ConvEncoder", "ConvOptions", "DenseDecoder", "DenseEncoder",
+           "DenseOptions", "arch_options", "make_decoder", "make_encoder", "mlp"]

@@ -10,8 +10,21 @@ data's channels, cropped to the data's height and width.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class ConvOptions:
+    """What the conv family reads from ``[arch]``."""
+
+    channels: list[int]
+    strides: list[int]
+    fc: int
+    dropout: float = 0.0
+    batch_norm: bool = True
 
 
 def _norm_act(layers: list[nn.Module], n: int, batch_norm: bool, dims: int) -> None:
@@ -23,9 +36,9 @@ def _norm_act(layers: list[nn.Module], n: int, batch_norm: bool, dims: int) -> N
 class ConvEncoder(nn.Module):
     """x (B, C, H, W) -> h (B, fc)."""
 
-    def __init__(self, data_shape: tuple[int, ...], channels: list[int], strides: list[int], fc: int,
-                 dropout: float = 0.0, batch_norm: bool = True, **_):
+    def __init__(self, data_shape: tuple[int, ...], opts: ConvOptions):
         super().__init__()
+        channels, strides, fc, dropout, batch_norm = opts.channels, opts.strides, opts.fc, opts.dropout, opts.batch_norm
         if len(data_shape) != 3:
             raise ValueError(f"conv encoder needs image data (C, H, W), got shape {data_shape}")
         if len(channels) != len(strides):
@@ -47,16 +60,18 @@ class ConvEncoder(nn.Module):
         self.head = nn.Sequential(*head)
         self.out_features = fc
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            raise ValueError("the conv encoder reads images, which have no mask")
         return self.head(self.features(x))  # (B, fc)
 
 
 class ConvDecoder(nn.Module):
     """code (B, D_in) -> likelihood parameters (B, C, H, W)."""
 
-    def __init__(self, in_features: int, data_shape: tuple[int, ...], channels: list[int],
-                 strides: list[int], fc: int, dropout: float = 0.0, batch_norm: bool = True, **_):
+    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: ConvOptions):
         super().__init__()
+        channels, strides, dropout, batch_norm = opts.channels, opts.strides, opts.dropout, opts.batch_norm
         c_data, h, w = data_shape
         fh, fw = h, w
         for s in strides:  # the encoder's feature map size: ceil(size / stride) per layer

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class DenseOptions:
+    """What the dense family reads from ``[arch]``."""
+
+    hidden: list[int]
+    dropout: float = 0.0
+    batch_norm: bool = False
 
 
 def mlp(in_features: int, widths: list[int], dropout: float = 0.0, batch_norm: bool = False) -> nn.Sequential:
@@ -23,26 +33,27 @@ def mlp(in_features: int, widths: list[int], dropout: float = 0.0, batch_norm: b
 
 
 class DenseEncoder(nn.Module):
-    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP."""
+    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP. With a sequence ``mask``
+    (B, T) the padded steps are zeroed first, so their values do not matter."""
 
-    def __init__(self, data_shape: tuple[int, ...], hidden: list[int], dropout: float = 0.0,
-                 batch_norm: bool = False, **_):
+    def __init__(self, data_shape: tuple[int, ...], opts: DenseOptions):
         super().__init__()
-        self.net = mlp(math.prod(data_shape), hidden, dropout, batch_norm)
-        self.out_features = hidden[-1] if hidden else math.prod(data_shape)
+        self.net = mlp(math.prod(data_shape), opts.hidden, opts.dropout, opts.batch_norm)
+        self.out_features = opts.hidden[-1] if opts.hidden else math.prod(data_shape)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            x = x * mask.view(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)  # (B, T, ...) padded steps -> 0
         return self.net(x.flatten(1))  # (B, H)
 
 
 class DenseDecoder(nn.Module):
     """code (B, D_in) -> likelihood parameters (B, *shape): mirrored MLP, linear output."""
 
-    def __init__(self, in_features: int, data_shape: tuple[int, ...], hidden: list[int],
-                 dropout: float = 0.0, batch_norm: bool = False, **_):
+    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: DenseOptions):
         super().__init__()
-        widths = list(reversed(hidden))
-        self.net = mlp(in_features, widths, dropout, batch_norm)
+        widths = list(reversed(opts.hidden))
+        self.net = mlp(in_features, widths, opts.dropout, opts.batch_norm)
         self.out = nn.Linear(widths[-1] if widths else in_features, math.prod(data_shape))
         self.data_shape = tuple(data_shape)
 

@@ -16,10 +16,11 @@ from torch import nn
 
 
 @torch.no_grad()
-def iwae_log_px(model: nn.Module, x: torch.Tensor, k: int, max_rows: int = 2**16) -> torch.Tensor:
+def iwae_log_px(model: nn.Module, x: torch.Tensor, k: int, mask: torch.Tensor | None = None,
+                max_rows: int = 2**16) -> torch.Tensor:
     """L_k per point, in nats: (B,). ``max_rows`` bounds samples x points per chunk."""
     chunk = max(1, min(k, max_rows // max(len(x), 1)))
     parts = []
     for start in range(0, k, chunk):
-        parts.append(torch.logsumexp(model.log_weights(x, min(chunk, k - start)).double(), 0))  # (B,)
+        parts.append(torch.logsumexp(model.log_weights(x, min(chunk, k - start), mask).double(), 0))  # (B,)
     return (torch.logsumexp(torch.stack(parts), 0) - math.log(k)).float()

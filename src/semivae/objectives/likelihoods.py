@@ -1,8 +1,10 @@
 """Observation models p(x | decoder output), in one place for every model.
 
 A likelihood turns the decoder's output ``params`` (same shape as the data, (B, *shape))
-into a per-sample log-probability summed over features, a mean, and samples. Models
-never write likelihood code themselves: they look one up by name in ``LIKELIHOODS``.
+into a per-sample log-probability summed over features, a mean, and samples. For padded
+sequences (B, T, ...) a ``mask`` (B, T) restricts the sum to the valid steps, so padding
+changes no log-probability. Models never write likelihood code themselves: they look one
+up by name in ``LIKELIHOODS``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _sum_features(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).sum(1)  # (B, *shape) -> (B,)
+def _sum_features(t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, *shape) -> (B,), over the valid steps only when ``mask`` (B, T) is given."""
+    if mask is not None:
+        t = t * mask.view(*mask.shape, *([1] * (t.dim() - 2))).to(t.dtype)
+    return t.flatten(1).sum(1)
 
 
 class Bernoulli(nn.Module):
     """x in [0, 1]; ``params`` are logits. log p(x) = -BCE(logits, x), summed per sample."""
 
-    def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:  # (B,)
-        return -_sum_features(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
+    def log_prob(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B,)
+        return -_sum_features(F.binary_cross_entropy_with_logits(params, x, reduction="none"), mask)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
@@ -43,10 +48,10 @@ class Gaussian(nn.Module):
         else:
             self.register_buffer("log_sigma", log_sigma)
 
-    def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:  # (B,)
+    def log_prob(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B,)
         log_sigma = self.log_sigma.clamp(-7.0, 5.0)
         z = (x - params) * torch.exp(-log_sigma)
-        return _sum_features(-0.5 * z * z - log_sigma - 0.5 * math.log(2 * math.pi))
+        return _sum_features(-0.5 * z * z - log_sigma - 0.5 * math.log(2 * math.pi), mask)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params

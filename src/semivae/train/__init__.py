@@ -1,7 +1,24 @@
-"""Training: the generic loop, the run directory, and ``train`` that ties them together."""
+"""Training: the generic loop, ``train`` (configuration -> run directory), feedback, speed.
 
-from .run import LoadedRun, load_run
-from .train import train
+The package is also the function: ``semivae.train(dataset="digits", ...)`` calls
+:func:`semivae.train.training.train`, while ``semivae.train.trainer`` and the other modules
+stay importable under their own names (a plain function here would hide the package).
+"""
+
+import inspect
+import sys
+import types
+
 from .trainer import TrainingDiverged, fit
+from .training import train
 
-__all__ = ["LoadedRun", "TrainingDiverged", "fit", "load_run", "train"]
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
+__signature__ = inspect.signature(train)
+
+__all__ = ["TrainingDiverged", "fit", "train"]

@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import ArrayData, load_inputs
-from ..data.anomaly import load_for_config
+from ..atomic import write_atomic
+from ..data import ArrayData
 from ..data.splits import TrainingData, apply_split
 from ..errors import UserError
 from ..eval.anomaly import FN, FP, evaluate_anomaly, load_anomaly
+from ..eval.evaluation import read_inputs
 from ..models import build_model
-from .run import RunWriter, check_out_dir, load_run, model_spec, write_atomic
+from ..runs import Run, RunWriter, as_run, check_out_dir, model_spec
 from .trainer import fit
 
 
@@ -48,43 +49,44 @@ def grow_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> di
     return out
 
 
-def feedback(run: str | Path, false_positives: str | None = None, false_negatives: str | None = None, *,
+def feedback(run: Run | str | Path, false_positives: str | None = None, false_negatives: str | None = None, *,
              out: str | Path, epochs: int = 5, lr: float | None = None, progress: bool = True) -> Path:
-    loaded = load_run(run)
+    run = as_run(run)
     if false_positives is None and false_negatives is None:
         raise UserError("give --false-positives and/or --false-negatives: files of the points you marked")
-    if loaded.config.model.model != "semivae":
-        raise UserError(f"feedback fine-tunes --model semivae runs; run {run} is {loaded.config.model.model}")
-    if FP in loaded.classes:
-        raise UserError(f"run {run} already has feedback classes; give more feedback to the run it came from")
+    model_cfg = type(run.model).feedback_config(run.config.model)
+    if model_cfg is None:
+        raise UserError(f"feedback fine-tunes --model semivae runs; run {run.path} is {run.config.model.model}")
+    if FP in run.classes:
+        raise UserError(f"run {run.path} already has feedback classes; give more feedback to the run it came from")
     if epochs < 1:
         raise UserError(f"--epochs {epochs} must be >= 1")
-    check_out_dir(str(out))
-    anomaly = load_anomaly(loaded)
-    cfg = loaded.config
-    marked = [load_inputs(str(p), dict(loaded.data_info)) if p else None for p in (false_positives, false_negatives)]
-    bundle = load_for_config(cfg.data)
-    data = apply_split(bundle.train, loaded.split)
-    k = len(loaded.classes)
-    xs, ys = [data.train.x], [data.train.y]
+    check_out_dir(out)
+    anomaly = load_anomaly(run)
+    cfg = run.config
+    marked = [read_inputs(run, p) if p else None for p in (false_positives, false_negatives)]
+    data = apply_split(run.dataset().train, run.split)
+    k = len(run.classes)
+    xs, ys = [data.train.x], [data.train.labels]
     for cls, part in ((k, marked[0]), (k + 1, marked[1])):
         if part is not None:
             xs.append(part.x.to(data.train.x.dtype))
-            ys.append(torch.full((len(part),), cls, dtype=torch.long))
+            ys.append(torch.full((len(part), 1), cls, dtype=torch.long))
     n0 = len(data.train)
     train = ArrayData(torch.cat(xs), torch.cat(ys), data.train.shift, data.train.scale)
     labelled = torch.cat([data.labelled, torch.arange(n0, len(train))])
-    info = dict(loaded.data_info, classes=loaded.classes + [FP, FN], feedback={
-        "from_run": str(loaded.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
+    head = {"name": run.spec.heads[0].name, "classes": run.classes + [FP, FN]}
+    info = dict(run.data_info, heads=[head], feedback={
+        "from_run": str(run.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
         "false_negatives": 0 if marked[1] is None else len(marked[1])})
-    new_cfg = replace(cfg, model=replace(cfg.model, mode="semi"),
-                      train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr, patience=0))
+    info.pop("classes", None)  # a run from before heads existed names its classes there
+    new_cfg = replace(cfg, model=model_cfg, train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr, patience=0))
     torch.manual_seed(cfg.train.seed)
-    model = build_model(model_spec(info), new_cfg.arch, new_cfg.model)
-    model.load_state_dict(grow_state(loaded.model.state_dict(), model.state_dict()))
+    model = build_model(model_spec(info, new_cfg.model), new_cfg.arch, new_cfg.model)
+    model.load_state_dict(grow_state(run.model.state_dict(), model.state_dict()))
 
     path = Path(out)
-    writer = RunWriter(path, new_cfg, info, loaded.split)
+    writer = RunWriter(path, new_cfg, info, run.split)
     buf = io.BytesIO()
     np.savez(buf, **{name: part.x.numpy() for name, part in zip(("false_positives", "false_negatives"), marked)
                      if part is not None})

@@ -5,7 +5,8 @@ Three figures, measured in one process:
 1. the sustained matrix-multiply rate R (GFLOP/s): median time of a 2048^2 matmul, per precision;
 2. the training throughput T (samples/s) of a model on MNIST-shaped batches through the
    trainer's own step (``make_step``): by default the dense paper model (784-1024-1024, z=2,
-   pi=10, mirrored decoder; RMSprop), or ``--model m2`` etc. with that model's defaults;
+   pi=10, mirrored decoder; RMSprop), or ``--model m2`` etc. at the preset each model's config
+   names for it (``speed_preset``: the paper's for semivae, the model's defaults otherwise);
 3. the bound B = R / F, where F is the step's matmul FLOPs per sample, counted by
    ``torch.utils.flop_counter`` on one forward + backward pass (so M2's K-fold enumeration
    counts), and the ratio T / B.
@@ -22,7 +23,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import resolve
-from ..models import ModelSpec, build_model
+from ..data.batch import Batch
+from ..models import Head, ModelSpec, build_model, model_entry
 from .trainer import OPTIMIZERS, make_step, resolve_device
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -48,29 +50,33 @@ def matmul_gflops(device: torch.device, precision: str, n: int = 2048, seconds: 
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def training_flops_per_sample(model: nn.Module, batch: tuple) -> float:
+def training_flops_per_sample(model: nn.Module, batch: Batch) -> float:
     """Matmul (and conv) FLOPs of one forward + backward pass per sample, as counted by
     PyTorch's FlopCounterMode (no input gradient for the first layer, as in training)."""
     with FlopCounterMode(display=False) as counter:
-        model.loss(*batch).total.backward()
+        model(batch).total.backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / len(batch[0])
+    return counter.get_total_flops() / len(batch)
+
+
+MNIST_SPEC = ModelSpec((1, 28, 28), (Head("label", tuple(str(k) for k in range(10))),), "bernoulli", "image")
 
 
 def bench_model(name: str, device: torch.device | str) -> tuple[nn.Module, torch.optim.Optimizer]:
-    """``semivae``: the dense paper model; any other registry name: that model's defaults."""
-    cfg = resolve({"preset": "paper"}) if name == "semivae" else resolve({"model": {"model": name}})
+    """A registry model at its ``speed_preset`` (semivae: the dense paper model)."""
+    cfg = resolve({"preset": model_entry(name).config.speed_preset, "model": {"model": name}})
     torch.manual_seed(0)
-    model = build_model(ModelSpec((1, 28, 28), 10, "bernoulli"), cfg.arch, cfg.model).to(device)
+    model = build_model(MNIST_SPEC, cfg.arch, cfg.model).to(device)
     return model, OPTIMIZERS[cfg.train.optimizer](model.parameters(), cfg.train)
 
 
-def mnist_like_batch(batch_size: int, device: torch.device | str) -> tuple:
-    """(x, y, labelled): random 28x28 images, half the batch labelled."""
+def mnist_like_batch(batch_size: int, device: torch.device | str) -> Batch:
+    """Random 28x28 images, the second half of the batch labelled."""
     g = torch.Generator().manual_seed(0)
     x = (torch.randint(0, 256, (batch_size, 1, 28, 28), generator=g, dtype=torch.uint8).float() / 255).to(device)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
-    return x, y, (torch.arange(batch_size) >= batch_size // 2).to(device)
+    y = torch.where(torch.arange(batch_size, device=device) >= batch_size // 2, y, -1)
+    return Batch(x, y[:, None])
 
 
 def training_rate(batch_size: int, steps: int, precision: str, device: torch.device, compile: bool,
@@ -78,13 +84,13 @@ def training_rate(batch_size: int, steps: int, precision: str, device: torch.dev
     """Samples per second of the trainer's step, half the batch labelled."""
     model, optimizer = bench_model(model_name, device)
     step = make_step(model, optimizer, precision, compile)
-    x, y, labelled = mnist_like_batch(batch_size, device)
+    batch = mnist_like_batch(batch_size, device)
     for _ in range(5):  # warm-up (and compilation)
-        step(x, y, labelled)
+        step(batch)
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        step(x, y, labelled)
+        step(batch)
     _sync(device)
     return batch_size * steps / (time.perf_counter() - t0)
 
@@ -111,7 +117,8 @@ def speed_benchmark(batch_size: int = 256, steps: int = 30, precision: str = "bo
 
 
 def format_speed(res: dict) -> str:
-    name = "dense paper model" if res["model"] == "semivae" else f"{res['model']} (its defaults)"
+    preset = model_entry(res["model"]).config.speed_preset
+    name = f"{res['model']} ({'the paper preset' if preset == 'paper' else 'its defaults'})"
     lines = [f"device {res['device']} ({res['cpu']}, {res['threads']} threads, torch {res['torch']}); "
              f"{name}, batch {res['batch_size']}, {res['train_gflop_per_sample'] * 1e3:.1f} "
              "MFLOP per training sample",

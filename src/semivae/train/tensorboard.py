@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..errors import UserError
+from ..models import BaseModel
+from ..viz.canvas import mosaic
+from ..viz.samples import generation_grid, generation_head
 
 
 def check_available() -> None:
@@ -21,25 +23,22 @@ def check_available() -> None:
 
 
 class TensorBoardLogger:
-    def __init__(self, path: Path, model: nn.Module, n_classes: int):
+    def __init__(self, path: Path, model: BaseModel):
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(path))
-        self.model, self.n_classes, self.step = model, n_classes, 0
+        self.model, self.step = model, 0
 
     def epoch(self, row: dict) -> None:
         self.step += 1
         for k, v in row.items():
             if isinstance(v, (int, float)) and k != "epoch":
                 self.writer.add_scalar(k, v, self.step)
-        if getattr(self.model, "has_decoder", False) and len(self.model.spec.data_shape) == 3:
-            from ..viz.canvas import mosaic
-            from ..viz.samples import generation_grid
-
+        if self.model.has_decoder and self.model.spec.kind == "image":
             was = self.model.training
             self.model.eval()
-            classes = list(range(self.n_classes)) if self.model.has_classifier else None
-            grid, _ = generation_grid(self.model, 10, classes, seed=0)
+            head = generation_head(self.model)
+            grid, _ = generation_grid(self.model, 10, list(range(head.size)) if head else None, seed=0)
             self.model.train(was)
             img = torch.from_numpy(mosaic(grid.clamp(0, 1).cpu().numpy()))
             self.writer.add_image("samples", img if img.dim() == 2 else img.permute(2, 0, 1), self.step,

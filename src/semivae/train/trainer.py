@@ -1,9 +1,11 @@
 """The training loop: one loop for every model honouring ``models.base``.
 
-No global state: the model, the data, the config and a seeded generator go in, a
-history comes out, and a callback sees each epoch (the run directory uses it to append
-metrics and save weights). Data-parallel training can wrap the model and shard the
-sampler without changing this loop's shape.
+A step calls ``model(batch)`` (``forward``), nothing else, and logs whatever named terms the
+model returns: the progress bar, ``metrics.jsonl`` and TensorBoard show the names they find.
+No global state: the model, the data, the config and a seeded generator go in, a history
+comes out, and a callback sees each epoch (the run directory uses it to append metrics and
+save weights). DistributedDataParallel can wrap the model (it averages gradients through
+``forward``) and the sampler can be sharded without changing this loop's shape.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
-from ..data.sampler import MixedBatchSampler
+from ..data.batch import Batch
+from ..data.sampler import MixedBatchSampler, mixed_batch
 from ..data.splits import TrainingData
 from ..errors import TrainingDiverged
-from ..eval.evaluate_split import evaluate_split
+from ..eval.outputs import evaluate_split
+from ..models import BaseModel, LossOutput
 from ..objectives.schedules import KLSchedule
 
 OPTIMIZERS: dict[str, Callable] = {
@@ -46,46 +50,81 @@ def autocast(device: torch.device, precision: str):
 
 
 def monitor_of(row: dict) -> tuple[str, float] | None:
-    """What early stopping watches: validation log loss where validation labels exist,
-    else the validation negative ELBO; None when neither exists."""
-    if "val_log_loss" in row:
-        return "val_log_loss", row["val_log_loss"]
+    """What early stopping watches: validation log loss where validation labels exist (the
+    mean over heads), else the validation negative ELBO; None when neither exists."""
+    losses = [v for k, v in row.items() if k == "val_log_loss" or k.startswith("val_log_loss/")]
+    if losses:
+        return "val_log_loss", sum(losses) / len(losses)
     if "val_elbo" in row:
         return "val_neg_elbo", -row["val_elbo"]
     return None
 
 
-def make_sampler(model: nn.Module, data: TrainingData, cfg: TrainConfig, label_ratio: float,
+def make_sampler(model: BaseModel, data: TrainingData, cfg: TrainConfig, label_ratio: float,
                  generator: torch.Generator) -> MixedBatchSampler:
+    """The 1:1 sampler over the model's pools: the points labelled for any head (when the
+    model has heads) and every point (when it has a decoder, unless all are labelled)."""
     n = len(data.train)
-    labelled = data.labelled if model.has_classifier else torch.zeros(0, dtype=torch.long)
+    labelled = data.labelled if model.heads else torch.zeros(0, dtype=torch.long)
     all_labelled = len(labelled) == n
     unlabelled = torch.arange(n) if (model.has_decoder and not all_labelled) else torch.zeros(0, dtype=torch.long)
     return MixedBatchSampler(unlabelled, labelled, cfg.batch_size, label_ratio, generator)
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32",
-              compile: bool = False) -> Callable:
-    """``step(x, y, labelled, t) -> LossTerms``: one optimisation step on a batch.
+def trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
 
-    With ``compile`` the loss (forward) and the optimiser update go through
-    ``torch.compile``; backward is compiled with the forward graph.
+
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32",
+              compile: bool = False) -> Callable[[Batch], LossOutput]:
+    """``step(batch) -> LossOutput``: one optimisation step through ``model(batch)``.
+
+    ``model`` may be any module whose ``forward`` honours the contract, a
+    DistributedDataParallel wrapper included. With ``compile`` the forward and the optimiser
+    update go through ``torch.compile``; backward is compiled with the forward graph.
     """
-    loss_fn = torch.compile(model.loss) if compile else model.loss
+    forward = torch.compile(model) if compile else model
     update = torch.compile(optimizer.step) if compile else optimizer.step
 
-    def step(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor, t: torch.Tensor | None = None):
-        with autocast(x.device, precision):
-            terms = loss_fn(x, y, labelled, t)
+    def step(batch: Batch) -> LossOutput:
+        with autocast(batch.x.device, precision):
+            out = forward(batch)
         optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        out.total.backward()
         update()
-        return terms
+        return out
 
     return step
 
 
-def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: float = 1.0,
+class EpochMeans:
+    """Running sums of the loss and of every named term over an epoch. A term's mean is over
+    the steps in which it covered at least one point (``LossOutput.counts``)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps: dict[str, torch.Tensor] = {}
+
+    def add(self, out: LossOutput) -> None:
+        for name, value in (("loss", out.total.detach()), *out.terms.items()):
+            if name not in self.sums:
+                self.sums[name] = torch.zeros((), device=self.device)
+                self.steps[name] = torch.zeros((), device=self.device)
+            self.sums[name] += value.float()
+            count = out.counts.get(name)
+            self.steps[name] += 1 if count is None else (count > 0)
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(torch.stack(list(self.sums.values()))).all())
+
+    def means(self) -> dict[str, float]:
+        """One host sync: name -> mean over the steps that counted."""
+        sums, steps = torch.stack(list(self.sums.values())).tolist(), torch.stack(list(self.steps.values())).tolist()
+        return {name: s / max(n, 1.0) for name, s, n in zip(self.sums, sums, steps)}
+
+
+def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: float = 1.0,
         on_epoch: Callable[[dict, bool], None] | None = None, progress: bool = True) -> list[dict]:
     """Train ``model`` in place; returns one metrics row per epoch.
 
@@ -99,7 +138,7 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     model.to(device)
     train = data.train.to(device)  # the whole training split lives on the device
     sampler = make_sampler(model, data, cfg, label_ratio, generator)
-    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg)
+    optimizer = OPTIMIZERS[cfg.optimizer](trainable(model), cfg)
     step_fn = make_step(model, optimizer, cfg.precision, cfg.compile)
     schedules = [m for m in model.modules() if isinstance(m, KLSchedule)]
     history: list[dict] = []
@@ -107,32 +146,22 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        sums = torch.zeros(4, device=device)  # loss, recon, kl, ce
-        n_ce = torch.zeros((), device=device)
+        sums = EpochMeans(device)
         bar = tqdm(sampler, total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress,
                    leave=False, dynamic_ncols=True)
         for step, (unl, lab) in enumerate(bar):
-            idx = torch.cat([unl, lab]).to(device)
-            x = train.batch(idx)  # (B, *shape)
-            y = train.y[idx]
-            t = None if train.t is None else train.t[idx]  # (B, T), NaN = unobserved
-            labelled = torch.zeros(len(idx), dtype=torch.bool, device=device)
-            labelled[len(unl):] = True
+            batch = mixed_batch(train, unl.to(device), lab.to(device))
             for s in schedules:  # training progress in epochs, for KL warm-up / capacity
                 s.t.fill_(epoch - 1 + step / len(sampler))
-            terms = step_fn(x, y, labelled, t)
-            sums += torch.stack([terms.total.detach(), terms.recon, terms.kl, terms.ce]).float()
-            n_ce += terms.n_labelled > 0
+            sums.add(step_fn(batch))
             if step % 25 == 0 or step == len(sampler) - 1:
-                if not torch.isfinite(sums).all():
+                if not sums.finite():
                     raise TrainingDiverged(f"loss became non-finite at epoch {epoch}, step {step + 1}")
-                bar.set_postfix(_postfix(sums / (step + 1), history))
-        steps = len(sampler)
-        s = sums.tolist()
-        row = {"epoch": epoch, "loss": s[0] / steps, "recon": s[1] / steps, "kl": s[2] / steps,
-               "ce": s[3] / max(float(n_ce), 1.0)}
+                if progress:
+                    bar.set_postfix(_postfix(sums.means(), history))
+        row = {"epoch": epoch, **sums.means()}
         val = evaluate_split(model, data.val, device=device)
-        row.update({f"val_{k}": v for k, v in val.items() if k in ("elbo", "recon", "kl", "accuracy", "log_loss")})
+        row.update({f"val_{k}": v for k, v in val.items() if k.split("/")[0] in VAL_METRICS})
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         mon = monitor_of(row)
@@ -154,14 +183,18 @@ def fit(model: nn.Module, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     return history
 
 
-def _postfix(means: torch.Tensor, history: list[dict]) -> dict:
-    m = means.tolist()
-    out = {"loss": f"{m[0]:.2f}", "recon": f"{m[1]:.1f}", "kl": f"{m[2]:.2f}", "ce": f"{m[3]:.3f}"}
-    if history and "val_accuracy" in history[-1]:
-        out["val_acc"] = f"{history[-1]['val_accuracy']:.3f}"
+VAL_METRICS = ("elbo", "recon", "kl", "accuracy", "log_loss")
+
+
+def _postfix(means: dict[str, float], history: list[dict]) -> dict:
+    out = {k: f"{v:.4g}" for k, v in means.items()}
+    if history:
+        out.update({k.replace("accuracy", "acc"): f"{v:.3f}" for k, v in history[-1].items()
+                    if k.startswith("val_accuracy")})
     return out
 
 
 def _epoch_line(row: dict) -> str:
-    keys = ("loss", "recon", "kl", "ce", "val_elbo", "val_accuracy", "val_log_loss", "seconds")
-    return f"epoch {row['epoch']}: " + "  ".join(f"{k}={row[k]:.4g}" for k in keys if k in row)
+    skip = ("epoch", "stage", "val_recon", "val_kl")
+    return f"epoch {row['epoch']}: " + "  ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                 if k not in skip and isinstance(v, (int, float)))

@@ -8,11 +8,12 @@ figure of w x h inches is exactly (w * DPI) x (h * DPI) pixels.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from ..atomic import write_atomic
 
 DPI = 100
 
@@ -28,12 +29,8 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 def save_png(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` whole (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png_bytes(fig))
-    os.replace(tmp, path)
-    return path
+    """Write ``fig`` whole (``semivae.atomic``)."""
+    return write_atomic(path, png_bytes(fig))
 
 
 def mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:

@@ -11,12 +11,13 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import UserError
-from ..eval.evaluate import evaluate, split_data
-from ..train.run import LoadedRun
+from ..eval.evaluation import evaluate
+from ..runs import Run
 from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure, roc_figure, score_hist_figure
 from .samples import generate_figure, reconstructions_figure, traverse_figure
 
-# name -> heading in the report, in the order they appear
+# name -> heading in the report, in the order they appear; a per-head figure is named
+# "<name>-<head>" when the run has several heads
 TITLES = {
     "learning_curves": "Learning curves",
     "confusion": "Confusion matrix (test split)",
@@ -29,24 +30,34 @@ TITLES = {
 }
 
 
-def figure_data(run: LoadedRun, data_dir: str | None = None, n: int = 2000):
+def title(name: str) -> str:
+    base, _, head = name.partition("-")
+    return TITLES[base] + (f": {head}" if head else "")
+
+
+def figure_data(run: Run, data_dir: str | None = None, n: int = 2000):
     """Up to ``n`` points of the test split (else validation, else training), normalised as
-    in training: (ArrayData, x (n, *shape), y (n,)); None when the dataset cannot be read."""
+    in training: (ArrayData of those points, x (n, *shape), y (n,) the first head's labels,
+    -1 without a head); None when the dataset cannot be read."""
     try:
         for split in ("test", "val", "train"):
-            data = split_data(run, split, data_dir)
+            data = run.split_data(split, data_dir)
             if len(data):
                 idx = torch.arange(min(n, len(data)))
-                return data, data.batch(idx), data.y[idx].numpy()
+                part = data.take(idx)
+                y = part.labels[:, 0].numpy() if part.labels.shape[1] else np.full(len(part), -1)
+                return part, part.inputs(torch.arange(len(part))), y
     except UserError:
         return None
     return None
 
 
-def run_figures(run: LoadedRun, data_dir: str | None = None, seed: int = 0) -> Iterator[tuple[str, Figure]]:
-    """(name, figure) for every figure that applies to ``run``."""
+def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
+                results: dict | None = None) -> Iterator[tuple[str, Figure]]:
+    """(name, figure) for every figure that applies to ``run``; ``results`` are its test
+    metrics when the caller has them already (else they are computed here)."""
     torch.manual_seed(seed)
-    model, classes = run.model, run.classes
+    model, spec = run.model, run.spec
     metrics = run.path / "metrics.jsonl"
     if metrics.is_file() and metrics.read_text().strip():
         yield "learning_curves", learning_curves_figure([json.loads(line) for line in metrics.read_text().splitlines()])
@@ -54,18 +65,30 @@ def run_figures(run: LoadedRun, data_dir: str | None = None, seed: int = 0) -> I
         yield "roc", roc_figure(run.path)
         yield "score_hist", score_hist_figure(run.path)
     got = figure_data(run, data_dir)
-    if model.has_classifier and got is not None:
+    if model.heads and got is not None:
         try:
-            yield "confusion", confusion_figure(evaluate(run.path, data_dir=data_dir)["confusion"], classes)
-        except (UserError, KeyError):  # no labelled test split
-            pass
+            res = results if results is not None else evaluate(run, data_dir=data_dir)
+        except UserError:
+            res = {}
+        for h in model.heads:
+            key = spec.key("confusion", h.name)
+            if key in res:
+                yield key.replace("/", "-"), confusion_figure(res[key], list(h.classes))
     if not model.has_decoder:
         return
     with torch.no_grad():
-        yield "generate", generate_figure(model, classes, n=10, seed=seed, data=got[0] if got else None)
+        yield "generate", generate_figure(model, n=10, seed=seed, data=got[0] if got else None)
         if got is None:
             return
         data, x, y = got
-        yield "traverse", traverse_figure(model, x[:500], index=0, max_dims=min(model.latent_dim, 16), data=data)
-        yield "reconstructions", reconstructions_figure(model, x[:12] if x.dim() > 2 else x[:500], data=data)
-        yield "latent", latent_scatter_figure(model, x, np.asarray(y), classes)
+        mask = data.mask(torch.arange(len(data)))
+        yield "traverse", traverse_figure(model, x[:500], index=0, max_dims=min(model.latent_dim, 16), data=data,
+                                          mask=None if mask is None else mask[:500])
+        few = 12 if model.spec.kind == "image" else 500
+        yield "reconstructions", reconstructions_figure(model, x[:few], data=data,
+                                                        mask=None if mask is None else mask[:few])
+        first = spec.heads[0] if spec.heads else None
+        yield "latent", latent_scatter_figure(model, x, np.asarray(y), list(first.classes) if first else [], mask)
+
+
+__all__ = ["TITLES", "figure_data", "run_figures", "title"]

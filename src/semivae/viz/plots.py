@@ -6,24 +6,25 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
-from torch import nn
 
+from ..models import BaseModel
 from .canvas import new_figure
 
-LOSS_TERMS = ("loss", "recon", "kl", "ce")
-VAL_TERMS = ("val_elbo", "val_accuracy", "val_log_loss")
+NOT_CURVES = ("epoch", "stage", "seconds", "val_recon", "val_kl")  # row fields drawn elsewhere, or not at all
 
 
 @torch.no_grad()
-def latent_scatter_figure(model: nn.Module, x: torch.Tensor, y: np.ndarray, class_names: list[str]) -> Figure:
-    """Means of q(z|x) in 2-D, coloured by class: z itself when it has 2 dimensions, else its
-    first two principal components (named, with their share of variance, on the axes).
-    Points without a label (-1) are coloured by the predicted class when the model has one."""
-    inf = model.inference(x, sample=False)
+def latent_scatter_figure(model: BaseModel, x: torch.Tensor, y: np.ndarray, class_names: list[str],
+                          mask: torch.Tensor | None = None) -> Figure:
+    """Means of q(z|x) in 2-D, coloured by the first head's class: z itself when it has 2
+    dimensions, else its first two principal components (named, with their share of
+    variance, on the axes). Points without a label (-1) are coloured by the predicted class
+    when the model has a head."""
+    inf = model.inference(x, mask, sample=False)
     z = inf.mu.numpy()
     colour = y.copy()
-    if (colour < 0).any() and inf.logits is not None:
-        colour = np.where(colour < 0, inf.logits.argmax(-1).numpy(), colour)
+    if (colour < 0).any() and inf.logits:
+        colour = np.where(colour < 0, next(iter(inf.logits.values())).argmax(-1).numpy(), colour)
     if z.shape[1] == 2:
         xy, labels = z, ("z1", "z2")
     else:
@@ -54,9 +55,10 @@ def _colour(name: str, k: int):
 
 
 def learning_curves_figure(rows: list[dict]) -> Figure:
-    """Each loss term and validation figure per epoch, from ``metrics.jsonl`` rows; stages
-    (M1 then M2) are marked by vertical lines."""
-    terms = [t for t in LOSS_TERMS + VAL_TERMS if any(t in r for r in rows)]
+    """Each loss term and validation figure per epoch, whatever their names, from
+    ``metrics.jsonl`` rows; stages (M1 then M2) are marked by vertical lines."""
+    terms = list(dict.fromkeys(k for r in rows for k, v in r.items()
+                               if k not in NOT_CURVES and isinstance(v, (int, float))))
     fig = new_figure(8.0, 2.0 * ((len(terms) + 1) // 2) + 0.6)
     axes = fig.subplots((len(terms) + 1) // 2, 2, squeeze=False).ravel()
     step = np.arange(1, len(rows) + 1)

@@ -13,11 +13,12 @@ import html
 import json
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import UserError
-from ..eval.evaluate import evaluate
-from ..train.run import load_run, write_atomic
+from ..eval.evaluation import evaluate
+from ..runs import Run, as_run
 from .canvas import png_bytes
-from .figures import TITLES, run_figures
+from .figures import run_figures, title
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
@@ -33,37 +34,42 @@ def _table(rows: dict) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in rows.items()) + "</table>"
 
 
-def report_html(run: str | Path, data_dir: str | None = None, seed: int = 0) -> tuple[str, dict[str, bytes]]:
+def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 0) -> tuple[str, dict[str, bytes]]:
     """(page, {figure name: PNG bytes})."""
-    loaded = load_run(run)
-    cfg, info = loaded.config, loaded.data_info
-    summary_path = loaded.path / "summary.json"
+    run = as_run(run)
+    cfg, info, spec = run.config, run.data_info, run.spec
+    summary_path = run.path / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    model_name = cfg.model.model + (f" ({cfg.model.mode})" if cfg.model.model == "semivae" else "")
-    facts = {"model": model_name, "dataset": info["dataset"], "classes": len(info["classes"]),
+    what = cfg.model.run_name()
+    facts = {"model": cfg.model.model + (f" ({what})" if what != cfg.model.model else ""), "dataset": info["dataset"],
+             **{spec.key("classes", h.name): len(h.classes) for h in spec.heads},
              "arch": cfg.arch.arch, "latent_dim": cfg.arch.latent_dim}
     facts.update({k: summary[k] for k in SUMMARY_KEYS if k in summary})
-    parts = [f"<h1>semivae run {html.escape(loaded.path.name)}</h1>", "<h2>Summary</h2>", _table(facts)]
+    parts = [f"<h1>semivae run {html.escape(run.path.name)}</h1>", "<h2>Summary</h2>", _table(facts)]
+    res = None
     try:
-        res = evaluate(loaded.path, data_dir=data_dir)
-        parts += ["<h2>Test metrics</h2>", _table({k: res[k] for k in METRIC_KEYS if k in res} | {"points": res["n"]})]
+        res = evaluate(run, data_dir=data_dir)
+        shown = {k: v for k, v in res.items() if k.split("/")[0] in METRIC_KEYS}
+        parts += ["<h2>Test metrics</h2>", _table(shown | {"points": res["n"]})]
     except UserError as e:
         parts += ["<h2>Test metrics</h2>", f"<p>not available: {html.escape(str(e))}</p>"]
     pngs: dict[str, bytes] = {}
-    for name, fig in run_figures(loaded, data_dir, seed):
+    for name, fig in run_figures(run, data_dir, seed, results=res):
         pngs[name] = png_bytes(fig)
         b64 = base64.b64encode(pngs[name]).decode()
-        parts += [f"<h2>{TITLES[name]}</h2>", f'<img alt="{name}" src="data:image/png;base64,{b64}">']
-    parts += ["<h2>Configuration</h2>", f"<pre>{html.escape((loaded.path / 'config.yaml').read_text())}</pre>"]
-    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>semivae: {html.escape(loaded.path.name)}</title>"
+        parts += [f"<h2>{html.escape(title(name))}</h2>",
+                  f'<img alt="{html.escape(name)}" src="data:image/png;base64,{b64}">']
+    parts += ["<h2>Configuration</h2>", f"<pre>{html.escape((run.path / 'config.yaml').read_text())}</pre>"]
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>semivae: {html.escape(run.path.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     return page, pngs
 
 
-def write_report(run: str | Path, data_dir: str | None = None, seed: int = 0) -> Path:
+def write_report(run: Run | str | Path, data_dir: str | None = None, seed: int = 0) -> Path:
     """Write ``RUN/report.html`` and ``RUN/figures/<name>.png``; returns the page's path."""
+    run = as_run(run)
     page, pngs = report_html(run, data_dir, seed)
-    path = Path(run)
+    path = run.path
     (path / "figures").mkdir(exist_ok=True)
     for name, data in pngs.items():
         write_atomic(path / "figures" / f"{name}.png", data)

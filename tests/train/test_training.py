@@ -7,7 +7,8 @@ import semivae
 from semivae.data import load_dataset
 from semivae.errors import TrainingDiverged, UserError
 from semivae.eval import model_outputs
-from semivae.train import load_run, train
+from semivae.runs import load_run
+from semivae.train import train
 
 
 def test_run_directory_round_trip_gives_identical_predictions(tmp_path, tiny):
@@ -20,8 +21,8 @@ def test_run_directory_round_trip_gives_identical_predictions(tmp_path, tiny):
     split = json.loads((path / "split.json").read_text())
     assert len(split["labelled"]) == 50
     test = load_dataset("digits").test
-    a = model_outputs(load_run(path).model, test)["proba"]
-    b = model_outputs(load_run(path).model, test)["proba"]
+    a = model_outputs(load_run(path).model, test)["proba"]["label"]
+    b = model_outputs(load_run(path).model, test)["proba"]["label"]
     assert a.shape == (360, 10) and (a == b).all()
     # the config saved with the run re-makes the same run
     again = train(semivae.RunConfig.from_dict(load_run(path).config.to_dict()), out=tmp_path / "again", progress=False)
@@ -49,17 +50,17 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, tiny):
 def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, tiny, monkeypatch):
     from semivae.models import SemiVAE
 
-    original = SemiVAE.loss
+    original = SemiVAE.forward
     calls = {"n": 0}
 
-    def poisoned(self, x, y, labelled, t=None):
+    def poisoned(self, batch):
         calls["n"] += 1
-        terms = original(self, x, y, labelled, t)
+        out = original(self, batch)
         if calls["n"] > 45:  # epoch 1 has 40 steps; poison epoch 2
-            terms.total = terms.total * float("nan")
-        return terms
+            out.total = out.total * float("nan")
+        return out
 
-    monkeypatch.setattr(SemiVAE, "loss", poisoned)
+    monkeypatch.setattr(SemiVAE, "forward", poisoned)
     with pytest.raises(TrainingDiverged, match="epoch 2"):
         train(tiny(epochs=3), out=tmp_path / "r", progress=False)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())

@@ -1,0 +1,24 @@
+"""The ``[data]`` options: which data, which labels, how validation is carved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..options import opt
+
+
+@dataclass
+class DataConfig:
+    dataset: str = opt("digits", "dataset name (digits, mnist, fashion-mnist) or a path to a .npz, .csv or image folder")
+    data_dir: str | None = opt(None, "folder holding the dataset files (else $SEMIVAE_DATA, then the user cache)")
+    labels: str | None = opt(None, "label budget: a total count drawn class-balanced, or 'all' (default: all labels the "
+                             "data has); per head when the data has several label columns")
+    labels_per_class: int | None = opt(None, "label budget: this many labelled points per class")
+    label_fraction: float | None = opt(None, "label budget: this fraction of each class's labelled points (0..1)")
+    val_fraction: float = opt(0.1, "fraction of the training images held out for validation (their labels stay hidden)")
+    val_labels: int = opt(0, "labels taken from the budget for validation (early stopping on log loss); they are not trained on")
+    oracle_val_labels: bool = opt(False, "use the validation split's labels beyond the budget (unrealistic; reported as such)")
+    label_ratio: float = opt(1.0, "labelled points per unlabelled point in each batch (paper: 1 = 1:1)")
+    label_column: str = opt("label", "name of the label column in a CSV file")
+    anomaly_class: str | None = opt(None, "anomaly protocol: this class (name or index) is anomalous; train on the "
+                                    "others, test on held-out normal points plus every anomalous one")

@@ -1,0 +1,79 @@
+"""A model's outputs on one ArrayData, and the numbers validation and ``evaluate`` report."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.dataset import ArrayData
+from ..models import BaseModel
+from . import metrics
+
+
+@torch.no_grad()
+def model_outputs(model: BaseModel, data: ArrayData, batch_size: int = 1024,
+                  device: torch.device | str = "cpu") -> dict:
+    """Per-point outputs: ``proba`` {head: (N, K_h)} for the heads the model predicts;
+    ``log_px`` and ``kl`` (N,) (one-sample ELBO terms) if it has a decoder; ``targets``
+    (N, R) (standardised) if it predicts continuous targets."""
+    was_training = model.training
+    model.eval()
+    proba: dict[str, list] = {h.name: [] for h in model.heads}
+    out: dict[str, list] = {"log_px": [], "kl": [], "targets": []}
+    data = data.to(device)
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=device)
+        x, mask = data.inputs(idx), data.mask(idx)
+        if model.heads:
+            for name, p in model.predict_proba(x, mask).items():
+                proba[name].append(p.float().cpu())
+        if model.has_decoder:
+            log_px, kl = model.elbo_terms(x, mask)
+            out["log_px"].append(log_px.float().cpu())
+            out["kl"].append(kl.float().cpu())
+        if model.n_targets:
+            out["targets"].append(model.predict_targets(x, mask).float().cpu())
+    model.train(was_training)
+
+    def cat(v):
+        return torch.cat(v).numpy().astype(np.float64)
+    res: dict = {k: cat(v) for k, v in out.items() if v}
+    if model.heads and len(data):
+        res["proba"] = {name: cat(v) for name, v in proba.items()}
+    return res
+
+
+def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
+                   device: torch.device | str = "cpu", confusion: bool = False,
+                   target_std: list[float] | None = None) -> dict:
+    """Per head: accuracy and log loss on the points with a visible label (keys named by
+    ``spec.key``: ``accuracy`` for one head, ``accuracy/<head>`` for several); ELBO terms on
+    all points; RMSE (in the data's units, given ``target_std``) and R^2 of continuous targets."""
+    res: dict = {"n": len(data)}
+    if not len(data):
+        return res
+    out = model_outputs(model, data, batch_size, device)
+    if "log_px" in out:
+        res["recon"] = float(-out["log_px"].mean())
+        res["kl"] = float(out["kl"].mean())
+        res["elbo"] = float((out["log_px"] - out["kl"]).mean())
+    spec = model.spec
+    for f, head in enumerate(spec.heads):
+        if head.name not in out.get("proba", {}):
+            continue
+        y = data.labels[:, f].numpy()
+        has = y >= 0
+        if not has.any():
+            continue
+        p = out["proba"][head.name][has]
+        p = p / p.sum(1, keepdims=True)
+        res[spec.key("n_labelled", head.name)] = int(has.sum())
+        res[spec.key("accuracy", head.name)] = metrics.accuracy(y[has], p)
+        res[spec.key("log_loss", head.name)] = metrics.log_loss(y[has], p)
+        if confusion:
+            res[spec.key("confusion", head.name)] = metrics.confusion_matrix(y[has], p).tolist()
+    if "targets" in out and data.targets is not None and (~np.isnan(data.targets.numpy())).any():
+        t = data.targets.numpy()
+        res["target_r2"] = metrics.r2(t, out["targets"]).tolist()
+        res["target_rmse"] = (metrics.rmse(t, out["targets"]) * np.asarray(target_std or 1.0)).tolist()
+    return res

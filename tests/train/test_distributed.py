@@ -1,0 +1,91 @@
+"""DistributedDataParallel wraps any model unchanged, because training goes through ``forward``.
+
+Two gloo processes on CPU each run ``forward`` on their own batch; after ``backward`` every
+rank holds the average of the two single-process gradients. The control shows why the
+contract matters: calling a model's parts behind DDP's back leaves each rank its own gradient.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from semivae.data import Batch
+from semivae.models import build_model
+from semivae.nn import ArchConfig
+from tests.conftest import model_config, spec
+
+WORKER = r"""
+import json, os, sys
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+sys.path.insert(0, os.environ["TESTS_ROOT"])
+from tests.train.test_distributed import make_model, make_batch
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+out = {}
+for how in ("forward", "module"):
+    model = DDP(make_model(os.environ["MODEL"]))
+    torch.manual_seed(100)
+    loss = model(make_batch(rank)) if how == "forward" else model.module.forward(make_batch(rank))
+    loss.total.backward()
+    out[how] = {n: p.grad.tolist() for n, p in model.module.named_parameters() if p.grad is not None}
+json.dump(out, open(os.environ["OUT"] + f".{rank}", "w"))
+dist.destroy_process_group()
+"""
+
+
+def make_model(name: str):
+    torch.manual_seed(0)
+    kw = {"mode": "semi"} if name == "semivae" else {}
+    return build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2, dropout=0.0), model_config(name, **kw))
+
+
+def make_batch(rank: int) -> Batch:
+    g = torch.Generator().manual_seed(rank + 1)
+    x = torch.rand(6, 1, 8, 8, generator=g)
+    y = torch.tensor([[0], [1], [2], [-1], [-1], [1 + rank]])  # differs by rank; unlabelled points -1
+    return Batch(x, y)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("name", ["semivae", "m2"])
+def test_ddp_averages_gradients_through_forward(name, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                   OUT=str(tmp_path / "grads"), MODEL=name, TESTS_ROOT=root, OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER], env=env, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    ranks = [json.loads((tmp_path / f"grads.{r}").read_text()) for r in range(2)]
+
+    local = []  # each rank's batch in one process, no DDP
+    for rank in range(2):
+        model = make_model(name)
+        torch.manual_seed(100)
+        model(make_batch(rank)).total.backward()
+        local.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert set(ranks[0]["forward"]) == set(local[0])
+    for n in local[0]:
+        mean = (local[0][n] + local[1][n]) / 2
+        for r in range(2):
+            torch.testing.assert_close(torch.tensor(ranks[r]["forward"][n]), mean, rtol=1e-5, atol=1e-6)
+    # the control: around DDP's forward, each rank keeps its own gradient
+    differ = [n for n in local[0] if not torch.allclose(local[0][n], local[1][n])]
+    assert differ
+    for n in differ:
+        torch.testing.assert_close(torch.tensor(ranks[0]["module"][n]), local[0][n], rtol=1e-5, atol=1e-6)
