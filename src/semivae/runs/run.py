@@ -1,0 +1,124 @@
+"""Loading a run directory into one :class:`Run`: everything evaluate, predict, score,
+report and the figures need, read once (the dataset too, on first use).
+
+    config.yaml        the resolved configuration (usable again with --config)
+    data.json          what the model was trained on: kind, shape, heads, preprocessing
+    split.json         validation and labelled indices into the training split
+    model.safetensors  weights (no pickle anywhere)
+    metrics.jsonl      one row per epoch
+    summary.json       final status and figures
+
+Runs written before the model contract (a single ``classes`` list, kind ``tabular``, one
+``pi`` layer, every model's options in ``[model]``) load unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ..config import RunConfig
+from ..data import ArrayData, DataBundle, LabelColumn, data_kind
+from ..data.anomaly import load_for_config
+from ..data.splits import Split
+from ..errors import UserError
+from ..models import BaseModel, ModelConfig, ModelSpec, build_model, declare_heads
+
+REQUIRED = ("config.yaml", "data.json", "split.json", "model.safetensors")
+SPLITS = ("test", "val", "train")
+
+
+def label_columns(data_info: dict) -> list[LabelColumn]:
+    """The label columns a run's ``data.json`` names (older runs: one ``classes`` list)."""
+    if "heads" in data_info:
+        return [LabelColumn(h["name"], tuple(h["classes"])) for h in data_info["heads"]]
+    classes = data_info.get("classes") or []
+    return [LabelColumn("label", tuple(classes))] if classes else []
+
+
+def model_spec(data_info: dict, model_cfg: ModelConfig) -> ModelSpec:
+    """The spec a run's model is built from: its data description and its declared heads."""
+    columns = [(c.name, c.classes) for c in label_columns(data_info)]
+    return ModelSpec(tuple(data_info["shape"]), declare_heads(columns, model_cfg.decoder_heads),
+                     data_info["likelihood"], data_kind(data_info["kind"]), len(data_info.get("target_names") or []))
+
+
+def preprocessing(data_info: dict) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+    """The (shift, scale) the run's inputs were normalised with."""
+    def t(v):
+        return torch.tensor(v, dtype=torch.float32) if isinstance(v, list) else float(v)
+    return t(data_info["shift"]), t(data_info["scale"])
+
+
+@dataclass
+class Run:
+    """A trained run, loaded: its files, its model (in eval mode), and its data on demand."""
+
+    path: Path
+    config: RunConfig
+    data_info: dict
+    split: Split
+    model: BaseModel
+    _bundles: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+    @property
+    def kind(self) -> str:
+        """image, vector or sequence (semivae.data.KINDS)."""
+        return self.spec.kind
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names of the first head (the only one, for most data)."""
+        return list(self.spec.heads[0].classes) if self.spec.heads else []
+
+    def dataset(self, data_dir: str | None = None) -> DataBundle:
+        """The run's dataset as it trained on it (anomaly protocol applied), read once."""
+        if data_dir not in self._bundles:
+            self._bundles[data_dir] = load_for_config(self.config.data, data_dir)
+        return self._bundles[data_dir]
+
+    def split_data(self, split: str, data_dir: str | None = None) -> ArrayData:
+        """A split of the run's dataset, normalised as the run was trained; validation and
+        training points carry every true label (evaluation scores against all of them)."""
+        if split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        bundle = self.dataset(data_dir)
+        shift, scale = preprocessing(self.data_info)
+        if split == "test":
+            data = bundle.test
+        else:
+            keep = np.ones(len(bundle.train), dtype=bool)
+            keep[self.split.val] = False
+            data = bundle.train.take(torch.from_numpy(self.split.val if split == "val" else np.flatnonzero(keep)))
+        return ArrayData(data.x, data.labels, shift, scale, data.targets, data.lengths)
+
+
+def load_run(path: str | Path) -> Run:
+    """Re-build the model of a run directory from its files alone."""
+    p = Path(path)
+    missing = [f for f in REQUIRED if not (p / f).is_file()]
+    if missing:
+        raise UserError(f"{path} is not a finished run directory (missing {', '.join(missing)}); "
+                        "pass the --out of a `semivae train`")
+    cfg = RunConfig.from_dict(yaml.safe_load((p / "config.yaml").read_text()), saved=True)
+    info = json.loads((p / "data.json").read_text())
+    spec = model_spec(info, cfg.model)
+    model = build_model(spec, cfg.arch, cfg.model)
+    model.load_state_dict(load_file(str(p / "model.safetensors")))
+    model.eval()
+    return Run(p, cfg, info, Split.from_json((p / "split.json").read_text(), len(spec.heads)), model)
+
+
+def as_run(run: "Run | str | Path") -> Run:
+    """A loaded run, loading it if given a path."""
+    return run if isinstance(run, Run) else load_run(run)

@@ -1,0 +1,92 @@
+"""Writing a run directory as training goes; every file written whole (``semivae.atomic``).
+
+The directory is created only when training is about to start, after the configuration,
+the data and the budget have passed their checks, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from ..atomic import write_atomic
+from ..config import RunConfig
+from ..data import DataBundle
+from ..data.splits import Split
+from ..errors import UserError
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_atomic(path, safetensors_bytes(state))
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = Path(cfg.data.dataset).stem if os.sep in cfg.data.dataset else cfg.data.dataset
+    base = Path("runs") / f"{stamp}-{name}-{cfg.model.run_name()}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
+def check_out_dir(out: str | Path | None) -> None:
+    """Refuse a run directory that already holds something, before any work starts."""
+    if out and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        raise UserError(f"output directory {out} already exists and is not empty; choose a new --out")
+
+
+def _jsonable(v):
+    return v.tolist() if isinstance(v, torch.Tensor) else float(v)
+
+
+def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str) -> dict:
+    """data.json: what predict/evaluate need to read new inputs like the training ones."""
+    n_val_lab = len(split.val_pool)
+    if cfg.data.oracle_val_labels:
+        val_note = f"oracle: {n_val_lab} validation labels beyond the budget"
+    elif n_val_lab:
+        val_note = f"{n_val_lab} labels taken from the budget"
+    else:
+        val_note = "none (early stopping on the unlabelled validation ELBO)"
+    return {
+        "dataset": bundle.name, "kind": bundle.kind, "shape": list(bundle.train.shape),
+        "heads": [{"name": h.name, "classes": list(h.classes)} for h in bundle.heads], "likelihood": likelihood,
+        "shift": _jsonable(bundle.train.shift), "scale": _jsonable(bundle.train.scale),
+        "source": bundle.meta.get("source", bundle.name), "feature_names": bundle.meta.get("feature_names"),
+        "label_column": cfg.data.label_column,
+        **{k: bundle.meta.get(k) for k in ("target_names", "target_mean", "target_std")},
+        "anomaly_class": bundle.meta.get("anomaly_class"), "n_train": len(bundle.train) - len(split.val),
+        "n_val": len(split.val), "n_labelled": len(split.pool),
+        "n_labelled_per_head": {h.name: len(a) for h, a in zip(bundle.heads, split.labelled)},
+        "validation_labels": val_note,
+    }
+
+
+class RunWriter:
+    """Creates the run directory and writes its files as training goes."""
+
+    def __init__(self, path: Path, cfg: RunConfig, info: dict, split: Split):
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        write_atomic(path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_atomic(path / "data.json", json.dumps(info, indent=1))
+        write_atomic(path / "split.json", split.to_json())
+        self._rows: list[str] = []
+
+    def epoch(self, row: dict, model: nn.Module, save: bool) -> None:
+        self._rows.append(json.dumps(row))
+        write_atomic(self.path / "metrics.jsonl", "\n".join(self._rows) + "\n")
+        if save:
+            save_weights(model, self.path / "model.safetensors")
+
+    def summary(self, summary: dict) -> None:
+        write_atomic(self.path / "summary.json", json.dumps(summary, indent=1))

@@ -1,0 +1,88 @@
+"""Run directories: loading once, legacy runs, atomic writes."""
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import semivae
+from semivae.atomic import write_atomic
+from semivae.eval import evaluate, predict, predict_all
+from semivae.runs import Run, as_run, load_run
+
+LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy"  # written by the code before the model contract
+
+
+@pytest.mark.parametrize("name", ["semivae-semi", "m2"])
+def test_runs_written_before_the_contract_load_and_predict_the_same(name):
+    """Their data.json names one `classes` list, their weights hold one `pi` layer, their
+    config.yaml lists every model's options in [model]."""
+    expected = json.loads((LEGACY / "expected.json").read_text())[name]
+    run = load_run(LEGACY / name)
+    assert [h.name for h in run.spec.heads] == ["label"] and run.spec.kind == "image"
+    proba, classes = predict(run, LEGACY / "new.npz")
+    assert classes == [str(k) for k in range(10)]
+    np.testing.assert_allclose(proba, np.array(expected["proba"]), rtol=1e-5, atol=1e-6)
+    res = evaluate(run)
+    assert res["accuracy"] == pytest.approx(expected["accuracy"])
+    assert res["log_loss"] == pytest.approx(expected["log_loss"])
+
+
+def test_a_legacy_tabular_run_is_a_vector_run():
+    run = load_run(LEGACY / "vector-semi")
+    assert run.kind == "vector"
+    proba, _ = predict(run, LEGACY / "iris-new.npz")
+    expected = json.loads((LEGACY / "expected.json").read_text())["vector-semi"]["proba"]
+    np.testing.assert_allclose(proba, np.array(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_one_loaded_run_serves_every_command_and_reads_its_data_once(tmp_path, tiny, monkeypatch):
+    path = semivae.train(tiny(epochs=1), out=tmp_path / "r", progress=False)
+    run = load_run(path)
+    assert isinstance(run, Run) and as_run(run) is run
+    calls = []
+    import semivae.runs.run as run_module
+
+    original = run_module.load_for_config
+    monkeypatch.setattr(run_module, "load_for_config", lambda *a, **k: calls.append(1) or original(*a, **k))
+    from semivae.viz import write_report
+
+    write_report(run)  # metrics, confusion, every figure
+    evaluate(run, "val")
+    assert len(calls) == 1
+    np.savez(tmp_path / "new.npz", x=np.zeros((2, 8, 8), np.uint8))
+    assert predict_all(run, tmp_path / "new.npz").splitlines()[0].startswith("row,predicted,p_0")
+
+
+def test_atomic_writes_from_many_threads_never_mix_and_leave_no_temporaries(tmp_path):
+    target = tmp_path / "f.bin"
+    payloads = [bytes([i]) * 100_000 for i in range(16)]
+    threads = [threading.Thread(target=write_atomic, args=(target, p)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert target.read_bytes() in payloads
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "f.txt"
+    write_atomic(target, "old")
+    monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_atomic(target, "new")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_run_files_are_readable_like_ordinary_files(tmp_path, tiny):
+    path = semivae.train(tiny(epochs=1), out=tmp_path / "r", progress=False)
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert torch.isfinite(torch.tensor(json.loads((path / "summary.json").read_text())["final"]["loss"]))
