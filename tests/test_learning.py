@@ -31,3 +31,16 @@ def test_m2_beats_supervised_sibling_on_digits(tmp_path, supervised_accuracy):
     m2 = semivae.train(out=tmp_path / "m2", model="m2", epochs=50, **COMMON)
     acc = semivae.evaluate(m2)["accuracy"]
     assert acc > supervised_accuracy, (acc, supervised_accuracy)
+
+
+def test_recurrent_semi_supervised_beats_its_sibling_on_basic_motions(tmp_path):
+    """Real smart-watch recordings (aeon's BasicMotions: 40 training series, 4 activities), 2
+    labels per class, 200 epochs (one step each: 40 series make one batch). Measured with the
+    default recurrent model: semi 0.950 on seeds 0 and 1, supervised sibling 0.625 / 0.675 (at
+    100, 300 and 1,000 epochs the sibling stays at 0.575-0.700)."""
+    pytest.importorskip("aeon", reason="the timeseries extra (CI installs it)")
+    common = dict(dataset="basic-motions", arch="recurrent", labels_per_class=2, epochs=200, seed=0, threads=1,
+                  progress=False)
+    semi = semivae.evaluate(semivae.train(out=tmp_path / "semi", mode="semi", **common))["accuracy"]
+    sup = semivae.evaluate(semivae.train(out=tmp_path / "sup", mode="supervised", **common))["accuracy"]
+    assert semi >= sup + 0.1, (semi, sup)

@@ -125,14 +125,21 @@ def _own_options(values: dict, klass: type, saved: bool) -> dict:
 _PAPER_TRAIN = {"optimizer": "rmsprop", "lr": 5e-4, "momentum": 0.9, "batch_size": 128}
 _PAPER_MODEL = {"alpha": 500.0, "beta": 1.0}
 
+# Recurrent (sequences): "paper" is Table 15 (dense 40, LSTM 40, dense 30 per step; a z of 2 and
+# a pi at every step; RMSprop lr 1e-3, momentum 0.9).
+_RECURRENT = {"hidden": [64, 64], "rnn_hidden": 64, "dropout": 0.0}
 PRESETS: dict[str, dict[str, dict]] = {
-    "default": {"dense": {}, "conv": {"arch": {"batch_norm": True, "dropout": 0.25}}},
+    "default": {"dense": {}, "conv": {"arch": {"batch_norm": True, "dropout": 0.25}}, "recurrent": {"arch": _RECURRENT}},
     "paper": {
         "dense": {"arch": {"hidden": [1024, 1024], "latent_dim": 2, "dropout": 0.0, "batch_norm": False},
                   "train": _PAPER_TRAIN, "model": _PAPER_MODEL},
         "conv": {"arch": {"channels": [64, 64, 64], "strides": [1, 1, 2], "fc": 512, "latent_dim": 2,
                           "dropout": 0.5, "batch_norm": True},
                  "train": _PAPER_TRAIN, "model": _PAPER_MODEL},
+        "recurrent": {"arch": {"hidden": [40, 30], "rnn_hidden": 40, "latent_dim": 2, "dropout": 0.0,
+                               "sequence_latent": "per-step", "cell": "lstm", "bidirectional": False,
+                               "step_features": 0},
+                      "train": {**_PAPER_TRAIN, "lr": 1e-3}, "model": _PAPER_MODEL},
     },
 }
 
@@ -203,6 +210,7 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"unknown optimizer {t.optimizer!r}; choose adam or rmsprop")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
+    cfg.arch.validate()
     cfg.model.validate()
 
 

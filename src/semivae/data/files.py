@@ -28,7 +28,7 @@ UNLABELLED_DIRS = ("unlabelled", "unlabeled")
 class NpzArrays:
     """Arrays of an ``.npz`` file; images already (N, C, H, W), labels (N, F)."""
 
-    x: np.ndarray
+    x: np.ndarray  # images (N, C, H, W), vectors (N, D), or raw sequences (see ``lengths``)
     y: np.ndarray | None  # (N, F) int64, -1 = missing
     x_test: np.ndarray | None
     y_test: np.ndarray | None
@@ -37,6 +37,9 @@ class NpzArrays:
     t: np.ndarray | None = None  # (N, T) float continuous targets, NaN = unobserved
     t_test: np.ndarray | None = None
     target_names: list[str] | None = None
+    sequence: bool = False  # x is (N, T, C) or (sum T_i, C): series, with lengths / lengths_test
+    lengths: np.ndarray | None = None
+    lengths_test: np.ndarray | None = None
 
 
 def _strings(a: np.ndarray) -> list[str]:
@@ -49,13 +52,18 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     ``target_names`` (no pickle). ``y`` (N, F) with several label columns names them in
     ``factor_names`` and their classes in ``classes_<name>``; one column is named ``label_name``."""
     arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names",
-                                     "factor_names"), prefix="classes_")
-    x = check_inputs(arrays["x"], f"x in {path}")
-    y = _labels(arrays["y"], len(x), f"y in {path}")
+                                     "factor_names", "lengths", "lengths_test", "kind"), prefix="classes_")
+    sequence = arrays["lengths"] is not None or (arrays["kind"] is not None and _strings(arrays["kind"]) == ["sequence"])
+    x = arrays["x"] if sequence else check_inputs(arrays["x"], f"x in {path}")
+    n = len(x) if not sequence or arrays["lengths"] is None or x.ndim == 3 else len(arrays["lengths"])
+    y = _labels(arrays["y"], n, f"y in {path}")
     x_test, y_test = arrays["x_test"], arrays["y_test"]
     if (x_test is None) != (y_test is None):
         raise UserError(f"{path} has only one of x_test / y_test; save both, or neither to split off a test set")
-    if x_test is not None:
+    if x_test is not None and sequence:
+        n_test = len(x_test) if x_test.ndim == 3 or arrays["lengths_test"] is None else len(arrays["lengths_test"])
+        y_test = _labels(y_test, n_test, f"y_test in {path}")
+    elif x_test is not None:
         x_test = check_inputs(x_test, f"x_test in {path}")
         if x_test.shape[1:] != x.shape[1:] or x_test.dtype != x.dtype:
             raise UserError(
@@ -83,7 +91,10 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     for f, name in enumerate(names):
         if arrays.get(f"classes_{name}") is not None:
             classes[f] = _strings(arrays[f"classes_{name}"])
-    t = _targets(arrays["t"], len(x), f"t in {path}")
+    if sequence and (arrays["t"] is not None or arrays["t_test"] is not None):
+        raise UserError(f"{path} holds sequences and continuous targets t; targets are for images and vectors, "
+                        "drop t")
+    t = _targets(arrays["t"], n, f"t in {path}")
     t_test = _targets(arrays["t_test"], len(x_test) if x_test is not None else 0, f"t_test in {path}")
     if t_test is not None and (t is None or t_test.shape[1] != t.shape[1]):
         raise UserError(f"t_test in {path} does not match t; save t and t_test with the same number of columns")
@@ -91,7 +102,8 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     target_names = None if t is None else (_strings(tn) if tn is not None else [f"t{i}" for i in range(t.shape[1])])
     if t is not None and len(target_names) != t.shape[1]:
         raise UserError(f"target_names in {path} has {len(target_names)} names for {t.shape[1]} target columns; give one per column")
-    return NpzArrays(x, y, x_test, y_test, names, classes, t, t_test, target_names)
+    return NpzArrays(x, y, x_test, y_test, names, classes, t, t_test, target_names, sequence,
+                     arrays["lengths"], arrays["lengths_test"])
 
 
 def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
@@ -109,6 +121,12 @@ def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
 def read_npz_inputs(path: Path) -> np.ndarray:
     """Only the checked ``x`` of an ``.npz`` file (for prediction)."""
     return check_inputs(_read_npz_arrays(path, ("x",))["x"], f"x in {path}")
+
+
+def read_npz_series(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` and ``lengths`` (if any) of an ``.npz`` of sequences (for prediction)."""
+    arrays = _read_npz_arrays(path, ("x", "lengths"))
+    return arrays["x"], arrays["lengths"]
 
 
 def _read_npz_arrays(path: Path, keys: tuple[str, ...], prefix: str | None = None) -> dict[str, np.ndarray | None]:
@@ -135,6 +153,9 @@ def _npz_get(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray | No
     try:
         return npz[key]
     except ValueError:
+        if key in ("x", "x_test"):
+            raise UserError(f"'{key}' in {path} is a ragged (object) array; save series padded to (N, T, C) with "
+                            "'lengths', or one after another as (sum of lengths, C) with 'lengths'") from None
         raise UserError(
             f"array '{key}' in {path} is a Python object array that needs pickle; "
             "save it as a numeric or string array (e.g. np.array(names, dtype=str))"

@@ -18,15 +18,17 @@ import torch
 from ..errors import UserError
 from .dataset import ArrayData, DataBundle, LabelColumn, data_kind
 from .download import locate_or_download
-from .files import input_image_files, read_csv, read_image_folder, read_images, read_npz, read_npz_inputs
+from .files import input_image_files, read_csv, read_image_folder, read_images, read_npz, read_npz_inputs, read_npz_series
+from .sequences import (is_har_folder, load_aeon, load_har_folder, load_sequential_images, npz_sequences,
+                        sequence_inputs)
 from .idx import read_idx
+from .splits import carve_test
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
-TEST_FRACTION = 0.2
 STD_FLOOR = 1e-8
 
 Loader = Callable[..., DataBundle]  # (data_dir, download, label_column) -> DataBundle
@@ -82,6 +84,11 @@ DATASETS: dict[str, Loader] = {
     "digits": _load_digits,
     "mnist": partial(_load_idx_dataset, "mnist", MNIST_CLASSES),
     "fashion-mnist": partial(_load_idx_dataset, "fashion-mnist", FASHION_CLASSES),
+    "sequential-mnist": lambda *a: load_sequential_images("mnist", _load_idx_dataset("mnist", MNIST_CLASSES, *a)),
+    "sequential-fashion-mnist": lambda *a: load_sequential_images(
+        "fashion-mnist", _load_idx_dataset("fashion-mnist", FASHION_CLASSES, *a)),
+    "basic-motions": lambda *a: load_aeon("basic-motions", "load_basic_motions"),
+    "japanese-vowels": lambda *a: load_aeon("japanese-vowels", "load_japanese_vowels"),
 }
 
 
@@ -90,8 +97,9 @@ def load_dataset(
 ) -> DataBundle:
     """Load a named data set (see :data:`DATASETS`) or user data from a path.
 
-    Paths are read by form: ``.npz`` (``x``, optional ``y``/``x_test``/``y_test``/``classes``),
-    ``.csv`` (numeric features plus ``label_column``), or a folder with one sub-folder of
+    Paths are read by form: ``.npz`` (``x``, optional ``y``/``x_test``/``y_test``/``classes``;
+    with ``lengths`` the rows are sequences), ``.csv`` (numeric features plus
+    ``label_column``), a folder in the UCI-HAR layout, or a folder with one sub-folder of
     images per class (plus optional ``unlabelled/``). Without a test split in the data, a
     stratified 20 % of the labelled points is held out with a fixed seed.
     """
@@ -100,7 +108,7 @@ def load_dataset(
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return _load_image_folder(path, label_column)
+        return load_har_folder(path) if is_har_folder(path) else _load_image_folder(path, label_column)
     if path.is_file():
         file_loader = FILE_LOADERS.get(path.suffix.lower())
         if file_loader is None:
@@ -135,6 +143,9 @@ def _load_npz(path: Path, label_column: str) -> DataBundle:
             if v is not None:
                 _check_labels(v[:, f], len(classes), f"{what}{part} in {path}")
         heads.append(LabelColumn(name, tuple(classes)))
+    if a.sequence:
+        test = None if a.x_test is None else (a.x_test, a.lengths_test, a.y_test)
+        return npz_sequences(path, a.x, a.lengths, y, test, heads)
     return _assemble(path, a.x, y, a.x_test, a.y_test, heads, label_column, None,
                      targets=(a.t, a.t_test, a.target_names))
 
@@ -178,27 +189,6 @@ def encode_labels(cells: list[str]) -> tuple[np.ndarray, list[str]]:
         names = sorted(values)
     index = {c: i for i, c in enumerate(names)}
     return np.array([index.get(c, -1) for c in cells], dtype=np.int64), names
-
-
-def carve_test(y: np.ndarray, fraction: float = TEST_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, test) indices: a stratified ``fraction`` of the labelled points is test.
-
-    ``y`` is (N,): the labels of the first label column. Unlabelled points (-1) all stay in
-    train. If some class has fewer than 2 labelled points, or none is labelled, the test
-    split is empty.
-    """
-    present, counts = np.unique(y[y >= 0], return_counts=True)
-    if len(present) == 0 or counts.min() < 2:
-        return np.arange(len(y)), np.zeros(0, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    picks = []
-    for c, n in zip(present, counts):
-        k = min(max(1, int(round(fraction * n))), int(n) - 1)
-        picks.append(rng.choice(np.flatnonzero(y == c), size=k, replace=False))
-    test = np.sort(np.concatenate(picks))
-    keep = np.ones(len(y), dtype=bool)
-    keep[test] = False
-    return np.flatnonzero(keep), test
 
 
 def _assemble(
@@ -261,11 +251,16 @@ def load_inputs(path: str, bundle_like: dict[str, Any]) -> ArrayData:
     kind, shape = data_kind(bundle_like["kind"]), tuple(int(s) for s in bundle_like["shape"])
     shift, scale = _param(bundle_like.get("shift", 0.0)), _param(bundle_like.get("scale", 1.0))
     suffix = "dir" if p.is_dir() else p.suffix.lower() if p.is_file() else None
-    forms = {"image": ("dir", ".npz"), "vector": (".csv", ".npz")}.get(kind, ())
+    forms = {"image": ("dir", ".npz"), "vector": (".csv", ".npz"), "sequence": (".npz",)}.get(kind, ())
     if suffix is None:
         raise UserError(f"no such file or folder: {p}; check the path")
     if suffix not in forms:
         raise UserError(f"{p} is not a form for {kind} data; give a {' or '.join(f.replace('dir', 'folder') for f in forms)}")
+    n_heads = int(bundle_like.get("n_heads", 1))
+    if kind == "sequence":
+        x, lengths = sequence_inputs(*read_npz_series(p), shape[0], shape[1], f"x in {p}")
+        return ArrayData(torch.from_numpy(x), torch.full((len(x), n_heads), -1, dtype=torch.int64), shift, scale,
+                         lengths=torch.from_numpy(lengths))
     if suffix == "dir":
         if len(shape) != 3 or shape[0] not in (1, 3):
             raise UserError(f"the model expects samples of shape {shape}, which an image folder cannot supply; give a .npz")
@@ -279,7 +274,6 @@ def load_inputs(path: str, bundle_like: dict[str, Any]) -> ArrayData:
     if kind == "image":
         x = _match_image_scale(x, from_folder=suffix == "dir", shift=shift, scale=scale)
     x_t = torch.from_numpy(np.ascontiguousarray(x))
-    n_heads = int(bundle_like.get("n_heads", 1))
     return ArrayData(x_t, torch.full((len(x), n_heads), -1, dtype=torch.int64), shift, scale)
 
 

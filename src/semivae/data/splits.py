@@ -86,6 +86,27 @@ def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: 
     return Split(val=val, labelled=labelled, val_labelled=val_labelled, oracle_val_labels=cfg.oracle_val_labels)
 
 
+def carve_test(y: np.ndarray, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) indices: a stratified ``fraction`` of the labelled points is test.
+
+    ``y`` is (N,): the labels of the first label column. Unlabelled points (-1) all stay in
+    train. If some class has fewer than 2 labelled points, or none is labelled, the test
+    split is empty.
+    """
+    present, counts = np.unique(y[y >= 0], return_counts=True)
+    if len(present) == 0 or counts.min() < 2:
+        return np.arange(len(y)), np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c, n in zip(present, counts):
+        k = min(max(1, int(round(fraction * n))), int(n) - 1)
+        picks.append(rng.choice(np.flatnonzero(y == c), size=k, replace=False))
+    test = np.sort(np.concatenate(picks))
+    keep = np.ones(len(y), dtype=bool)
+    keep[test] = False
+    return np.flatnonzero(keep), test
+
+
 @dataclass
 class TrainingData:
     """The data the trainer sees. ``train.labels`` is -1 except where the budget reveals a

@@ -29,6 +29,8 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..errors import UserError
+from ..objectives.likelihoods import LIKELIHOODS
+from ..objectives.steps import mean_steps
 from ..options import opt
 
 
@@ -58,6 +60,15 @@ class ModelSpec:
     likelihood: str
     kind: str = "image"  # one of semivae.data.KINDS
     n_targets: int = 0  # continuous supervised variables (regression targets)
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one value's features: a sequence's channels (C,), else the sample shape."""
+        return self.data_shape[1:] if self.kind == "sequence" else self.data_shape
+
+    def steps(self, x: torch.Tensor) -> int | None:
+        """The number of steps in a batch of sequences (None for other data)."""
+        return x.shape[1] if self.kind == "sequence" else None
 
     def key(self, name: str, head: str) -> str:
         """The name of a per-head term or metric: ``name`` when the data has one head (so
@@ -129,7 +140,8 @@ class ModelConfig:
     decoder_heads: list[str] | None = opt(None, "heads whose probabilities join z as the decoder's input: names, "
                                                 "'all' or 'none' (default: the first head)")
     beta: float = opt(0.25, "weight of KL(q(z|x) || N(0, I)); 1 = plain VAE, >1 = beta-VAE, <1 frees pi")
-    likelihood: str | None = opt(None, "bernoulli, gaussian (learned scale) or gaussian-fixed (default: from the data)")
+    likelihood: str | None = opt(None, "bernoulli, gaussian (learned scale), gaussian-fixed or gaussian-hetero (the "
+                                       "decoder gives each value's variance) (default: from the data)")
     kl_schedule: str = opt("constant", "KL term: constant (beta*KL), warmup (beta ramped up from 0) or capacity "
                                        "(gamma*|KL - C(t)|)")
     warmup_epochs: float = opt(10.0, "warmup: epochs over which the KL weight rises linearly from 0 to beta")
@@ -147,6 +159,8 @@ class ModelConfig:
             raise UserError("--alpha, --head-alpha and --beta must be >= 0")
         if self.kl_schedule not in ("constant", "warmup", "capacity"):
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
+        if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
+            raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
     def head_weight(self, head: str) -> float:
         return self.head_alpha.get(head, self.alpha)
@@ -197,8 +211,8 @@ class ClassifierHeads(Protocol):
 class Decoder(Protocol):
     """Models with ``has_decoder``."""
 
-    latent_dim: int  # the z that ``inference`` returns and ``decode`` takes
-    prior_dim: int  # the z ~ N(0, I) that ``generate`` takes
+    latent_dim: int  # the size of the z that ``inference`` returns and ``decode`` takes
+    prior_shape: tuple[int, ...]  # the shape of one z ~ N(0, I) that ``generate`` takes
 
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One-sample (log p(x | .), KL) per point: two (B,) tensors."""
@@ -245,5 +259,7 @@ class BaseModel(nn.Module):
         return [Stage("train", self, epochs)]
 
     def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per head, softmax of the logits; per-step heads give the mean over the valid steps."""
         logits = self.inference(x, mask, sample=False).logits
-        return {name: torch.softmax(v, -1) for name, v in logits.items()}
+        return {name: mean_steps(torch.softmax(v, -1), mask) if v.dim() == 3 else torch.softmax(v, -1)
+                for name, v in logits.items()}

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..objectives.steps import mean_steps
 from .base import Head, ModelSpec
 
 
@@ -47,9 +48,11 @@ class ClassHeads(nn.ModuleDict):
         parts = [torch.softmax(logits[h.name], -1) for h in self.heads if h.feeds_decoder]
         return torch.cat(parts, -1) if len(parts) > 1 else (parts[0] if parts else None)
 
-    def one_hot_input(self, classes: dict[str, torch.Tensor] | None, n: int, like: torch.Tensor) -> torch.Tensor | None:
-        """The decoder input for given classes (B,) per head; a head not given is uniform."""
+    def one_hot_input(self, classes: dict[str, torch.Tensor] | None, like: torch.Tensor) -> torch.Tensor | None:
+        """The decoder input for given classes (B,) per head; a head not given is uniform.
+        ``like`` is the z it joins, (B, D) or (B, T, D): per-step z gets the class at every step."""
         parts = []
+        n = len(like)
         for h in self.heads:
             if not h.feeds_decoder:
                 continue
@@ -57,11 +60,15 @@ class ClassHeads(nn.ModuleDict):
                 parts.append(F.one_hot(classes[h.name], h.size).to(like.dtype))
             else:
                 parts.append(torch.full((n, h.size), 1.0 / h.size, device=like.device, dtype=like.dtype))
-        return torch.cat(parts, -1) if len(parts) > 1 else (parts[0] if parts else None)
+        if not parts:
+            return None
+        out = torch.cat(parts, -1) if len(parts) > 1 else parts[0]  # (B, sum K_h)
+        return out[:, None, :].expand(n, like.shape[1], out.shape[-1]) if like.dim() == 3 else out
 
     def cross_entropy(self, logits: dict[str, torch.Tensor], labels: torch.Tensor, spec: ModelSpec,
-                      weights: dict[str, float]) -> tuple[torch.Tensor | None, dict, dict]:
-        """(sum_h weight_h * CE_h or None without heads, {term: CE_h}, {term: labelled count})."""
+                      weights: dict[str, float], mask: torch.Tensor | None = None) -> tuple[torch.Tensor | None, dict, dict]:
+        """(sum_h weight_h * CE_h or None without heads, {term: CE_h}, {term: labelled count}).
+        Per-step logits (B, T, K) give each point the mean CE over its valid steps."""
         total, terms, counts = None, {}, {}
         for f, h in enumerate(spec.heads):
             if h.name not in self:
@@ -69,7 +76,12 @@ class ClassHeads(nn.ModuleDict):
             y = labels[:, f]  # (B,) -1 = missing
             labelled = y >= 0
             n = labelled.sum()
-            per_point = F.cross_entropy(logits[h.name], y.clamp(min=0), reduction="none")  # (B,)
+            v = logits[h.name]
+            if v.dim() == 3:  # (B, T, K): the sequence's label at every valid step
+                steps = F.cross_entropy(v.transpose(1, 2), y.clamp(min=0)[:, None].expand(-1, v.shape[1]), reduction="none")
+                per_point = mean_steps(steps[..., None], mask)[:, 0]  # (B,)
+            else:
+                per_point = F.cross_entropy(v, y.clamp(min=0), reduction="none")  # (B,)
             ce = (per_point * labelled).sum() / n.clamp(min=1)
             weighted = weights[h.name] * ce
             total = weighted if total is None else total + weighted

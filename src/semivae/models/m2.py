@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from ..data.batch import Batch
+from ..errors import UserError
 from ..nn import ArchConfig
 from ..objectives.kl import gaussian_log_prob
 from ..options import opt, redefault
@@ -64,6 +65,8 @@ class M1M2(BaseModel):
         check_latent_class(spec, cfg.model)
         self.spec, self.heads = spec, spec.heads
         self.m1 = SemiVAE(spec, arch, narrow(cfg, SemiVAEConfig, mode="unsupervised"))
+        if self.m1.per_step:
+            raise UserError("m1m2 stacks M2 on one z1 per sequence; use --sequence-latent pooled")
         m2_arch = ArchConfig(arch="dense", hidden=list(cfg.m2_hidden), latent_dim=cfg.m2_latent_dim, dropout=0.0)
         self.m2 = M2(ModelSpec((arch.latent_dim,), spec.heads, "gaussian", kind="vector"), m2_arch,
                      narrow(cfg, M2Config))
@@ -96,7 +99,7 @@ class M1M2(BaseModel):
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked one-sample ELBO: (log p(x|z1), log q(z1|x) - ELBO_M2(z1)), (B,) each."""
         inf = self.m1.inference(x, mask)
-        log_px = self.m1.likelihood.log_prob(x, self.m1.generative(inf.z), mask)
+        log_px = self.m1.likelihood.log_prob(x, self.m1.generative(inf.z, steps=self.spec.steps(x)), mask)
         m2_rec, m2_kl = self.m2.elbo_terms(inf.z)
         return log_px, gaussian_log_prob(inf.z, inf.mu, inf.logvar) - (m2_rec - m2_kl)
 
@@ -104,7 +107,7 @@ class M1M2(BaseModel):
         """log p(x | z1) + log p_M2(z1, y, z2) - log q(z1|x) q(y|z1) q(z2|z1, y): (k, B)."""
         inf = self.m1.inference(x, mask, sample=False)
         z1 = inf.mu + torch.exp(0.5 * inf.logvar) * torch.randn(k, *inf.mu.shape, device=x.device)  # (k, B, D1)
-        params = self.m1.generative(z1.flatten(0, 1))
+        params = self.m1.generative(z1.flatten(0, 1), steps=self.spec.steps(x))
         rep_mask = None if mask is None else mask.expand(k, *mask.shape).flatten(0, 1)
         log_px = self.m1.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params, rep_mask).view(k, len(x))
         m2 = self.m2.log_weights(z1.flatten(0, 1), 1).view(k, len(x))
@@ -119,9 +122,9 @@ class M1M2(BaseModel):
         return self.m1.latent_dim
 
     @property
-    def prior_dim(self) -> int:
+    def prior_shape(self) -> tuple[int, ...]:
         """z2, M2's latent: what ``generate`` takes."""
-        return self.m2.latent_dim
+        return (self.m2.latent_dim,)
 
     def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of p(x | z1) (M1's decoder; the class plays no part there): (B, *shape)."""

@@ -33,6 +33,7 @@ from ..data.batch import Batch
 from ..errors import UserError
 from ..nn import ArchConfig, make_decoder, make_encoder, mlp
 from ..objectives import make_likelihood
+from ..objectives.likelihoods import n_params
 from ..objectives.kl import (categorical_kl_uniform, gaussian_kl_standard, gaussian_log_prob, reparameterise,
                              standard_normal_log_prob)
 from ..objectives.schedules import KLSchedule
@@ -102,6 +103,9 @@ class PartiallySpecifiedVAE(BaseModel):
         self.discrete, self.temperature = cfg.discrete, cfg.temperature
         self.enc_y = make_encoder(arch, spec.data_shape)
         self.enc_z = make_encoder(arch, spec.data_shape)
+        if self.enc_y.per_step:
+            raise UserError(f"model {cfg.model} has one class y per sequence; use --sequence-latent pooled "
+                            "(per-step latents are offered by --model semivae)")
         H = self.enc_y.out_features
         if self.y_needs_z:  # q(y|z,x): one hidden layer over [enc_y(x), z]
             self.to_y = nn.Sequential(mlp(H + self.D, [H]), nn.Linear(H, self.K))
@@ -111,8 +115,9 @@ class PartiallySpecifiedVAE(BaseModel):
             self.to_z = nn.Sequential(mlp(H + self.K, [H]), nn.Linear(H, 2 * self.D))
         if self.T:
             self.to_r = nn.Linear(H, 2 * self.T)
-        self.decoder = make_decoder(arch, self.D + self.K + self.T, spec.data_shape)
-        self.likelihood = make_likelihood(spec.likelihood, spec.data_shape)
+        self.n_params = n_params(spec.likelihood)
+        self.decoder = make_decoder(arch, self.D + self.K + self.T, spec.data_shape, self.n_params)
+        self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
 
     @property
@@ -133,15 +138,17 @@ class PartiallySpecifiedVAE(BaseModel):
         inp = torch.cat([hy.expand(*z.shape[:-1], -1), z], -1)
         return self.to_y(inp.flatten(0, -2)).view(*z.shape[:-1], self.K)
 
-    def generative(self, z: torch.Tensor, y1h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
-        """Likelihood parameters of p(x | y, z, r): z (..., B, D), y1h (..., B, K) -> (..., B, *shape)."""
+    def generative(self, z: torch.Tensor, y1h: torch.Tensor, r: torch.Tensor | None = None,
+                   steps: int | None = None) -> torch.Tensor:
+        """Likelihood parameters of p(x | y, z, r): z (..., B, D), y1h (..., B, K) -> (..., B, [P,] *shape)."""
         parts = [z, y1h.expand(*z.shape[:-1], -1)] + ([r.expand(*z.shape[:-1], -1)] if self.T else [])
         code = torch.cat(parts, -1)  # (..., B, D + K + T)
-        return self.decoder(code.flatten(0, -2)).view(*code.shape[:-1], *self.spec.data_shape)
+        out = self.decoder(code.flatten(0, -2), steps)  # (N, [P,] *shape)
+        return out.view(*code.shape[:-1], *out.shape[1:])
 
     def log_px(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(x | .) for parameters with leading dims: (L, B, *shape) -> (L, B)."""
-        lead = params.shape[: params.dim() - x.dim()]
+        """log p(x | .) for parameters with leading dims: (L, B, [P,] *shape) -> (L, B)."""
+        lead = params.shape[: params.dim() - x.dim() - (self.n_params > 1)]
         xs = x.expand(*lead, *x.shape)
         ms = None if mask is None else mask.expand(*lead, *mask.shape).flatten(0, len(lead))
         return self.likelihood.log_prob(xs.flatten(0, len(lead)), params.flatten(0, len(lead)), ms).view(*lead, len(x))
@@ -190,11 +197,11 @@ class PartiallySpecifiedVAE(BaseModel):
             mu, logvar = self.q_z(hz, None)  # (B, D)
             z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps[0])
             logits = self.q_y_logits(hy, z)  # (B, K)
-            return (self.log_px(x, self.generative(z.expand(self.K, B, -1), eye, r), mask),
+            return (self.log_px(x, self.generative(z.expand(self.K, B, -1), eye, r, self.spec.steps(x)), mask),
                     gaussian_kl_standard(mu, logvar), logits)
         mu, logvar = self.q_z(hz, eye)  # (K, B, D)
         z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if eps is None else eps)
-        log_px = self.log_px(x, self.generative(z, eye, r), mask)
+        log_px = self.log_px(x, self.generative(z, eye, r, self.spec.steps(x)), mask)
         return log_px, gaussian_kl_standard(mu, logvar), self.q_y_logits(hy, None)
 
     def _unlabelled(self, x, hy, hz, r, discrete: str, mask: torch.Tensor | None = None):
@@ -220,7 +227,7 @@ class PartiallySpecifiedVAE(BaseModel):
                 y_soft = F.gumbel_softmax(logits, tau=self.temperature)
                 mu, logvar = self.q_z(hz, y_soft)
                 z = reparameterise(mu, logvar)
-            log_px = self.log_px(x, self.generative(z[None], y_soft[None], r), mask)[0]
+            log_px = self.log_px(x, self.generative(z[None], y_soft[None], r, self.spec.steps(x)), mask)[0]
             kl_z_mean = gaussian_kl_standard(mu, logvar)
             reg = self.regularizer(kl_z_mean)
         kl_y = categorical_kl_uniform(logits)
@@ -234,7 +241,7 @@ class PartiallySpecifiedVAE(BaseModel):
         else:
             mu, logvar = self.q_z(hz, y1h.expand(n, *y1h.shape))  # proposal q(z|x,y): (S, B, D)
         z = reparameterise(mu, logvar)  # (S, B, D)
-        log_w = (self.log_px(x, self.generative(z, y1h, r), mask) + standard_normal_log_prob(z)
+        log_w = (self.log_px(x, self.generative(z, y1h, r, self.spec.steps(x)), mask) + standard_normal_log_prob(z)
                  - gaussian_log_prob(z, mu, logvar) - math.log(self.K))  # (S, B)
         log_joint = torch.logsumexp(log_w, 0) - math.log(n)
         if self.y_needs_z:  # q(y|x) = mean_s q(y|z_s, x)
@@ -308,13 +315,15 @@ class PartiallySpecifiedVAE(BaseModel):
             mu_r, logvar_r = self.to_r(hy_k).chunk(2, -1)
             r = reparameterise(mu_r, logvar_r.clamp(-20.0, 10.0))
             log_w = log_w + standard_normal_log_prob(r) - gaussian_log_prob(r, mu_r, logvar_r.clamp(-20.0, 10.0))
-        return log_w + self.log_px(x, self.generative(z, y1h, r), mask)
+        return log_w + self.log_px(x, self.generative(z, y1h, r, self.spec.steps(x)), mask)
 
     @property
     def latent_dim(self) -> int:
         return self.D
 
-    prior_dim = latent_dim
+    @property
+    def prior_shape(self) -> tuple[int, ...]:
+        return (self.D,)
 
     def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of p(x | z, y, r = 0): (B, *shape); y is drawn uniformly when not given."""
@@ -331,4 +340,4 @@ class PartiallySpecifiedVAE(BaseModel):
         inf = self.inference(x, mask, sample=False)
         y1h = F.one_hot(inf.logits[self.y_name].argmax(-1), self.K).to(inf.mu.dtype)
         r = self.predict_targets(x, mask) if self.T else None
-        return self.likelihood.mean(self.generative(inf.mu[None], y1h[None], r)[0])
+        return self.likelihood.mean(self.generative(inf.mu[None], y1h[None], r, self.spec.steps(x))[0])

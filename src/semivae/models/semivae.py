@@ -12,6 +12,11 @@ With one label column there is one head, the paper's pi, fed to the decoder. Ber
 al.'s disentanglement model (Table 16) has one head per labelled factor, none fed to the
 decoder (``--decoder-heads none``): each is a loss on z's encoder only.
 
+For sequences the recurrent encoder gives either one z and pi per sequence (pooled over its
+valid steps) or, with ``--sequence-latent per-step`` (the paper's Table 15), a z_t and pi_t at
+every step: the KL is then summed over the valid steps, each step's pi_t meets the
+sequence's label, and the class probabilities are the mean of pi_t over the valid steps.
+
 Modes, one code path: ``semi`` (all of it), ``unsupervised`` (no heads; decoder sees z only:
 a VAE / beta-VAE) and ``supervised`` (encoder + heads only, cross-entropy alone). The KL
 term goes through a schedule (``--kl-schedule``: constant beta, warm-up, capacity); a
@@ -33,7 +38,9 @@ from ..errors import UserError
 from ..nn import ArchConfig, make_decoder, make_encoder
 from ..objectives import gaussian_kl_standard, make_likelihood, reparameterise
 from ..objectives.kl import gaussian_log_prob, standard_normal_log_prob
+from ..objectives.likelihoods import n_params
 from ..objectives.schedules import KLSchedule
+from ..objectives.steps import sum_steps
 from ..options import opt, redefault
 from .base import BaseModel, Inference, LossOutput, ModelConfig, ModelSpec
 from .heads import ClassHeads
@@ -87,6 +94,7 @@ class SemiVAE(BaseModel):
                         for h in self.heads}
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.encoder = make_encoder(arch, spec.data_shape)
+        self.per_step = self.encoder.per_step  # a z and pi at every step of a sequence
         h = self.encoder.out_features
         if self.mode.classifier:
             self.pi = ClassHeads(h, self.heads)
@@ -94,8 +102,8 @@ class SemiVAE(BaseModel):
             self.mu = nn.Linear(h, arch.latent_dim)
             self.logvar = nn.Linear(h, arch.latent_dim)
             code = arch.latent_dim + (self.pi.decoder_size if self.mode.classifier else 0)
-            self.decoder = make_decoder(arch, code, spec.data_shape)
-            self.likelihood = make_likelihood(spec.likelihood, spec.data_shape)
+            self.decoder = make_decoder(arch, code, spec.data_shape, n_params(spec.likelihood))
+            self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
 
     # -- the contract -------------------------------------------------------------------
     def inference(self, x: torch.Tensor, mask: torch.Tensor | None = None, sample: bool = True) -> Inference:
@@ -108,13 +116,18 @@ class SemiVAE(BaseModel):
             out.z = reparameterise(out.mu, out.logvar) if sample else out.mu
         return out
 
-    def generative(self, z: torch.Tensor, pi: torch.Tensor | None = None) -> torch.Tensor:
-        code = z if pi is None else torch.cat([z, pi], dim=-1)  # (B, D [+ sum K_h])
-        return self.decoder(code)  # (B, *shape) likelihood parameters
+    def generative(self, z: torch.Tensor, pi: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
+        code = z if pi is None else torch.cat([z, pi], dim=-1)  # (B, [T,] D [+ sum K_h])
+        return self.decoder(code, steps)  # (B, [P,] *shape) likelihood parameters
 
-    def regularizer(self, inf: Inference) -> torch.Tensor:
+    def kl(self, inf: Inference, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q(z|x) || N(0, I)) per point, summed over the valid steps of per-step z: (B,)."""
+        kl = gaussian_kl_standard(inf.mu, inf.logvar)  # (B,) or (B, T)
+        return sum_steps(kl, mask) if self.per_step else kl
+
+    def regularizer(self, inf: Inference, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per-point penalty on q(z|x): the scheduled KL. The hook a variant overrides. (B,)"""
-        return self.kl_schedule.penalty(gaussian_kl_standard(inf.mu, inf.logvar))
+        return self.kl_schedule.penalty(self.kl(inf, mask))
 
     def forward(self, batch: Batch) -> LossOutput:
         x, mask = batch.x, batch.mask
@@ -122,14 +135,14 @@ class SemiVAE(BaseModel):
         zero = x.new_zeros(())
         recon = kl = total = zero
         if self.mode.decoder:
-            nll = -self.likelihood.log_prob(x, self._decode(inf), mask)  # (B,)
-            reg = self.regularizer(inf)  # (B,)
+            nll = -self.likelihood.log_prob(x, self._decode(inf, self.spec.steps(x)), mask)  # (B,)
+            reg = self.regularizer(inf, mask)  # (B,)
             recon = nll.mean()
-            kl = gaussian_kl_standard(inf.mu, inf.logvar).mean().detach()
+            kl = self.kl(inf, mask).mean().detach()
             total = total + recon + reg.mean()
         terms, counts = {"recon": recon.detach(), "kl": kl}, {}
         if self.mode.classifier:
-            ce_total, ce_terms, counts = self.pi.cross_entropy(inf.logits, batch.labels, self.spec, self.weights)
+            ce_total, ce_terms, counts = self.pi.cross_entropy(inf.logits, batch.labels, self.spec, self.weights, mask)
             total = total + ce_total
             terms.update(ce_terms)
         else:  # no heads: the column stays, at 0
@@ -137,40 +150,44 @@ class SemiVAE(BaseModel):
         return LossOutput(total=total, terms=terms, counts=counts, logits=inf.logits)
 
     # -- uses of a trained model ----------------------------------------------------------
-    def _decode(self, inf: Inference) -> torch.Tensor:
+    def _decode(self, inf: Inference, steps: int | None = None) -> torch.Tensor:
         pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None
-        return self.generative(inf.z, pi)
+        return self.generative(inf.z, pi, steps)
 
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One-sample estimate of (log p(x | z, pi), KL) per point: two (B,) tensors."""
         inf = self.inference(x, mask)
-        return self.likelihood.log_prob(x, self._decode(inf), mask), gaussian_kl_standard(inf.mu, inf.logvar)
+        return self.likelihood.log_prob(x, self._decode(inf, self.spec.steps(x)), mask), self.kl(inf, mask)
 
     def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | z, pi) + log p(z) - log q(z|x) for k samples z ~ q(z|x): (k, B)."""
         inf = self.inference(x, mask, sample=False)
-        z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, D)
-        pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None  # (B, sum K_h) | None
+        z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, [T,] D)
+        pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None  # (B, [T,] sum K_h) | None
         pi = None if pi is None else pi.expand(k, *pi.shape).flatten(0, 1)
-        params = self.generative(z.flatten(0, 1), pi)  # (k*B, *shape)
+        params = self.generative(z.flatten(0, 1), pi, self.spec.steps(x))  # (k*B, [P,] *shape)
         rep_mask = None if mask is None else mask.expand(k, *mask.shape).flatten(0, 1)
         log_px = self.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params, rep_mask).view(k, len(x))
-        return log_px + standard_normal_log_prob(z) - gaussian_log_prob(z, inf.mu, inf.logvar)
+        log_pq = standard_normal_log_prob(z) - gaussian_log_prob(z, inf.mu, inf.logvar)  # (k, B[, T])
+        return log_px + (sum_steps(log_pq, mask) if self.per_step else log_pq)
 
     @property
     def latent_dim(self) -> int:
         """Size of the z that ``inference`` returns and ``decode`` / ``generate`` take."""
         return self.mu.out_features
 
-    prior_dim = latent_dim
+    @property
+    def prior_shape(self) -> tuple[int, ...]:
+        """One z ~ N(0, I): (D,), or (T, D) for per-step z over the training length."""
+        return (self.spec.data_shape[0], self.latent_dim) if self.per_step else (self.latent_dim,)
 
     def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of p(x | z, pi = onehot(classes)) (uniform pi for heads not given): (B, *shape)."""
-        pi = self.pi.one_hot_input(classes, len(z), z) if self.mode.classifier else None
+        pi = self.pi.one_hot_input(classes, z) if self.mode.classifier else None
         return self.likelihood.mean(self.generative(z, pi))
 
     generate = decode  # z ~ p(z) lives where q's z lives
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | z = mu(x), pi(x)): (B, *shape)."""
-        return self.likelihood.mean(self._decode(self.inference(x, mask, sample=False)))
+        return self.likelihood.mean(self._decode(self.inference(x, mask, sample=False), self.spec.steps(x)))

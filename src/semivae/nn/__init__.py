@@ -1,9 +1,11 @@
 """Encoder/decoder blocks behind one interface, chosen by name.
 
 Every encoder maps x (B, *shape) [and an optional sequence mask (B, T)] -> h (B,
-encoder.out_features); every decoder maps a code (B, D_in) -> likelihood parameters
-(B, *shape). ``ARCHS`` is the registry ``--arch`` reads: each family names its encoder,
-decoder, the options it reads from ``[arch]`` and the data kinds it accepts.
+encoder.out_features), or (B, T, out_features) when ``encoder.per_step``; every decoder maps a
+code (B, D_in) [or (B, T, D_in)] -> likelihood parameters (B, *shape), or (B, P, *shape) for a
+likelihood with P parameters per value, [for ``steps`` steps of a sequence]. ``ARCHS`` is the
+registry ``--arch`` reads: each family names its encoder, decoder, the options it reads from
+``[arch]`` and the data kinds it accepts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 from .config import ArchConfig
 from .conv import ConvDecoder, ConvEncoder, ConvOptions
 from .dense import DenseDecoder, DenseEncoder, DenseOptions, mlp
+from .recurrent import RecurrentDecoder, RecurrentEncoder, RecurrentOptions
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Arch:
 ARCHS: dict[str, Arch] = {
     "dense": Arch(DenseEncoder, DenseDecoder, DenseOptions, ("image", "vector", "sequence")),
     "conv": Arch(ConvEncoder, ConvDecoder, ConvOptions, ("image",)),
+    "recurrent": Arch(RecurrentEncoder, RecurrentDecoder, RecurrentOptions, ("sequence",)),
 }
 
 
@@ -41,9 +45,10 @@ def make_encoder(arch: ArchConfig, data_shape: tuple[int, ...]) -> nn.Module:
     return ARCHS[arch.arch].encoder(data_shape, arch_options(arch))
 
 
-def make_decoder(arch: ArchConfig, in_features: int, data_shape: tuple[int, ...]) -> nn.Module:
-    return ARCHS[arch.arch].decoder(in_features, data_shape, arch_options(arch))
+def make_decoder(arch: ArchConfig, in_features: int, data_shape: tuple[int, ...], n_params: int = 1) -> nn.Module:
+    return ARCHS[arch.arch].decoder(in_features, data_shape, arch_options(arch), n_params)
 
 
 __all__ = ["ARCHS", "Arch", "ArchConfig", "ConvDecoder", "ConvEncoder", "ConvOptions", "DenseDecoder", "DenseEncoder",
-           "DenseOptions", "arch_options", "make_decoder", "make_encoder", "mlp"]
+           "DenseOptions", "RecurrentDecoder", "RecurrentEncoder", "RecurrentOptions", "arch_options", "make_decoder",
+           "make_encoder", "mlp"]

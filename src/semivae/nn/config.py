@@ -8,16 +8,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UserError
 from ..options import opt
 
 
 @dataclass
 class ArchConfig:
-    arch: str = opt("dense", "encoder/decoder family: dense or conv")
-    hidden: list[int] = opt([512, 256], "dense: widths of the encoder layers (decoder mirrors them)")
+    arch: str = opt("dense", "encoder/decoder family: dense, conv or recurrent (sequences)")
+    hidden: list[int] = opt([512, 256], "dense: widths of the encoder layers (decoder mirrors them); recurrent: the "
+                                        "per-step dense layers before and after the recurrent one")
     channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them)")
     strides: list[int] = opt([2, 2], "conv: stride of each conv layer (3x3 kernels)")
     fc: int = opt(128, "conv: width of the fully connected layer after the convolutions")
+    rnn_hidden: int = opt(64, "recurrent: units of the LSTM / GRU layer (the dense layers around it: --hidden before,after)")
+    cell: str = opt("lstm", "recurrent: lstm or gru")
+    bidirectional: bool = opt(False, "recurrent: read the sequence both ways in the encoder")
+    step_features: int = opt(8, "recurrent: sinusoidal features of the step index the decoder reads beside the code")
+    sequence_latent: str = opt("pooled", "recurrent: pooled (one z and pi per sequence, from the mean over its valid "
+                                         "steps) or per-step (a z and pi at every step, the paper's)")
     latent_dim: int = opt(16, "size of z")
     dropout: float = opt(0.5, "dropout rate after hidden layers")
     batch_norm: bool = opt(False, "batch normalisation after hidden layers")
+
+    def validate(self) -> None:
+        """Checks of the options; each failure is a one-line UserError."""
+        if self.cell not in ("lstm", "gru"):
+            raise UserError(f"unknown --cell {self.cell!r}; choose lstm or gru")
+        if self.sequence_latent not in ("pooled", "per-step"):
+            raise UserError(f"unknown --sequence-latent {self.sequence_latent!r}; choose pooled or per-step")
+        if self.latent_dim < 1 or self.rnn_hidden < 1 or any(w < 1 for w in self.hidden + self.channels):
+            raise UserError("--latent-dim, --rnn-hidden and every width in --hidden / --channels must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"--dropout {self.dropout} is outside [0, 1); give e.g. 0.5")

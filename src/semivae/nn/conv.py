@@ -36,6 +36,8 @@ def _norm_act(layers: list[nn.Module], n: int, batch_norm: bool, dims: int) -> N
 class ConvEncoder(nn.Module):
     """x (B, C, H, W) -> h (B, fc)."""
 
+    per_step = False
+
     def __init__(self, data_shape: tuple[int, ...], opts: ConvOptions):
         super().__init__()
         channels, strides, fc, dropout, batch_norm = opts.channels, opts.strides, opts.fc, opts.dropout, opts.batch_norm
@@ -67,9 +69,9 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """code (B, D_in) -> likelihood parameters (B, C, H, W)."""
+    """code (B, D_in) -> likelihood parameters (B, C, H, W), or (B, P, C, H, W)."""
 
-    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: ConvOptions):
+    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: ConvOptions, n_params: int = 1):
         super().__init__()
         channels, strides, dropout, batch_norm = opts.channels, opts.strides, opts.dropout, opts.batch_norm
         c_data, h, w = data_shape
@@ -90,11 +92,11 @@ class ConvDecoder(nn.Module):
                                              bias=not batch_norm))
             _norm_act(layers, c, batch_norm, 2)
             c_in = c
-        layers.append(nn.Conv2d(c_in, c_data, 1))
+        layers.append(nn.Conv2d(c_in, n_params * c_data, 1))
         self.body = nn.Sequential(*layers)
-        self.data_shape = (c_data, h, w)
+        self.data_shape, self.n_params = (c_data, h, w), n_params
 
-    def forward(self, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, code: torch.Tensor, steps: int | None = None) -> torch.Tensor:
         x = self.head(code).view(-1, *self.start_shape)  # (B, C', H', W')
-        x = self.body(x)  # (B, C, >=H, >=W)
-        return x[:, :, : self.data_shape[1], : self.data_shape[2]]
+        x = self.body(x)[:, :, : self.data_shape[1], : self.data_shape[2]]  # (B, P * C, H, W)
+        return x if self.n_params == 1 else x.view(len(x), self.n_params, *self.data_shape)  # (B, [P,] C, H, W)

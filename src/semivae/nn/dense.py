@@ -36,6 +36,8 @@ class DenseEncoder(nn.Module):
     """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP. With a sequence ``mask``
     (B, T) the padded steps are zeroed first, so their values do not matter."""
 
+    per_step = False
+
     def __init__(self, data_shape: tuple[int, ...], opts: DenseOptions):
         super().__init__()
         self.net = mlp(math.prod(data_shape), opts.hidden, opts.dropout, opts.batch_norm)
@@ -48,14 +50,17 @@ class DenseEncoder(nn.Module):
 
 
 class DenseDecoder(nn.Module):
-    """code (B, D_in) -> likelihood parameters (B, *shape): mirrored MLP, linear output."""
+    """code (B, D_in) -> likelihood parameters (B, *shape), or (B, P, *shape) for a likelihood
+    with P parameters per value: mirrored MLP, linear output."""
 
-    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: DenseOptions):
+    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: DenseOptions, n_params: int = 1):
         super().__init__()
         widths = list(reversed(opts.hidden))
         self.net = mlp(in_features, widths, opts.dropout, opts.batch_norm)
-        self.out = nn.Linear(widths[-1] if widths else in_features, math.prod(data_shape))
-        self.data_shape = tuple(data_shape)
+        self.out = nn.Linear(widths[-1] if widths else in_features, n_params * math.prod(data_shape))
+        self.param_shape = tuple(data_shape) if n_params == 1 else (n_params, *data_shape)
 
-    def forward(self, code: torch.Tensor) -> torch.Tensor:
-        return self.out(self.net(code)).view(-1, *self.data_shape)  # (B, *shape)
+    def forward(self, code: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        if steps is not None and steps != self.param_shape[-2]:
+            raise ValueError(f"the dense decoder makes {self.param_shape[-2]} steps, not {steps}")
+        return self.out(self.net(code)).view(-1, *self.param_shape)  # (B, [P,] *shape)

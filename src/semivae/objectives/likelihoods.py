@@ -1,7 +1,8 @@
 """Observation models p(x | decoder output), in one place for every model.
 
 A likelihood turns the decoder's output ``params`` (same shape as the data, (B, *shape))
-into a per-sample log-probability summed over features, a mean, and samples. For padded
+into a per-sample log-probability summed over features, a mean, and samples. A likelihood
+with P > 1 parameters per value (``n_params``) takes (B, P, *shape). For padded
 sequences (B, T, ...) a ``mask`` (B, T) restricts the sum to the valid steps, so padding
 changes no log-probability. Models never write likelihood code themselves: they look one
 up by name in ``LIKELIHOODS``.
@@ -26,6 +27,8 @@ def _sum_features(t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Te
 class Bernoulli(nn.Module):
     """x in [0, 1]; ``params`` are logits. log p(x) = -BCE(logits, x), summed per sample."""
 
+    n_params = 1
+
     def log_prob(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B,)
         return -_sum_features(F.binary_cross_entropy_with_logits(params, x, reduction="none"), mask)
 
@@ -38,7 +41,10 @@ class Bernoulli(nn.Module):
 
 class Gaussian(nn.Module):
     """Real-valued x; ``params`` are the means. The standard deviation is either fixed
-    (``learn_scale=False``, ``sigma``) or one learned parameter per feature."""
+    (``learn_scale=False``, ``sigma``) or one learned parameter per feature (per channel for
+    sequences, so any length fits)."""
+
+    n_params = 1
 
     def __init__(self, shape: tuple[int, ...], sigma: float = 1.0, learn_scale: bool = True):
         super().__init__()
@@ -61,13 +67,48 @@ class Gaussian(nn.Module):
         return params + noise * torch.exp(self.log_sigma.clamp(-7.0, 5.0))
 
 
-# name -> factory(shape) ; "gaussian" learns a per-feature scale, "gaussian-fixed" keeps sigma=1
+class GaussianHetero(nn.Module):
+    """Real-valued x whose mean and variance the decoder produces for every value (paper
+    Table 15: a linear mean and a softplus variance per step and channel): ``params`` is
+    (B, 2, *shape), [mean, raw variance]; variance = softplus(raw) + ``floor``."""
+
+    n_params = 2
+
+    def __init__(self, floor: float = 1e-3):
+        super().__init__()
+        self.floor = floor
+
+    def variance(self, params: torch.Tensor) -> torch.Tensor:
+        return F.softplus(params[:, 1]) + self.floor
+
+    def log_prob(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B,)
+        var = self.variance(params)
+        return _sum_features(-0.5 * ((x - params[:, 0]) ** 2 / var + torch.log(var) + math.log(2 * math.pi)), mask)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return params[:, 0]
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(params[:, 0].shape, generator=generator, device=params.device)
+        return params[:, 0] + noise * self.variance(params).sqrt()
+
+
+# name -> factory(feature shape): "gaussian" learns a per-feature scale, "gaussian-fixed" keeps
+# sigma = 1, "gaussian-hetero" has the decoder produce a variance per value
 LIKELIHOODS = {
     "bernoulli": lambda shape: Bernoulli(),
     "gaussian": lambda shape: Gaussian(shape, learn_scale=True),
     "gaussian-fixed": lambda shape: Gaussian(shape, learn_scale=False),
+    "gaussian-hetero": lambda shape: GaussianHetero(),
 }
 
 
+def n_params(name: str) -> int:
+    """How many parameters per value the likelihood ``name`` reads from a decoder."""
+    return LIKELIHOODS[name]((1,)).n_params
+
+
 def make_likelihood(name: str, shape: tuple[int, ...]) -> nn.Module:
+    """The likelihood ``name`` for values of ``shape`` (a sequence's channels, (C,), so that a
+    learned scale fits any length)."""
     return LIKELIHOODS[name](shape)

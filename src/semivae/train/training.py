@@ -30,7 +30,7 @@ def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str) -> Non
     if bundle.kind not in ARCHS[cfg.arch.arch].kinds:
         raise UserError(f"--arch {cfg.arch.arch} needs {' or '.join(ARCHS[cfg.arch.arch].kinds)} data but "
                         f"{cfg.data.dataset} is {bundle.kind}; use --arch dense")
-    if likelihood == "bernoulli" and bundle.kind != "image":
+    if likelihood == "bernoulli" and bundle.likelihood != "bernoulli":
         raise UserError("the bernoulli likelihood needs data in [0, 1]; use --likelihood gaussian for features")
     unknown = sorted(set(cfg.model.head_alpha) - {h.name for h in bundle.heads})
     if unknown:

@@ -14,7 +14,8 @@ from ..errors import UserError
 from ..eval.evaluation import evaluate
 from ..runs import Run
 from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure, roc_figure, score_hist_figure
-from .samples import generate_figure, reconstructions_figure, traverse_figure
+from .samples import generate_figure, reconstructions_figure, to_data_units, traverse_figure
+from .series import step_error_figure
 
 # name -> heading in the report, in the order they appear; a per-head figure is named
 # "<name>-<head>" when the run has several heads
@@ -25,6 +26,7 @@ TITLES = {
     "traverse": "Latent traversals",
     "reconstructions": "Reconstructions",
     "latent": "Latent space",
+    "step_error": "Reconstruction error per step",
     "roc": "Anomaly detection: ROC curves",
     "score_hist": "Anomaly scores: normal vs anomalous",
 }
@@ -76,19 +78,35 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
                 yield key.replace("/", "-"), confusion_figure(res[key], list(h.classes))
     if not model.has_decoder:
         return
+    names = run.data_info.get("channel_names")
     with torch.no_grad():
-        yield "generate", generate_figure(model, n=10, seed=seed, data=got[0] if got else None)
+        yield "generate", generate_figure(model, n=10 if spec.kind != "sequence" else 4, seed=seed,
+                                          data=got[0] if got else None, channel_names=names)
         if got is None:
             return
         data, x, y = got
         mask = data.mask(torch.arange(len(data)))
-        yield "traverse", traverse_figure(model, x[:500], index=0, max_dims=min(model.latent_dim, 16), data=data,
-                                          mask=None if mask is None else mask[:500])
-        few = 12 if model.spec.kind == "image" else 500
-        yield "reconstructions", reconstructions_figure(model, x[:few], data=data,
-                                                        mask=None if mask is None else mask[:few])
-        first = spec.heads[0] if spec.heads else None
-        yield "latent", latent_scatter_figure(model, x, np.asarray(y), list(first.classes) if first else [], mask)
+
+        def first(n):
+            return x[:n], None if mask is None else mask[:n]
+        yield "traverse", traverse_figure(model, *first(500)[:1], index=0, max_dims=min(model.latent_dim, 16),
+                                          data=data, mask=first(500)[1], channel_names=names)
+        few = {"image": 12, "sequence": 4}.get(spec.kind, 500)
+        yield "reconstructions", reconstructions_figure(model, *first(few)[:1], data=data, mask=first(few)[1],
+                                                        channel_names=names)
+        if spec.kind == "sequence":
+            flags = run.dataset().meta.get("test_anomalous") if run.config.data.anomaly_class is not None else None
+            yield "step_error", step_error(model, *first(500), data, None if flags is None else flags[:500])
+        heads = spec.heads[0] if spec.heads else None
+        yield "latent", latent_scatter_figure(model, x, np.asarray(y), list(heads.classes) if heads else [], mask)
+
+
+def step_error(model, x: torch.Tensor, mask: torch.Tensor | None, data, flags: np.ndarray | None) -> Figure:
+    """Mean absolute reconstruction error per step, in the data's units (anomalous apart)."""
+    rec = model.reconstruct(x, mask)
+    err = np.abs(to_data_units(x, data, "sequence") - to_data_units(rec, data, "sequence")).mean(-1)  # (N, T)
+    valid = np.ones(err.shape, dtype=bool) if mask is None else mask.numpy()
+    return step_error_figure(err, valid, None if flags is None else flags[: len(err)])
 
 
 __all__ = ["TITLES", "figure_data", "run_figures", "title"]

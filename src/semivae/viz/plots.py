@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
 from ..models import BaseModel
+from ..objectives.steps import mean_steps
 from .canvas import new_figure
 
 NOT_CURVES = ("epoch", "stage", "seconds", "val_recon", "val_kl")  # row fields drawn elsewhere, or not at all
@@ -21,10 +22,13 @@ def latent_scatter_figure(model: BaseModel, x: torch.Tensor, y: np.ndarray, clas
     variance, on the axes). Points without a label (-1) are coloured by the predicted class
     when the model has a head."""
     inf = model.inference(x, mask, sample=False)
-    z = inf.mu.numpy()
+    mu = inf.mu if inf.mu.dim() == 2 else mean_steps(inf.mu, mask)  # per-step z: its mean over the valid steps
+    z = mu.numpy()
     colour = y.copy()
     if (colour < 0).any() and inf.logits:
-        colour = np.where(colour < 0, next(iter(inf.logits.values())).argmax(-1).numpy(), colour)
+        logits = next(iter(inf.logits.values()))
+        logits = logits if logits.dim() == 2 else mean_steps(logits, mask)
+        colour = np.where(colour < 0, logits.argmax(-1).numpy(), colour)
     if z.shape[1] == 2:
         xy, labels = z, ("z1", "z2")
     else:

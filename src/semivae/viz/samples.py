@@ -2,8 +2,9 @@
 
 Every function takes a trained model (the run's, in eval mode) and returns a matplotlib
 Figure; the array-producing halves (``generation_grid``, ``traversal_grid``) are separate so
-tests and users can check the numbers. Image data gives image mosaics; tabular data gives
-line plots over the features instead (never a crash).
+tests and users can check the numbers. The data's kind picks the drawing: images give image
+mosaics, vectors line plots over the features, sequences one panel per channel over the
+steps (``series.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from matplotlib.figure import Figure
 
 from ..data.dataset import ArrayData
 from ..models import BaseModel, Head
+from ..objectives.steps import mean_steps
 from .canvas import image_grid_figure, new_figure, square_rows
+from .series import sequence_panels_figure, sequence_reconstructions_figure
 
 
 def is_image(model: BaseModel) -> bool:
@@ -43,15 +46,26 @@ def generation_grid(model: BaseModel, n: int, classes: list[int] | None,
     (one row of unconditional samples when None), the same z ~ N(0, I) down each column.
     Returns (grid, z)."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.prior_dim, generator=g)  # (n, D)
+    z = torch.randn(n, *model.prior_shape, generator=g)  # (n, [T,] D)
     head = generation_head(model)
     if not classes or head is None:
         return model.generate(z)[None], z
     return torch.stack([model.generate(z, {head.name: torch.full((n,), k, dtype=torch.long)}) for k in classes]), z
 
 
+def _rows_figure(model: BaseModel, grid: torch.Tensor, labels: list[str], title: str, data: ArrayData | None,
+                 channel_names: list[str] | None, sweep: bool = False, col_labels: list[str] | None = None) -> Figure:
+    """Rows of decoded samples (R, N, *shape), drawn as the data's kind asks."""
+    if is_image(model):
+        return image_grid_figure(grid.clamp(0, 1).numpy(), title, row_labels=labels, col_labels=col_labels)
+    values = to_data_units(grid.flatten(0, 1), data, model.spec.kind).reshape(*grid.shape)
+    if model.spec.kind == "sequence":
+        return sequence_panels_figure(values, labels, title, channel_names, sweep=sweep)
+    return series_figure(values, labels, title, sweep=sweep)
+
+
 def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None, seed: int = 0,
-                    data: ArrayData | None = None) -> Figure:
+                    data: ArrayData | None = None, channel_names: list[str] | None = None) -> Figure:
     """Paper Figures 2 and 3: rows = classes of the generation head, columns = one z each
     (style fixed down a column); unconditional samples for a model without such a head."""
     head = generation_head(model)
@@ -60,22 +74,18 @@ def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None
     grid, _ = generation_grid(model, n, classes, seed)
     title = "samples" if not classes else ("class " + class_names[classes[0]] if len(classes) == 1
                                            else "one row per class, the same z down each column")
-    if not is_image(model):
-        labels = [class_names[k] for k in classes] if classes else ["unconditional"]
-        values = to_data_units(grid.flatten(0, 1), data, model.spec.kind).reshape(*grid.shape)
-        return series_figure(values, labels, title)
-    arr = grid.clamp(0, 1).numpy()
-    if len(arr) == 1 and n > 16:
-        return image_grid_figure(square_rows(arr), title)
-    rows = [class_names[k] for k in classes] if classes else None
-    return image_grid_figure(arr, title, row_labels=rows)
+    if is_image(model) and len(grid) == 1 and n > 16:
+        return image_grid_figure(square_rows(grid.clamp(0, 1).numpy()), title)
+    labels = [class_names[k] for k in classes] if classes else (None if is_image(model) else ["unconditional"])
+    return _rows_figure(model, grid, labels, title, data, channel_names)
 
 
 @torch.no_grad()
 def kl_per_dim(model: BaseModel, x: torch.Tensor, mask: torch.Tensor | None = None) -> np.ndarray:
     """Mean KL(q(z_d | x) || N(0, 1)) per latent dimension over the batch: (D,)."""
     inf = model.inference(x, mask, sample=False)
-    return (0.5 * (inf.mu.pow(2) + inf.logvar.exp() - 1.0 - inf.logvar)).mean(0).numpy()
+    kl = 0.5 * (inf.mu.pow(2) + inf.logvar.exp() - 1.0 - inf.logvar)  # (B, [T,] D)
+    return (mean_steps(kl, mask) if kl.dim() == 3 else kl).mean(0).numpy()
 
 
 @torch.no_grad()
@@ -87,8 +97,8 @@ def traversal_grid(model: BaseModel, x0: torch.Tensor, dims: list[int], values: 
     y0 = {name: v.argmax(-1).repeat(len(values)) for name, v in inf.logits.items()}
     rows = []
     for d in dims:
-        z = inf.mu.repeat(len(values), 1)  # (V, D)
-        z[:, d] = values
+        z = inf.mu.expand(len(values), *inf.mu.shape[1:]).clone()  # (V, [T,] D)
+        z[..., d] = values.view(-1, *([1] * (z.dim() - 2)))
         rows.append(model.decode(z, y0 or None))
     return torch.stack(rows)
 
@@ -101,7 +111,7 @@ def rank_dims(model: BaseModel, x: torch.Tensor, mask: torch.Tensor | None = Non
 
 def traverse_figure(model: BaseModel, x: torch.Tensor, index: int = 0, span: float = 3.0, steps: int = 9,
                     max_dims: int | None = None, data: ArrayData | None = None,
-                    mask: torch.Tensor | None = None) -> Figure:
+                    mask: torch.Tensor | None = None, channel_names: list[str] | None = None) -> Figure:
     """One row per latent dimension, ranked by mean KL over ``x`` (unused ones last), each
     swept over [-span, span] with the others at the code of ``x[index]``."""
     order, kl = rank_dims(model, x, mask)
@@ -110,18 +120,21 @@ def traverse_figure(model: BaseModel, x: torch.Tensor, index: int = 0, span: flo
     grid = traversal_grid(model, x[index:index + 1], order, values, None if mask is None else mask[index:index + 1])
     labels = [f"z{d} (KL {kl[d]:.2f})" for d in order]
     title = f"latent traversals of point {index}, z_d from {-span:g} to {span:g}, ranked by KL"
-    if not is_image(model):
-        values = to_data_units(grid.flatten(0, 1), data, model.spec.kind).reshape(*grid.shape)
-        return series_figure(values, labels, title, sweep=True)
-    return image_grid_figure(grid.clamp(0, 1).numpy(), title, row_labels=labels,
-                             col_labels=[f"{v:.1f}" for v in values.tolist()])
+    return _rows_figure(model, grid, labels, title, data, channel_names, sweep=True,
+                        col_labels=[f"{v:.1f}" for v in values.tolist()])
 
 
 @torch.no_grad()
 def reconstructions_figure(model: BaseModel, x: torch.Tensor, data: ArrayData | None = None,
-                           mask: torch.Tensor | None = None) -> Figure:
-    """Images: input row over reconstruction row. Features: mean absolute error per feature."""
+                           mask: torch.Tensor | None = None, channel_names: list[str] | None = None) -> Figure:
+    """Images: input row over reconstruction row. Features: mean absolute error per feature.
+    Sequences: input against reconstruction per channel, a row per series (the first four)."""
     rec = model.reconstruct(x, mask)
+    if model.spec.kind == "sequence":
+        n = min(4, len(x))
+        lengths = np.full(n, x.shape[1]) if mask is None else mask[:n].sum(1).numpy()
+        units = [to_data_units(v[:n], data, "sequence") for v in (x, rec)]
+        return sequence_reconstructions_figure(*units, lengths, channel_names)
     if is_image(model):
         return image_grid_figure(torch.stack([x, rec]).clamp(0, 1).numpy(), "inputs (top) and reconstructions",
                                  row_labels=["input", "reconstruction"])

@@ -1,0 +1,117 @@
+"""Recurrent encoder and decoder for sequences (paper Table 15 at its preset sizes).
+
+Encoder, per step t of x (B, T, C): a dense layer (hidden[0], ReLU), an LSTM or GRU
+(``rnn_hidden``, optionally bidirectional), a dense layer (hidden[-1], ReLU). Padded steps
+are skipped by packing the sequences with their lengths (from the mask), so a sequence's
+code does not depend on how much padding its batch has. The encoder returns either one
+feature per step, (B, T, H) (``per_step``: the paper's latent and pi per time step), or their
+mean over the valid steps, (B, H) (a sequence-level latent and pi).
+
+Decoder: a sequence-level code (B, D) is repeated at every step; a per-step code is (B, T, D).
+Per step: a dense layer (hidden[-1], ReLU), a unidirectional LSTM or GRU, a dense layer
+(hidden[0], ReLU), and a linear output of the likelihood's parameters per channel. Being
+unidirectional, a real step's output never depends on the padding after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class RecurrentOptions:
+    """What the recurrent family reads from ``[arch]``."""
+
+    hidden: list[int]  # widths of the per-step dense layers before and after the recurrent one
+    rnn_hidden: int
+    cell: str = "lstm"
+    bidirectional: bool = False
+    sequence_latent: str = "pooled"  # pooled | per-step
+    dropout: float = 0.0
+    step_features: int = 0  # sinusoidal features of the step index given to the decoder with the code
+
+
+def _widths(opts: RecurrentOptions) -> tuple[int, int]:
+    if not opts.hidden:
+        raise ValueError("the recurrent family needs --hidden with one or two widths (before, after the recurrent layer)")
+    return opts.hidden[0], opts.hidden[-1]
+
+
+def _step_dense(n_in: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(n_in, n_out), nn.ReLU()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class RecurrentEncoder(nn.Module):
+    """x (B, T, C) [mask (B, T)] -> h (B, H), or (B, T, H) with ``per_step``."""
+
+    def __init__(self, data_shape: tuple[int, ...], opts: RecurrentOptions):
+        super().__init__()
+        if len(data_shape) != 2:
+            raise ValueError(f"the recurrent encoder reads sequences (T, C), got shape {data_shape}")
+        before, after = _widths(opts)
+        self.pre = _step_dense(data_shape[1], before)
+        self.rnn = CELLS[opts.cell](before, opts.rnn_hidden, batch_first=True, bidirectional=opts.bidirectional)
+        self.post = _step_dense(opts.rnn_hidden * (2 if opts.bidirectional else 1), after, opts.dropout)
+        self.per_step = opts.sequence_latent == "per-step"
+        self.out_features = after
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, _ = x.shape
+        h = self.pre(x)  # (B, T, before)
+        if mask is None:
+            out, _ = self.rnn(h)  # (B, T, rnn)
+        else:
+            lengths = mask.sum(1).clamp(min=1).cpu()
+            packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=T)  # (B, T, rnn)
+        h = self.post(out)  # (B, T, after)
+        if self.per_step:
+            return h
+        if mask is None:
+            return h.mean(1)
+        m = mask[..., None].to(h.dtype)  # (B, T, 1)
+        return (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, after) mean over the valid steps
+
+
+class RecurrentDecoder(nn.Module):
+    """code (B, D) or (B, T, D) -> likelihood parameters (B, T, C), or (B, P, T, C) for a
+    likelihood with P parameters per value."""
+
+    def __init__(self, in_features: int, data_shape: tuple[int, ...], opts: RecurrentOptions, n_params: int = 1):
+        super().__init__()
+        before, after = _widths(opts)
+        self.steps, self.channels, self.n_params = data_shape[0], data_shape[1], n_params
+        self.step_features = opts.step_features
+        self.pre = _step_dense(in_features + self.step_features, after, opts.dropout)
+        self.rnn = CELLS[opts.cell](after, opts.rnn_hidden, batch_first=True)
+        self.post = _step_dense(opts.rnn_hidden, before)
+        self.out = nn.Linear(before, n_params * self.channels)
+
+    def forward(self, code: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        if code.dim() == 2:  # a sequence-level code, the same input at every step
+            code = code[:, None, :].expand(-1, steps or self.steps, -1)
+        B, T, _ = code.shape
+        if self.step_features:
+            code = torch.cat([code, step_encoding(T, self.step_features, code)[None].expand(B, -1, -1)], -1)
+        h = self.post(self.rnn(self.pre(code))[0])  # (B, T, before)
+        out = self.out(h)  # (B, T, P * C)
+        if self.n_params == 1:
+            return out
+        return out.view(B, T, self.n_params, self.channels).movedim(2, 1)  # (B, P, T, C)
+
+
+def step_encoding(steps: int, features: int, like: torch.Tensor) -> torch.Tensor:
+    """Sinusoids of the step index (as in Vaswani et al. 2017): (T, features)."""
+    t = torch.arange(steps, device=like.device, dtype=like.dtype)[:, None]
+    freq = torch.exp(-torch.arange(0, features, 2, device=like.device, dtype=like.dtype) * (4.0 / features))
+    angles = t * freq  # (T, features / 2)
+    return torch.cat([angles.sin(), angles.cos()], -1)[:, :features]
