@@ -95,3 +95,17 @@ def test_predicting_with_other_channels_is_refused(run, tmp_path, capsys):
     assert main(["predict", str(run), str(tmp_path / "four.npz"), "--out", str(tmp_path / "p.csv")]) == 2
     assert "4 channels but the model was trained on 3" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_the_paper_preset_keeps_a_latent_and_pi_per_step(tmp_path):
+    from semivae.runs import load_run
+
+    _series(tmp_path / "s.npz", n=40)
+    out = tmp_path / "paper"
+    assert main(["train", "--dataset", str(tmp_path / "s.npz"), "--arch", "recurrent", "--preset", "paper",
+                 "--labels-per-class", "3", "--epochs", "2", "--threads", "1", "--quiet", "--report",
+                 "--out", str(out)]) == 0
+    run = load_run(out)
+    assert run.config.arch.sequence_latent == "per-step" and run.config.train.optimizer == "rmsprop"
+    assert run.model.prior_shape == (14, 2)  # Table 15: a z of 2 at every step
+    assert {"generate.png", "traverse.png", "latent.png", "step_error.png"} <= {p.name for p in (out / "figures").iterdir()}

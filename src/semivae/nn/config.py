@@ -22,7 +22,7 @@ class ArchConfig:
     fc: int = opt(128, "conv: width of the fully connected layer after the convolutions")
     rnn_hidden: int = opt(64, "recurrent: units of the LSTM / GRU layer (the dense layers around it: --hidden before,after)")
     cell: str = opt("lstm", "recurrent: lstm or gru")
-    bidirectional: bool = opt(False, "recurrent: read the sequence both ways in the encoder")
+    bidirectional: bool = opt(True, "recurrent: read the sequence both ways in the encoder")
     step_features: int = opt(8, "recurrent: sinusoidal features of the step index the decoder reads beside the code")
     sequence_latent: str = opt("pooled", "recurrent: pooled (one z and pi per sequence, from the mean over its valid "
                                          "steps) or per-step (a z and pi at every step, the paper's)")

@@ -94,7 +94,8 @@ def traversal_grid(model: BaseModel, x0: torch.Tensor, dims: list[int], values: 
     """(len(dims), V, *shape): row i sweeps z[dims[i]] over ``values``, the other dimensions
     fixed at the code of ``x0`` (1, *shape), each head's class at its predicted one."""
     inf = model.inference(x0, mask0, sample=False)
-    y0 = {name: v.argmax(-1).repeat(len(values)) for name, v in inf.logits.items()}
+    y0 = {name: (mean_steps(torch.softmax(v, -1), mask0) if v.dim() == 3 else v).argmax(-1).repeat(len(values))
+          for name, v in inf.logits.items()}  # each head's predicted class (per-step heads: over the valid steps)
     rows = []
     for d in dims:
         z = inf.mu.expand(len(values), *inf.mu.shape[1:]).clone()  # (V, [T,] D)
