@@ -21,9 +21,9 @@ COLUMNS = [("shape", ("a", "b", "c")), ("size", ("s", "l"))]
 ARCH = ArchConfig(hidden=[16], latent_dim=2, dropout=0.0)
 
 
-def _model(decoder_heads=None, **kw):
-    """The spec declares which heads feed the decoder (default: the first); runs build it
-    from --decoder-heads the same way."""
+def _model(decoder_heads=("shape",), **kw):
+    """The spec declares which heads feed the decoder; runs build it from --decoder-heads the
+    same way (default with several label columns: none)."""
     torch.manual_seed(0)
     spec = ModelSpec((6,), declare_heads(COLUMNS, decoder_heads), "gaussian", "vector")
     return build_model(spec, ARCH, model_config(**kw))
@@ -41,6 +41,7 @@ def test_only_the_decoder_head_feeds_the_decoder():
     assert set(m.predict_proba(torch.randn(4, 6))) == {"shape", "size"}
     assert _model(decoder_heads=["all"]).decoder.net[0].in_features == 2 + 3 + 2
     assert _model(decoder_heads=["none"]).decoder.net[0].in_features == 2
+    assert _model(decoder_heads=None).decoder.net[0].in_features == 2  # several columns: losses on z only
 
 
 def test_each_head_is_its_own_cross_entropy_on_its_own_labelled_points():
@@ -91,7 +92,8 @@ def two_head_data(tmp_path_factory):
 
 def test_a_two_head_model_trains_evaluates_and_predicts_per_head(two_head_data, tmp_path):
     run = semivae.train(dataset=str(two_head_data), labels_per_class=20, val_labels=6, epochs=25, hidden=[32],
-                        latent_dim=2, head_alpha={"size": 10.0}, out=tmp_path / "r", progress=False, threads=1)
+                        latent_dim=2, head_alpha={"size": 10.0}, decoder_heads=["shape"], out=tmp_path / "r",
+                        progress=False, threads=1)
     info = json.loads((run / "data.json").read_text())
     assert info["heads"] == [{"name": "shape", "classes": ["a", "b", "c"]}, {"name": "size", "classes": ["0", "1"]}]
     assert info["n_labelled_per_head"] == {"shape": 60 - 6, "size": 40 - 6}

@@ -19,6 +19,8 @@ from ..errors import UserError
 from .dataset import ArrayData, DataBundle, LabelColumn, data_kind
 from .download import locate_or_download
 from .files import input_image_files, read_csv, read_image_folder, read_images, read_npz, read_npz_inputs, read_npz_series
+from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
+from .factors import load_sprites
 from .sequences import (is_har_folder, load_aeon, load_har_folder, load_sequential_images, npz_sequences,
                         sequence_inputs)
 from .idx import read_idx
@@ -89,6 +91,8 @@ DATASETS: dict[str, Loader] = {
         "fashion-mnist", _load_idx_dataset("fashion-mnist", FASHION_CLASSES, *a)),
     "basic-motions": lambda *a: load_aeon("basic-motions", "load_basic_motions"),
     "japanese-vowels": lambda *a: load_aeon("japanese-vowels", "load_japanese_vowels"),
+    "dsprites": lambda *a: load_sprites("dsprites"),
+    "dsprites-small": lambda *a: load_sprites("dsprites-small"),
 }
 
 
@@ -108,7 +112,11 @@ def load_dataset(
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return load_har_folder(path) if is_har_folder(path) else _load_image_folder(path, label_column)
+        if is_har_folder(path):
+            return load_har_folder(path)
+        return read_smallnorb(path) if find_norb(path) else _load_image_folder(path, label_column)
+    if path.is_file() and is_dsprites_file(path):
+        return read_dsprites(path)
     if path.is_file():
         file_loader = FILE_LOADERS.get(path.suffix.lower())
         if file_loader is None:

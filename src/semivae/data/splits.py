@@ -66,6 +66,8 @@ def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: 
     perm = rng.permutation(n)
     n_val = int(round(cfg.val_fraction * n))
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if cfg.joint_labels and len(n_classes) > 1:
+        return _joint_split(labels, n_classes, cfg, rng, val, train)
     labelled, val_labelled = [], []
     for f, k in enumerate(n_classes):
         y = labels[:, f]
@@ -105,6 +107,25 @@ def carve_test(y: np.ndarray, fraction: float = 0.2, seed: int = 0) -> tuple[np.
     keep = np.ones(len(y), dtype=bool)
     keep[test] = False
     return np.flatnonzero(keep), test
+
+
+def _joint_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, rng: np.random.Generator,
+                 val: np.ndarray, train: np.ndarray) -> Split:
+    """One budget for every column: points with all their labels, class-balanced on the first."""
+    complete = (labels >= 0).all(1)
+    first = np.where(complete, labels[:, 0], -1)
+    lab = train[select_labelled(first[train], n_classes[0], labels=cfg.labels, labels_per_class=cfg.labels_per_class,
+                                label_fraction=cfg.label_fraction, rng=rng)]
+    val_lab = val[complete[val]] if cfg.oracle_val_labels else np.zeros(0, dtype=np.int64)
+    if cfg.val_labels > 0:
+        if cfg.val_labels >= len(lab):
+            raise UserError(f"--val-labels {cfg.val_labels} would take all {len(lab)} budget labels; lower it")
+        y_budget = np.full(len(labels), -1)
+        y_budget[lab] = first[lab]
+        moved = select_labelled(y_budget, n_classes[0], labels=cfg.val_labels, rng=rng)
+        lab, val, val_lab = np.setdiff1d(lab, moved), np.union1d(val, moved), np.union1d(val_lab, moved)
+    heads = len(n_classes)
+    return Split(val=val, labelled=[lab] * heads, val_labelled=[val_lab] * heads, oracle_val_labels=cfg.oracle_val_labels)
 
 
 @dataclass

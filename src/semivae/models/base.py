@@ -138,7 +138,8 @@ class ModelConfig:
     head_alpha: dict[str, float] = opt({}, "per-head cross-entropy weights, e.g. shape=10,scale=5 (heads not named "
                                            "use --alpha)")
     decoder_heads: list[str] | None = opt(None, "heads whose probabilities join z as the decoder's input: names, "
-                                                "'all' or 'none' (default: the first head)")
+                                                "'all' or 'none' (default: the head of data with one label "
+                                                "column; none with several)")
     beta: float = opt(0.25, "weight of KL(q(z|x) || N(0, I)); 1 = plain VAE, >1 = beta-VAE, <1 frees pi")
     likelihood: str | None = opt(None, "bernoulli, gaussian (learned scale), gaussian-fixed or gaussian-hetero (the "
                                        "decoder gives each value's variance) (default: from the data)")
@@ -169,8 +170,8 @@ class ModelConfig:
 def declare_heads(columns: list[tuple[str, tuple[str, ...]]], decoder_heads: list[str] | None) -> tuple[Head, ...]:
     """Heads over the data's label columns, ``decoder_heads`` naming those fed to the decoder."""
     names = [n for n, _ in columns]
-    if decoder_heads is None:
-        feed = set(names[:1])
+    if decoder_heads is None:  # one label column: the paper's pi; several (factors): losses on z only
+        feed = set(names) if len(names) == 1 else set()
     elif decoder_heads in (["all"], ["none"]):
         feed = set(names) if decoder_heads == ["all"] else set()
     else:

@@ -66,6 +66,8 @@ class SemiVAEConfig(ModelConfig):
     model: str = redefault(ModelConfig, "model", "semivae")
     mode: str = opt("semi", "semivae: semi (ELBO + alpha*CE), unsupervised (plain VAE, no pi) or supervised "
                             "(encoder + pi, CE only)")
+    head_input: str = opt("encoder", "semivae: what the class heads read, the top encoder layer (the paper's) or z "
+                                     "(a sample of q(z|x) in training, its mean after)")
 
     def run_name(self) -> str:
         return self.mode
@@ -74,6 +76,10 @@ class SemiVAEConfig(ModelConfig):
         super().validate()
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; choose one of {sorted(MODES)}")
+        if self.head_input not in ("encoder", "z"):
+            raise UserError(f"unknown --head-input {self.head_input!r}; choose encoder or z")
+        if self.head_input == "z" and not MODES[self.mode].decoder:
+            raise UserError("--head-input z needs a latent z; --mode supervised has none, use --head-input encoder")
 
 
 class SemiVAE(BaseModel):
@@ -95,9 +101,10 @@ class SemiVAE(BaseModel):
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.encoder = make_encoder(arch, spec.data_shape)
         self.per_step = self.encoder.per_step  # a z and pi at every step of a sequence
+        self.head_input = cfg.head_input
         h = self.encoder.out_features
         if self.mode.classifier:
-            self.pi = ClassHeads(h, self.heads)
+            self.pi = ClassHeads(arch.latent_dim if self.head_input == "z" else h, self.heads)
         if self.mode.decoder:
             self.mu = nn.Linear(h, arch.latent_dim)
             self.logvar = nn.Linear(h, arch.latent_dim)
@@ -107,13 +114,13 @@ class SemiVAE(BaseModel):
 
     # -- the contract -------------------------------------------------------------------
     def inference(self, x: torch.Tensor, mask: torch.Tensor | None = None, sample: bool = True) -> Inference:
-        h = self.encoder(x, mask)  # (B, H)
+        h = self.encoder(x, mask)  # (B, [T,] H)
         out = Inference(h=h)
-        if self.mode.classifier:
-            out.logits = self.pi(h)  # head -> (B, K_h)
         if self.mode.decoder:
-            out.mu, out.logvar = self.mu(h), self.logvar(h).clamp(-20.0, 10.0)  # (B, D) each
+            out.mu, out.logvar = self.mu(h), self.logvar(h).clamp(-20.0, 10.0)  # (B, [T,] D) each
             out.z = reparameterise(out.mu, out.logvar) if sample else out.mu
+        if self.mode.classifier:
+            out.logits = self.pi(out.z if self.head_input == "z" else h)  # head -> (B, [T,] K_h)
         return out
 
     def generative(self, z: torch.Tensor, pi: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:

@@ -15,7 +15,7 @@ Runs written before the model contract (a single ``classes`` list, kind ``tabula
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +100,7 @@ class Run:
             keep = np.ones(len(bundle.train), dtype=bool)
             keep[self.split.val] = False
             data = bundle.train.take(torch.from_numpy(self.split.val if split == "val" else np.flatnonzero(keep)))
-        return ArrayData(data.x, data.labels, shift, scale, data.targets, data.lengths)
+        return replace(data, shift=shift, scale=scale)
 
 
 def load_run(path: str | Path) -> Run:

@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import UserError
+from ..eval.disentangle import load_disentanglement
 from ..eval.evaluation import evaluate
 from ..runs import Run
 from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure, roc_figure, score_hist_figure
@@ -89,8 +90,10 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
 
         def first(n):
             return x[:n], None if mask is None else mask[:n]
-        yield "traverse", traverse_figure(model, *first(500)[:1], index=0, max_dims=min(model.latent_dim, 16),
-                                          data=data, mask=first(500)[1], channel_names=names)
+        dis = load_disentanglement(run.path)
+        dim_factors = {d["dim"]: d["factor"] for d in dis["dims"]} if dis else None
+        yield "traverse", traverse_figure(model, *first(500)[:1], index=0, max_dims=None if dis else min(model.latent_dim, 16),
+                                          data=data, mask=first(500)[1], channel_names=names, dim_factors=dim_factors)
         few = {"image": 12, "sequence": 4}.get(spec.kind, 500)
         yield "reconstructions", reconstructions_figure(model, *first(few)[:1], data=data, mask=first(few)[1],
                                                         channel_names=names)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import UserError
+from ..eval.disentangle import load_disentanglement
+from ..eval.disentanglement import HEADLINE
 from ..eval.evaluation import evaluate
 from ..runs import Run, as_run
 from .canvas import png_bytes
@@ -53,6 +55,11 @@ def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 
         parts += ["<h2>Test metrics</h2>", _table(shown | {"points": res["n"]})]
     except UserError as e:
         parts += ["<h2>Test metrics</h2>", f"<p>not available: {html.escape(str(e))}</p>"]
+    dis = load_disentanglement(run.path)
+    if dis:
+        parts += ["<h2>Disentanglement</h2>", _table({f"{k} ({HEADLINE[k]})": v for k, v in dis["headline"].items()}),
+                  f"<p>factors: {html.escape(', '.join(dis['factors']))}; each latent dimension's best factor labels "
+                  "its row of the traversals</p>"]
     pngs: dict[str, bytes] = {}
     for name, fig in run_figures(run, data_dir, seed, results=res):
         pngs[name] = png_bytes(fig)

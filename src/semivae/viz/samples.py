@@ -112,14 +112,17 @@ def rank_dims(model: BaseModel, x: torch.Tensor, mask: torch.Tensor | None = Non
 
 def traverse_figure(model: BaseModel, x: torch.Tensor, index: int = 0, span: float = 3.0, steps: int = 9,
                     max_dims: int | None = None, data: ArrayData | None = None,
-                    mask: torch.Tensor | None = None, channel_names: list[str] | None = None) -> Figure:
+                    mask: torch.Tensor | None = None, channel_names: list[str] | None = None,
+                    dim_factors: dict[int, str] | None = None) -> Figure:
     """One row per latent dimension, ranked by mean KL over ``x`` (unused ones last), each
-    swept over [-span, span] with the others at the code of ``x[index]``."""
+    swept over [-span, span] with the others at the code of ``x[index]``; ``dim_factors``
+    names the factor each dimension captures best (from ``semivae disentangle``)."""
     order, kl = rank_dims(model, x, mask)
     order = order[: max_dims or len(order)]
     values = torch.linspace(-span, span, steps)
     grid = traversal_grid(model, x[index:index + 1], order, values, None if mask is None else mask[index:index + 1])
-    labels = [f"z{d} (KL {kl[d]:.2f})" for d in order]
+    labels = [f"z{d} (KL {kl[d]:.2f})" + (f": {dim_factors[d]}" if dim_factors and d in dim_factors else "")
+              for d in order]
     title = f"latent traversals of point {index}, z_d from {-span:g} to {span:g}, ranked by KL"
     return _rows_figure(model, grid, labels, title, data, channel_names, sweep=True,
                         col_labels=[f"{v:.1f}" for v in values.tolist()])
