@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "Precedence: defaults < --preset < --config file < flags.")
     _add_run_flags(t)
 
+    ft = sub.add_parser("finetune", help="a classifier on a trained run's encoder (frozen or trainable), as a new run",
+                        description="Transfer learning: the base run's data and encoder, a fresh --head ff|conv, the "
+                        "encoder started from the run's weights; --freeze keeps it fixed, else --encoder-lr.")
+    ft.add_argument("base_run", help="a run with an encoder (e.g. trained with --mode unsupervised)")
+    _add_run_flags(ft)
+
+    sw = sub.add_parser("sweep", help="label budgets x seeds x configurations, resumable; one CSV, a plot and a page",
+                        description="Runs each cell of a spec (YAML or TOML: seeds, budgets, configurations) in turn, "
+                        "skipping finished cells; writes OUT/results.csv, OUT/sweep.png and OUT/sweep.html.")
+    sw.add_argument("spec", help="the sweep's spec file")
+    sw.add_argument("--out", help="folder for the sweep (default: the spec's 'out', else the spec's name)")
+
     an = sub.add_parser("anomaly", help="train on the normal classes of a dataset, then score held-out normal and "
                         "anomalous points (AUROC, AP, thresholds, ROC figure)",
                         description="The anomaly protocol of Berkhahn et al. 2019: --anomaly-class is left out of "
@@ -219,11 +231,33 @@ def cmd_feedback(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(a: argparse.Namespace) -> int:
+    from .runs import load_run
+    from .train.finetune import finetune_config
+    from .train.training import train
+
+    skip = {"command", "config", "out", "quiet", "report", "base_run"}
+    flat = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
+    cfg = finetune_config(load_run(a.base_run), flat, load_config_file(a.config) if a.config else None)
+    return _finish_training(a, train(cfg, out=a.out, progress=not a.quiet))
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .train.sweep import sweep
+
+    root = sweep(a.spec, a.out)
+    print(f"wrote {root / 'results.csv'}, {root / 'sweep.png'} and {root / 'sweep.html'}")
+    return 0
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
     cfg = _run_config(a)
-    path = train(cfg, out=a.out, progress=not a.quiet)
+    return _finish_training(a, train(cfg, out=a.out, progress=not a.quiet))
+
+
+def _finish_training(a: argparse.Namespace, path: Path) -> int:
     summary = json.loads((Path(path) / "summary.json").read_text())
     final = summary.get("final", {})
     acc = f", val accuracy {final['val_accuracy']:.4f}" if "val_accuracy" in final else ""
@@ -366,7 +400,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "anomaly": cmd_anomaly, "score": cmd_score, "feedback": cmd_feedback,
+COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sweep": cmd_sweep, "anomaly": cmd_anomaly, "score": cmd_score, "feedback": cmd_feedback,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
             "traverse": cmd_traverse, "disentangle": cmd_disentangle, "report": cmd_report, "bench": cmd_bench}
 

@@ -41,6 +41,8 @@ class TrainConfig:
     compile: bool = opt(False, "torch.compile the loss and optimiser step (slower start, faster steps)")
     threads: int | None = opt(None, "CPU threads for PyTorch (default: PyTorch's choice)")
     tensorboard: bool = opt(False, "log metrics and a sample grid per epoch to RUN/tensorboard (needs the tensorboard extra)")
+    init_from: str | None = opt(None, "start from this run's weights: every tensor both models have (a decoder's new "
+                                      "inputs at zero), new heads fresh; a classifier takes the run's encoder")
 
 
 # The [model] section's class depends on --model: the CLI offers the union of all models' fields.
@@ -166,16 +168,16 @@ def load_config_file(path: str) -> dict:
     return d
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
 def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunConfig:
     """Defaults (the chosen model's) < preset < config file < overrides (nested dicts by section)."""
-    merged = _merge(file_cfg or {}, overrides or {})
+    merged = merge(file_cfg or {}, overrides or {})
     preset = check_value(merged.get("preset", "default"), str, "preset")
     arch = check_value(require_table(merged.get("arch", {}), "arch").get("arch", ArchConfig.arch), str, "[arch] arch")
     model = check_value(require_table(merged.get("model", {}), "model").get("model", "semivae"), str, "[model] model")
@@ -184,8 +186,8 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
     if arch not in PRESETS[preset] or arch not in ARCHS:
         raise UserError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
     klass = model_entry(model).config
-    base = _merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
-    cfg = RunConfig.from_dict(_merge(_merge(base, PRESETS[preset][arch]), merged))
+    base = merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
+    cfg = RunConfig.from_dict(merge(merge(base, PRESETS[preset][arch]), merged))
     validate(cfg)
     return cfg
 

@@ -20,6 +20,8 @@ class DataConfig:
     oracle_val_labels: bool = opt(False, "use the validation split's labels beyond the budget (unrealistic; reported as such)")
     label_ratio: float = opt(1.0, "labelled points per unlabelled point in each batch (paper: 1 = 1:1)")
     label_column: str = opt("label", "name of the label column in a CSV file")
+    unlabelled: bool = opt(True, "train on the points without a label too (--no-unlabelled: on the labelled points "
+                                 "alone, e.g. a VAE of its labels only)")
     joint_labels: bool = opt(False, "with several label columns: the budget draws points (class-balanced on the "
                                     "first column) that keep every column's label, instead of each column apart")
     anomaly_class: str | None = opt(None, "anomaly protocol: this class (name or index) is anomalous; train on the "

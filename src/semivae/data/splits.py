@@ -138,6 +138,10 @@ class TrainingData:
     val: ArrayData
     labelled: torch.Tensor  # (L,) int64
 
+    def labelled_only(self) -> "TrainingData":
+        """The same data without the points that carry no label (for training on labels alone)."""
+        return TrainingData(self.train.take(self.labelled), self.val, torch.arange(len(self.labelled)))
+
 
 def apply_split(full: ArrayData, split: Split) -> TrainingData:
     n = len(full)

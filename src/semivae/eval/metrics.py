@@ -14,6 +14,14 @@ def accuracy(y: np.ndarray, proba: np.ndarray) -> float:
     return float((proba.argmax(1) == y).mean()) if len(y) else float("nan")
 
 
+def top_k_accuracy(y: np.ndarray, proba: np.ndarray, k: int = 5) -> float:
+    """Fraction of points whose label is among the ``k`` most probable classes."""
+    if not len(y):
+        return float("nan")
+    top = np.argsort(-proba, 1)[:, :k]
+    return float((top == y[:, None]).any(1).mean())
+
+
 def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     """Mean negative log-probability of the true class (nats)."""
     if not len(y):

@@ -70,6 +70,8 @@ def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
         res[spec.key("n_labelled", head.name)] = int(has.sum())
         res[spec.key("accuracy", head.name)] = metrics.accuracy(y[has], p)
         res[spec.key("log_loss", head.name)] = metrics.log_loss(y[has], p)
+        if head.size > 5:
+            res[spec.key("top5_accuracy", head.name)] = metrics.top_k_accuracy(y[has], p, 5)
         if confusion:
             res[spec.key("confusion", head.name)] = metrics.confusion_matrix(y[has], p).tolist()
     if "targets" in out and data.targets is not None and (~np.isnan(data.targets.numpy())).any():

@@ -8,6 +8,7 @@ from ..errors import UserError
 from ..nn import ArchConfig
 from .base import (BaseModel, ClassifierHeads, Decoder, Head, ImportanceWeights, Inference, LossOutput, Model,
                    ModelConfig, ModelSpec, Regressor, Stage, declare_heads)
+from .classifier import Classifier, ClassifierConfig
 from .m2 import M1M2, M2, M1M2Config, M2Config
 from .pspec import PartiallySpecifiedVAE, PSpecConfig
 from .semivae import MODES, SemiVAE, SemiVAEConfig
@@ -24,6 +25,7 @@ MODELS: dict[str, ModelEntry] = {
     "m2": ModelEntry(M2, M2Config),  # Kingma et al. 2014
     "m1m2": ModelEntry(M1M2, M1M2Config),  # Kingma et al. 2014, stacked
     "pspec": ModelEntry(PartiallySpecifiedVAE, PSpecConfig),  # Siddharth et al. 2017
+    "classifier": ModelEntry(Classifier, ClassifierConfig),  # an encoder and a head: fine-tuning, the plain baseline
 }
 
 
@@ -37,7 +39,7 @@ def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseMode
     return model_entry(cfg.model).cls(spec, arch, cfg)
 
 
-__all__ = ["MODELS", "MODES", "BaseModel", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
+__all__ = ["MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
            "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config", "Model", "ModelConfig", "ModelEntry", "ModelSpec",
            "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
            "declare_heads", "model_entry"]

@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..objectives.likelihoods import LIKELIHOODS
 from ..objectives.steps import mean_steps
 from ..options import opt
+from .transfer import carry_state
 
 
 # ------------------------------------------------------------------- what the data is
@@ -249,6 +250,25 @@ class BaseModel(nn.Module):
     has_decoder: bool = False
     has_importance_weights: bool = False
     n_targets: int = 0
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimiser's parameter groups: every trainable parameter, at ``lr``."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def feature_encoder(self) -> nn.Module:
+        """The encoder a classifier built on this model reuses (the one its class heads read)."""
+        raise UserError(f"a {type(self).__name__} has no encoder to reuse")
+
+    @classmethod
+    def transfer(cls, model: "BaseModel", source: "BaseModel") -> list[str]:
+        """Start ``model`` from a trained ``source`` (``--init-from``): every tensor the two
+        share by name and shape, a decoder's new input columns at zero; returns what was carried."""
+        state, carried, mismatched = carry_state(source.state_dict(), model.state_dict())
+        if mismatched:
+            raise UserError(f"--init-from: {len(mismatched)} tensor(s) differ in shape, e.g. {mismatched[0]}; keep that "
+                            "run's --arch and --latent-dim (only new heads and the decoder's new inputs start fresh)")
+        model.load_state_dict(state)
+        return carried
 
     @classmethod
     def feedback_config(cls, cfg: ModelConfig) -> ModelConfig | None:

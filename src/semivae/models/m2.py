@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 import torch
+from torch import nn
 
 from ..data.batch import Batch
 from ..errors import UserError
@@ -71,6 +72,9 @@ class M1M2(BaseModel):
         self.m2 = M2(ModelSpec((arch.latent_dim,), spec.heads, "gaussian", kind="vector"), m2_arch,
                      narrow(cfg, M2Config))
         self.m1_epochs = cfg.m1_epochs
+
+    def feature_encoder(self) -> nn.Module:
+        return self.m1.encoder
 
     def stages(self, epochs: int) -> list[Stage]:
         return [Stage("m1", self.m1, self.m1_epochs), Stage("m2", self, epochs, frozen=self.m1)]

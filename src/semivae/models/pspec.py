@@ -120,6 +120,9 @@ class PartiallySpecifiedVAE(BaseModel):
         self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
 
+    def feature_encoder(self) -> nn.Module:
+        return self.enc_y  # the encoder q(y|.) reads
+
     @property
     def y_needs_z(self) -> bool:
         return self.structure == "y|z,x"

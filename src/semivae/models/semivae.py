@@ -112,6 +112,9 @@ class SemiVAE(BaseModel):
             self.decoder = make_decoder(arch, code, spec.data_shape, n_params(spec.likelihood))
             self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
 
+    def feature_encoder(self) -> nn.Module:
+        return self.encoder
+
     # -- the contract -------------------------------------------------------------------
     def inference(self, x: torch.Tensor, mask: torch.Tensor | None = None, sample: bool = True) -> Inference:
         h = self.encoder(x, mask)  # (B, [T,] H)

@@ -37,6 +37,7 @@ class ConvEncoder(nn.Module):
     """x (B, C, H, W) -> h (B, fc)."""
 
     per_step = False
+    has_feature_maps = True  # ``features(x)`` -> (B, C', H', W'), ``feature_shape``
 
     def __init__(self, data_shape: tuple[int, ...], opts: ConvOptions):
         super().__init__()

@@ -37,6 +37,7 @@ class DenseEncoder(nn.Module):
     (B, T) the padded steps are zeroed first, so their values do not matter."""
 
     per_step = False
+    has_feature_maps = False
 
     def __init__(self, data_shape: tuple[int, ...], opts: DenseOptions):
         super().__init__()

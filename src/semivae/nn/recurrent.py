@@ -53,6 +53,8 @@ def _step_dense(n_in: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
 class RecurrentEncoder(nn.Module):
     """x (B, T, C) [mask (B, T)] -> h (B, H), or (B, T, H) with ``per_step``."""
 
+    has_feature_maps = False
+
     def __init__(self, data_shape: tuple[int, ...], opts: RecurrentOptions):
         super().__init__()
         if len(data_shape) != 2:

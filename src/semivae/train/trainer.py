@@ -71,10 +71,6 @@ def make_sampler(model: BaseModel, data: TrainingData, cfg: TrainConfig, label_r
     return MixedBatchSampler(unlabelled, labelled, cfg.batch_size, label_ratio, generator)
 
 
-def trainable(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32",
               compile: bool = False) -> Callable[[Batch], LossOutput]:
     """``step(batch) -> LossOutput``: one optimisation step through ``model(batch)``.
@@ -138,7 +134,7 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     model.to(device)
     train = data.train.to(device)  # the whole training split lives on the device
     sampler = make_sampler(model, data, cfg, label_ratio, generator)
-    optimizer = OPTIMIZERS[cfg.optimizer](trainable(model), cfg)
+    optimizer = OPTIMIZERS[cfg.optimizer](model.param_groups(cfg.lr), cfg)
     step_fn = make_step(model, optimizer, cfg.precision, cfg.compile)
     schedules = [m for m in model.modules() if isinstance(m, KLSchedule)]
     history: list[dict] = []

@@ -20,7 +20,7 @@ from ..data.splits import Split, apply_split, make_split
 from ..errors import UserError
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
-from ..runs import RunWriter, check_out_dir, data_info, default_run_dir, model_spec
+from ..runs import RunWriter, check_out_dir, data_info, default_run_dir, load_run, model_spec
 from . import tensorboard
 from .trainer import TrainingDiverged, fit, monitor_of
 
@@ -65,10 +65,16 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     check_compatible(bundle, cfg, likelihood)
     split = make_split(bundle.train.labels.numpy(), [len(h.classes) for h in bundle.heads], cfg.data, cfg.train.seed)
     data = apply_split(bundle.train, split)
+    if not cfg.data.unlabelled:
+        if not len(data.labelled):
+            raise UserError("--no-unlabelled trains on the labelled points alone, but the budget leaves none; "
+                            "raise --labels")
+        data = data.labelled_only()
     info = data_info(bundle, cfg, split, likelihood)
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
     check_labels(model, split, cfg)
+    carried = type(model).transfer(model, load_run(cfg.train.init_from).model) if cfg.train.init_from else None
 
     path = Path(out) if out else default_run_dir(cfg)
     writer = RunWriter(path, cfg, info, split)
@@ -76,6 +82,9 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     t0 = time.perf_counter()
     summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
                "n_labelled": len(split.pool), "validation_labels": info["validation_labels"]}
+    if carried is not None:
+        fresh = sorted(set(model.state_dict()) - set(carried))
+        summary["init_from"] = {"run": cfg.train.init_from, "carried": len(carried), "fresh": fresh}
     history: list[dict] = []
     try:
         for stage in model.stages(cfg.train.epochs):
