@@ -63,7 +63,7 @@ def test_config_file_and_flags(tmp_path, capsys):
     (["train", "--labels", "10", "--labels-per-class", "3"], "one label budget"),
     (["train", "--labels-per-class", "500"], "lower the budget"),
     (["train", "--config", "missing.toml"], "not found"),
-    (["evaluate", "no-such-run"], "not a finished run directory"),
+    (["evaluate", "no-such-run"], "is not a run directory"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -89,10 +89,10 @@ def test_no_model_is_chosen_by_comparing_its_name():
 def test_no_name_hides_a_module():
     import semivae
     import semivae.eval.evaluation
-    import semivae.train.trainer
+    import semivae.train.loop
     import semivae.train.training
 
-    assert callable(semivae.train) and semivae.train.trainer.fit  # the function and the package, one object
+    assert callable(semivae.train) and semivae.train.loop.fit  # the function and the package, one object
     assert semivae.train.training.train.__name__ == "train"
     assert callable(semivae.eval.evaluate) and semivae.eval.evaluation.evaluate is semivae.eval.evaluate
     assert semivae.evaluate is semivae.eval.evaluate

@@ -41,6 +41,8 @@ class TrainConfig:
     compile: bool = opt(False, "torch.compile the loss and optimiser step (slower start, faster steps)")
     threads: int | None = opt(None, "CPU threads for PyTorch (default: PyTorch's choice)")
     tensorboard: bool = opt(False, "log metrics and a sample grid per epoch to RUN/tensorboard (needs the tensorboard extra)")
+    checkpoint_every: int = opt(0, "also write the full-state checkpoint every N steps (0: at the end of each epoch only)")
+    workers: int = opt(0, "DataLoader processes reading a packed data set from disk (0: in the training process)")
     init_from: str | None = opt(None, "start from this run's weights: every tensor both models have (a decoder's new "
                                       "inputs at zero), new heads fresh; a classifier takes the run's encoder")
 
@@ -212,8 +214,32 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"unknown optimizer {t.optimizer!r}; choose adam or rmsprop")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
+    if not t.lr > 0 or t.weight_decay < 0 or not 0 <= t.momentum < 1:
+        raise UserError("--lr must be > 0, --weight-decay >= 0 and --momentum in [0, 1); e.g. --lr 0.001")
+    if t.patience < 0 or t.checkpoint_every < 0 or t.workers < 0 or (t.threads is not None and t.threads < 1):
+        raise UserError("--patience, --checkpoint-every and --workers must be >= 0 and --threads >= 1")
+    check_device(t.device)
     cfg.arch.validate()
     cfg.model.validate()
+
+
+def check_device(name: str) -> None:
+    """A device the machine has, or a one-line error (before anything is written)."""
+    import torch
+
+    if name in ("auto", "cpu"):
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown --device {name!r}; give auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: this machine has no CUDA GPU; use --device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0..")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name} is not supported; use auto, cpu or cuda[:N]")
 
 
 def nest(flat: dict) -> dict:

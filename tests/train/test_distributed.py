@@ -89,3 +89,36 @@ def test_ddp_averages_gradients_through_forward(name, tmp_path):
     assert differ
     for n in differ:
         torch.testing.assert_close(torch.tensor(ranks[0]["module"][n]), local[0][n], rtol=1e-5, atol=1e-6)
+
+
+def test_two_gloo_processes_train_like_one_on_the_same_global_batch(tmp_path):
+    """``semivae train --nproc 2`` (torchrun, DDP, each rank half of every batch) against one
+    process with the same global batch: the same loss curve, and one complete run directory.
+    The supervised sibling without dropout has no randomness but the sampler's, which every
+    rank shares."""
+    common = ["--mode", "supervised", "--dropout", "0", "--hidden", "32", "--labels", "200", "--val-labels", "20",
+              "--batch-size", "32", "--epochs", "3", "--threads", "1", "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-m", "semivae", "train", *common, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True)
+    two = subprocess.run([sys.executable, "-m", "semivae", "train", "--nproc", "2", *common, "--out",
+                          str(tmp_path / "two")], env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    rows = [[json.loads(line) for line in (tmp_path / r / "metrics.jsonl").read_text().splitlines()] for r in ("one", "two")]
+    assert len(rows[0]) == len(rows[1]) == 3
+    for a, b in zip(*rows):
+        for k in ("loss", "ce", "val_accuracy", "val_log_loss"):
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), (k, a[k], b[k])
+    files = {p.name for p in (tmp_path / "two").iterdir()}
+    assert {"config.yaml", "data.json", "split.json", "model.safetensors", "metrics.jsonl", "summary.json",
+            "checkpoint.safetensors"} == files
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_batches_that_do_not_split_evenly_are_refused(tmp_path):
+    from semivae.errors import UserError
+    from semivae.train.distributed import World
+
+    with pytest.raises(UserError, match="do not split evenly over 2 processes"):
+        World(0, 2).check_batch(63, 65)

@@ -63,7 +63,7 @@ def test_generate_and_traverse_commands(run, tmp_path, capsys):
     for argv, needle in ((["generate", str(run), "--class", "cat"], "--class cat"),
                          (["generate", str(run), "--out", str(tmp_path / "g.jpg")], ".png"),
                          (["traverse", str(run), "--index", "100000"], "--index"),
-                         (["report", str(tmp_path / "nowhere")], "not a finished run")):
+                         (["report", str(tmp_path / "nowhere")], "is not a run directory")):
         capsys.readouterr()
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()

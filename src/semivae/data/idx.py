@@ -30,7 +30,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 _FIX = "replace it with an intact copy (delete it to have it downloaded again)"
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, expect: tuple[int, int] | None = None) -> np.ndarray:
     """Read an IDX file (gzip or raw) into a writable array of its declared shape.
 
     Raises :class:`UserError` naming the file if it is not valid gzip, not an IDX file,
@@ -42,7 +42,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     except OSError as err:
         raise UserError(f"cannot read IDX file {path} ({err.strerror}); check the path and permissions") from None
     data = _decompress(raw, path) if path.suffix == ".gz" or raw[:2] == GZIP_MAGIC else raw
-    return parse_idx(data, str(path))
+    return parse_idx(data, str(path), expect)
 
 
 def _decompress(raw: bytes, path: Path) -> bytes:
@@ -52,11 +52,15 @@ def _decompress(raw: bytes, path: Path) -> bytes:
         raise UserError(f"{path} is not a valid gzip file ({err}); {_FIX}") from None
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse decompressed IDX bytes; ``name`` is used in error messages."""
+def parse_idx(data: bytes, name: str = "<bytes>", expect: tuple[int, int] | None = None) -> np.ndarray:
+    """Parse decompressed IDX bytes; ``name`` is used in error messages; ``expect`` = (dtype
+    code, dimensions) the file must declare (its magic number, e.g. 0x08, 3 for MNIST images)."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise UserError(f"{name} is not an IDX file (bad magic number {data[:4].hex() or 'none'}); {_FIX}")
     code, ndim = data[2], data[3]
+    if expect is not None and (code, ndim) != expect:
+        raise UserError(f"{name} has magic number 0x{data[:4].hex()} but this file must have "
+                        f"0x0000{expect[0]:02x}{expect[1]:02x}; {_FIX}")
     if code not in IDX_DTYPES:
         raise UserError(f"{name} has unknown IDX dtype code 0x{code:02x}; {_FIX}")
     if ndim == 0:

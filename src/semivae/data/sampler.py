@@ -40,6 +40,14 @@ class MixedBatchSampler:
         main, per = (self.unlabelled, self.n_unl) if self.n_unl else (self.labelled, self.n_lab)
         return max(1, len(main) // per)
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """Everything the next epoch's batches depend on (a checkpoint keeps it)."""
+        return {"generator": self.generator.get_state(), "stream": self._stream.clone()}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+        self._stream = state["stream"].clone()
+
     def _perm(self, pool: torch.Tensor) -> torch.Tensor:
         return pool[torch.randperm(len(pool), generator=self.generator)]
 

@@ -29,7 +29,7 @@ import torch
 
 from ..errors import UserError
 from .dataset import ArrayData, DataBundle, LabelColumn
-from .splits import carve_test
+from .splits import carve_note, carve_test
 
 STD_FLOOR = 1e-8
 HAR_SIGNALS = [f"{kind}_{axis}" for kind in ("body_acc", "body_gyro", "total_acc") for axis in "xyz"]
@@ -111,7 +111,7 @@ def sequence_bundle(name: str, train: tuple, test: tuple, heads: list[LabelColum
 def _split_off_test(x, lengths, y):
     """A stratified 20 % test split of series without one."""
     tr, te = carve_test(y[:, 0] if y.shape[1] else np.full(len(y), -1))
-    return (x[tr], lengths[tr], y[tr]), (x[te], lengths[te], y[te])
+    return (x[tr], lengths[tr], y[tr]), (x[te], lengths[te], y[te]), te
 
 
 # ------------------------------------------------------------------------- named sets
@@ -205,8 +205,10 @@ def npz_sequences(path: Path, x: np.ndarray, lengths: np.ndarray | None, y: np.n
     x, lengths = (from_concatenated(x, lengths, f"x in {path}") if x.ndim == 2
                   else check_sequences(x, lengths, f"x in {path}"))
     meta = {"source": str(path.resolve()), "feature_names": None, "channel_names": None}
+    carve: dict = {}
     if test is None:
-        train, test_part = _split_off_test(x, lengths, y)
+        train, test_part, te = _split_off_test(x, lengths, y)
+        carve = carve_note(y[:, 0] if y.shape[1] else None, te, heads)
     else:
         x_te, len_te, y_te = test
         x_te, len_te = (from_concatenated(x_te, len_te, f"x_test in {path}") if x_te.ndim == 2
@@ -216,7 +218,7 @@ def npz_sequences(path: Path, x: np.ndarray, lengths: np.ndarray | None, y: np.n
         width = max(x.shape[1], x_te.shape[1])
         x, x_te = (np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0))) for a in (x, x_te))
         train, test_part = (x, lengths, y), (x_te, len_te, y_te)
-    return sequence_bundle(path.stem, train, test_part, heads, meta)
+    return sequence_bundle(path.stem, train, test_part, heads, {**meta, **carve})
 
 
 def sequence_inputs(x: np.ndarray, lengths: np.ndarray | None, steps: int, channels: int,

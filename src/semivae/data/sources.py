@@ -21,10 +21,11 @@ from .download import locate_or_download
 from .files import input_image_files, read_csv, read_image_folder, read_images, read_npz, read_npz_inputs, read_npz_series
 from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
 from .factors import load_sprites
+from .packed import is_packed, load_packed
 from .sequences import (is_har_folder, load_aeon, load_har_folder, load_sequential_images, npz_sequences,
                         sequence_inputs)
 from .idx import read_idx
-from .splits import carve_test
+from .splits import carve_note, carve_test
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
@@ -65,7 +66,7 @@ def _load_idx_dataset(
     parts = []
     for split in ("train", "t10k"):
         img_path, lab_path = files[f"{split}-images-idx3-ubyte"], files[f"{split}-labels-idx1-ubyte"]
-        x, y = read_idx(img_path), read_idx(lab_path)
+        x, y = read_idx(img_path, expect=(0x08, 3)), read_idx(lab_path, expect=(0x08, 1))
         if x.ndim != 3 or x.dtype != np.uint8:
             raise UserError(f"{img_path} holds {x.dtype} of shape {x.shape}, not uint8 images; replace it")
         if y.ndim != 1:
@@ -112,6 +113,8 @@ def load_dataset(
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        if is_packed(path):
+            return load_packed(path)
         if is_har_folder(path):
             return load_har_folder(path)
         return read_smallnorb(path) if find_norb(path) else _load_image_folder(path, label_column)
@@ -212,8 +215,10 @@ def _assemble(
     if len(x) == 0:
         raise UserError(f"{path} holds no samples; add data to it")
     t, t_test, target_names = targets
+    carve: dict = {}
     if x_test is None or y_test is None:
         tr, te = carve_test(y[:, 0] if y.shape[1] else np.full(len(y), -1))
+        carve = carve_note(y[:, 0] if y.shape[1] else None, te, heads)
         x, y, x_test, y_test = x[tr], y[tr], x[te], y[te]
         t, t_test = (None, None) if t is None else (t[tr], t[te])
     t_mean = t_std = None
@@ -236,7 +241,7 @@ def _assemble(
         tt = None if ta is None else torch.from_numpy(((ta - t_mean) / t_std).astype(np.float32))
         return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift, scale, tt)
 
-    meta = {"source": str(path.resolve()), "feature_names": feature_names, "label_column": label_column}
+    meta = {"source": str(path.resolve()), "feature_names": feature_names, "label_column": label_column, **carve}
     if t is not None:
         meta.update(target_names=target_names, target_mean=t_mean.tolist(), target_std=t_std.tolist())
     kind, likelihood = ("vector", "gaussian") if tabular else ("image", "bernoulli")

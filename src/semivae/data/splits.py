@@ -109,6 +109,19 @@ def carve_test(y: np.ndarray, fraction: float = 0.2, seed: int = 0) -> tuple[np.
     return np.flatnonzero(keep), test
 
 
+def carve_note(y: np.ndarray | None, test: np.ndarray, heads) -> dict:
+    """What a carved test split took: ``test_carved`` (labelled points), and ``test_empty``
+    (why, when some class has a single labelled point)."""
+    if y is None or not (y >= 0).any():
+        return {}
+    if len(test):
+        return {"test_carved": int(len(test))}
+    present, counts = np.unique(y[y >= 0], return_counts=True)
+    single = [heads[0].classes[int(c)] for c, n in zip(present, counts) if n < 2]
+    return {"test_carved": 0, "test_empty": f"class {single[0]!r} has a single labelled point" if single else
+            "some class has no labelled point"}
+
+
 def _joint_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, rng: np.random.Generator,
                  val: np.ndarray, train: np.ndarray) -> Split:
     """One budget for every column: points with all their labels, class-balanced on the first."""

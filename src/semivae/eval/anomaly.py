@@ -26,6 +26,7 @@ import torch
 from ..atomic import write_atomic
 from ..data import ArrayData
 from ..errors import UserError
+from ..models import model_device
 from ..runs import Run, as_run
 from . import metrics
 from .evaluation import read_inputs
@@ -47,16 +48,17 @@ def _proba(model, data: ArrayData) -> np.ndarray | None:
     """The first head's probabilities (N, K), or None for a model without heads."""
     if not model.heads:
         return None
-    parts = []
+    parts, dev = [], model_device(model)
     for i in range(0, len(data), 1024):
         idx = torch.arange(i, min(i + 1024, len(data)))
-        parts.append(first_head_proba(model, data.inputs(idx), data.mask(idx)))
+        mask = data.mask(idx)
+        parts.append(first_head_proba(model, data.inputs(idx).to(dev), None if mask is None else mask.to(dev)).cpu())
     return torch.cat(parts).double().numpy()
 
 
 def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples: int = 10, iwae_k: int = 100,
-                     data_dir: str | None = None, seed: int = 0) -> dict:
-    run = as_run(run)
+                     data_dir: str | None = None, seed: int = 0, device: str | None = None) -> dict:
+    run = as_run(run, device)
     cfg = run.config
     if cfg.data.anomaly_class is None:
         raise UserError(f"run {run.path} was not trained with an anomaly class; train it with `semivae anomaly`")
@@ -106,10 +108,10 @@ def load_anomaly(run: Run) -> dict:
 
 
 def score(run: Run | str | Path, inputs: str | Path, score_name: str | None = None, samples: int | None = None,
-          seed: int = 0) -> str:
+          seed: int = 0, device: str | None = None) -> str:
     """CSV text: row, score, flag (score above the run's threshold) and, where the model
     classifies, the predicted normal class."""
-    run = as_run(run)
+    run = as_run(run, device)
     info = load_anomaly(run)
     name = score_name or info["default_score"]
     if name not in info["scores"]:

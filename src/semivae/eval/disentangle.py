@@ -18,6 +18,7 @@ import torch
 from ..atomic import write_atomic
 from ..data.factors import bundle_sampler
 from ..errors import UserError
+from ..models import model_device
 from ..runs import Run, as_run
 from .disentanglement import HEADLINE, METRICS, mig
 
@@ -36,8 +37,9 @@ SIZES = {"beta_vae": {"n_train": 1000, "n_eval": 1000}, "factor_vae": {"n_train"
 
 
 def disentangle(run: Run | str | Path, metrics: list[str] | None = None, *, seed: int = 0, scale: float = 1.0,
-                data_dir: str | None = None, device: str = "cpu") -> dict:
-    run = as_run(run)
+                data_dir: str | None = None, device: str | None = None) -> dict:
+    run = as_run(run, device)
+    device = model_device(run.model)
     names = metrics or list(METRICS)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
@@ -47,7 +49,7 @@ def disentangle(run: Run | str | Path, metrics: list[str] | None = None, *, seed
     if not run.model.has_decoder:
         raise UserError(f"run {run.path} has no latent space (a supervised classifier); disentangle a run with a decoder")
     sampler = bundle_sampler(run.dataset(data_dir))
-    model = run.model.to(device).eval()
+    model = run.model.eval()
     represent = representation_fn(model, device)
     torch.manual_seed(seed)
     res: dict = {"factors": list(sampler.factor_names), "seed": seed, "scale": scale}

@@ -15,40 +15,45 @@ import torch
 from ..data import ArrayData, load_inputs
 from ..errors import UserError
 from ..objectives.iwae import iwae_log_px
-from ..runs import SPLITS, Run, as_run
+from ..models import model_device
+from ..runs import SPLITS, Run, as_run, status
 from .outputs import evaluate_split, model_outputs
 
 
 def evaluate(run: Run | str | Path, split: str = "test", *, data_dir: str | None = None, iwae_k: int = 0,
-             iwae_points: int | None = None, seed: int = 0) -> dict:
+             iwae_points: int | None = None, seed: int = 0, device: str | None = None) -> dict:
     """Accuracy, log loss and confusion matrix per head, and the ELBO, of a run on ``split``;
     with ``iwae_k`` also the negative log-likelihood ``nll`` (nats per point, the IWAE bound
     with k samples, on the first ``iwae_points`` points or all)."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    run = as_run(run)
+    run = as_run(run, device)
     data = run.split_data(split, data_dir)
     if not len(data):
         raise UserError(f"the {split} split of {run.config.data.dataset} is empty; evaluate another split")
     if iwae_k < 0 or (iwae_k and not run.model.has_importance_weights):
         raise UserError(f"--iwae-k {iwae_k} needs a model with a decoder and k >= 1; drop it for this run")
     torch.manual_seed(seed)
-    res = evaluate_split(run.model, data, confusion=True, target_std=run.data_info.get("target_std"))
+    res = evaluate_split(run.model, data, confusion=True, target_std=run.data_info.get("target_std"),
+                         device=model_device(run.model))
     if iwae_k:
         n = min(len(data), iwae_points or len(data))
         res.update(nll=float(iwae_nll_terms(run.model, data, iwae_k, n).mean()), iwae_k=iwae_k, nll_points=n)
     spec = run.spec
     classes = {spec.key("classes", h.name): list(h.classes) for h in spec.heads}
+    notes = [n for n in (status(run), f"the {split} split has only {len(data)} points: its figures are rough"
+                         if len(data) < 100 else None) if n]
     return {"run": str(run.path), "split": split, "dataset": run.config.data.dataset, "model": run.config.model.model,
-            "mode": run.config.model.run_name(), **classes, **res}
+            "mode": run.config.model.run_name(), **classes, **res, **({"notes": notes} if notes else {})}
 
 
 def iwae_nll_terms(model, data: ArrayData, k: int, n: int, batch_size: int = 128) -> np.ndarray:
     """-L_k (the IWAE bound, nats) for the first ``n`` points of ``data``: (n,)."""
-    out = []
+    out, dev = [], model_device(model)
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(start + batch_size, n))
-        out.append(-iwae_log_px(model, data.inputs(idx), k, data.mask(idx)))
+        mask = data.mask(idx)
+        out.append(-iwae_log_px(model, data.inputs(idx).to(dev), k, None if mask is None else mask.to(dev)).cpu())
     return torch.cat(out).numpy()
 
 
@@ -57,19 +62,20 @@ def read_inputs(run: Run, inputs: str | Path) -> ArrayData:
     return load_inputs(str(inputs), {**run.data_info, "n_heads": len(run.spec.heads)})
 
 
-def _predictions(run: Run | str | Path, inputs: str | Path) -> tuple[Run, dict]:
+def _predictions(run: Run | str | Path, inputs: str | Path, device: str | None = None) -> tuple[Run, dict]:
     """The run and its model's outputs on ``inputs``; refuses a model without class heads."""
-    run = as_run(run)
+    run = as_run(run, device)
     if not run.model.heads:
         raise UserError(f"run {run.path} is an unsupervised model without a class layer; "
                         "train with --mode semi or supervised")
-    return run, model_outputs(run.model, read_inputs(run, inputs))
+    return run, model_outputs(run.model, read_inputs(run, inputs), device=model_device(run.model))
 
 
-def predict(run: Run | str | Path, inputs: str | Path, head: str | None = None) -> tuple[np.ndarray, list[str]]:
+def predict(run: Run | str | Path, inputs: str | Path, head: str | None = None,
+            device: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Class probabilities (N, K) of one head (the only one, unless named) for the data in
     ``inputs`` (same formats as training), and that head's class names."""
-    run, out = _predictions(run, inputs)
+    run, out = _predictions(run, inputs, device)
     names = [h.name for h in run.model.heads]
     if head is None and len(names) > 1:
         raise UserError(f"run {run.path} has heads {names}; name the one to predict with head=")
@@ -79,10 +85,10 @@ def predict(run: Run | str | Path, inputs: str | Path, head: str | None = None) 
     return out["proba"][name], list(run.model.heads[names.index(name)].classes)
 
 
-def predict_all(run: Run | str | Path, inputs: str | Path) -> str:
+def predict_all(run: Run | str | Path, inputs: str | Path, device: str | None = None) -> str:
     """CSV text of every prediction the run makes: classes per head and, for a model with a
     regression head, its continuous targets in the data's units."""
-    run, out = _predictions(run, inputs)
+    run, out = _predictions(run, inputs, device)
     info = run.data_info
     targets = None
     if "targets" in out:

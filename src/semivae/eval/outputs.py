@@ -23,7 +23,8 @@ def model_outputs(model: BaseModel, data: ArrayData, batch_size: int = 1024,
     data = data.to(device)
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)), device=device)
-        x, mask = data.inputs(idx), data.mask(idx)
+        x, mask = data.inputs(idx).to(device), data.mask(idx)
+        mask = None if mask is None else mask.to(device)
         if model.heads:
             for name, p in model.predict_proba(x, mask).items():
                 proba[name].append(p.float().cpu())

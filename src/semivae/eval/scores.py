@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import ArrayData
-from ..models import BaseModel
+from ..models import BaseModel, model_device
 from ..objectives.iwae import iwae_log_px
 
 
@@ -106,9 +106,11 @@ def compute_scores(model: BaseModel, data: ArrayData, names: list[str], samples:
             raise ValueError("the combined score needs the validation statistics of its parts")
         base += [p for p in combine if p not in base]
     out: dict[str, list] = {n: [] for n in base}
+    dev = model_device(model)
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
-        x, mask = data.inputs(idx), data.mask(idx)
+        x, mask = data.inputs(idx).to(dev), data.mask(idx)
+        mask = None if mask is None else mask.to(dev)
         for n in base:
             out[n].append(SCORES[n](model, x, mask, samples, iwae_k).double().cpu())
     res = {n: torch.cat(v).numpy() if v else np.zeros(0) for n, v in out.items()}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import UserError
 from ..nn import ArchConfig
 from .base import (BaseModel, ClassifierHeads, Decoder, Head, ImportanceWeights, Inference, LossOutput, Model,
-                   ModelConfig, ModelSpec, Regressor, Stage, declare_heads)
+                   ModelConfig, ModelSpec, Regressor, Stage, declare_heads, model_device)
 from .classifier import Classifier, ClassifierConfig
 from .m2 import M1M2, M2, M1M2Config, M2Config
 from .pspec import PartiallySpecifiedVAE, PSpecConfig
@@ -42,4 +42,4 @@ def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseMode
 __all__ = ["MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
            "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config", "Model", "ModelConfig", "ModelEntry", "ModelSpec",
            "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
-           "declare_heads", "model_entry"]
+           "declare_heads", "model_device", "model_entry"]

@@ -243,6 +243,11 @@ class Regressor(Protocol):
         """Mean of q(r|x) in standardised units: (B, R)."""
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model's weights are."""
+    return next(model.parameters()).device
+
+
 class BaseModel(nn.Module):
     """Defaults for the declarations; a model overrides what it offers."""
 

@@ -23,7 +23,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from ..config import RunConfig
+from ..config import RunConfig, check_device
 from ..data import ArrayData, DataBundle, LabelColumn, data_kind
 from ..data.anomaly import load_for_config
 from ..data.splits import Split
@@ -103,22 +103,64 @@ class Run:
         return replace(data, shift=shift, scale=scale)
 
 
-def load_run(path: str | Path) -> Run:
-    """Re-build the model of a run directory from its files alone."""
+def load_run(path: str | Path, device: str | None = None) -> Run:
+    """Re-build the model of a run directory from its files alone (on ``device``, default CPU)."""
     p = Path(path)
     missing = [f for f in REQUIRED if not (p / f).is_file()]
     if missing:
-        raise UserError(f"{path} is not a finished run directory (missing {', '.join(missing)}); "
+        raise UserError(f"{path} is not a run directory (missing {', '.join(missing)}); "
                         "pass the --out of a `semivae train`")
-    cfg = RunConfig.from_dict(yaml.safe_load((p / "config.yaml").read_text()), saved=True)
-    info = json.loads((p / "data.json").read_text())
-    spec = model_spec(info, cfg.model)
+    try:
+        cfg = RunConfig.from_dict(yaml.safe_load((p / "config.yaml").read_text()), saved=True)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"{p / 'config.yaml'} is damaged ({str(err).splitlines()[0]}); restore it or train again") from None
+    info = _read_json(p / "data.json")
+    try:
+        spec = model_spec(info, cfg.model)
+        split = Split.from_json((p / "split.json").read_text(), len(spec.heads))
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{p} has a damaged data.json or split.json ({type(err).__name__}: {err}); restore it or "
+                        "train again") from None
     model = build_model(spec, cfg.arch, cfg.model)
-    model.load_state_dict(load_file(str(p / "model.safetensors")))
+    try:
+        model.load_state_dict(load_file(str(p / "model.safetensors")))
+    except Exception as err:  # a truncated or foreign file: safetensors and torch raise several kinds
+        raise UserError(f"{p / 'model.safetensors'} cannot be loaded ({type(err).__name__}); it is damaged or from "
+                        "another model: restore it, resume the run, or train again") from None
+    if device is not None:
+        check_device(device)
+        model.to(device)
     model.eval()
-    return Run(p, cfg, info, Split.from_json((p / "split.json").read_text(), len(spec.heads)), model)
+    return Run(p, cfg, info, split, model)
 
 
-def as_run(run: "Run | str | Path") -> Run:
-    """A loaded run, loading it if given a path."""
-    return run if isinstance(run, Run) else load_run(run)
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is damaged ({err}); restore it or train again") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is damaged (not a JSON object); restore it or train again")
+    return value
+
+
+def status(run: Run) -> str | None:
+    """A line saying the run is unfinished, or None when it completed."""
+    summary = run.path / "summary.json"
+    if not summary.is_file():
+        return f"run {run.path} has no summary.json: it is still training or was killed; its weights are the last saved"
+    info = json.loads(summary.read_text())
+    if info.get("status", "completed") != "completed":
+        resume = f"; resume it with `{info['resume_command']}`" if info.get("resume_command") else ""
+        return f"run {run.path} is unfinished (status {info['status']}){resume}"
+    return None
+
+
+def as_run(run: "Run | str | Path", device: str | None = None) -> Run:
+    """A loaded run (its model on ``device`` when one is given), loading it if given a path."""
+    if not isinstance(run, Run):
+        return load_run(run, device)
+    if device is not None:
+        check_device(device)
+        run.model.to(device)
+    return run

@@ -44,6 +44,15 @@ def check_out_dir(out: str | Path | None) -> None:
         raise UserError(f"output directory {out} already exists and is not empty; choose a new --out")
 
 
+def check_writable(path: Path) -> None:
+    """Refuse a run directory that cannot be made (a read-only place), before any file is written."""
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write the run directory {path}: {parent} is not a writable folder; choose another --out")
+
+
 def _jsonable(v):
     return v.tolist() if isinstance(v, torch.Tensor) else float(v)
 
@@ -75,13 +84,29 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
 class RunWriter:
     """Creates the run directory and writes its files as training goes."""
 
-    def __init__(self, path: Path, cfg: RunConfig, info: dict, split: Split):
-        path.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, cfg: RunConfig | None, info: dict | None, split: Split | None):
         self.path = path
+        self._rows: list[str] = []
+        if cfg is None:  # ``reopen``
+            return
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot make the run directory {path} ({err.strerror}); choose another --out") from None
         write_atomic(path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         write_atomic(path / "data.json", json.dumps(info, indent=1))
         write_atomic(path / "split.json", split.to_json())
-        self._rows: list[str] = []
+
+    @classmethod
+    def reopen(cls, path: Path) -> "RunWriter":
+        """A writer that appends to an existing run (resuming it)."""
+        writer = cls(path, None, None, None)
+        metrics = path / "metrics.jsonl"
+        writer._rows = metrics.read_text().splitlines() if metrics.is_file() else []
+        return writer
+
+    def rows(self) -> list[dict]:
+        return [json.loads(r) for r in self._rows]
 
     def epoch(self, row: dict, model: nn.Module, save: bool) -> None:
         self._rows.append(json.dumps(row))

@@ -9,8 +9,9 @@ import inspect
 import sys
 import types
 
-from .trainer import TrainingDiverged, fit
-from .training import train
+from .loop import Interrupted, fit
+from .trainer import TrainingDiverged
+from .training import resume, train
 
 
 class _CallablePackage(types.ModuleType):
@@ -21,4 +22,4 @@ class _CallablePackage(types.ModuleType):
 sys.modules[__name__].__class__ = _CallablePackage
 __signature__ = inspect.signature(train)
 
-__all__ = ["TrainingDiverged", "fit", "train"]
+__all__ = ["Interrupted", "TrainingDiverged", "fit", "resume", "train"]

@@ -27,7 +27,7 @@ from ..eval.anomaly import FN, FP, evaluate_anomaly, load_anomaly
 from ..eval.evaluation import read_inputs
 from ..models import build_model
 from ..runs import Run, RunWriter, as_run, check_out_dir, model_spec
-from .trainer import fit
+from .loop import fit
 
 
 def grow_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -50,8 +50,9 @@ def grow_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> di
 
 
 def feedback(run: Run | str | Path, false_positives: str | None = None, false_negatives: str | None = None, *,
-             out: str | Path, epochs: int = 5, lr: float | None = None, progress: bool = True) -> Path:
-    run = as_run(run)
+             out: str | Path, epochs: int = 5, lr: float | None = None, progress: bool = True,
+             device: str | None = None) -> Path:
+    run = as_run(run, device)
     if false_positives is None and false_negatives is None:
         raise UserError("give --false-positives and/or --false-negatives: files of the points you marked")
     model_cfg = type(run.model).feedback_config(run.config.model)
@@ -80,7 +81,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
         "from_run": str(run.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
         "false_negatives": 0 if marked[1] is None else len(marked[1])})
     info.pop("classes", None)  # a run from before heads existed names its classes there
-    new_cfg = replace(cfg, model=model_cfg, train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr, patience=0))
+    new_cfg = replace(cfg, model=model_cfg, train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr, patience=0,
+                                                          device=device or cfg.train.device))
     torch.manual_seed(cfg.train.seed)
     model = build_model(model_spec(info, new_cfg.model), new_cfg.arch, new_cfg.model)
     model.load_state_dict(grow_state(run.model.state_dict(), model.state_dict()))
@@ -95,5 +97,6 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
                   progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, True))
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
                     "n_labelled": int(len(labelled))})
-    evaluate_anomaly(path, target_fpr=anomaly["target_fpr"], samples=anomaly["samples"], iwae_k=anomaly["iwae_k"])
+    evaluate_anomaly(path, target_fpr=anomaly["target_fpr"], samples=anomaly["samples"], iwae_k=anomaly["iwae_k"],
+                     device=device)
     return path

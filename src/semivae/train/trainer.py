@@ -1,34 +1,25 @@
-"""The training loop: one loop for every model honouring ``models.base``.
+"""The pieces of the training loop (``loop.py``): optimisers, the step, the epoch's means.
 
 A step calls ``model(batch)`` (``forward``), nothing else, and logs whatever named terms the
 model returns: the progress bar, ``metrics.jsonl`` and TensorBoard show the names they find.
-No global state: the model, the data, the config and a seeded generator go in, a history
-comes out, and a callback sees each epoch (the run directory uses it to append metrics and
-save weights). DistributedDataParallel can wrap the model (it averages gradients through
-``forward``) and the sampler can be sharded without changing this loop's shape.
+DistributedDataParallel can wrap the model unchanged: it averages gradients through
+``forward``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import math
-import sys
-import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data.batch import Batch
-from ..data.sampler import MixedBatchSampler, mixed_batch
+from ..data.sampler import MixedBatchSampler
 from ..data.splits import TrainingData
-from ..errors import TrainingDiverged
-from ..eval.outputs import evaluate_split
+from ..errors import TrainingDiverged  # noqa: F401  (raised by the loop; imported from here by callers)
 from ..models import BaseModel, LossOutput
-from ..objectives.schedules import KLSchedule
 
 OPTIMIZERS: dict[str, Callable] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
@@ -114,75 +105,31 @@ class EpochMeans:
     def finite(self) -> bool:
         return bool(torch.isfinite(torch.stack(list(self.sums.values()))).all())
 
-    def means(self) -> dict[str, float]:
-        """One host sync: name -> mean over the steps that counted."""
-        sums, steps = torch.stack(list(self.sums.values())).tolist(), torch.stack(list(self.steps.values())).tolist()
+    def means(self, world=None) -> dict[str, float]:
+        """One host sync: name -> mean over the steps that counted (summed over ``world``'s ranks)."""
+        if not self.sums:
+            return {}
+        both = torch.stack([torch.stack(list(self.sums.values())), torch.stack(list(self.steps.values()))])
+        if world is not None:
+            world.sum(both)
+        sums, steps = both.tolist()
         return {name: s / max(n, 1.0) for name, s, n in zip(self.sums, sums, steps)}
 
+    def flat(self) -> dict[str, torch.Tensor]:
+        """The running sums as named tensors, for a checkpoint."""
+        return {f"{k}/{part}": v for k, s, t in ((k, self.sums[k], self.steps[k]) for k in self.sums)
+                for part, v in (("sum", s), ("steps", t))}
 
-def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: float = 1.0,
-        on_epoch: Callable[[dict, bool], None] | None = None, progress: bool = True) -> list[dict]:
-    """Train ``model`` in place; returns one metrics row per epoch.
-
-    ``on_epoch(row, is_best)`` runs after each finished epoch. With ``cfg.patience > 0``
-    training stops once the monitored validation figure has not improved for that many
-    epochs, and the best weights are restored.
-    """
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    model.to(device)
-    train = data.train.to(device)  # the whole training split lives on the device
-    sampler = make_sampler(model, data, cfg, label_ratio, generator)
-    optimizer = OPTIMIZERS[cfg.optimizer](model.param_groups(cfg.lr), cfg)
-    step_fn = make_step(model, optimizer, cfg.precision, cfg.compile)
-    schedules = [m for m in model.modules() if isinstance(m, KLSchedule)]
-    history: list[dict] = []
-    best, best_state, since_best = math.inf, None, 0
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        sums = EpochMeans(device)
-        bar = tqdm(sampler, total=len(sampler), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress,
-                   leave=False, dynamic_ncols=True)
-        for step, (unl, lab) in enumerate(bar):
-            batch = mixed_batch(train, unl.to(device), lab.to(device))
-            for s in schedules:  # training progress in epochs, for KL warm-up / capacity
-                s.t.fill_(epoch - 1 + step / len(sampler))
-            sums.add(step_fn(batch))
-            if step % 25 == 0 or step == len(sampler) - 1:
-                if not sums.finite():
-                    raise TrainingDiverged(f"loss became non-finite at epoch {epoch}, step {step + 1}")
-                if progress:
-                    bar.set_postfix(_postfix(sums.means(), history))
-        row = {"epoch": epoch, **sums.means()}
-        val = evaluate_split(model, data.val, device=device)
-        row.update({f"val_{k}": v for k, v in val.items() if k.split("/")[0] in VAL_METRICS})
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        mon = monitor_of(row)
-        improved = mon is not None and mon[1] < best
-        if improved:
-            best, since_best = mon[1], 0
-            if cfg.patience:
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
-        if progress:
-            tqdm.write(_epoch_line(row), file=sys.stderr)
-        if on_epoch is not None:
-            on_epoch(row, improved or not cfg.patience or mon is None)
-        if cfg.patience and mon is not None and since_best >= cfg.patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
+    def load(self, flat: dict[str, torch.Tensor]) -> None:
+        for key, v in flat.items():
+            name, part = key.rsplit("/", 1)
+            (self.sums if part == "sum" else self.steps)[name] = v.reshape(()).to(self.device)
 
 
 VAL_METRICS = ("elbo", "recon", "kl", "accuracy", "log_loss")
 
 
-def _postfix(means: dict[str, float], history: list[dict]) -> dict:
+def postfix(means: dict[str, float], history: list[dict]) -> dict:
     out = {k: f"{v:.4g}" for k, v in means.items()}
     if history:
         out.update({k.replace("accuracy", "acc"): f"{v:.3f}" for k, v in history[-1].items()
@@ -190,7 +137,7 @@ def _postfix(means: dict[str, float], history: list[dict]) -> dict:
     return out
 
 
-def _epoch_line(row: dict) -> str:
+def epoch_line(row: dict) -> str:
     skip = ("epoch", "stage", "val_recon", "val_kl")
     return f"epoch {row['epoch']}: " + "  ".join(f"{k}={v:.4g}" for k, v in row.items()
                                                  if k not in skip and isinstance(v, (int, float)))

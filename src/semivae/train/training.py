@@ -1,13 +1,22 @@
-"""``train``: from a configuration to a finished run directory.
+"""``train``: from a configuration to a finished run directory; ``resume``: finish a stopped one.
 
-Order matters for "no half-written output": every check that can fail on the user's
-input (config, data files, labels, budget, the model's own requirements) runs before the
-run directory is created.
+Order matters for "no half-written output": every check that can fail on the user's input
+(config, device, data files, labels, budget, the model's own requirements, the output folder)
+runs before the run directory is created. Then the run's files are written as training goes
+(rank 0 only, under torchrun), the initial weights first, so even a run that diverges in its
+first epoch keeps weights to look at. SIGINT and SIGTERM finish the step in progress, write a
+checkpoint and ``summary.json`` (status "interrupted", with the command that resumes) and
+raise :class:`Interrupted`; the CLI then exits 130 / 143.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+import signal
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,13 +25,16 @@ import torch
 from ..config import RunConfig, nest, resolve
 from ..data import DataBundle
 from ..data.anomaly import load_for_config
-from ..data.splits import Split, apply_split, make_split
+from ..data.splits import Split, TrainingData, apply_split, make_split
 from ..errors import UserError
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
-from ..runs import RunWriter, check_out_dir, data_info, default_run_dir, load_run, model_spec
+from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
 from . import tensorboard
-from .trainer import TrainingDiverged, fit, monitor_of
+from .checkpoint import load_checkpoint
+from .distributed import close_world, init_world
+from .loop import FitContext, Interrupted, StopFlag, fit
+from .trainer import TrainingDiverged, monitor_of
 
 
 def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str) -> None:
@@ -44,20 +56,51 @@ def check_labels(model: BaseModel, split: Split, cfg: RunConfig) -> None:
                         "or use --mode unsupervised")
 
 
-def train(config: RunConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
-          **overrides) -> Path:
-    """Train one model and return its run directory.
+@contextmanager
+def stop_on_signals(flag: StopFlag):
+    """SIGINT / SIGTERM set ``flag`` (the loop stops after its step) instead of killing the process."""
+    def handler(signum, frame):
+        flag.signum = signum
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
-    ``config`` is a resolved :class:`RunConfig` (or None for the defaults); keyword
-    overrides use the CLI's option names, e.g. ``semivae.train(dataset="mnist", labels="100")``.
-    """
-    if overrides:
-        base = config.to_dict() if config is not None else {}
-        config = resolve(base, nest(overrides))
-    cfg = config or resolve()
-    check_out_dir(out)
-    if cfg.train.tensorboard:
-        tensorboard.check_available()
+
+def absolute_paths(cfg: RunConfig) -> RunConfig:
+    """Paths typed relative to where the user stood, made absolute, so the run's config.yaml
+    works from any folder."""
+    def absolute(p: str | None) -> str | None:
+        return str(Path(p).expanduser().resolve()) if p and Path(p).expanduser().exists() else p
+    data = replace(cfg.data, dataset=absolute(cfg.data.dataset), data_dir=absolute(cfg.data.data_dir))
+    return replace(cfg, data=data, train=replace(cfg.train, init_from=absolute(cfg.train.init_from)))
+
+
+def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
+    """Where labelled points went when they are not trained on, and how to keep them."""
+    notes = []
+    d = cfg.data
+    everything = d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
+    carved = bundle.meta.get("test_carved", 0)
+    has_label = (bundle.train.labels >= 0).any(1).numpy()
+    hidden = int(has_label[split.val].sum()) - len(split.val_pool)
+    if everything and (carved or hidden > 0) and bundle.heads:
+        where = ([f"{carved} went to the test split (20 % of each class, as the data has none: save x_test / y_test "
+                  "to keep them)"] if carved else []) + \
+                ([f"{hidden} to validation with their labels hidden (--val-fraction {d.val_fraction}: use "
+                  "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else [])
+        total = len(split.pool) + carved + max(hidden, 0) + len(split.val_pool)
+        notes.append(f"of the {total} labelled points, {len(split.pool)} are trained on: {' and '.join(where)}")
+    if bundle.meta.get("test_empty"):
+        notes.append(f"the test split is empty: {bundle.meta['test_empty']}, so no class can be held out; evaluate "
+                     "needs a test split: label at least two points of every class, or save x_test / y_test")
+    return notes
+
+
+def prepare(cfg: RunConfig):
+    """Data, split and model of a configuration: every check on the user's input, no file written."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     bundle = load_for_config(cfg.data)
@@ -71,48 +114,127 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
                             "raise --labels")
         data = data.labelled_only()
     info = data_info(bundle, cfg, split, likelihood)
+    info["notes"] = budget_notes(bundle, split, cfg)
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
     check_labels(model, split, cfg)
-    carried = type(model).transfer(model, load_run(cfg.train.init_from).model) if cfg.train.init_from else None
+    return bundle, split, data, info, model
 
-    path = Path(out) if out else default_run_dir(cfg)
-    writer = RunWriter(path, cfg, info, split)
-    board = tensorboard.TensorBoardLogger(path / "tensorboard", model) if cfg.train.tensorboard else None
-    t0 = time.perf_counter()
-    summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
-               "n_labelled": len(split.pool), "validation_labels": info["validation_labels"]}
-    if carried is not None:
-        fresh = sorted(set(model.state_dict()) - set(carried))
-        summary["init_from"] = {"run": cfg.train.init_from, "carried": len(carried), "fresh": fresh}
-    history: list[dict] = []
+
+def train(config: RunConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
+          **overrides) -> Path:
+    """Train one model and return its run directory.
+
+    ``config`` is a resolved :class:`RunConfig` (or None for the defaults); keyword
+    overrides use the CLI's option names, e.g. ``semivae.train(dataset="mnist", labels="100")``.
+    """
+    if overrides:
+        base = config.to_dict() if config is not None else {}
+        config = resolve(base, nest(overrides))
+    cfg = absolute_paths(config or resolve())
+    world = init_world(cfg.train.device)
     try:
-        for stage in model.stages(cfg.train.epochs):
-            if stage.frozen is not None:
-                stage.frozen.requires_grad_(False)
+        check_out_dir(out)
+        if cfg.train.tensorboard:
+            tensorboard.check_available()
+        bundle, split, data, info, model = prepare(cfg)
+        carried = type(model).transfer(model, load_run(cfg.train.init_from).model) if cfg.train.init_from else None
+        path = Path(out) if out else default_run_dir(cfg)
+        if world.main:
+            check_writable(path)
+        summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
+                   "n_labelled": len(split.pool), "validation_labels": info["validation_labels"]}
+        if carried is not None:
+            summary["init_from"] = {"run": cfg.train.init_from, "carried": len(carried),
+                                    "fresh": sorted(set(model.state_dict()) - set(carried))}
+        if info["notes"] and world.main:
+            summary["notes"] = info["notes"]
+            for note in info["notes"]:
+                print(f"note: {note}", file=sys.stderr)
+        writer = RunWriter(path, cfg, info, split) if world.main else None
+        if writer is not None:
+            save_weights(model, path / "model.safetensors")  # the last good weights until an epoch ends
+        return _run(cfg, model, data, path, writer, summary, progress, world)
+    finally:
+        close_world(world)
 
-            def on_epoch(row: dict, save: bool, name: str = stage.name) -> None:
-                writer.epoch({"stage": name, **row}, model, save)
-                if board is not None:
-                    board.epoch(row)
-            history += fit(stage.module, data, replace(cfg.train, epochs=stage.epochs),
-                           label_ratio=cfg.data.label_ratio, progress=progress, on_epoch=on_epoch)
+
+def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None, device: str | None = None,
+           threads: int | None = None) -> Path:
+    """Continue a stopped run from its checkpoint (``--epochs`` may extend a finished one)."""
+    path = Path(run)
+    loaded = load_run(path)
+    ckpt = load_checkpoint(path)
+    if ckpt is None:
+        raise UserError(f"{path} has no checkpoint.safetensors to resume from; train it again")
+    cfg = loaded.config
+    train_cfg = replace(cfg.train, **{k: v for k, v in (("epochs", epochs), ("device", device), ("threads", threads))
+                                      if v is not None})
+    cfg = replace(cfg, train=train_cfg)
+    world = init_world(cfg.train.device)
+    try:
+        _, _, data, info, model = prepare(cfg)
+        summary_file = path / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        summary.update(status="completed")
+        for key in ("message", "resume_command"):
+            summary.pop(key, None)
+        writer = RunWriter.reopen(path) if world.main else None
+        return _run(cfg, model, data, path, writer, summary, progress, world, ckpt)
+    finally:
+        close_world(world)
+
+
+def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, writer: RunWriter | None, summary: dict,
+         progress: bool, world, ckpt=None) -> Path:
+    board = tensorboard.TensorBoardLogger(path / "tensorboard", model) if cfg.train.tensorboard and writer else None
+    t0 = time.perf_counter()
+    seconds_before = summary.get("seconds", 0.0) if ckpt else 0.0
+    flag = StopFlag()
+    stages = model.stages(cfg.train.epochs)
+    try:
+        with stop_on_signals(flag):
+            for index, stage in enumerate(stages):
+                if ckpt is not None and index < ckpt.progress.stage:
+                    continue  # finished before the stop
+                if stage.frozen is not None:
+                    stage.frozen.requires_grad_(False)
+
+                def on_epoch(row: dict, save: bool, name: str = stage.name) -> None:
+                    writer.epoch({"stage": name, **row}, model, save)
+                    if board is not None:
+                        board.epoch(row)
+                ctx = FitContext(world=world, run_dir=path if writer else None, root=model, stage=index,
+                                 checkpoint_every=cfg.train.checkpoint_every, resume=ckpt, stop=flag,
+                                 workers=cfg.train.workers)
+                fit(stage.module, data, replace(cfg.train, epochs=stage.epochs), label_ratio=cfg.data.label_ratio,
+                    progress=progress, on_epoch=on_epoch if writer else None, ctx=ctx)
     except TrainingDiverged as e:
-        summary.update(status="diverged", message=f"{e}; the last good weights are kept")
-        writer.summary(summary)
+        _finish(writer, summary, t0, seconds_before, status="diverged", message=f"{e}; the last good weights are kept")
         raise
-    except KeyboardInterrupt:
-        summary.update(status="interrupted")
-        writer.summary(summary)
+    except Interrupted:
+        _finish(writer, summary, t0, seconds_before, status="interrupted",
+                message="stopped before the end; the checkpoint holds everything to go on",
+                resume_command=f"semivae train --resume {shlex.quote(str(path))}")
         raise
     finally:
         if board is not None:
             board.close()
-    summary.update(epochs=len(history), seconds=time.perf_counter() - t0, final=history[-1])
+    history = writer.rows() if writer else []
+    summary.update(epochs=len(history), final=history[-1] if history else {})
     if cfg.train.patience:
         scored = [r for r in history if monitor_of(r)]
         if scored:
             best = min(scored, key=lambda r: monitor_of(r)[1])
             summary.update(best_epoch=best["epoch"], monitor=monitor_of(best)[0])
-    writer.summary(summary)
+    _finish(writer, summary, t0, seconds_before)
     return path
+
+
+def _finish(writer: RunWriter | None, summary: dict, t0: float, before: float, **fields) -> None:
+    if writer is not None:
+        summary.update(fields, seconds=before + time.perf_counter() - t0)
+        writer.summary(summary)
+
+
+__all__ = ["Interrupted", "TrainingDiverged", "resume", "train"]

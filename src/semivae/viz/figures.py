@@ -15,7 +15,7 @@ from ..eval.disentangle import load_disentanglement
 from ..eval.evaluation import evaluate
 from ..runs import Run
 from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure, roc_figure, score_hist_figure
-from .samples import generate_figure, reconstructions_figure, to_data_units, traverse_figure
+from .samples import generate_figure, on, reconstructions_figure, to_data_units, traverse_figure
 from .series import step_error_figure
 
 # name -> heading in the report, in the order they appear; a per-head figure is named
@@ -106,7 +106,7 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
 
 def step_error(model, x: torch.Tensor, mask: torch.Tensor | None, data, flags: np.ndarray | None) -> Figure:
     """Mean absolute reconstruction error per step, in the data's units (anomalous apart)."""
-    rec = model.reconstruct(x, mask)
+    rec = model.reconstruct(on(model, x), on(model, mask)).cpu()
     err = np.abs(to_data_units(x, data, "sequence") - to_data_units(rec, data, "sequence")).mean(-1)  # (N, T)
     valid = np.ones(err.shape, dtype=bool) if mask is None else mask.numpy()
     return step_error_figure(err, valid, None if flags is None else flags[: len(err)])

@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
-from ..models import BaseModel
+from ..models import BaseModel, model_device
 from ..objectives.steps import mean_steps
 from .canvas import new_figure
 
@@ -21,12 +21,13 @@ def latent_scatter_figure(model: BaseModel, x: torch.Tensor, y: np.ndarray, clas
     dimensions, else its first two principal components (named, with their share of
     variance, on the axes). Points without a label (-1) are coloured by the predicted class
     when the model has a head."""
-    inf = model.inference(x, mask, sample=False)
-    mu = inf.mu if inf.mu.dim() == 2 else mean_steps(inf.mu, mask)  # per-step z: its mean over the valid steps
+    dev = model_device(model)
+    inf = model.inference(x.to(dev), None if mask is None else mask.to(dev), sample=False)
+    mu = inf.mu.cpu() if inf.mu.dim() == 2 else mean_steps(inf.mu.cpu(), mask)  # per-step z: its mean over valid steps
     z = mu.numpy()
     colour = y.copy()
     if (colour < 0).any() and inf.logits:
-        logits = next(iter(inf.logits.values()))
+        logits = next(iter(inf.logits.values())).cpu()
         logits = logits if logits.dim() == 2 else mean_steps(logits, mask)
         colour = np.where(colour < 0, logits.argmax(-1).numpy(), colour)
     if z.shape[1] == 2:

@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..eval.disentangle import load_disentanglement
 from ..eval.disentanglement import HEADLINE
 from ..eval.evaluation import evaluate
-from ..runs import Run, as_run
+from ..runs import Run, as_run, status
 from .canvas import png_bytes
 from .figures import run_figures, title
 
@@ -36,9 +36,10 @@ def _table(rows: dict) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in rows.items()) + "</table>"
 
 
-def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 0) -> tuple[str, dict[str, bytes]]:
+def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 0,
+                device: str | None = None) -> tuple[str, dict[str, bytes]]:
     """(page, {figure name: PNG bytes})."""
-    run = as_run(run)
+    run = as_run(run, device)
     cfg, info, spec = run.config, run.data_info, run.spec
     summary_path = run.path / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -47,7 +48,11 @@ def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 
              **{spec.key("classes", h.name): len(h.classes) for h in spec.heads},
              "arch": cfg.arch.arch, "latent_dim": cfg.arch.latent_dim}
     facts.update({k: summary[k] for k in SUMMARY_KEYS if k in summary})
-    parts = [f"<h1>semivae run {html.escape(run.path.name)}</h1>", "<h2>Summary</h2>", _table(facts)]
+    parts = [f"<h1>semivae run {html.escape(run.path.name)}</h1>"]
+    unfinished = status(run)
+    if unfinished:
+        parts.append(f"<p><strong>{html.escape(unfinished)}</strong></p>")
+    parts += ["<h2>Summary</h2>", _table(facts)]
     res = None
     try:
         res = evaluate(run, data_dir=data_dir)
@@ -72,9 +77,9 @@ def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 
     return page, pngs
 
 
-def write_report(run: Run | str | Path, data_dir: str | None = None, seed: int = 0) -> Path:
+def write_report(run: Run | str | Path, data_dir: str | None = None, seed: int = 0, device: str | None = None) -> Path:
     """Write ``RUN/report.html`` and ``RUN/figures/<name>.png``; returns the page's path."""
-    run = as_run(run)
+    run = as_run(run, device)
     page, pngs = report_html(run, data_dir, seed)
     path = run.path
     (path / "figures").mkdir(exist_ok=True)

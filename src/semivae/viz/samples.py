@@ -15,10 +15,15 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..data.dataset import ArrayData
-from ..models import BaseModel, Head
+from ..models import BaseModel, Head, model_device
 from ..objectives.steps import mean_steps
 from .canvas import image_grid_figure, new_figure, square_rows
 from .series import sequence_panels_figure, sequence_reconstructions_figure
+
+
+def on(model: BaseModel, t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` on the model's device (figures draw on the CPU, models may run elsewhere)."""
+    return None if t is None else t.to(model_device(model))
 
 
 def is_image(model: BaseModel) -> bool:
@@ -49,8 +54,10 @@ def generation_grid(model: BaseModel, n: int, classes: list[int] | None,
     z = torch.randn(n, *model.prior_shape, generator=g)  # (n, [T,] D)
     head = generation_head(model)
     if not classes or head is None:
-        return model.generate(z)[None], z
-    return torch.stack([model.generate(z, {head.name: torch.full((n,), k, dtype=torch.long)}) for k in classes]), z
+        return model.generate(on(model, z)).cpu()[None], z
+    rows = [model.generate(on(model, z), {head.name: on(model, torch.full((n,), k, dtype=torch.long))}).cpu()
+            for k in classes]
+    return torch.stack(rows), z
 
 
 def _rows_figure(model: BaseModel, grid: torch.Tensor, labels: list[str], title: str, data: ArrayData | None,
@@ -83,8 +90,8 @@ def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None
 @torch.no_grad()
 def kl_per_dim(model: BaseModel, x: torch.Tensor, mask: torch.Tensor | None = None) -> np.ndarray:
     """Mean KL(q(z_d | x) || N(0, 1)) per latent dimension over the batch: (D,)."""
-    inf = model.inference(x, mask, sample=False)
-    kl = 0.5 * (inf.mu.pow(2) + inf.logvar.exp() - 1.0 - inf.logvar)  # (B, [T,] D)
+    inf = model.inference(on(model, x), on(model, mask), sample=False)
+    kl = (0.5 * (inf.mu.pow(2) + inf.logvar.exp() - 1.0 - inf.logvar)).cpu()  # (B, [T,] D)
     return (mean_steps(kl, mask) if kl.dim() == 3 else kl).mean(0).numpy()
 
 
@@ -93,14 +100,14 @@ def traversal_grid(model: BaseModel, x0: torch.Tensor, dims: list[int], values: 
                    mask0: torch.Tensor | None = None) -> torch.Tensor:
     """(len(dims), V, *shape): row i sweeps z[dims[i]] over ``values``, the other dimensions
     fixed at the code of ``x0`` (1, *shape), each head's class at its predicted one."""
-    inf = model.inference(x0, mask0, sample=False)
-    y0 = {name: (mean_steps(torch.softmax(v, -1), mask0) if v.dim() == 3 else v).argmax(-1).repeat(len(values))
+    inf = model.inference(on(model, x0), on(model, mask0), sample=False)
+    y0 = {name: (mean_steps(torch.softmax(v, -1), on(model, mask0)) if v.dim() == 3 else v).argmax(-1).repeat(len(values))
           for name, v in inf.logits.items()}  # each head's predicted class (per-step heads: over the valid steps)
     rows = []
     for d in dims:
         z = inf.mu.expand(len(values), *inf.mu.shape[1:]).clone()  # (V, [T,] D)
-        z[..., d] = values.view(-1, *([1] * (z.dim() - 2)))
-        rows.append(model.decode(z, y0 or None))
+        z[..., d] = on(model, values).view(-1, *([1] * (z.dim() - 2)))
+        rows.append(model.decode(z, y0 or None).cpu())
     return torch.stack(rows)
 
 
@@ -133,7 +140,7 @@ def reconstructions_figure(model: BaseModel, x: torch.Tensor, data: ArrayData | 
                            mask: torch.Tensor | None = None, channel_names: list[str] | None = None) -> Figure:
     """Images: input row over reconstruction row. Features: mean absolute error per feature.
     Sequences: input against reconstruction per channel, a row per series (the first four)."""
-    rec = model.reconstruct(x, mask)
+    rec = model.reconstruct(on(model, x), on(model, mask)).cpu()
     if model.spec.kind == "sequence":
         n = min(4, len(x))
         lengths = np.full(n, x.shape[1]) if mask is None else mask[:n].sum(1).numpy()

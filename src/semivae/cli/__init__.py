@@ -1,0 +1,35 @@
+"""The ``semivae`` command: ``train``, ``finetune``, ``sweep``, ``evaluate``, ``predict``,
+``anomaly``, ``score``, ``feedback``, ``generate``, ``traverse``, ``disentangle``, ``report``,
+``data pack``, ``bench speed``. Bad input prints one line, ``error: <problem>; <fix>``, and
+exits with code 2; a run stopped by SIGINT / SIGTERM exits 130 / 143 with a checkpoint."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import TrainingDiverged, UserError
+from ..train.loop import Interrupted
+from .commands import COMMANDS
+from .parser import build_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(f"interrupted by signal {e.signum}; the run's summary.json says how to resume it", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        print(f"error: training diverged: {e}; lower --lr or --alpha (last good weights kept)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

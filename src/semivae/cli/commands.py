@@ -1,0 +1,303 @@
+"""The ``semivae`` command's actions: one function per command, each taking the parsed flags."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..atomic import write_atomic
+from ..config import load_config_file, nest, resolve
+from ..errors import UserError
+
+
+def _run_config(a: argparse.Namespace, own: tuple[str, ...] = ()):
+    """The resolved RunConfig of a training command: config file < flags (a command's ``own`` flags left out)."""
+    file_cfg = load_config_file(a.config) if a.config else {}
+    skip = {"command", "config", "out", "quiet", "report", *own}
+    return resolve(file_cfg, nest({k: v for k, v in vars(a).items() if k not in skip}))
+
+
+
+
+def _anomaly_table(res: dict) -> str:
+    lines = [f"anomaly class {res['anomaly_class']}: {res['n_anomalous']} anomalous of {res['n_test']} test points; "
+             f"thresholds at {res['target_fpr']:.0%} validation FPR; default score {res['default_score']}",
+             f"{'score':<18}{'AUROC':>8}{'AP':>8}{'test FPR':>10}{'test TPR':>10}"]
+    for n, m in res["scores"].items():
+        lines.append(f"{n:<18}{m['auroc']:>8.4f}{m['average_precision']:>8.4f}{m['test_fpr']:>10.3f}{m['test_tpr']:>10.3f}")
+    return "\n".join(lines)
+
+
+def cmd_anomaly(a: argparse.Namespace) -> int:
+    from ..eval.anomaly import evaluate_anomaly
+    from ..train import train
+    from ..viz import roc_figure, save_png
+
+    cfg = _run_config(a, own=("target_fpr", "score_samples", "score_iwae_k"))
+    if cfg.data.anomaly_class is None:
+        raise UserError("semivae anomaly needs --anomaly-class (the class left out of training); e.g. --anomaly-class 7")
+    if not 0 < a.target_fpr < 1:
+        raise UserError(f"--target-fpr {a.target_fpr} is outside (0, 1); give e.g. 0.05")
+    path = train(cfg, out=a.out, progress=not a.quiet)
+    res = evaluate_anomaly(path, target_fpr=a.target_fpr, samples=a.score_samples, iwae_k=a.score_iwae_k)
+    (path / "figures").mkdir(exist_ok=True)
+    save_png(roc_figure(path), path / "figures" / "roc.png")
+    print(_anomaly_table(res))
+    print(f"run written to {path}")
+    if a.report:
+        from ..viz import write_report
+
+        print(f"report written to {write_report(path)}")
+    return 0
+
+
+def _emit_csv(text: str, out: str | None) -> int:
+    """CSV text to ``--out`` (written whole) or to stdout."""
+    if out:
+        write_atomic(Path(out), text)
+        print(f"wrote {text.count(chr(10)) - 1} rows to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from ..eval.anomaly import score
+
+    return _emit_csv(score(a.run, a.input, a.score, device=a.device), a.out)
+
+
+def cmd_feedback(a: argparse.Namespace) -> int:
+    from ..train.feedback import feedback
+
+    path = feedback(a.run, a.false_positives, a.false_negatives, out=a.out, epochs=a.epochs, lr=a.lr,
+                    progress=not a.quiet, device=a.device)
+    print(_anomaly_table(json.loads((path / "anomaly.json").read_text())))
+    print(f"run written to {path}")
+    return 0
+
+
+def cmd_finetune(a: argparse.Namespace) -> int:
+    from ..runs import load_run
+    from ..train.finetune import finetune_config
+    from ..train.training import train
+
+    skip = {"command", "config", "out", "quiet", "report", "base_run"}
+    flat = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
+    cfg = finetune_config(load_run(a.base_run), flat, load_config_file(a.config) if a.config else None)
+    return _finish_training(a, train(cfg, out=a.out, progress=not a.quiet))
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from ..train.sweep import sweep
+
+    root = sweep(a.spec, a.out)
+    print(f"wrote {root / 'results.csv'}, {root / 'sweep.png'} and {root / 'sweep.html'}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from ..train import resume, train
+
+    if a.nproc is not None and a.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch_torchrun(a.nproc, sys.argv[1:])
+    if a.resume:
+        given = [k for k, v in vars(a).items() if v is not None and k not in
+                 {"command", "resume", "quiet", "report", "epochs", "device", "threads", "nproc"}]
+        if given:
+            raise UserError(f"--resume continues the run as it was configured; drop --{given[0].replace('_', '-')} "
+                            "(only --epochs, --device and --threads may change)")
+        return _finish_training(a, resume(a.resume, progress=not a.quiet, epochs=a.epochs, device=a.device,
+                                          threads=a.threads))
+    cfg = _run_config(a, own=("resume", "nproc"))
+    return _finish_training(a, train(cfg, out=a.out, progress=not a.quiet))
+
+
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """``semivae train --nproc N ...`` as ``torchrun --nproc-per-node N -m semivae train ...``."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "semivae"]
+    return subprocess.run(cmd + args).returncode
+
+
+def _finish_training(a: argparse.Namespace, path: Path) -> int:
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 writes (and reports) the run
+    summary = json.loads((Path(path) / "summary.json").read_text())
+    final = summary.get("final", {})
+    acc = f", val accuracy {final['val_accuracy']:.4f}" if "val_accuracy" in final else ""
+    print(f"run written to {path} ({summary.get('epochs')} epochs, {summary.get('seconds', 0):.1f} s{acc})")
+    if a.report:
+        from ..viz import write_report
+
+        print(f"report written to {write_report(path)}")
+    return 0
+
+
+def _table(res: dict) -> str:
+    """Every metric (per-head ones as ``accuracy/<head>``), then each head's confusion matrix."""
+    lines = [f"run      {res['run']}", f"split    {res['split']} ({res['n']} points)"]
+    for k, v in res.items():
+        if k.split("/")[0] in ("accuracy", "log_loss", "elbo", "recon", "kl"):
+            lines.append(f"{k:<8} {v:.4f}")
+    if "nll" in res:
+        lines.append(f"nll      {res['nll']:.4f} nats (IWAE, k={res['iwae_k']}, {res['nll_points']} points)")
+    for i, (rm, r2) in enumerate(zip(res.get("target_rmse", []), res.get("target_r2", []))):
+        lines.append(f"target {i}: rmse {rm:.4g}, r2 {r2:.4f}")
+    for key in [k for k in res if k.split("/")[0] == "confusion"]:
+        head = key.partition("/")[2]
+        classes = res["classes" + (f"/{head}" if head else "")]
+        w = max(5, *(len(c) for c in classes))
+        lines.append(f"confusion matrix{f' of {head}' if head else ''} (rows: true class, columns: predicted)")
+        lines.append(" " * w + " ".join(f"{c:>{w}}" for c in classes))
+        for c, row in zip(classes, res[key]):
+            lines.append(f"{c:>{w}}" + " ".join(f"{v:>{w}}" for v in row))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from ..eval import evaluate
+
+    res = evaluate(a.run, a.split, data_dir=a.data_dir, iwae_k=a.iwae_k, iwae_points=a.iwae_points, device=a.device)
+    for note in res.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    print(json.dumps(res, indent=1) if a.json else _table(res))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from ..eval import predict_all
+
+    return _emit_csv(predict_all(a.run, a.input, device=a.device), a.out)
+
+
+def _figure_path(run: str, given: str | None, name: str) -> Path:
+    if given:
+        if not given.endswith(".png"):
+            raise UserError(f"--out {given} must name a .png file; add the .png suffix")
+        return Path(given)
+    (Path(run) / "figures").mkdir(exist_ok=True)
+    return Path(run) / "figures" / f"{name}.png"
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..runs import load_run
+    from ..viz import generate_figure, generation_grid, generation_head, save_png
+
+    run = load_run(a.run, a.device)
+    if not run.model.has_decoder:
+        raise UserError(f"run {a.run} is a supervised classifier without a decoder; it cannot generate")
+    if a.n < 1:
+        raise UserError(f"--n {a.n} must be >= 1")
+    head = generation_head(run.model)
+    names = list(head.classes) if head else []
+    k = None
+    if a.only_class is not None:
+        k = names.index(a.only_class) if a.only_class in names else (int(a.only_class) if a.only_class.isdigit() else -1)
+        if not (head and 0 <= k < len(names)):
+            raise UserError(f"--class {a.only_class} is not a class of this run; choose one of {names}"
+                            if head else "--class needs a model with a class layer; drop it")
+    out = _figure_path(a.run, a.out, "generate")
+    fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed)
+    if a.npz:
+        classes = [k] if k is not None else (list(range(len(names))) if head else None)
+        grid, z = generation_grid(run.model, a.n, classes, a.seed)
+        buf = io.BytesIO()
+        np.savez(buf, x=grid.numpy(), z=z.numpy(), classes=np.array([names[c] for c in classes or []]))
+        write_atomic(Path(a.npz), buf.getvalue())
+    print(f"wrote {save_png(fig, out)}")
+    return 0
+
+
+def cmd_traverse(a: argparse.Namespace) -> int:
+    from ..runs import load_run
+    from ..viz import figures, save_png, traverse_figure
+
+    run = load_run(a.run, a.device)
+    if not run.model.has_decoder:
+        raise UserError(f"run {a.run} is a supervised classifier without a decoder; it has no latent space to traverse")
+    if a.steps < 2 or a.span <= 0:
+        raise UserError("--steps must be >= 2 and --span > 0")
+    got = figures.figure_data(run, a.data_dir)
+    if got is None:
+        raise UserError(f"cannot read the dataset of run {a.run}; pass --data-dir where it lives now")
+    data, x, _ = got
+    if not 0 <= a.index < len(x):
+        raise UserError(f"--index {a.index} is outside 0..{len(x) - 1}; choose a point of the test split")
+    out = _figure_path(a.run, a.out, "traverse")
+    import torch
+
+    fig = traverse_figure(run.model, x, index=a.index, span=a.span, steps=a.steps, max_dims=a.dims, data=data,
+                          mask=data.mask(torch.arange(len(data))))
+    print(f"wrote {save_png(fig, out)}")
+    return 0
+
+
+def cmd_disentangle(a: argparse.Namespace) -> int:
+    from ..eval.disentangle import disentangle
+
+    res = disentangle(a.run, a.metrics, seed=a.seed, scale=a.scale, data_dir=a.data_dir, device=a.device)
+    if a.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    print(f"factors: {', '.join(res['factors'])}")
+    for name, value in res["headline"].items():
+        print(f"{name:<12}{value:.4f}")
+    print("latent dimension -> factor it captures best (normalised mutual information)")
+    for d in res["dims"]:
+        print(f"  z{d['dim']:<3} {d['factor']:<14} {d['normalized_mi']:.3f}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from ..viz import write_report
+
+    print(f"wrote {write_report(a.run, a.data_dir, device=a.device)}")
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from ..train.speed import format_speed, speed_benchmark
+
+    res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device,
+                          compile=a.compile, model=a.model)
+    print(json.dumps(res, indent=1) if a.json else format_speed(res))
+    return 0
+
+
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..data.packed import pack
+
+    if a.augment_shifts < 0:
+        raise UserError(f"--augment-shifts {a.augment_shifts} must be >= 0")
+    bundle = load_dataset(a.input, a.data_dir, label_column=a.label_column)
+    out = pack(bundle, Path(a.out), a.augment_shifts, progress=not a.quiet)
+    n = len(bundle.train) * (2 * a.augment_shifts + 1) ** 2
+    print(f"packed {n} training and {len(bundle.test)} test points of {bundle.name} into {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sweep": cmd_sweep, "anomaly": cmd_anomaly, "score": cmd_score,
+            "feedback": cmd_feedback,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
+            "traverse": cmd_traverse, "disentangle": cmd_disentangle, "report": cmd_report, "data": cmd_data, "bench": cmd_bench}
+
+

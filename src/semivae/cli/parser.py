@@ -1,0 +1,184 @@
+"""The ``semivae`` command's parser: every training flag generated from the config fields
+(``semivae.config``), so a flag, a config-file key and a Python keyword share one name, type
+and help text; the other commands' flags written out here."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import version
+
+from ..config import SECTIONS, section_fields
+from ..models import MODELS
+from ..options import default_of, flag_kwargs, hints, shown
+
+
+def _default_text(section: str, name: str) -> str:
+    """The default of an option; a [model] option whose default differs by model lists them."""
+    if section != "model" or name == "model":
+        v = default_of(section_fields(section)[name])
+        return "" if v is None else f" (default: {shown(v)})"
+    per_model = {m: default_of(e.config.__dataclass_fields__[name]) for m, e in MODELS.items()
+                 if name in e.config.__dataclass_fields__}
+    values = list(per_model.values())
+    if all(v == values[0] for v in values):
+        return "" if values[0] is None else f" (default: {shown(values[0])})"
+    return " (default: " + "; ".join(f"{m} {shown(v)}" for m, v in per_model.items()) + ")"
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for section in SECTIONS:
+        group = parser.add_argument_group(f"{section} options")
+        klasses = SECTIONS[section] if isinstance(SECTIONS[section], list) else [SECTIONS[section]]
+        types_ = {k: v for klass in reversed(klasses) for k, v in hints(klass).items()}
+        for name, f in section_fields(section).items():
+            group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                               help=f.metadata["help"] + _default_text(section, name), **flag_kwargs(types_[name]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semivae", description="One variational autoencoder for 0-100 % labels: "
+                                "train, evaluate and predict from the command line.")
+    p.add_argument("--version", action="version", version=f"semivae {version('semivae')}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model and write a run directory",
+                       description="Train a semi-supervised (or unsupervised / supervised) VAE. "
+                       "Precedence: defaults < --preset < --config file < flags.")
+    t.add_argument("--resume", metavar="RUN", help="continue a stopped run from its checkpoint (with --epochs, "
+                   "--device, --threads; other options are the run's own)")
+    t.add_argument("--nproc", type=int, default=None, help="train in N processes through torchrun "
+                   "(DistributedDataParallel; gloo on CPU, NCCL on GPU)")
+    _add_run_flags(t)
+
+    ft = sub.add_parser("finetune", help="a classifier on a trained run's encoder (frozen or trainable), as a new run",
+                        description="Transfer learning: the base run's data and encoder, a fresh --head ff|conv, the "
+                        "encoder started from the run's weights; --freeze keeps it fixed, else --encoder-lr.")
+    ft.add_argument("base_run", help="a run with an encoder (e.g. trained with --mode unsupervised)")
+    _add_run_flags(ft)
+
+    sw = sub.add_parser("sweep", help="label budgets x seeds x configurations, resumable; one CSV, a plot and a page",
+                        description="Runs each cell of a spec (YAML or TOML: seeds, budgets, configurations) in turn, "
+                        "skipping finished cells; writes OUT/results.csv, OUT/sweep.png and OUT/sweep.html.")
+    sw.add_argument("spec", help="the sweep's spec file")
+    sw.add_argument("--out", help="folder for the sweep (default: the spec's 'out', else the spec's name)")
+
+    an = sub.add_parser("anomaly", help="train on the normal classes of a dataset, then score held-out normal and "
+                        "anomalous points (AUROC, AP, thresholds, ROC figure)",
+                        description="The anomaly protocol of Berkhahn et al. 2019: --anomaly-class is left out of "
+                        "training; add --mode unsupervised for the plain VAE on the same data and seed.")
+    _anomaly_scoring_flags(an)
+    _add_run_flags(an)
+
+    sc = sub.add_parser("score", help="anomaly scores of new data as CSV: score, flag, predicted class")
+    sc.add_argument("run", help="run directory written by `semivae anomaly` or `semivae feedback`")
+    sc.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    sc.add_argument("--score", default=None, help="which score (default: the run's default, see anomaly.json)")
+    sc.add_argument("--out", help="CSV file to write (default: stdout)")
+    _device_flag(sc)
+
+    fb = sub.add_parser("feedback", help="fine-tune an anomaly run on marked false positives / negatives")
+    fb.add_argument("run", help="run directory written by `semivae anomaly`")
+    fb.add_argument("--false-positives", help="normal points the detector flagged (.npz x, image folder or .csv)")
+    fb.add_argument("--false-negatives", help="anomalies the detector missed (same forms)")
+    fb.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default: 5)")
+    fb.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's)")
+    fb.add_argument("--out", required=True, help="the new run directory")
+    fb.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_flag(fb)
+
+    e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
+    e.add_argument("run", help="run directory written by `semivae train`")
+    e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
+    e.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    e.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+    e.add_argument("--iwae-k", type=int, default=0,
+                   help="also report the test negative log-likelihood, the IWAE bound with this many samples (e.g. 5000)")
+    e.add_argument("--iwae-points", type=int, default=None, help="score only the first N points for the NLL (default: all)")
+    _device_flag(e)
+
+    r = sub.add_parser("predict", help="class probabilities (and continuous targets) for new data, as CSV")
+    r.add_argument("run", help="run directory written by `semivae train`")
+    r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    r.add_argument("--out", help="CSV file to write (default: stdout)")
+    _device_flag(r)
+
+    g = sub.add_parser("generate", help="samples from a run's decoder as a PNG grid (one row per class)")
+    g.add_argument("run", help="run directory written by `semivae train`")
+    g.add_argument("--class", dest="only_class", default=None, help="one class (name or index) instead of all")
+    g.add_argument("--n", type=int, default=10, help="samples per class (columns), or in all for a plain VAE (default: 10)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the z draws (default: 0)")
+    g.add_argument("--out", help="PNG to write (default: RUN/figures/generate.png)")
+    g.add_argument("--npz", help="also save the samples as arrays (x: (rows, n, *shape), z, classes) to this .npz")
+    _device_flag(g)
+
+    v = sub.add_parser("traverse", help="latent traversals: one row per dimension, ranked by KL")
+    v.add_argument("run", help="run directory written by `semivae train`")
+    v.add_argument("--index", type=int, default=0, help="test point whose code the others stay at (default: 0)")
+    v.add_argument("--span", type=float, default=3.0, help="sweep each dimension over [-span, span] (default: 3)")
+    v.add_argument("--steps", type=int, default=9, help="values per sweep (default: 9)")
+    v.add_argument("--dims", type=int, default=None, help="show only the N dimensions with the most KL")
+    v.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    v.add_argument("--out", help="PNG to write (default: RUN/figures/traverse.png)")
+    _device_flag(v)
+
+    d = sub.add_parser("disentangle", help="disentanglement metrics of a run's latent space (betaVAE, FactorVAE, MIG, DCI)")
+    d.add_argument("run", help="run directory of a model with a decoder, trained on data with known factors")
+    d.add_argument("--metrics", type=lambda s: [m.strip() for m in s.split(",") if m.strip()], default=None,
+                   help="comma-separated subset of beta_vae,factor_vae,mig,dci (default: all)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the factor draws (default: 0)")
+    d.add_argument("--scale", type=float, default=1.0,
+                   help="multiply each metric's number of points (default 1: 1,000-5,000; 0.1 for a quick look)")
+    d.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    d.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+    _device_flag(d)
+
+    h = sub.add_parser("report", help="write RUN/report.html: config, metrics and every figure, self-contained")
+    h.add_argument("run", help="run directory written by `semivae train`")
+    h.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    _device_flag(h)
+
+    dp = sub.add_parser("data", help="data sets: pack one to disk for training on data larger than memory")
+    dsub = dp.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    pk = dsub.add_parser("pack", help="write a data set as memory-mapped .npy files, read back with --dataset OUT")
+    pk.add_argument("input", help="any data set the project reads (a name or a path)")
+    pk.add_argument("out", help="the folder to create")
+    pk.add_argument("--augment-shifts", type=int, default=0,
+                    help="images: add every shift by up to K pixels each way as a new image (K=2: 25x the images)")
+    pk.add_argument("--data-dir", help="where a named data set's files live")
+    pk.add_argument("--label-column", default="label", help="the label column of a CSV file")
+    pk.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("bench", help="benchmarks")
+    bsub = b.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    s = bsub.add_parser("speed", help="matmul GFLOP/s, training samples/s of a model, and their ratio")
+    s.add_argument("--batch-size", type=int, default=256, help="training batch size (default: 256)")
+    s.add_argument("--steps", type=int, default=30, help="timed training steps (default: 30)")
+    s.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both", help="(default: both)")
+    s.add_argument("--compile", choices=["no", "yes", "both"], default="both",
+                   help="time the eager step, the torch.compile'd step, or both (default: both)")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    s.add_argument("--model", default="semivae",
+                   help="semivae (the dense paper model) or another registry name with its defaults, e.g. m2")
+    s.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
+    return p
+
+
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """What every command that trains a run takes: config file, preset, output, and every config field."""
+    p.add_argument("--config", help="TOML or YAML file with [data], [arch], [model], [train] sections")
+    p.add_argument("--preset", default=None, help="default (light, for CPUs) or paper (Berkhahn et al. 2019 sizes)")
+    p.add_argument("--out", help="run directory to create (default: runs/<date>-<dataset>-<mode>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true", help="write RUN/report.html when training ends")
+    add_config_flags(p)
+
+
+def _anomaly_scoring_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-fpr", type=float, default=0.05,
+                   help="flag threshold: this false-positive rate on validation normal points (default: 0.05)")
+    p.add_argument("--score-samples", type=int, default=10, help="z samples L per score (default: 10)")
+    p.add_argument("--score-iwae-k", type=int, default=100, help="importance samples of the neg_iwae score (default: 100)")

@@ -1,0 +1,112 @@
+"""Every bad input a clean error: exit 2, one line naming the problem and the fix, no
+traceback, and nothing written (no run directory, no half of a file)."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semivae.cli import main
+
+FAST = ["--hidden", "16", "--latent-dim", "2", "--epochs", "1", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad") / "run"
+    assert main(["train", *FAST, "--out", str(out)]) == 0
+    return out
+
+
+def _damaged(run: Path, tmp: Path, name: str, damage) -> Path:
+    copy = tmp / "copy"
+    shutil.copytree(run, copy)
+    damage(copy / name)
+    return copy
+
+
+def _mnist_with_bad_magic(tmp: Path) -> Path:
+    """MNIST-named IDX files whose images file declares 2 dimensions instead of 3."""
+    root = tmp / "idx" / "mnist"
+    root.mkdir(parents=True)
+    images = np.zeros((4, 28, 28), np.uint8)
+    bad = bytes([0, 0, 8, 2]) + np.array([4, 28 * 28], ">u4").tobytes() + images.tobytes()
+    labels = bytes([0, 0, 8, 1]) + np.array([4], ">u4").tobytes() + bytes(4)
+    for split in ("train", "t10k"):
+        (root / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(bad))
+        (root / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    return root.parent
+
+
+CASES = {
+    "negative lr": (["train", "--lr", "-1"], "--lr must be > 0"),
+    "dropout 2": (["train", "--dropout", "2"], "--dropout 2.0 is outside [0, 1)"),
+    "latent dim 0": (["train", "--latent-dim", "0"], "--latent-dim"),
+    "threads 0": (["train", "--threads", "0"], "--threads >= 1"),
+    "patience -1": (["train", "--patience", "-1"], "--patience"),
+    "cuda without a gpu": (["train", "--device", "cuda"], "no CUDA GPU"),
+    "unknown device": (["train", "--device", "tpu"], "--device"),
+    "unknown cell": (["train", "--arch", "recurrent", "--cell", "rnn"], "--cell"),
+    "epochs as text": (["train", "--config", "{tmp}/c.toml"], "[train] epochs = 'ten' is not a whole number"),
+    "yaml list": (["train", "--config", "{tmp}/c.yaml"], "holds a list at its top level"),
+    "out under a file": (["train", *FAST, "--out", "{tmp}/file/run"], "not a writable folder"),
+    "idx bad magic": (["train", "--dataset", "mnist", "--data-dir", "{idx}", *FAST], "must have 0x00000803"),
+    "truncated weights": (["evaluate", "{truncated}"], "model.safetensors cannot be loaded"),
+    "corrupt data.json": (["evaluate", "{corrupt}"], "data.json is damaged"),
+    "predict on cuda": (["predict", "{run}", "{tmp}/x.npz", "--device", "cuda"], "no CUDA GPU"),
+    "evaluate on cuda": (["evaluate", "{run}", "--device", "cuda:1"], "no CUDA GPU"),
+    "resume with options": (["train", "--resume", "{run}", "--hidden", "8"], "--resume continues the run"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text('[train]\nepochs = "ten"\n')
+    (tmp_path / "c.yaml").write_text("- train\n- data\n")
+    (tmp_path / "file").write_text("not a folder")
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 8, 8), np.uint8))
+    places = {"tmp": tmp_path, "run": run, "idx": _mnist_with_bad_magic(tmp_path) if case == "idx bad magic" else "",
+              "truncated": _damaged(run, tmp_path, "model.safetensors",
+                                    lambda p: p.write_bytes(p.read_bytes()[:100])) if case == "truncated weights" else "",
+              "corrupt": _damaged(run, tmp_path, "data.json",
+                                  lambda p: p.write_text("{ broken")) if case == "corrupt data.json" else ""}
+    argv, needle = CASES[case]
+    argv = [a.format(**places) for a in argv]
+    if argv[0] == "train" and "--out" not in argv and "--resume" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    run_files = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing new, nothing half
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == run_files
+
+
+def test_a_run_on_a_relative_data_path_works_from_any_folder(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(data / "d.npz", x=rng.normal(size=(120, 4)).astype(np.float32), y=np.arange(120) % 3)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "data/d.npz", *FAST, "--out", "r"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for argv in (["evaluate", "../r"], ["report", "../r"], ["traverse", "../r"], ["evaluate", "../r", "--device", "cpu"]):
+        assert main(argv) == 0, argv
+
+
+def test_a_small_budget_says_where_its_labels_went(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.full(300, -1)
+    y[:50] = np.arange(50) % 5
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(300, 6)).astype(np.float32), y=y)
+    assert main(["train", "--dataset", str(tmp_path / "d.npz"), *FAST, "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "of the 50 labelled points" in err and "went to the test split" in err and "--val-fraction 0" in err
+    assert main(["evaluate", str(tmp_path / "r")]) == 0
+    assert "only 10 points" in capsys.readouterr().err  # evaluate warns about a tiny test split
