@@ -60,6 +60,8 @@ def main() -> None:
     t.add_argument("--budgets", type=int, nargs="+", default=[100, 300, 1000, 3000])
     t.add_argument("--alone", type=int, default=1000)
     t.add_argument("--n-train", type=int, default=29_184, help="training points of the data set (dsprites-small)")
+    t.add_argument("--only", nargs="*", default=None, help="run only the settings with these names")
+    t.add_argument("--tag", default="", help="appended to every setting's name (e.g. ', heads read z')")
     for q in (b, t):
         q.add_argument("--dataset", default="dsprites-small")
         q.add_argument("--scale", type=float, default=1.0, help="of the metrics' point counts")
@@ -81,6 +83,9 @@ def main() -> None:
     else:
         settings = ([(f"beta {beta:g}", {"mode": "unsupervised", "beta": beta}) for beta in a.betas]
                     if a.command == "beta" else settings_table12(a))
+        if getattr(a, "only", None):
+            settings = [(n, o) for n, o in settings if n in a.only]
+        settings = [(n + getattr(a, "tag", ""), o) for n, o in settings]
         for name, options in settings:
             for seed in a.seeds:
                 if (name, seed) not in done:

@@ -58,6 +58,15 @@ CASES = {
     "predict on cuda": (["predict", "{run}", "{tmp}/x.npz", "--device", "cuda"], "no CUDA GPU"),
     "evaluate on cuda": (["evaluate", "{run}", "--device", "cuda:1"], "no CUDA GPU"),
     "resume with options": (["train", "--resume", "{run}", "--hidden", "8"], "--resume continues the run"),
+    "embed to a png": (["embed", "{run}", "{tmp}/x.npz", "--out", "{tmp}/z.png"], "must end in .npz or .csv"),
+    "export to a png": (["export", "{run}", "--out", "{tmp}/m.png"], "must end in .onnx"),
+    "suggest none": (["suggest", "{run}", "--n", "0"], "--n 0 must be >= 1"),
+    "calibrate without validation labels": (["calibrate", "{run}"], "no validation labels to calibrate on"),
+    "train --calibrate without validation labels": (["train", *FAST, "--calibrate"], "add --val-labels K"),
+    "unknown fpr 2": (["train", *FAST, "--unknown-fpr", "2"], "--unknown-fpr 2.0 is outside (0, 1)"),
+    "two budgets": (["train", *FAST, "--labels", "10", "--label-ids", "{tmp}/ids.csv"], "give one label budget"),
+    "label ids off the data": (["train", *FAST, "--label-ids", "{tmp}/ids.csv"], "outside the training split"),
+    "id column missing": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--id-column", "name"], "no id column 'name'"),
 }
 
 
@@ -68,6 +77,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, run, tmp_path, ca
     (tmp_path / "c.yaml").write_text("- train\n- data\n")
     (tmp_path / "file").write_text("not a folder")
     np.savez(tmp_path / "x.npz", x=np.zeros((2, 8, 8), np.uint8))
+    (tmp_path / "ids.csv").write_text("row\n3\n99999\n")
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
     places = {"tmp": tmp_path, "run": run, "idx": _mnist_with_bad_magic(tmp_path) if case == "idx bad magic" else "",
               "truncated": _damaged(run, tmp_path, "model.safetensors",
                                     lambda p: p.write_bytes(p.read_bytes()[:100])) if case == "truncated weights" else "",

@@ -37,7 +37,8 @@ def test_train_evaluate_predict(run_dir, tmp_path, capsys):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(run_dir), str(tmp_path / "new.npz"), "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == 7 and rows[0].keys() == {"row", "predicted", *(f"p_{k}" for k in range(10))}
+    assert len(rows) == 7 and rows[0].keys() == {"row", "id", "predicted", *(f"p_{k}" for k in range(10)),
+                                               "unknown_score", "unknown"}
     assert abs(sum(float(rows[0][f"p_{k}"]) for k in range(10)) - 1) < 1e-4
 
 

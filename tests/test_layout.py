@@ -21,6 +21,7 @@ LAYERS = [
     {"eval"},
     {"viz"},
     {"train"},
+    {"export", "sklearn"},
     {"cli"},
     {"__init__", "__main__"},
 ]

@@ -46,7 +46,7 @@ def test_a_sequence_run_trains_evaluates_predicts_and_reports(run, tmp_path, cap
     _series(tmp_path / "new.npz", n=7, seed=3)
     assert main(["predict", str(run), str(tmp_path / "new.npz"), "--out", str(tmp_path / "p.csv")]) == 0
     rows = list(csv.DictReader(io.StringIO((tmp_path / "p.csv").read_text())))
-    assert len(rows) == 7 and set(rows[0]) == {"row", "predicted", "p_0", "p_1", "p_2"}  # one row per sequence
+    assert len(rows) == 7 and set(rows[0]) == {"row", "id", "predicted", "p_0", "p_1", "p_2", "unknown_score", "unknown"}  # one row per sequence
     figures = {p.name for p in (run / "figures").iterdir()}
     assert {"generate.png", "traverse.png", "reconstructions.png", "step_error.png", "latent.png"} <= figures
     page = (run / "report.html").read_text()

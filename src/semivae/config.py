@@ -45,6 +45,10 @@ class TrainConfig:
     workers: int = opt(0, "DataLoader processes reading a packed data set from disk (0: in the training process)")
     init_from: str | None = opt(None, "start from this run's weights: every tensor both models have (a decoder's new "
                                       "inputs at zero), new heads fresh; a classifier takes the run's encoder")
+    calibrate: bool = opt(False, "after training, fit temperature scaling on the validation labels (needs "
+                                 "--val-labels K); predict and evaluate then give calibrated probabilities")
+    unknown_fpr: float = opt(0.05, "predict flags an input as unknown when its score passes the threshold that "
+                                   "flags this fraction of the validation points")
 
 
 # The [model] section's class depends on --model: the CLI offers the union of all models' fields.
@@ -197,9 +201,10 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
 def validate(cfg: RunConfig) -> None:
     """Checks that need no data; each failure is a one-line UserError."""
     d, t = cfg.data, cfg.train
-    budgets = [n for n in ("labels", "labels_per_class", "label_fraction") if getattr(d, n) is not None]
+    budgets = [n for n in ("labels", "labels_per_class", "label_fraction", "label_ids") if getattr(d, n) is not None]
     if len(budgets) > 1:
-        raise UserError(f"give one label budget, not {budgets}; keep one of --labels, --labels-per-class, --label-fraction")
+        raise UserError(f"give one label budget, not {budgets}; keep one of --labels, --labels-per-class, "
+                        "--label-fraction, --label-ids")
     if d.labels is not None and d.labels != "all" and not str(d.labels).isdigit():
         raise UserError(f"--labels {d.labels!r} is not a count; give a whole number >= 0 or 'all'")
     if d.label_fraction is not None and not 0.0 <= d.label_fraction <= 1.0:
@@ -208,6 +213,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"--val-fraction {d.val_fraction} is outside [0, 1); give e.g. 0.1")
     if d.label_ratio <= 0:
         raise UserError(f"--label-ratio {d.label_ratio} must be > 0; 1 means 1:1 labelled:unlabelled")
+    if not 0 < t.unknown_fpr < 1:
+        raise UserError(f"--unknown-fpr {t.unknown_fpr} is outside (0, 1); give e.g. 0.05")
     if t.epochs < 1 or t.batch_size < 2:
         raise UserError("--epochs must be >= 1 and --batch-size >= 2; raise them")
     if t.optimizer not in ("adam", "rmsprop"):

@@ -6,8 +6,9 @@ prints it as ``error: <message>`` and exits with code 2; library callers can cat
 """
 
 
-class UserError(Exception):
-    """Bad input the user can fix. ``str(err)`` is a single line: problem, then fix."""
+class UserError(ValueError):
+    """Bad input the user can fix. ``str(err)`` is a single line: problem, then fix.
+    A ValueError, as scikit-learn and most Python callers expect of bad input."""
 
     exit_code = 2
 

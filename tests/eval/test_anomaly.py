@@ -46,7 +46,7 @@ def anomaly_run(tmp_path_factory):
 def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
     res = json.loads((anomaly_run / "anomaly.json").read_text())
     assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "complexity",
-                                  "combined"}
+                                  "neg_elbo_point", "combined"}
     assert res["default_score"] == "combined" and res["n_anomalous"] > 0
     for m in res["scores"].values():
         assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]
@@ -78,7 +78,7 @@ def test_score_writes_score_flag_and_class(anomaly_run, tmp_path):
     x = np.round(np.random.default_rng(0).random((6, 8, 8)) * 255).astype(np.uint8)
     np.savez(tmp_path / "new.npz", x=x)
     rows = list(csv.DictReader(io.StringIO(score(anomaly_run, tmp_path / "new.npz"))))
-    assert len(rows) == 6 and set(rows[0]) == {"row", "score", "flag", "predicted"}
+    assert len(rows) == 6 and set(rows[0]) == {"row", "id", "score", "flag", "predicted"}
     assert all(r["flag"] in ("0", "1") for r in rows) and all(r["predicted"] != "1" for r in rows)
     assert main(["score", str(anomaly_run), str(tmp_path / "new.npz"), "--score", "nope"]) == 2
 

@@ -105,7 +105,8 @@ def test_a_two_head_model_trains_evaluates_and_predicts_per_head(two_head_data, 
     new = tmp_path / "new.npz"
     np.savez(new, x=np.load(two_head_data)["x"][:5])
     header = next(csv.reader(io.StringIO(predict_all(run, new))))
-    assert header == ["row", "predicted/shape", "p_a/shape", "p_b/shape", "p_c/shape", "predicted/size", "p_0/size",
+    assert header[:2] == ["row", "id"] and header[-2:] == ["unknown_score", "unknown"]
+    assert header[2:-2] == ["predicted/shape", "p_a/shape", "p_b/shape", "p_c/shape", "predicted/size", "p_0/size",
                       "p_1/size"]
     proba, classes = predict(run, new, head="size")
     assert proba.shape == (5, 2) and classes == ["0", "1"]

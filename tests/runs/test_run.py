@@ -54,7 +54,7 @@ def test_one_loaded_run_serves_every_command_and_reads_its_data_once(tmp_path, t
     evaluate(run, "val")
     assert len(calls) == 1
     np.savez(tmp_path / "new.npz", x=np.zeros((2, 8, 8), np.uint8))
-    assert predict_all(run, tmp_path / "new.npz").splitlines()[0].startswith("row,predicted,p_0")
+    assert predict_all(run, tmp_path / "new.npz").splitlines()[0].startswith("row,id,predicted,p_0")
 
 
 def test_atomic_writes_from_many_threads_never_mix_and_leave_no_temporaries(tmp_path):

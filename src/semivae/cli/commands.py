@@ -12,6 +12,7 @@ from pathlib import Path
 from ..atomic import write_atomic
 from ..config import load_config_file, nest, resolve
 from ..errors import UserError
+from . import serving
 
 
 def _run_config(a: argparse.Namespace, own: tuple[str, ...] = ()):
@@ -151,7 +152,8 @@ def _table(res: dict) -> str:
     """Every metric (per-head ones as ``accuracy/<head>``), then each head's confusion matrix."""
     lines = [f"run      {res['run']}", f"split    {res['split']} ({res['n']} points)"]
     for k, v in res.items():
-        if k.split("/")[0] in ("accuracy", "log_loss", "elbo", "recon", "kl"):
+        if k.split("/")[0] in ("accuracy", "log_loss", "ece", "elbo", "recon", "kl", "temperature",
+                               "ece_uncalibrated", "log_loss_uncalibrated"):
             lines.append(f"{k:<8} {v:.4f}")
     if "nll" in res:
         lines.append(f"nll      {res['nll']:.4f} nats (IWAE, k={res['iwae_k']}, {res['nll_points']} points)")
@@ -295,7 +297,7 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "finetune": cmd_finetune, "sweep": cmd_sweep, "anomaly": cmd_anomaly, "score": cmd_score,
+COMMANDS = {**serving.COMMANDS, "train": cmd_train, "finetune": cmd_finetune, "sweep": cmd_sweep, "anomaly": cmd_anomaly, "score": cmd_score,
             "feedback": cmd_feedback,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
             "traverse": cmd_traverse, "disentangle": cmd_disentangle, "report": cmd_report, "data": cmd_data, "bench": cmd_bench}

@@ -10,6 +10,7 @@ from importlib.metadata import version
 from ..config import SECTIONS, section_fields
 from ..models import MODELS
 from ..options import default_of, flag_kwargs, hints, shown
+from . import serving
 
 
 def _default_text(section: str, name: str) -> str:
@@ -99,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="class probabilities (and continuous targets) for new data, as CSV")
     r.add_argument("run", help="run directory written by `semivae train`")
     r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
-    r.add_argument("--out", help="CSV file to write (default: stdout)")
+    r.add_argument("--out", help="CSV file to write (default: stdout): row, id, predicted, p_<class>..., and "
+                   "unknown_score / unknown (1 = unlike the training data) where the run has a threshold")
     _device_flag(r)
 
     g = sub.add_parser("generate", help="samples from a run's decoder as a PNG grid (one row per class)")
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     d.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
     _device_flag(d)
+
+    serving.add_parsers(sub)
 
     h = sub.add_parser("report", help="write RUN/report.html: config, metrics and every figure, self-contained")
     h.add_argument("run", help="run directory written by `semivae train`")

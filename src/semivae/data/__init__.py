@@ -5,7 +5,8 @@ from .batch import Batch, inputs_batch
 from .config import DataConfig
 from .dataset import KINDS, ArrayData, DataBundle, LabelColumn, data_kind
 from .idx import read_idx
-from .sources import load_dataset, load_inputs
+from .inputs import load_inputs
+from .sources import load_dataset
 
 __all__ = ["KINDS", "ArrayData", "Batch", "DataBundle", "DataConfig", "LabelColumn", "data_kind", "inputs_batch",
            "load_dataset", "load_inputs", "read_idx"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import UserError
@@ -48,3 +51,52 @@ def select_labelled(y: np.ndarray, n_classes: int, *, labels: str | int | None =
             raise UserError(f"{what} needs {want} labels of class {c} but the training split holds only {have}; lower the budget")
     chosen = [rng.choice(pool, size=n, replace=False) for pool, n in zip(pools, counts) if n > 0]
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+    """The training-split rows (sorted, unique) that ``--label-ids FILE`` names.
+
+    The file is what ``semivae suggest`` writes (a CSV with a ``row`` and an ``id`` column), or
+    one entry per line: ids where the data names its rows (``ids``), else row numbers.
+    ``labels`` (N, F) must hold a label for every named row: the file says which labels the
+    model may see, the data holds them.
+    """
+    p = Path(path).expanduser()
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read --label-ids {p} ({err}); give the file `semivae suggest` wrote") from None
+    entries, by_id = lines, ids is not None
+    if lines and ("," in lines[0] or lines[0] in ("row", "id")):
+        rows = list(csv.reader(lines))
+        header = [h.strip() for h in rows[0]]
+        column = "id" if by_id and "id" in header else "row" if "row" in header else None
+        if column is None:
+            raise UserError(f"--label-ids {p} has no 'row' or 'id' column (it has {header}); give the file "
+                            "`semivae suggest` wrote, or one id per line")
+        by_id = column == "id"
+        entries = [r[header.index(column)].strip() for r in rows[1:] if len(r) > header.index(column)]
+    if not entries:
+        raise UserError(f"--label-ids {p} names no rows; give at least one")
+    if by_id:
+        index = {str(v): i for i, v in enumerate(ids.tolist())}
+        unknown = [e for e in entries if e not in index]
+        if unknown:
+            raise UserError(f"--label-ids {p} names {unknown[0]!r}, which is not an id of the training data; use "
+                            "the ids `semivae suggest` wrote")
+        rows_ = np.array([index[e] for e in entries], dtype=np.int64)
+    else:
+        try:
+            rows_ = np.array([int(e) for e in entries], dtype=np.int64)
+        except ValueError:
+            raise UserError(f"--label-ids {p} holds {entries[0]!r}, not a row number, and the data has no ids; "
+                            "give row numbers of the training split") from None
+        if rows_.min() < 0 or rows_.max() >= len(labels):
+            raise UserError(f"--label-ids {p} names row {int(rows_.max() if rows_.max() >= len(labels) else rows_.min())}"
+                            f", outside the training split's 0..{len(labels) - 1}; use the rows `semivae suggest` wrote")
+    rows_ = np.unique(rows_)
+    missing = rows_[(labels[rows_] < 0).all(1)]
+    if len(missing):
+        raise UserError(f"--label-ids {p} names row {int(missing[0])}, which has no label in the data; label it in "
+                        "the data file first")
+    return rows_

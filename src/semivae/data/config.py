@@ -20,6 +20,12 @@ class DataConfig:
     oracle_val_labels: bool = opt(False, "use the validation split's labels beyond the budget (unrealistic; reported as such)")
     label_ratio: float = opt(1.0, "labelled points per unlabelled point in each batch (paper: 1 = 1:1)")
     label_column: str = opt("label", "name of the label column in a CSV file")
+    id_column: str | None = opt(None, "a CSV file's column naming each row (kept out of the features; predictions "
+                                      "and embeddings carry it)")
+    feature_columns: list[str] | None = opt(None, "the CSV columns that are features (default: every column but the "
+                                                  "label and id columns)")
+    label_ids: str | None = opt(None, "a file of training-split row ids (one per line, or an 'id' column) whose labels "
+                                      "the model may use, instead of a drawn budget (what `semivae suggest` writes)")
     unlabelled: bool = opt(True, "train on the points without a label too (--no-unlabelled: on the labelled points "
                                  "alone, e.g. a VAE of its labels only)")
     joint_labels: bool = opt(False, "with several label columns: the budget draws points (class-balanced on the "

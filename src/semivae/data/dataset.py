@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .batch import Batch
@@ -52,11 +53,12 @@ class ArrayData:
     scale: torch.Tensor | float = 1.0
     targets: torch.Tensor | None = None  # (N, R) float32 continuous targets, standardised; NaN = missing
     lengths: torch.Tensor | None = None  # (N,) int64 valid steps of padded sequences (x is (N, T, C))
+    ids: np.ndarray | None = None  # (N,) str: the rows' names (a CSV id column, image file names), or None
 
     def __post_init__(self) -> None:
         if self.labels.dim() == 1:  # one column given as a vector
             self.labels = self.labels[:, None]
-        for name in ("labels", "targets", "lengths"):
+        for name in ("labels", "targets", "lengths", "ids"):
             t = getattr(self, name)
             if t is not None and t.shape[0] != self.x.shape[0]:
                 raise ValueError(f"x has {self.x.shape[0]} rows but {name} has {t.shape[0]}")
@@ -96,14 +98,15 @@ class ArrayData:
         def move(v):
             return v.to(device) if isinstance(v, torch.Tensor) else v
         return ArrayData(self.x.to(device), self.labels.to(device), move(self.shift), move(self.scale),
-                         move(self.targets), move(self.lengths))
+                         move(self.targets), move(self.lengths), self.ids)
 
     def take(self, idx: torch.Tensor | slice, labels: torch.Tensor | None = None) -> "ArrayData":
         """The rows ``idx`` (optionally with other labels), same normalisation."""
         def rows(v):
             return None if v is None else v[idx]
+        ids = None if self.ids is None else self.ids[idx.cpu().numpy() if isinstance(idx, torch.Tensor) else idx]
         return ArrayData(self.x[idx], self.labels[idx] if labels is None else labels, self.shift, self.scale,
-                         rows(self.targets), rows(self.lengths))
+                         rows(self.targets), rows(self.lengths), ids)
 
 
 @dataclass

@@ -38,6 +38,8 @@ def read_dsprites(path: Path, test_fraction: float = 0.05, seed: int = 0) -> Dat
             if not {"imgs", "latents_classes"} <= set(z.files):
                 raise UserError(f"{path} lacks imgs / latents_classes; give the dSprites file as published")
             imgs, classes = z["imgs"], z["latents_classes"]
+    except UserError:  # already one line, problem and fix
+        raise
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path} as the dSprites .npz ({err}); give the file as published") from None
     if imgs.ndim != 3 or classes.shape != (len(imgs), 6):

@@ -1,4 +1,5 @@
-"""Readers for user data files: ``.npz`` arrays, folders of images, ``.csv`` tables.
+"""Readers for user data files: ``.npz`` arrays and folders of images (``.csv`` tables:
+:mod:`semivae.data.tables`).
 
 Each reader turns one file form into plain numpy arrays and checks them, raising
 :class:`UserError` (one line: what is wrong, then the fix) for anything malformed.
@@ -7,7 +8,6 @@ Splitting, label mapping and normalisation happen in :mod:`semivae.data.sources`
 
 from __future__ import annotations
 
-import csv
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,9 @@ class NpzArrays:
     sequence: bool = False  # x is (N, T, C) or (sum T_i, C): series, with lengths / lengths_test
     lengths: np.ndarray | None = None
     lengths_test: np.ndarray | None = None
+    ids: list[str] | None = None  # (N,) names of the rows, or None
+    ids_test: list[str] | None = None
+    feature_names: list[str] | None = None  # (D,) names of vector features, or None
 
 
 def _strings(a: np.ndarray) -> list[str]:
@@ -50,9 +53,11 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     """Read ``x`` and the optional ``y``, ``x_test``, ``y_test``, ``classes``, and continuous
     targets ``t`` / ``t_test`` (N,) or (N, T) with NaN where unobserved, named by
     ``target_names`` (no pickle). ``y`` (N, F) with several label columns names them in
-    ``factor_names`` and their classes in ``classes_<name>``; one column is named ``label_name``."""
+    ``factor_names`` and their classes in ``classes_<name>``; one column is named ``label_name``.
+    ``ids`` / ``ids_test`` name the rows, ``feature_names`` the columns of (N, D) vectors."""
     arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names",
-                                     "factor_names", "lengths", "lengths_test", "kind"), prefix="classes_")
+                                     "factor_names", "lengths", "lengths_test", "kind", "ids", "ids_test",
+                                     "feature_names"), prefix="classes_")
     sequence = arrays["lengths"] is not None or (arrays["kind"] is not None and _strings(arrays["kind"]) == ["sequence"])
     x = arrays["x"] if sequence else check_inputs(arrays["x"], f"x in {path}")
     n = len(x) if not sequence or arrays["lengths"] is None or x.ndim == 3 else len(arrays["lengths"])
@@ -102,8 +107,23 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     target_names = None if t is None else (_strings(tn) if tn is not None else [f"t{i}" for i in range(t.shape[1])])
     if t is not None and len(target_names) != t.shape[1]:
         raise UserError(f"target_names in {path} has {len(target_names)} names for {t.shape[1]} target columns; give one per column")
+    ids = _row_names(arrays["ids"], n, f"ids in {path}")
+    ids_test = _row_names(arrays["ids_test"], len(x_test) if x_test is not None else 0, f"ids_test in {path}")
+    features = None if arrays["feature_names"] is None else _strings(arrays["feature_names"])
+    if features is not None and (x.ndim != 2 or len(features) != x.shape[1]):
+        raise UserError(f"feature_names in {path} has {len(features)} names but x has shape {x.shape}; give one name "
+                        "per column of (N, D) vectors")
     return NpzArrays(x, y, x_test, y_test, names, classes, t, t_test, target_names, sequence,
-                     arrays["lengths"], arrays["lengths_test"])
+                     arrays["lengths"], arrays["lengths_test"], ids, ids_test, features)
+
+
+def _row_names(a: np.ndarray | None, n: int, what: str) -> list[str] | None:
+    if a is None:
+        return None
+    names = _strings(a)
+    if len(names) != n:
+        raise UserError(f"{what} has {len(names)} names for {n} rows; give one id per row")
+    return names
 
 
 def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
@@ -138,6 +158,8 @@ def _read_npz_arrays(path: Path, keys: tuple[str, ...], prefix: str | None = Non
         if magic[:2] != b"PK":
             raise UserError(f"{path} is not an .npz (zip) archive; {fix}")
         npz = np.load(path, allow_pickle=False)
+    except UserError:  # already one line, problem and fix
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise UserError(f"cannot read {path} as .npz ({err}); {fix}") from None
     with npz:
@@ -231,8 +253,9 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read ``folder/<class>/*`` (+ optional ``folder/unlabelled/*``) -> (x, y, classes)."""
+def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Read ``folder/<class>/*`` (+ optional ``folder/unlabelled/*``) -> (x, y, classes, ids),
+    the ids being the files' paths relative to ``folder``."""
     loose = list_images(folder)
     if loose:
         raise UserError(
@@ -256,7 +279,7 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             files += imgs
             labels += [-1] * len(imgs)
     x = read_images(files)
-    return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs]
+    return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], [f.relative_to(folder).as_posix() for f in files]
 
 
 def input_image_files(folder: Path) -> list[Path]:
@@ -315,76 +338,3 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601-2 luma, as Pillow's ``convert('L')``."""
     r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
     return ((r * 299 + g * 587 + b * 114 + 500) // 1000).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------- csv
-
-
-def read_csv(
-    path: Path, label_column: str, feature_names: list[str] | None = None, need_label: bool = True
-) -> tuple[np.ndarray, list[str] | None, list[str]]:
-    """Read a CSV with a header row -> (features float32 (N, D), label cells or None, feature names).
-
-    Features are every column except ``label_column``, or exactly ``feature_names`` (matched
-    by name) when given. Label cells are returned stripped; ``""`` means unlabelled.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UserError(f"cannot read {path} as CSV ({err}); save it as UTF-8 comma-separated text") from None
-    if not rows:
-        raise UserError(f"{path} is empty; add a header row and one row per sample")
-    header = [c.strip() for c in rows[0][1]]
-    rows = rows[1:]
-    if label_column in header:
-        label_idx: int | None = header.index(label_column)
-    elif need_label:
-        raise UserError(f"{path} has no label column '{label_column}' (columns: {header}); pass --label-column NAME")
-    else:
-        label_idx = None
-    if feature_names is None:
-        feature_names = [h for i, h in enumerate(header) if i != label_idx]
-    missing = [c for c in feature_names if c not in header]
-    if missing:
-        raise UserError(f"{path} lacks feature columns {missing} (columns: {header}); use the training columns")
-    if not feature_names:
-        raise UserError(f"{path} has no feature columns besides '{label_column}'; add numeric feature columns")
-    for line, r in rows:
-        if len(r) != len(header):
-            raise UserError(f"{path} line {line} has {len(r)} cells, the header {len(header)}; fix that row")
-    cols = [header.index(c) for c in feature_names]
-    x = _parse_features(path, rows, cols, header)
-    labels = [r[label_idx].strip() for _, r in rows] if label_idx is not None else None
-    return x, labels, list(feature_names)
-
-
-def _numbered_rows(reader):  # type: ignore[no-untyped-def]
-    for row in reader:
-        yield reader.line_num, row
-
-
-def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) -> np.ndarray:
-    cells = np.array([[r[c] for c in cols] for _, r in rows], dtype=str).reshape(len(rows), len(cols))
-    try:
-        x = np.char.strip(cells).astype(np.float64)
-    except ValueError:
-        x = None
-    if x is None:  # find the first bad cell to name it
-        for line, r in rows:
-            for c in cols:
-                try:
-                    float(r[c])
-                except ValueError:
-                    raise UserError(
-                        f"{path} line {line}, column '{header[c]}': '{r[c].strip()}' is not a number; "
-                        "fill in a numeric value or drop that row"
-                    ) from None
-        raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
-    bad = np.argwhere(~np.isfinite(x))
-    if len(bad):
-        i, j = bad[0]
-        raise UserError(
-            f"{path} line {rows[i][0]}, column '{header[cols[j]]}' is NaN/inf; fill in a value or drop that row"
-        )
-    return x.astype(np.float32)

@@ -101,6 +101,8 @@ def load_packed(path: Path) -> DataBundle:
             if len(labels) != len(x) or (lengths is not None and len(lengths) != len(x)):
                 raise ValueError(f"{split}: {len(x)} inputs but {len(labels)} label rows")
             parts.append(PackedData(x, labels, _param(meta["shift"]), _param(meta["scale"]), None, lengths))
+    except UserError:  # already one line, problem and fix
+        raise
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
         raise UserError(f"{path} is a damaged packed data set ({err}); pack it again with `semivae data pack`") from None
     heads = [LabelColumn(h["name"], tuple(h["classes"])) for h in meta["heads"]]

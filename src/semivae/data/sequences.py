@@ -87,7 +87,8 @@ def channel_stats(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
     """Per-channel mean and 1/std over the valid steps: (C,), (C,)."""
     valid = (np.arange(x.shape[1])[None, :] < lengths[:, None]).reshape(-1)
     steps = x.reshape(-1, x.shape[2])[valid].astype(np.float64)
-    return steps.mean(0).astype(np.float32), (1.0 / np.maximum(steps.std(0), STD_FLOOR)).astype(np.float32)
+    std = steps.std(0)  # a channel constant in training keeps its units
+    return steps.mean(0).astype(np.float32), np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 1.0).astype(np.float32)
 
 
 def sequence_bundle(name: str, train: tuple, test: tuple, heads: list[LabelColumn], meta: dict,

@@ -2,28 +2,27 @@
 
 ``load_dataset`` looks the name up in :data:`DATASETS` (``digits``, ``mnist``,
 ``fashion-mnist``); anything else must be an existing path, read by its form: an ``.npz``
-file, a ``.csv`` file or a folder of images. ``load_inputs`` reads new data of the same
-form for prediction, with the training normalisation.
+file, a ``.csv`` file or a folder of images (new inputs for a trained model: ``inputs.py``).
 """
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset import ArrayData, DataBundle, LabelColumn, data_kind
+from .dataset import ArrayData, DataBundle, LabelColumn
 from .download import locate_or_download
-from .files import input_image_files, read_csv, read_image_folder, read_images, read_npz, read_npz_inputs, read_npz_series
+from .files import read_image_folder, read_npz
+from .tables import read_csv
 from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
 from .factors import load_sprites
 from .packed import is_packed, load_packed
-from .sequences import (is_har_folder, load_aeon, load_har_folder, load_sequential_images, npz_sequences,
-                        sequence_inputs)
+from .sequences import (is_har_folder, load_aeon, load_har_folder, load_sequential_images, npz_sequences)
 from .idx import read_idx
 from .splits import carve_note, carve_test
 
@@ -98,7 +97,8 @@ DATASETS: dict[str, Loader] = {
 
 
 def load_dataset(
-    name_or_path: str, data_dir: str | None = None, *, label_column: str = "label", download: bool = True
+    name_or_path: str, data_dir: str | None = None, *, label_column: str = "label", download: bool = True,
+    id_column: str | None = None, feature_columns: list[str] | None = None,
 ) -> DataBundle:
     """Load a named data set (see :data:`DATASETS`) or user data from a path.
 
@@ -124,6 +124,8 @@ def load_dataset(
         file_loader = FILE_LOADERS.get(path.suffix.lower())
         if file_loader is None:
             raise UserError(f"{path} is not a .npz or .csv file or an image folder; convert it to one of those forms")
+        if file_loader is _load_csv:
+            return _load_csv(path, label_column, id_column, feature_columns)
         return file_loader(path, label_column)
     raise UserError(
         f"unknown data set '{name_or_path}' and no such file or folder; "
@@ -157,8 +159,8 @@ def _load_npz(path: Path, label_column: str) -> DataBundle:
     if a.sequence:
         test = None if a.x_test is None else (a.x_test, a.lengths_test, a.y_test)
         return npz_sequences(path, a.x, a.lengths, y, test, heads)
-    return _assemble(path, a.x, y, a.x_test, a.y_test, heads, label_column, None,
-                     targets=(a.t, a.t_test, a.target_names))
+    return _assemble(path, a.x, y, a.x_test, a.y_test, heads, label_column, a.feature_names,
+                     targets=(a.t, a.t_test, a.target_names), ids=(a.ids, a.ids_test))
 
 
 def _check_labels(y: np.ndarray, k: int, what: str) -> None:
@@ -171,15 +173,18 @@ def _check_labels(y: np.ndarray, k: int, what: str) -> None:
 
 
 def _load_image_folder(path: Path, label_column: str) -> DataBundle:
-    x, y, classes = read_image_folder(path)
-    return _assemble(path, x, y[:, None], None, None, [LabelColumn("label", tuple(classes))], label_column, None)
+    x, y, classes, ids = read_image_folder(path)
+    return _assemble(path, x, y[:, None], None, None, [LabelColumn("label", tuple(classes))], label_column, None,
+                     ids=(ids, None))
 
 
-def _load_csv(path: Path, label_column: str) -> DataBundle:
-    x, cells, names = read_csv(path, label_column)
+def _load_csv(path: Path, label_column: str, id_column: str | None = None,
+              feature_columns: list[str] | None = None) -> DataBundle:
+    x, cells, names, ids = read_csv(path, label_column, feature_columns, id_column=id_column)
     y, classes = encode_labels(cells or [])
     head = label_column.replace(".", "_").replace("/", "_")  # a head name is a layer name: no dots
-    return _assemble(path, x, y[:, None], None, None, [LabelColumn(head, tuple(classes))], label_column, names)
+    return _assemble(path, x, y[:, None], None, None, [LabelColumn(head, tuple(classes))], label_column, names,
+                     ids=(ids, None))
 
 
 FILE_LOADERS: dict[str, Callable[[Path, str], DataBundle]] = {".npz": _load_npz, ".csv": _load_csv}
@@ -206,8 +211,12 @@ def _assemble(
     path: Path, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test: np.ndarray | None,
     heads: list[LabelColumn], label_column: str, feature_names: list[str] | None,
     targets: tuple[np.ndarray | None, np.ndarray | None, list[str] | None] = (None, None, None),
+    ids: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> DataBundle:
     """Split (if no test given), normalise, and wrap user arrays (labels (N, F)) into a bundle.
+
+    ``ids`` (train, test) name the rows (a CSV id column, image file names); they follow
+    the rows into the splits (``ArrayData.ids``).
 
     Continuous ``targets`` (t, t_test, names) are standardised with the training split's
     mean and std (saved in ``meta``), so a model's N(0, 1) prior on them fits.
@@ -215,12 +224,14 @@ def _assemble(
     if len(x) == 0:
         raise UserError(f"{path} holds no samples; add data to it")
     t, t_test, target_names = targets
+    id_arr, id_test = (None if v is None else np.asarray(v, dtype=object) for v in ids)
     carve: dict = {}
     if x_test is None or y_test is None:
         tr, te = carve_test(y[:, 0] if y.shape[1] else np.full(len(y), -1))
         carve = carve_note(y[:, 0] if y.shape[1] else None, te, heads)
         x, y, x_test, y_test = x[tr], y[tr], x[te], y[te]
         t, t_test = (None, None) if t is None else (t[tr], t[te])
+        id_arr, id_test = (None, None) if id_arr is None else (id_arr[tr], id_arr[te])
     t_mean = t_std = None
     if t is not None:
         if np.isnan(t).all(0).any():
@@ -233,84 +244,19 @@ def _assemble(
     if tabular:
         mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
         shift = torch.from_numpy(mean.astype(np.float32))
-        scale = torch.from_numpy((1.0 / np.maximum(std, STD_FLOOR)).astype(np.float32))
+        # a feature constant in training keeps its units: new data's deviations stay finite
+        scale = torch.from_numpy(np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 1.0).astype(np.float32))
     else:
         shift, scale = 0.0, (1.0 / 255.0 if x.dtype == np.uint8 else 1.0)
 
-    def part(xa: np.ndarray, ya: np.ndarray, ta: np.ndarray | None) -> ArrayData:
+    def part(xa: np.ndarray, ya: np.ndarray, ta: np.ndarray | None, ia: np.ndarray | None) -> ArrayData:
         tt = None if ta is None else torch.from_numpy(((ta - t_mean) / t_std).astype(np.float32))
-        return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift, scale, tt)
+        return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift, scale, tt,
+                         ids=ia)
 
     meta = {"source": str(path.resolve()), "feature_names": feature_names, "label_column": label_column, **carve}
     if t is not None:
         meta.update(target_names=target_names, target_mean=t_mean.tolist(), target_std=t_std.tolist())
     kind, likelihood = ("vector", "gaussian") if tabular else ("image", "bernoulli")
-    return DataBundle(path.stem, part(x, y, t), part(x_test, y_test, t_test), heads, kind, likelihood, meta)
-
-
-# ----------------------------------------------------------------------- prediction
-
-
-def load_inputs(path: str, bundle_like: dict[str, Any]) -> ArrayData:
-    """Read new inputs of the training data's form, for prediction (all labels -1).
-
-    ``bundle_like`` gives ``kind``, ``shape`` (per sample), ``shift``/``scale`` (training
-    normalisation, floats or lists), ``label_column`` and ``feature_names`` (CSV or None);
-    the labels come back as one all-missing column per head (``n_heads``).
-    Accepts a ``.npz`` (key ``x``), a folder of images (directly in it, else in its
-    sub-folders; sorted order, see :func:`files.input_image_files`) or a ``.csv``.
-    """
-    p = Path(path).expanduser()
-    kind, shape = data_kind(bundle_like["kind"]), tuple(int(s) for s in bundle_like["shape"])
-    shift, scale = _param(bundle_like.get("shift", 0.0)), _param(bundle_like.get("scale", 1.0))
-    suffix = "dir" if p.is_dir() else p.suffix.lower() if p.is_file() else None
-    forms = {"image": ("dir", ".npz"), "vector": (".csv", ".npz"), "sequence": (".npz",)}.get(kind, ())
-    if suffix is None:
-        raise UserError(f"no such file or folder: {p}; check the path")
-    if suffix not in forms:
-        raise UserError(f"{p} is not a form for {kind} data; give a {' or '.join(f.replace('dir', 'folder') for f in forms)}")
-    n_heads = int(bundle_like.get("n_heads", 1))
-    if kind == "sequence":
-        x, lengths = sequence_inputs(*read_npz_series(p), shape[0], shape[1], f"x in {p}")
-        return ArrayData(torch.from_numpy(x), torch.full((len(x), n_heads), -1, dtype=torch.int64), shift, scale,
-                         lengths=torch.from_numpy(lengths))
-    if suffix == "dir":
-        if len(shape) != 3 or shape[0] not in (1, 3):
-            raise UserError(f"the model expects samples of shape {shape}, which an image folder cannot supply; give a .npz")
-        x = read_images(input_image_files(p), channels=shape[0], size=(shape[1], shape[2]))
-    elif suffix == ".npz":
-        x = read_npz_inputs(p)
-    else:
-        x, _, _ = read_csv(p, bundle_like.get("label_column") or "label", bundle_like.get("feature_names"), need_label=False)
-    if tuple(x.shape[1:]) != shape:
-        raise UserError(f"{p} has samples of shape {tuple(x.shape[1:])} but the model expects {shape}; give data of the training form")
-    if kind == "image":
-        x = _match_image_scale(x, from_folder=suffix == "dir", shift=shift, scale=scale)
-    x_t = torch.from_numpy(np.ascontiguousarray(x))
-    return ArrayData(x_t, torch.full((len(x), n_heads), -1, dtype=torch.int64), shift, scale)
-
-
-def _param(v: Any) -> torch.Tensor | float:
-    """A float stays a float; a list/array becomes a float32 tensor."""
-    if isinstance(v, torch.Tensor):
-        return v.float()
-    if np.ndim(v) == 0:
-        return float(v)
-    return torch.tensor(np.asarray(v, dtype=np.float32))
-
-
-def _match_image_scale(x: np.ndarray, from_folder: bool, shift: Any, scale: Any) -> np.ndarray:
-    """Store images so that ``(x - shift) * scale`` gives pixel values in [0, 1].
-
-    Raw uint8 of the training form is kept (e.g. digits' 0..16 with scale 1/16); image files
-    hold 0..255; float inputs are already in [0, 1]. Anything else is converted to float32.
-    """
-    s = np.asarray(scale.numpy() if isinstance(scale, torch.Tensor) else scale, dtype=np.float64)
-    b = np.asarray(shift.numpy() if isinstance(shift, torch.Tensor) else shift, dtype=np.float64)
-    if x.dtype == np.uint8:
-        if np.all(b == 0) and (np.allclose(s, 1 / 255) or (not from_folder and not np.allclose(s, 1.0))):
-            return x
-        v = x.astype(np.float64) / 255.0
-    else:
-        v = x.astype(np.float64)
-    return (v / s + b).astype(np.float32)
+    return DataBundle(path.stem, part(x, y, t, id_arr), part(x_test, y_test, t_test, id_test), heads, kind, likelihood,
+                      meta)

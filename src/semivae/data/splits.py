@@ -58,9 +58,13 @@ def _union(arrays: list[np.ndarray]) -> np.ndarray:
     return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
 
 
-def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: int) -> Split:
+def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: int,
+               label_rows: np.ndarray | None = None) -> Split:
     """Validation carve, then each head's budget, then ``val_labels`` moved from each head's
-    budget to validation. ``labels`` is (N, F), -1 where a head's label is unknown."""
+    budget to validation. ``labels`` is (N, F), -1 where a head's label is unknown.
+
+    ``label_rows`` (``--label-ids``) replaces the drawn budget: exactly those rows' labels are
+    known; the ones that fall in the validation carve go to validation."""
     rng = np.random.default_rng(seed)
     n = len(labels)
     perm = rng.permutation(n)
@@ -71,9 +75,14 @@ def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: 
     labelled, val_labelled = [], []
     for f, k in enumerate(n_classes):
         y = labels[:, f]
-        lab = train[select_labelled(y[train], k, labels=cfg.labels, labels_per_class=cfg.labels_per_class,
-                                    label_fraction=cfg.label_fraction, rng=rng)]
-        val_lab = val[y[val] >= 0] if cfg.oracle_val_labels else np.zeros(0, dtype=np.int64)
+        if label_rows is not None:
+            known = label_rows[y[label_rows] >= 0]
+            lab, given_val = np.intersect1d(train, known), np.intersect1d(val, known)
+        else:
+            lab = train[select_labelled(y[train], k, labels=cfg.labels, labels_per_class=cfg.labels_per_class,
+                                        label_fraction=cfg.label_fraction, rng=rng)]
+            given_val = np.zeros(0, dtype=np.int64)
+        val_lab = val[y[val] >= 0] if cfg.oracle_val_labels else given_val
         if cfg.val_labels > 0:
             if cfg.val_labels >= len(lab):
                 raise UserError(f"--val-labels {cfg.val_labels} would take all {len(lab)} budget labels; lower it")

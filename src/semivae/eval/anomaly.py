@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..models import model_device
 from ..runs import Run, as_run
 from . import metrics
-from .evaluation import read_inputs
+from .evaluation import read_inputs, row_ids
 from .scores import available_scores, combine_stats, combined_score, compute_scores, first_head_proba
 
 FP, FN = "false positive", "false negative"
@@ -107,10 +107,10 @@ def load_anomaly(run: Run) -> dict:
     return json.loads(path.read_text())
 
 
-def score(run: Run | str | Path, inputs: str | Path, score_name: str | None = None, samples: int | None = None,
+def score(run: Run | str | Path, inputs, score_name: str | None = None, samples: int | None = None,
           seed: int = 0, device: str | None = None) -> str:
-    """CSV text: row, score, flag (score above the run's threshold) and, where the model
-    classifies, the predicted normal class."""
+    """CSV text: row, id, score, flag (score above the run's threshold) and, where the model
+    classifies, the predicted normal class; ``inputs`` is a path, an array or a data frame."""
     run = as_run(run, device)
     info = load_anomaly(run)
     name = score_name or info["default_score"]
@@ -126,8 +126,9 @@ def score(run: Run | str | Path, inputs: str | Path, score_name: str | None = No
     threshold = info["scores"][name]["threshold"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["row", "score", "flag"] + (["predicted"] if proba is not None else []))
+    w.writerow(["row", "id", "score", "flag"] + (["predicted"] if proba is not None else []))
+    ids = row_ids(data)
     for i, v in enumerate(s):
         pred = [classes[int(proba[i].argmax())]] if proba is not None else []
-        w.writerow([i, f"{v:.6g}", int(v > threshold)] + pred)
+        w.writerow([i, ids[i], f"{v:.6g}", int(v > threshold)] + pred)
     return buf.getvalue()

@@ -7,35 +7,43 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import ArrayData, load_inputs
+from ..data.arrays import as_array, class_name
 from ..errors import UserError
 from ..objectives.iwae import iwae_log_px
 from ..models import model_device
 from ..runs import SPLITS, Run, as_run, status
-from .outputs import evaluate_split, model_outputs
+from .outputs import apply_temperature, evaluate_split, model_outputs
+from .unknown import unknown_flags
 
 
-def evaluate(run: Run | str | Path, split: str = "test", *, data_dir: str | None = None, iwae_k: int = 0,
-             iwae_points: int | None = None, seed: int = 0, device: str | None = None) -> dict:
-    """Accuracy, log loss and confusion matrix per head, and the ELBO, of a run on ``split``;
-    with ``iwae_k`` also the negative log-likelihood ``nll`` (nats per point, the IWAE bound
-    with k samples, on the first ``iwae_points`` points or all)."""
+def evaluate(run: Run | str | Path, split: str = "test", *, x=None, y=None, data_dir: str | None = None,
+             iwae_k: int = 0, iwae_points: int | None = None, seed: int = 0, device: str | None = None) -> dict:
+    """Accuracy, log loss, calibration error and confusion matrix per head, and the ELBO, of a
+    run on ``split``, or on given inputs ``x`` (a path, array or data frame) with labels ``y``
+    (class names or values of the first head; -1 = unlabelled); with ``iwae_k`` also the
+    negative log-likelihood ``nll`` (nats per point, the IWAE bound with k samples, on the
+    first ``iwae_points`` points or all)."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     run = as_run(run, device)
-    data = run.split_data(split, data_dir)
+    if x is not None:
+        data, split = labelled_inputs(run, x, y), "given"
+    else:
+        data = run.split_data(split, data_dir)
     if not len(data):
         raise UserError(f"the {split} split of {run.config.data.dataset} is empty; evaluate another split")
     if iwae_k < 0 or (iwae_k and not run.model.has_importance_weights):
         raise UserError(f"--iwae-k {iwae_k} needs a model with a decoder and k >= 1; drop it for this run")
     torch.manual_seed(seed)
     res = evaluate_split(run.model, data, confusion=True, target_std=run.data_info.get("target_std"),
-                         device=model_device(run.model))
+                         device=model_device(run.model), temperatures=run.temperatures)
     if iwae_k:
         n = min(len(data), iwae_points or len(data))
         res.update(nll=float(iwae_nll_terms(run.model, data, iwae_k, n).mean()), iwae_k=iwae_k, nll_points=n)
@@ -45,6 +53,27 @@ def evaluate(run: Run | str | Path, split: str = "test", *, data_dir: str | None
                          if len(data) < 100 else None) if n]
     return {"run": str(run.path), "split": split, "dataset": run.config.data.dataset, "model": run.config.model.model,
             "mode": run.config.model.run_name(), **classes, **res, **({"notes": notes} if notes else {})}
+
+
+def labelled_inputs(run: Run, x, y) -> ArrayData:
+    """Inputs ``x`` with the first head's labels ``y`` (class names or values, -1 = unlabelled)."""
+    data = read_inputs(run, x)
+    if y is None:
+        return data
+    if not run.spec.heads:
+        raise UserError(f"run {run.path} has no class layer to score labels y against; drop y")
+    ya, _ = as_array(y, "y")
+    if ya.ndim != 1 or len(ya) != len(data):
+        raise UserError(f"y has shape {ya.shape} but there are {len(data)} inputs; give one label per input")
+    names = list(run.spec.heads[0].classes)
+    known = {n: i for i, n in enumerate(names)}
+    values = [str(v) if isinstance(v, str) else class_name(v) for v in ya.tolist()]
+    bad = [v for v in values if v not in known and v not in ("-1", "", "None", "nan")]
+    if bad:
+        raise UserError(f"y holds the class {bad[0]!r}, which run {run.path} does not have; use its classes {names[:10]}")
+    labels = data.labels.clone()
+    labels[:, 0] = torch.tensor([known.get(v, -1) for v in values], dtype=torch.int64)
+    return replace(data, labels=labels)
 
 
 def iwae_nll_terms(model, data: ArrayData, k: int, n: int, batch_size: int = 128) -> np.ndarray:
@@ -57,25 +86,32 @@ def iwae_nll_terms(model, data: ArrayData, k: int, n: int, batch_size: int = 128
     return torch.cat(out).numpy()
 
 
-def read_inputs(run: Run, inputs: str | Path) -> ArrayData:
-    """New data of the run's training form (same files the loaders read), normalised alike."""
-    return load_inputs(str(inputs), {**run.data_info, "n_heads": len(run.spec.heads)})
+def read_inputs(run: Run, inputs) -> ArrayData:
+    """New data of the run's training form, normalised alike: a path (the files the loaders
+    read), an array, a tensor, a data frame or an ArrayData (``semivae.data.load_inputs``)."""
+    return load_inputs(inputs, {**run.data_info, "n_heads": len(run.spec.heads)})
 
 
-def _predictions(run: Run | str | Path, inputs: str | Path, device: str | None = None) -> tuple[Run, dict]:
-    """The run and its model's outputs on ``inputs``; refuses a model without class heads."""
+def _predictions(run: Run | str | Path, inputs, device: str | None = None) -> tuple[Run, ArrayData, dict]:
+    """The run, the inputs and its model's outputs on them (calibrated where the run has
+    temperatures); refuses a model without class heads."""
     run = as_run(run, device)
     if not run.model.heads:
         raise UserError(f"run {run.path} is an unsupervised model without a class layer; "
                         "train with --mode semi or supervised")
-    return run, model_outputs(run.model, read_inputs(run, inputs), device=model_device(run.model))
+    data = read_inputs(run, inputs)
+    out = model_outputs(run.model, data, device=model_device(run.model))
+    for name, t in run.temperatures.items():
+        if name in out.get("proba", {}):
+            out["proba"][name] = apply_temperature(out["proba"][name], t)
+    return run, data, out
 
 
-def predict(run: Run | str | Path, inputs: str | Path, head: str | None = None,
+def predict(run: Run | str | Path, inputs, head: str | None = None,
             device: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """Class probabilities (N, K) of one head (the only one, unless named) for the data in
-    ``inputs`` (same formats as training), and that head's class names."""
-    run, out = _predictions(run, inputs, device)
+    """Class probabilities (N, K) of one head (the only one, unless named) for ``inputs``
+    (a path of the training formats, an array or a data frame), and that head's class names."""
+    run, _, out = _predictions(run, inputs, device)
     names = [h.name for h in run.model.heads]
     if head is None and len(names) > 1:
         raise UserError(f"run {run.path} has heads {names}; name the one to predict with head=")
@@ -85,36 +121,48 @@ def predict(run: Run | str | Path, inputs: str | Path, head: str | None = None,
     return out["proba"][name], list(run.model.heads[names.index(name)].classes)
 
 
-def predict_all(run: Run | str | Path, inputs: str | Path, device: str | None = None) -> str:
-    """CSV text of every prediction the run makes: classes per head and, for a model with a
-    regression head, its continuous targets in the data's units."""
-    run, out = _predictions(run, inputs, device)
+def predict_all(run: Run | str | Path, inputs, device: str | None = None) -> str:
+    """CSV text of every prediction the run makes: classes per head, for a model with a
+    regression head its continuous targets in the data's units, and where the run has an
+    unknown-input threshold the score and the ``unknown`` flag (1 = unlike the training data)."""
+    run, data, out = _predictions(run, inputs, device)
     info = run.data_info
     targets = None
     if "targets" in out:
         targets = out["targets"] * np.asarray(info["target_std"]) + np.asarray(info["target_mean"])
-    return proba_csv(run, out["proba"], targets, info.get("target_names"))
+    return proba_csv(run, out["proba"], targets, info.get("target_names"), ids=row_ids(data),
+                     unknown=unknown_flags(run, data))
+
+
+def row_ids(data: ArrayData) -> list[str]:
+    """Each row's id: the data's own (CSV id column, image file name), else its row number."""
+    return [str(v) for v in data.ids] if data.ids is not None else [str(i) for i in range(len(data))]
 
 
 def proba_csv(run: Run, proba: dict[str, np.ndarray], targets: np.ndarray | None = None,
-              target_names: list[str] | None = None) -> str:
-    """CSV text: row, then per head its predicted class and one probability column per class
-    (``predicted``, ``p_<class>``; with several heads ``predicted/<head>``, ``p_<class>/<head>``),
-    then one column per predicted continuous target."""
+              target_names: list[str] | None = None, ids: list[str] | None = None,
+              unknown: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """CSV text: row and id, then per head its predicted class and one probability column per
+    class (``predicted``, ``p_<class>``; with several heads ``predicted/<head>``,
+    ``p_<class>/<head>``), then one column per predicted continuous target, then
+    ``unknown_score`` and ``unknown`` when given."""
     spec = run.spec
     heads = [h for h in spec.heads if h.name in proba]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     names = list(target_names or []) if targets is not None else []
-    header = ["row"]
+    header = ["row", "id"]
     for h in heads:
         header += [spec.key("predicted", h.name)] + [spec.key(f"p_{c}", h.name) for c in h.classes]
-    w.writerow(header + names)
+    w.writerow(header + names + (["unknown_score", "unknown"] if unknown is not None else []))
     n = len(next(iter(proba.values())))
+    ids = ids or [str(i) for i in range(n)]
     for i in range(n):
-        row: list = [i]
+        row: list = [i, ids[i]]
         for h in heads:
             p = proba[h.name][i]
             row += [h.classes[int(p.argmax())]] + [f"{v:.6g}" for v in p]
-        w.writerow(row + ([f"{v:.6g}" for v in targets[i]] if targets is not None else []))
+        row += [f"{v:.6g}" for v in targets[i]] if targets is not None else []
+        row += [f"{unknown[0][i]:.6g}", int(unknown[1][i])] if unknown is not None else []
+        w.writerow(row)
     return buf.getvalue()

@@ -66,3 +66,30 @@ def average_precision(is_anomaly: np.ndarray, score: np.ndarray) -> float:
 def threshold_for_fpr(normal_scores: np.ndarray, fpr: float) -> float:
     """The score above which only a fraction ``fpr`` of ``normal_scores`` lies (flag = score > t)."""
     return float(np.quantile(normal_scores, 1.0 - fpr, method="higher"))
+
+
+def reliability(y: np.ndarray, proba: np.ndarray, bins: int = 15) -> dict[str, list]:
+    """Confidence (the top probability) in ``bins`` equal-width bins over [0, 1]: per bin the
+    point count, mean confidence and accuracy (NaN where empty). y (N,), proba (N, K)."""
+    conf, hit = proba.max(1), (proba.argmax(1) == y).astype(np.float64)
+    which = np.minimum((conf * bins).astype(np.int64), bins - 1)  # (N,) bin index; conf = 1 in the last bin
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, conf, bins) / count
+        acc = np.bincount(which, hit, bins) / count
+
+    def listed(v):  # empty bins as None (JSON has no NaN)
+        return [None if np.isnan(a) else float(a) for a in v]
+    return {"count": count.tolist(), "confidence": listed(mean_conf), "accuracy": listed(acc)}
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 15) -> float:
+    """ECE (Guo et al. 2017): sum over confidence bins of |B|/N * |accuracy(B) - confidence(B)|;
+    0 for a calibrated classifier. y (N,), proba (N, K)."""
+    if not len(y):
+        return float("nan")
+    r = reliability(y, proba, bins)
+    count = np.asarray(r["count"], dtype=np.float64)
+    acc, conf = (np.asarray(r[k], dtype=np.float64) for k in ("accuracy", "confidence"))  # None -> NaN
+    gap = np.abs(np.nan_to_num(acc - conf))
+    return float((count * gap).sum() / count.sum())

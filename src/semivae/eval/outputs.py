@@ -10,6 +10,17 @@ from ..models import BaseModel
 from . import metrics
 
 
+def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
+    """softmax(log p / T) row-wise, (N, K) -> (N, K): temperature scaling of probabilities
+    (= softmax(logits / T) for a plain softmax head; see ``calibration.py``)."""
+    if t == 1.0:
+        return proba
+    logits = np.log(np.clip(proba, 1e-12, None)) / t
+    logits -= logits.max(1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(1, keepdims=True)
+
+
 @torch.no_grad()
 def model_outputs(model: BaseModel, data: ArrayData, batch_size: int = 1024,
                   device: torch.device | str = "cpu") -> dict:
@@ -46,10 +57,13 @@ def model_outputs(model: BaseModel, data: ArrayData, batch_size: int = 1024,
 
 def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
                    device: torch.device | str = "cpu", confusion: bool = False,
-                   target_std: list[float] | None = None) -> dict:
-    """Per head: accuracy and log loss on the points with a visible label (keys named by
-    ``spec.key``: ``accuracy`` for one head, ``accuracy/<head>`` for several); ELBO terms on
-    all points; RMSE (in the data's units, given ``target_std``) and R^2 of continuous targets."""
+                   target_std: list[float] | None = None, temperatures: dict[str, float] | None = None) -> dict:
+    """Per head: accuracy, log loss and expected calibration error on the points with a
+    visible label (keys named by ``spec.key``: ``accuracy`` for one head, ``accuracy/<head>``
+    for several); ELBO terms on all points; RMSE (in the data's units, given ``target_std``)
+    and R^2 of continuous targets. A head with a fitted temperature (``temperatures``) is
+    scored calibrated, with ``ece_uncalibrated`` / ``log_loss_uncalibrated`` beside.
+    ``confusion`` adds each head's confusion matrix and reliability bins."""
     res: dict = {"n": len(data)}
     if not len(data):
         return res
@@ -68,13 +82,21 @@ def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
             continue
         p = out["proba"][head.name][has]
         p = p / p.sum(1, keepdims=True)
+        t = (temperatures or {}).get(head.name)
+        if t is not None:
+            res[spec.key("temperature", head.name)] = t
+            res[spec.key("ece_uncalibrated", head.name)] = metrics.expected_calibration_error(y[has], p)
+            res[spec.key("log_loss_uncalibrated", head.name)] = metrics.log_loss(y[has], p)
+            p = apply_temperature(p, t)
         res[spec.key("n_labelled", head.name)] = int(has.sum())
         res[spec.key("accuracy", head.name)] = metrics.accuracy(y[has], p)
         res[spec.key("log_loss", head.name)] = metrics.log_loss(y[has], p)
+        res[spec.key("ece", head.name)] = metrics.expected_calibration_error(y[has], p)
         if head.size > 5:
             res[spec.key("top5_accuracy", head.name)] = metrics.top_k_accuracy(y[has], p, 5)
         if confusion:
             res[spec.key("confusion", head.name)] = metrics.confusion_matrix(y[has], p).tolist()
+            res[spec.key("reliability", head.name)] = metrics.reliability(y[has], p)
     if "targets" in out and data.targets is not None and (~np.isnan(data.targets.numpy())).any():
         t = data.targets.numpy()
         res["target_r2"] = metrics.r2(t, out["targets"]).tolist()

@@ -5,6 +5,8 @@ picks one. The class-layer scores read the model's first head.
 recon_prob        -1/L sum_l log p(x | z_l), z_l ~ q(z|x): the paper's negative log
                   reconstruction probability (An & Cho 2015), L = ``samples``
 neg_elbo          -(log p(x | z) - KL), averaged over L samples
+neg_elbo_point    -(log p(x | z) - KL) with every latent at the mean of q: deterministic, a
+                  point's score independent of its batch (unknown-input flags, score_samples)
 neg_iwae          -L_k, the importance-weighted bound on log p(x) with k samples
 one_minus_max_pi  1 - max_k pi_k(x): the classifier's uncertainty (models with a class layer)
 entropy           H(pi(x)) in nats (models with a class layer)
@@ -37,6 +39,10 @@ def _recon(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
 
 def _neg_elbo(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
     return -torch.stack([torch.sub(*model.elbo_terms(x, mask)) for _ in range(samples)]).mean(0)
+
+
+def _neg_elbo_point(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    return -torch.sub(*model.elbo_terms(x, mask, sample=False))
 
 
 def _neg_iwae(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
@@ -74,7 +80,7 @@ def _complexity(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
 
 Score = Callable[[BaseModel, torch.Tensor, torch.Tensor | None, int, int], torch.Tensor]
 SCORES: dict[str, Score] = {
-    "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_iwae": _neg_iwae,
+    "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_elbo_point": _neg_elbo_point, "neg_iwae": _neg_iwae,
     "one_minus_max_pi": _max_pi, "entropy": _entropy, "complexity": _complexity,
 }
 

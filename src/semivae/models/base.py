@@ -216,8 +216,10 @@ class Decoder(Protocol):
     latent_dim: int  # the size of the z that ``inference`` returns and ``decode`` takes
     prior_shape: tuple[int, ...]  # the shape of one z ~ N(0, I) that ``generate`` takes
 
-    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One-sample (log p(x | .), KL) per point: two (B,) tensors."""
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                   sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-sample (log p(x | .), KL) per point: two (B,) tensors; ``sample=False`` puts
+        every latent at its mean: deterministic, one point's value independent of its batch."""
 
     def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of p(x | z, classes) for a q-space z: (B, *shape); missing heads are uniform."""

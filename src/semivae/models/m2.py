@@ -100,11 +100,13 @@ class M1M2(BaseModel):
     def forward(self, batch: Batch) -> LossOutput:
         return self.m2(Batch(self.features(batch.x, batch.mask), batch.labels))
 
-    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stacked one-sample ELBO: (log p(x|z1), log q(z1|x) - ELBO_M2(z1)), (B,) each."""
-        inf = self.m1.inference(x, mask)
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                   sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stacked one-sample ELBO: (log p(x|z1), log q(z1|x) - ELBO_M2(z1)), (B,) each
+        (``sample=False``: z1 and z2 at their means)."""
+        inf = self.m1.inference(x, mask, sample)
         log_px = self.m1.likelihood.log_prob(x, self.m1.generative(inf.z, steps=self.spec.steps(x)), mask)
-        m2_rec, m2_kl = self.m2.elbo_terms(inf.z)
+        m2_rec, m2_kl = self.m2.elbo_terms(inf.z, sample=sample)
         return log_px, gaussian_log_prob(inf.z, inf.mu, inf.logvar) - (m2_rec - m2_kl)
 
     def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -160,7 +160,7 @@ class PartiallySpecifiedVAE(BaseModel):
         """The scheduled penalty on KL(q(z|.) || p(z)); the hook a variant overrides."""
         return self.kl_schedule.penalty(kl_z)
 
-    def _r(self, hy: torch.Tensor, t: torch.Tensor | None):
+    def _r(self, hy: torch.Tensor, t: torch.Tensor | None, sample: bool = True):
         """r to decode with (observed where given, else sampled), its penalty and the
         regression NLL -log q(r_obs|x): ((B, T) | None, (B,), (B,))."""
         zero = hy.new_zeros(len(hy))
@@ -170,7 +170,7 @@ class PartiallySpecifiedVAE(BaseModel):
         logvar = logvar.clamp(-20.0, 10.0)
         obs = torch.zeros_like(mu, dtype=torch.bool) if t is None else ~torch.isnan(t)
         t0 = mu if t is None else torch.nan_to_num(t)
-        r = torch.where(obs, t0, reparameterise(mu, logvar))
+        r = torch.where(obs, t0, reparameterise(mu, logvar) if sample else mu)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, T) per dimension
         log_prior = -0.5 * (t0.pow(2) + math.log(2 * math.pi))
         log_q = -0.5 * ((t0 - mu).pow(2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
@@ -207,12 +207,13 @@ class PartiallySpecifiedVAE(BaseModel):
         log_px = self.log_px(x, self.generative(z, eye, r, self.spec.steps(x)), mask)
         return log_px, gaussian_kl_standard(mu, logvar), self.q_y_logits(hy, None)
 
-    def _unlabelled(self, x, hy, hz, r, discrete: str, mask: torch.Tensor | None = None):
+    def _unlabelled(self, x, hy, hz, r, discrete: str, mask: torch.Tensor | None = None,
+                    eps: torch.Tensor | None = None):
         """Per point: (negative ELBO with the KL schedule, E_q log p(x|.), KL_z + KL_y), each (B,),
         the (K, B) enumeration table (None when relaxed) for reuse by labelled points, and the
         logits of q(y|.) (B, K)."""
         if discrete == "enumerate":
-            table = self.enumerated(x, hy, hz, r, mask=mask)
+            table = self.enumerated(x, hy, hz, r, eps, mask)
             rec, kl_z, logits = table
             q = torch.softmax(logits, -1).T  # (K, B)
             kl_z_mean = kl_z if kl_z.dim() == 1 else (q * kl_z).sum(0)
@@ -290,11 +291,14 @@ class PartiallySpecifiedVAE(BaseModel):
         """Mean of q(r|x), in standardised units: (B, T)."""
         return self.to_r(self.enc_y(x, mask)).chunk(2, -1)[0]
 
-    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The unlabelled ELBO with y enumerated, as (E_q log p(x|.), KL of z, y and r): (B,) each."""
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                   sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unlabelled ELBO with y enumerated, as (E_q log p(x|.), KL of z, y and r): (B,) each
+        (``sample=False``: z and r at their means)."""
         hy, hz = self.enc_y(x, mask), self.enc_z(x, mask)
-        r, r_penalty, _ = self._r(hy, None)
-        _, log_px, kl, _, _ = self._unlabelled(x, hy, hz, r, "enumerate", mask)
+        r, r_penalty, _ = self._r(hy, None, sample)
+        eps = None if sample else hz.new_zeros(self.K, len(x), self.D)  # (K, B, D): z = mean
+        _, log_px, kl, _, _ = self._unlabelled(x, hy, hz, r, "enumerate", mask, eps)
         return log_px, kl + r_penalty
 
     def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:

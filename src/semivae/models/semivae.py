@@ -164,9 +164,11 @@ class SemiVAE(BaseModel):
         pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None
         return self.generative(inf.z, pi, steps)
 
-    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One-sample estimate of (log p(x | z, pi), KL) per point: two (B,) tensors."""
-        inf = self.inference(x, mask)
+    def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                   sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-sample estimate of (log p(x | z, pi), KL) per point: two (B,) tensors
+        (``sample=False``: z at the mean of q(z|x), a deterministic point estimate)."""
+        inf = self.inference(x, mask, sample)
         return self.likelihood.log_prob(x, self._decode(inf, self.spec.steps(x)), mask), self.kl(inf, mask)
 
     def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -7,6 +7,8 @@ report and the figures need, read once (the dataset too, on first use).
     model.safetensors  weights (no pickle anywhere)
     metrics.jsonl      one row per epoch
     summary.json       final status and figures
+    calibration.json   optional: each head's temperature (``semivae calibrate`` / ``--calibrate``)
+    unknown.json       optional: the score and threshold that flag inputs unlike the training data
 
 Runs written before the model contract (a single ``classes`` list, kind ``tabular``, one
 ``pi`` layer, every model's options in ``[model]``) load unchanged.
@@ -65,6 +67,8 @@ class Run:
     data_info: dict
     split: Split
     model: BaseModel
+    temperatures: dict[str, float] = field(default_factory=dict)  # head -> T (calibration.json)
+    unknown: dict | None = None  # {score, threshold, target_fpr, ...} (unknown.json)
     _bundles: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -118,6 +122,8 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
     try:
         spec = model_spec(info, cfg.model)
         split = Split.from_json((p / "split.json").read_text(), len(spec.heads))
+    except UserError:  # already one line, problem and fix
+        raise
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{p} has a damaged data.json or split.json ({type(err).__name__}: {err}); restore it or "
                         "train again") from None
@@ -131,7 +137,10 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
         check_device(device)
         model.to(device)
     model.eval()
-    return Run(p, cfg, info, split, model)
+    calibration = _read_json(p / "calibration.json") if (p / "calibration.json").is_file() else {}
+    temperatures = {name: float(v["temperature"]) for name, v in calibration.get("heads", {}).items()}
+    unknown = _read_json(p / "unknown.json") if (p / "unknown.json").is_file() else None
+    return Run(p, cfg, info, split, model, temperatures, unknown)
 
 
 def _read_json(path: Path) -> dict:

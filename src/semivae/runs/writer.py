@@ -72,7 +72,7 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         "shift": _jsonable(bundle.train.shift), "scale": _jsonable(bundle.train.scale),
         "source": bundle.meta.get("source", bundle.name), "feature_names": bundle.meta.get("feature_names"),
         "channel_names": bundle.meta.get("channel_names"),
-        "label_column": cfg.data.label_column,
+        "label_column": cfg.data.label_column, "id_column": cfg.data.id_column,
         **{k: bundle.meta.get(k) for k in ("target_names", "target_mean", "target_std")},
         "anomaly_class": bundle.meta.get("anomaly_class"), "n_train": len(bundle.train) - len(split.val),
         "n_val": len(split.val), "n_labelled": len(split.pool),

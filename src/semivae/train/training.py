@@ -22,11 +22,16 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomic
 from ..config import RunConfig, nest, resolve
+from ..data.arrays import training_npz
 from ..data import DataBundle
 from ..data.anomaly import load_for_config
+from ..data.budget import read_label_ids
 from ..data.splits import Split, TrainingData, apply_split, make_split
 from ..errors import UserError
+from ..eval.calibration import calibrate
+from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
 from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
@@ -74,7 +79,8 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     works from any folder."""
     def absolute(p: str | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p and Path(p).expanduser().exists() else p
-    data = replace(cfg.data, dataset=absolute(cfg.data.dataset), data_dir=absolute(cfg.data.data_dir))
+    data = replace(cfg.data, dataset=absolute(cfg.data.dataset), data_dir=absolute(cfg.data.data_dir),
+                   label_ids=absolute(cfg.data.label_ids))
     return replace(cfg, data=data, train=replace(cfg.train, init_from=absolute(cfg.train.init_from)))
 
 
@@ -82,7 +88,8 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
     """Where labelled points went when they are not trained on, and how to keep them."""
     notes = []
     d = cfg.data
-    everything = d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
+    everything = (d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
+                  and d.label_ids is None)
     carved = bundle.meta.get("test_carved", 0)
     has_label = (bundle.train.labels >= 0).any(1).numpy()
     hidden = int(has_label[split.val].sum()) - len(split.val_pool)
@@ -106,7 +113,9 @@ def prepare(cfg: RunConfig):
     bundle = load_for_config(cfg.data)
     likelihood = cfg.model.likelihood or bundle.likelihood
     check_compatible(bundle, cfg, likelihood)
-    split = make_split(bundle.train.labels.numpy(), [len(h.classes) for h in bundle.heads], cfg.data, cfg.train.seed)
+    labels = bundle.train.labels.numpy()
+    rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels) if cfg.data.label_ids else None
+    split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, cfg.train.seed, rows)
     data = apply_split(bundle.train, split)
     if not cfg.data.unlabelled:
         if not len(data.labelled):
@@ -118,28 +127,63 @@ def prepare(cfg: RunConfig):
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
     check_labels(model, split, cfg)
+    if cfg.train.calibrate and (not model.heads or not len(split.val_pool)):
+        raise UserError("--calibrate fits on validation labels, but this run has none" +
+                        (" (no class layer)" if not model.heads else "; add --val-labels K (e.g. 50) to keep K budget "
+                         "labels for validation"))
     return bundle, split, data, info, model
 
 
 def train(config: RunConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
+          x=None, y=None, x_test=None, y_test=None, lengths=None, lengths_test=None, carve_test: bool = True,
           **overrides) -> Path:
     """Train one model and return its run directory.
 
     ``config`` is a resolved :class:`RunConfig` (or None for the defaults); keyword
     overrides use the CLI's option names, e.g. ``semivae.train(dataset="mnist", labels="100")``.
+    Instead of a ``dataset``, give arrays: ``x`` (NumPy, torch or a pandas data frame) and
+    ``y`` (-1 = unlabelled), optionally ``x_test`` / ``y_test`` and, for padded series,
+    ``lengths``; they are saved as ``RUN/data.npz`` so the run reloads from its directory.
+    Without ``x_test``, 20 % of the labelled points are carved off as the test split unless
+    ``carve_test=False``.
     """
+    if x is not None and "dataset" in overrides:
+        raise UserError("give x= or dataset=, not both")
     if overrides:
         base = config.to_dict() if config is not None else {}
         config = resolve(base, nest(overrides))
     cfg = absolute_paths(config or resolve())
+    if x is None:
+        given = [n for n, v in (("y", y), ("x_test", x_test), ("y_test", y_test), ("lengths", lengths)) if v is not None]
+        if given:
+            raise UserError(f"{given[0]}= needs x=; pass the inputs as x= too")
+        check_out_dir(out)
+        return _train(cfg, Path(out) if out else None, progress)
+    payload = training_npz(x, y, x_test, y_test, lengths=lengths, lengths_test=lengths_test, carve_test=carve_test)
+    path = Path(out) if out else default_run_dir(replace(cfg, data=replace(cfg.data, dataset="arrays")))
+    check_out_dir(path)
+    check_writable(path)
+    made = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    write_atomic(path / "data.npz", payload)
+    try:
+        return _train(replace(cfg, data=replace(cfg.data, dataset=str((path / "data.npz").resolve()))), path, progress)
+    except BaseException:
+        if not (path / "config.yaml").exists():  # training never started: leave nothing behind
+            (path / "data.npz").unlink(missing_ok=True)
+            if made:
+                path.rmdir()
+        raise
+
+
+def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
     world = init_world(cfg.train.device)
     try:
-        check_out_dir(out)
         if cfg.train.tensorboard:
             tensorboard.check_available()
         bundle, split, data, info, model = prepare(cfg)
         carried = type(model).transfer(model, load_run(cfg.train.init_from).model) if cfg.train.init_from else None
-        path = Path(out) if out else default_run_dir(cfg)
+        path = out or default_run_dir(cfg)
         if world.main:
             check_writable(path)
         summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -227,8 +271,25 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
         if scored:
             best = min(scored, key=lambda r: monitor_of(r)[1])
             summary.update(best_epoch=best["epoch"], monitor=monitor_of(best)[0])
+    if writer is not None:
+        summary.update(postfit(path, cfg))
     _finish(writer, summary, t0, seconds_before)
     return path
+
+
+def postfit(path: Path, cfg: RunConfig) -> dict:
+    """After training: the unknown-input threshold (when there are validation points) and, with
+    ``--calibrate``, the temperatures; their headline figures for summary.json."""
+    run = load_run(path)
+    out: dict = {}
+    if len(run.split.val) and (run.model.has_decoder or run.model.heads):
+        u = fit_unknown(run, target_fpr=cfg.train.unknown_fpr)
+        out["unknown"] = {k: u[k] for k in ("score", "threshold", "target_fpr")}
+    if cfg.train.calibrate:
+        heads = calibrate(run)["heads"]
+        out["calibration"] = {h: {"temperature": v["temperature"], "val_ece_before": v["before"]["ece"],
+                                  "val_ece_after": v["after"]["ece"]} for h, v in heads.items()}
+    return out
 
 
 def _finish(writer: RunWriter | None, summary: dict, t0: float, before: float, **fields) -> None:

@@ -14,7 +14,8 @@ from ..errors import UserError
 from ..eval.disentangle import load_disentanglement
 from ..eval.evaluation import evaluate
 from ..runs import Run
-from .plots import confusion_figure, latent_scatter_figure, learning_curves_figure, roc_figure, score_hist_figure
+from .plots import (confusion_figure, latent_scatter_figure, learning_curves_figure, reliability_figure, roc_figure,
+                    score_hist_figure)
 from .samples import generate_figure, on, reconstructions_figure, to_data_units, traverse_figure
 from .series import step_error_figure
 
@@ -23,6 +24,7 @@ from .series import step_error_figure
 TITLES = {
     "learning_curves": "Learning curves",
     "confusion": "Confusion matrix (test split)",
+    "reliability": "Reliability diagram (test split)",
     "generate": "Conditional generation",
     "traverse": "Latent traversals",
     "reconstructions": "Reconstructions",
@@ -77,6 +79,9 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
             key = spec.key("confusion", h.name)
             if key in res:
                 yield key.replace("/", "-"), confusion_figure(res[key], list(h.classes))
+            key = spec.key("reliability", h.name)
+            if key in res:
+                yield key.replace("/", "-"), reliability_figure(res[key], res.get(spec.key("ece", h.name)))
     if not model.has_decoder:
         return
     names = run.data_info.get("channel_names")

@@ -101,6 +101,27 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str], title: 
     return fig
 
 
+def reliability_figure(bins: dict[str, list], ece: float | None = None,
+                       title: str = "reliability (test)") -> Figure:
+    """Accuracy against mean confidence per confidence bin (bars; the diagonal is perfect
+    calibration), with each bin's share of the points below."""
+    count = np.asarray(bins["count"], dtype=float)
+    k = len(count)
+    edges = np.linspace(0, 1, k + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    acc = np.array([np.nan if v is None else v for v in bins["accuracy"]], dtype=float)
+    fig = new_figure(4.2, 4.8)
+    ax, share = fig.add_subplot(4, 1, (1, 3)), fig.add_subplot(4, 1, 4)
+    ax.bar(centres, np.nan_to_num(acc), width=1 / k, edgecolor="black", color="#4c72b0", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy",
+           title=title + (f": ECE {ece:.3f}" if ece is not None else ""))
+    ax.legend(loc="upper left", fontsize=8)
+    share.bar(centres, count / max(count.sum(), 1), width=1 / k, color="grey")
+    share.set(xlim=(0, 1), xlabel="confidence (top probability)", ylabel="share")
+    return fig
+
+
 def anomaly_scores(run_path) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """(is_anomaly, {score: test scores}, anomaly.json) of an anomaly run."""
     import json

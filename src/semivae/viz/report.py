@@ -27,7 +27,8 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;te
 pre{background:#f5f5f5;padding:1em;overflow:auto}img{max-width:100%;border:1px solid #eee}"""
 
 SUMMARY_KEYS = ("status", "epochs", "seconds", "n_parameters", "n_labelled", "validation_labels", "best_epoch")
-METRIC_KEYS = ("accuracy", "log_loss", "elbo", "recon", "kl", "target_rmse", "target_r2")
+METRIC_KEYS = ("accuracy", "log_loss", "ece", "temperature", "ece_uncalibrated", "log_loss_uncalibrated", "elbo", "recon",
+               "kl", "target_rmse", "target_r2")
 
 
 def _table(rows: dict) -> str:

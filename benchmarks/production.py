@@ -1,0 +1,200 @@
+"""From Python into production (issue 14): calibration, active learning, ONNX throughput.
+
+    # ECE before and after temperature scaling, 100 and 1,000 labels, 3 label draws
+    SEMIVAE_DATA=../shared/datasets python benchmarks/production.py calibration --dataset mnist \
+        --budgets 100 1000 --seeds 0 1 2 --out bench-results/calibration-mnist.json
+    # active learning: 1 label per class, then 5 rounds of 20 suggested vs 20 random labels
+    python benchmarks/production.py active --dataset mnist --seeds 0 1 2 --out bench-results/active-mnist.json
+    # inference throughput, PyTorch vs onnxruntime on CPU
+    python benchmarks/production.py onnx --dataset mnist --out bench-results/onnx-speed.json
+
+Calibration: validation labels come from the budget (``--val-labels``: 10 % of it), the
+temperature is fitted on them alone, ECE and log loss are measured on the test split.
+Active learning: both arms start from the same run (1 label per class, drawn by the seed);
+each round adds 20 labels, chosen by ``semivae.suggest`` (uncertainty with diversity) or
+uniformly at random among the unlabelled training points, and fine-tunes the previous
+round's model (``init_from``) for ``--round-epochs`` epochs; no validation carve, fixed
+epochs, nothing tuned on the test split. Rows are appended as runs finish (a restart skips
+them) and a Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import semivae
+from results_file import ResultsFile, parse_set
+
+
+def _train(out: Path, **options) -> tuple[Path, float]:
+    t0 = time.perf_counter()
+    run = semivae.train(out=out, progress=False, **options)
+    return run, time.perf_counter() - t0
+
+
+def calibration(a, extra: dict) -> list[dict]:
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["budget"], r["seed"]) for r in results.rows}
+    for budget in a.budgets:
+        for seed in a.seeds:
+            if (budget, seed) in done:
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                run, seconds = _train(Path(tmp) / "r", dataset=a.dataset, labels=str(budget), seed=seed,
+                                      epochs=a.epochs, val_labels=max(1, budget // 10), calibrate=True, **extra)
+                res = semivae.evaluate(run)
+            results.add({"dataset": a.dataset, "budget": budget, "seed": seed, "epochs": a.epochs,
+                         "val_labels": max(1, budget // 10), "temperature": res["temperature"],
+                         "accuracy": res["accuracy"], "ece_before": res["ece_uncalibrated"], "ece_after": res["ece"],
+                         "log_loss_before": res["log_loss_uncalibrated"], "log_loss_after": res["log_loss"],
+                         "seconds": seconds, "set": extra})
+    return results.rows
+
+
+def _write_ids(path: Path, rows: np.ndarray) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["row"])
+        w.writerows([[int(r)] for r in rows])
+
+
+def active(a, extra: dict) -> list[dict]:
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["arm"], r["seed"], r["round"]) for r in results.rows}
+    base = {"dataset": a.dataset, "val_fraction": 0.0, **extra}
+    for seed in a.seeds:
+        if all((arm, seed, r) in done for arm in ("suggest", "random") for r in range(a.rounds + 1)):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            first, seconds = _train(root / "r0", labels_per_class=1, seed=seed, epochs=a.first_epochs, **base)
+            acc0 = semivae.evaluate(first)["accuracy"]
+            run0 = semivae.load(first)
+            for arm in ("suggest", "random"):
+                if (arm, seed, 0) not in done:
+                    results.add({"dataset": a.dataset, "arm": arm, "seed": seed, "round": 0,
+                                 "n_labels": len(run0.split.pool), "accuracy": acc0, "seconds": seconds, "set": extra})
+            n_train = len(run0.dataset().train)
+            for arm in ("suggest", "random"):
+                rng = np.random.default_rng([seed, 1])
+                prev, labelled = first, run0.split.pool.copy()
+                for r in range(1, a.rounds + 1):
+                    t0 = time.perf_counter()
+                    if arm == "suggest":
+                        new = np.array([s["row"] for s in semivae.suggest(prev, a.per_round)])
+                    else:
+                        new = rng.choice(np.setdiff1d(np.arange(n_train), labelled), a.per_round, replace=False)
+                    labelled = np.union1d(labelled, new)
+                    _write_ids(root / f"{arm}{r}.csv", labelled)
+                    out, _ = _train(root / f"{arm}{r}", label_ids=str(root / f"{arm}{r}.csv"), seed=seed,
+                                    epochs=a.round_epochs, init_from=str(prev), **base)
+                    seconds = time.perf_counter() - t0
+                    if (arm, seed, r) not in done:
+                        results.add({"dataset": a.dataset, "arm": arm, "seed": seed, "round": r,
+                                     "n_labels": len(labelled), "accuracy": semivae.evaluate(out)["accuracy"],
+                                     "seconds": seconds, "set": extra})
+                    if prev != first:
+                        shutil.rmtree(prev, ignore_errors=True)
+                    prev = out
+    return results.rows
+
+
+def onnx_speed(a, extra: dict) -> list[dict]:
+    import onnxruntime as ort
+
+    from semivae.export import ExportGraph, export_onnx
+
+    results = ResultsFile(a.out, vars(a))
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in a.archs:
+            run, _ = _train(Path(tmp) / arch, dataset=a.dataset, arch=arch, labels="100", epochs=1, **extra)
+            loaded = semivae.load(run)
+            export_onnx(loaded, Path(tmp) / f"{arch}.onnx")
+            x = loaded.dataset().test.x[: a.batch_size].float().numpy()  # training units
+            graph = ExportGraph(loaded).eval()
+            for threads in a.threads:
+                torch.set_num_threads(threads)
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+                session = ort.InferenceSession(str(Path(tmp) / f"{arch}.onnx"), opts, providers=["CPUExecutionProvider"])
+                xt = torch.from_numpy(x)
+                engines = {"pytorch": lambda: graph(xt), "onnxruntime": lambda: session.run(None, {"x": x})}
+                for name, call in engines.items():
+                    with torch.no_grad():
+                        for _ in range(3):
+                            call()
+                        t0, n = time.perf_counter(), 0
+                        while time.perf_counter() - t0 < a.seconds:
+                            call()
+                            n += 1
+                    rate = n * len(x) / (time.perf_counter() - t0)
+                    results.add({"dataset": a.dataset, "arch": arch, "engine": name, "threads": threads,
+                                 "batch_size": len(x), "samples_per_s": rate})
+    return results.rows
+
+
+def table(rows: list[dict], command: str) -> str:
+    if command == "calibration":
+        lines = ["| dataset | labels | draws | accuracy | T | ECE before | ECE after | log loss before | log loss after |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for key in sorted({(r["dataset"], r["budget"]) for r in rows}):
+            rs = [r for r in rows if (r["dataset"], r["budget"]) == key]
+
+            def m(f):
+                v = np.array([r[f] for r in rs])
+                return f"{v.mean():.4f} ± {v.std():.4f}"
+            lines.append(f"| {key[0]} | {key[1]} | {len(rs)} | {m('accuracy')} | {m('temperature')} | "
+                         f"{m('ece_before')} | {m('ece_after')} | {m('log_loss_before')} | {m('log_loss_after')} |")
+        return "\n".join(lines)
+    if command == "active":
+        lines = ["| dataset | round | labels | suggest | random | draws |", "|---|---|---|---|---|---|"]
+        for key in sorted({(r["dataset"], r["round"]) for r in rows}):
+            cells = []
+            for arm in ("suggest", "random"):
+                v = np.array([r["accuracy"] for r in rows if (r["dataset"], r["round"]) == key and r["arm"] == arm])
+                cells.append(f"{v.mean():.4f} ± {v.std():.4f}" if len(v) else "")
+            n = [r["n_labels"] for r in rows if (r["dataset"], r["round"]) == key]
+            draws = len({r["seed"] for r in rows if (r["dataset"], r["round"]) == key})
+            lines.append(f"| {key[0]} | {key[1]} | {int(np.mean(n))} | {cells[0]} | {cells[1]} | {draws} |")
+        return "\n".join(lines)
+    return "\n".join(f"{r['arch']} {r['engine']}: {r['samples_per_s']:.0f} samples/s ({r['threads']} threads, "
+                     f"batch {r['batch_size']})" for r in rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("calibration")
+    c.add_argument("--budgets", type=int, nargs="+", default=[100, 1000])
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument("--epochs", type=int, default=10)
+    ac = sub.add_parser("active")
+    ac.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ac.add_argument("--rounds", type=int, default=5)
+    ac.add_argument("--per-round", type=int, default=20)
+    ac.add_argument("--first-epochs", type=int, default=5)
+    ac.add_argument("--round-epochs", type=int, default=2)
+    o = sub.add_parser("onnx")
+    o.add_argument("--archs", nargs="+", default=["dense", "conv"])
+    o.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    o.add_argument("--batch-size", type=int, default=256)
+    o.add_argument("--seconds", type=float, default=5.0)
+    for q in (c, ac, o):
+        q.add_argument("--dataset", default="mnist")
+        q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
+        q.add_argument("--out", required=True)
+    a = p.parse_args()
+    rows = {"calibration": calibration, "active": active, "onnx": onnx_speed}[a.command](a, parse_set(a.set))
+    print(table(rows, a.command))
+
+
+if __name__ == "__main__":
+    main()

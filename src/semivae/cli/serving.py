@@ -1,0 +1,110 @@
+"""The commands that take a trained run elsewhere: ``embed``, ``export``, ``calibrate``,
+``suggest``. Each writes its file whole, or nothing on bad input."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..atomic import write_atomic
+from ..errors import UserError
+
+
+def add_parsers(sub) -> None:
+    em = sub.add_parser("embed", help="latent means and log-variances of q(z|x), class probabilities and ids of new data")
+    em.add_argument("run", help="run directory of a model with a latent space")
+    em.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    em.add_argument("--out", required=True, help="z.npz (arrays mu, logvar, proba_<head>, classes_<head>, ids) or "
+                    "z.csv (row, id, z_*, logvar_*, p_*)")
+    _device(em)
+
+    ex = sub.add_parser("export", help="the run as an ONNX graph: inputs -> probabilities, z mean, anomaly score")
+    ex.add_argument("run", help="run directory of a dense or conv model")
+    ex.add_argument("--out", required=True, help="the .onnx file to write")
+    ex.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    ex.add_argument("--check", help="also run the file in onnxruntime on these inputs (.npz x, folder or .csv) and "
+                    "print the largest difference from PyTorch")
+
+    ca = sub.add_parser("calibrate", help="fit temperature scaling on a run's validation labels; ECE and log loss "
+                        "before and after")
+    ca.add_argument("run", help="run directory trained with --val-labels K")
+    ca.add_argument("--unknown-fpr", type=float, default=None,
+                    help="also re-set the unknown-input threshold at this validation false-positive rate")
+    ca.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    _device(ca)
+
+    sg = sub.add_parser("suggest", help="which unlabelled training points to label next (uncertain and diverse)")
+    sg.add_argument("run", help="run directory of a model with a class layer")
+    sg.add_argument("--n", type=int, default=50, help="how many points (default: 50)")
+    sg.add_argument("--pool", type=int, default=None,
+                    help="draw the diverse batch from the N most uncertain candidates (default: max(10 n, 1000))")
+    sg.add_argument("--with-labelled", action="store_true",
+                    help="list the run's labelled points first, so the file feeds the next --label-ids as it stands")
+    sg.add_argument("--out", help="CSV file to write (default: stdout)")
+    sg.add_argument("--data-dir", help="where the dataset lives now, if it moved")
+    _device(sg)
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
+
+
+def cmd_embed(a: argparse.Namespace) -> int:
+    from ..eval.embed import embed, embedding_bytes
+
+    suffix = Path(a.out).suffix.lower()
+    if suffix not in (".npz", ".csv"):
+        raise UserError(f"--out {a.out} must end in .npz or .csv; e.g. --out z.npz")
+    emb = embed(a.run, a.input, device=a.device)
+    write_atomic(Path(a.out), embedding_bytes(emb, suffix))
+    print(f"wrote {a.out}: {len(emb['mu'])} points, latent {tuple(emb['mu'].shape[1:])}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from ..export import check_export, export_onnx
+
+    info = export_onnx(a.run, a.out, opset=a.opset)
+    print(f"wrote {a.out}: x {info['input_shape']} -> {', '.join(info['outputs'])} (opset {info['opset']})")
+    if a.check:
+        from ..eval.evaluation import read_inputs
+        from ..runs import load_run
+
+        run = load_run(a.run)
+        raw = read_inputs(run, a.check).x.float().numpy()  # the inputs in the training data's units
+        for name, d in check_export(run, a.out, raw).items():
+            print(f"  {name}: max |onnxruntime - pytorch| = {d:.3g}")
+    return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from ..eval.calibration import calibrate
+    from ..eval.unknown import fit_unknown
+    from ..runs import load_run
+
+    run = load_run(a.run, a.device)
+    res = calibrate(run, data_dir=a.data_dir)
+    for head, v in res["heads"].items():
+        b, f = v["before"], v["after"]
+        print(f"{head}: temperature {v['temperature']:.3f} on {v['n_val']} validation labels; "
+              f"ECE {b['ece']:.4f} -> {f['ece']:.4f}, log loss {b['log_loss']:.4f} -> {f['log_loss']:.4f}")
+    if a.unknown_fpr is not None:
+        u = fit_unknown(run, target_fpr=a.unknown_fpr, data_dir=a.data_dir)
+        print(f"unknown inputs: {u['score']} > {u['threshold']:.4g} ({u['target_fpr']:.0%} of validation points)")
+    print(f"wrote {Path(a.run) / 'calibration.json'}")
+    return 0
+
+
+def cmd_suggest(a: argparse.Namespace) -> int:
+    from ..eval.suggest import suggest, suggestions_csv
+    from ..runs import load_run
+    from .commands import _emit_csv
+
+    run = load_run(a.run, a.device)
+    rows = suggest(run, a.n, pool=a.pool, data_dir=a.data_dir)
+    return _emit_csv(suggestions_csv(run, rows, a.with_labelled), a.out)
+
+
+COMMANDS = {"embed": cmd_embed, "export": cmd_export, "calibrate": cmd_calibrate, "suggest": cmd_suggest}
+
+__all__ = ["COMMANDS", "add_parsers"]

@@ -1,0 +1,158 @@
+"""New inputs for a trained model: a file, an array or a data frame -> :class:`ArrayData`
+in the training form (normalisation, shape, padding), every label missing.
+
+``info`` is the run's ``data.json`` (plus ``n_heads``): ``kind``, ``shape`` (per sample),
+``shift``/``scale`` (training normalisation, floats or lists), ``label_column``,
+``feature_names`` and ``id_column`` (CSV data). Arrays follow the ``.npz`` rules
+(:func:`files.check_inputs`): uint8 images in 0..255 or floats in [0, 1], (N, D) vectors,
+(N, T, C) sequences. A CSV or data frame's id column comes back as ``ArrayData.ids``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .dataset import ArrayData, data_kind
+from .files import check_inputs, input_image_files, read_images, read_npz_inputs, read_npz_series
+from .tables import read_csv
+from .sequences import sequence_inputs
+
+FORMS = {"image": ("dir", ".npz"), "vector": (".csv", ".npz"), "sequence": (".npz",)}
+
+
+def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
+    """Read new inputs of the training data's form (see the module docstring).
+
+    ``source`` is a path (``.npz`` with key ``x``, a folder of images, directly in it else in
+    its sub-folders, sorted; or a ``.csv``), an array-like (NumPy, torch, nested lists), a
+    pandas data frame (columns matched by name) or an :class:`ArrayData` (returned as is).
+    """
+    if isinstance(source, ArrayData):
+        _check_shape(source.x.numpy(), _shape(info), "the data")
+        return source
+    if isinstance(source, (str, Path)):
+        return _from_path(Path(source).expanduser(), info)
+    ids = None
+    if hasattr(source, "columns") and hasattr(source, "to_numpy"):  # a pandas data frame
+        source, ids = _from_frame(source, info)
+    x = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
+    return _wrap(x, None, info, from_folder=False, what="the inputs", ids=ids)
+
+
+def _shape(info: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(int(s) for s in info["shape"])
+
+
+def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
+    kind, shape = data_kind(info["kind"]), _shape(info)
+    suffix = "dir" if p.is_dir() else p.suffix.lower() if p.is_file() else None
+    forms = FORMS.get(kind, ())
+    if suffix is None:
+        raise UserError(f"no such file or folder: {p}; check the path")
+    if suffix not in forms:
+        raise UserError(f"{p} is not a form for {kind} data; give a {' or '.join(f.replace('dir', 'folder') for f in forms)}")
+    if kind == "sequence":
+        x, lengths = read_npz_series(p)
+        return _wrap(x, lengths, info, from_folder=False, what=f"x in {p}")
+    if suffix == "dir":
+        if len(shape) != 3 or shape[0] not in (1, 3):
+            raise UserError(f"the model expects samples of shape {shape}, which an image folder cannot supply; give a .npz")
+        files = input_image_files(p)
+        x = read_images(files, channels=shape[0], size=(shape[1], shape[2]))
+        return _wrap(x, None, info, from_folder=True, what=str(p), ids=[f.relative_to(p).as_posix() for f in files])
+    if suffix == ".npz":
+        return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=str(p))
+    x, _, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=False,
+                            id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
+    return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids)
+
+
+def _has_column(path: Path, column: str | None) -> bool:
+    """Whether a CSV's header names ``column`` (new data may come without the id column)."""
+    if column is None:
+        return False
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), [])
+    return column in [h.strip() for h in header]
+
+
+def _from_frame(frame: Any, info: dict[str, Any]) -> tuple[np.ndarray, list[str] | None]:
+    """A data frame -> (features in the training columns' order, ids or None)."""
+    columns = [str(c) for c in frame.columns]
+    id_column = info.get("id_column")
+    ids = [str(v) for v in frame[id_column].tolist()] if id_column in columns else None
+    names = info.get("feature_names")
+    if names is None:  # trained on an array: every column but the label and id
+        keep = [c for c in frame.columns if str(c) not in (info.get("label_column"), id_column)]
+    else:
+        missing = [c for c in names if c not in columns]
+        if missing:
+            raise UserError(f"the data frame lacks feature columns {missing} (it has {columns}); use the training columns")
+        keep = [frame.columns[columns.index(c)] for c in names]
+    try:
+        return frame[keep].to_numpy(dtype=np.float32), ids
+    except (TypeError, ValueError) as e:
+        raise UserError(f"the data frame's feature columns are not all numeric ({e}); encode them as numbers") from None
+
+
+def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, from_folder: bool, what: str,
+          ids: list[str] | None = None) -> ArrayData:
+    """Checked, shaped and scaled inputs -> ArrayData with one all-missing label column per head."""
+    kind, shape = data_kind(info["kind"]), _shape(info)
+    shift, scale = _param(info.get("shift", 0.0)), _param(info.get("scale", 1.0))
+    n_heads = int(info.get("n_heads", 1))
+    if kind == "sequence":
+        x, lengths = sequence_inputs(np.asarray(x), lengths, shape[0], shape[1], what)
+        return ArrayData(torch.from_numpy(x), _missing(len(x), n_heads), shift, scale,
+                         lengths=torch.from_numpy(lengths), ids=_ids(ids))
+    x = check_inputs(x, what)
+    _check_shape(x, shape, what)
+    if kind == "image":
+        x = _match_image_scale(x, from_folder=from_folder, shift=shift, scale=scale)
+    return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale, ids=_ids(ids))
+
+
+def _check_shape(x: np.ndarray, shape: tuple[int, ...], what: str) -> None:
+    if tuple(x.shape[1:]) != shape:
+        raise UserError(f"{what} has samples of shape {tuple(x.shape[1:])} but the model expects {shape}; "
+                        "give data of the training form")
+
+
+def _missing(n: int, heads: int) -> torch.Tensor:
+    return torch.full((n, heads), -1, dtype=torch.int64)
+
+
+def _ids(ids: list[str] | None) -> np.ndarray | None:
+    return None if ids is None else np.asarray(ids, dtype=object)
+
+
+def _param(v: Any) -> torch.Tensor | float:
+    """A float stays a float; a list/array becomes a float32 tensor."""
+    if isinstance(v, torch.Tensor):
+        return v.float()
+    if np.ndim(v) == 0:
+        return float(v)
+    return torch.tensor(np.asarray(v, dtype=np.float32))
+
+
+def _match_image_scale(x: np.ndarray, from_folder: bool, shift: Any, scale: Any) -> np.ndarray:
+    """Store images so that ``(x - shift) * scale`` gives pixel values in [0, 1].
+
+    Raw uint8 of the training form is kept (e.g. digits' 0..16 with scale 1/16); image files
+    hold 0..255; float inputs are already in [0, 1]. Anything else is converted to float32.
+    """
+    s = np.asarray(scale.numpy() if isinstance(scale, torch.Tensor) else scale, dtype=np.float64)
+    b = np.asarray(shift.numpy() if isinstance(shift, torch.Tensor) else shift, dtype=np.float64)
+    if x.dtype == np.uint8:
+        if np.all(b == 0) and (np.allclose(s, 1 / 255) or (not from_folder and not np.allclose(s, 1.0))):
+            return x
+        v = x.astype(np.float64) / 255.0
+    else:
+        v = x.astype(np.float64)
+    return (v / s + b).astype(np.float32)

@@ -1,0 +1,89 @@
+"""Reader for ``.csv`` tables with a header row: features, an optional label column, an
+optional id column. Raises :class:`UserError` (one line: what is wrong, then the fix) for
+anything malformed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def read_csv(
+    path: Path, label_column: str, feature_names: list[str] | None = None, need_label: bool = True,
+    id_column: str | None = None,
+) -> tuple[np.ndarray, list[str] | None, list[str], list[str] | None]:
+    """Read a CSV with a header row -> (features float32 (N, D), label cells or None, feature
+    names, ids or None).
+
+    Features are every column except ``label_column`` and ``id_column``, or exactly
+    ``feature_names`` (matched by name) when given. Label cells are returned stripped; ``""``
+    means unlabelled. ``id_column`` names each row (its cells come back as the ids).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"cannot read {path} as CSV ({err}); save it as UTF-8 comma-separated text") from None
+    if not rows:
+        raise UserError(f"{path} is empty; add a header row and one row per sample")
+    header = [c.strip() for c in rows[0][1]]
+    rows = rows[1:]
+    if label_column in header:
+        label_idx: int | None = header.index(label_column)
+    elif need_label:
+        raise UserError(f"{path} has no label column '{label_column}' (columns: {header}); pass --label-column NAME")
+    else:
+        label_idx = None
+    if id_column is not None and id_column not in header:
+        raise UserError(f"{path} has no id column '{id_column}' (columns: {header}); pass --id-column NAME or drop it")
+    id_idx = header.index(id_column) if id_column is not None else None
+    if feature_names is None:
+        feature_names = [h for i, h in enumerate(header) if i not in (label_idx, id_idx)]
+    missing = [c for c in feature_names if c not in header]
+    if missing:
+        raise UserError(f"{path} lacks feature columns {missing} (columns: {header}); use the training columns")
+    if not feature_names:
+        raise UserError(f"{path} has no feature columns besides '{label_column}'; add numeric feature columns")
+    for line, r in rows:
+        if len(r) != len(header):
+            raise UserError(f"{path} line {line} has {len(r)} cells, the header {len(header)}; fix that row")
+    cols = [header.index(c) for c in feature_names]
+    x = _parse_features(path, rows, cols, header)
+    labels = [r[label_idx].strip() for _, r in rows] if label_idx is not None else None
+    ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
+    return x, labels, list(feature_names), ids
+
+
+def _numbered_rows(reader):  # type: ignore[no-untyped-def]
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) -> np.ndarray:
+    cells = np.array([[r[c] for c in cols] for _, r in rows], dtype=str).reshape(len(rows), len(cols))
+    try:
+        x = np.char.strip(cells).astype(np.float64)
+    except ValueError:
+        x = None
+    if x is None:  # find the first bad cell to name it
+        for line, r in rows:
+            for c in cols:
+                try:
+                    float(r[c])
+                except ValueError:
+                    raise UserError(
+                        f"{path} line {line}, column '{header[c]}': '{r[c].strip()}' is not a number; "
+                        "fill in a numeric value or drop that row"
+                    ) from None
+        raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        i, j = bad[0]
+        raise UserError(
+            f"{path} line {rows[i][0]}, column '{header[cols[j]]}' is NaN/inf; fill in a value or drop that row"
+        )
+    return x.astype(np.float32)

@@ -1,0 +1,110 @@
+"""``semivae suggest RUN --n 50``: which unlabelled points to label next.
+
+Candidates are the run's training points whose label it did not see (validation points
+aside). Each gets an uncertainty from its first head, u = 1 - (p_1 - p_2), one minus the
+margin between its two most probable classes (the margin criterion of active learning: 0 when
+sure, 1 on a tie). The batch is then picked for uncertainty *and* diversity, so it is not
+fifty copies of one confusion: among the ``pool`` most uncertain candidates, greedily take
+the point maximising
+
+    u_i * d_i / max_j d_j,    d_i = distance in the latent space (means of q(z|x), each
+                              dimension standardised) to the nearest point labelled or picked
+
+(a weighted farthest-first traversal, Sener & Savarese 2018's core-set idea weighted by
+uncertainty). Rows are indices into the training split, ids the data's own where it has them;
+``--label-ids FILE`` on the next ``semivae train`` reads the file back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..models import model_device
+from ..runs import Run, as_run
+from ..runs.run import preprocessing
+from .embed import latent
+from .evaluation import row_ids
+from .outputs import apply_temperature, model_outputs
+
+
+def margin_uncertainty(proba: np.ndarray) -> np.ndarray:
+    """1 - (p_1 - p_2) per row: (N, K) -> (N,) in [0, 1]."""
+    top = np.sort(proba, 1)[:, ::-1]
+    return 1.0 - (top[:, 0] - top[:, 1])
+
+
+def diverse_batch(u: np.ndarray, z: np.ndarray, n: int, anchors: np.ndarray | None = None) -> np.ndarray:
+    """Indices of ``n`` rows of ``z`` (M, D) picked greedily by u_i * d_i / max d (see the
+    module docstring); ``anchors`` (L, D) are points already labelled. Deterministic."""
+    z = np.asarray(z, dtype=np.float64)
+    d = np.full(len(z), np.inf)
+    if anchors is not None and len(anchors):
+        for a in np.asarray(anchors, dtype=np.float64):
+            d = np.minimum(d, np.linalg.norm(z - a, axis=1))
+    picked: list[int] = []
+    for _ in range(min(n, len(z))):
+        scale = d[np.isfinite(d)].max() if np.isfinite(d).any() else 1.0
+        value = u * np.where(np.isfinite(d), d / max(scale, 1e-12), 1.0)
+        value[picked] = -np.inf
+        i = int(np.argmax(value))
+        picked.append(i)
+        d = np.minimum(d, np.linalg.norm(z - z[i], axis=1))
+    return np.asarray(picked, dtype=np.int64)
+
+
+def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, data_dir: str | None = None,
+            device: str | None = None) -> list[dict]:
+    """The ``n`` training points to label next, best first: {rank, row, id, predicted,
+    uncertainty}. ``pool`` (default max(10 n, 1000)) bounds the most uncertain candidates the
+    diverse batch is drawn from."""
+    run = as_run(run, device)
+    if n < 1:
+        raise UserError(f"--n {n} must be >= 1; ask for at least one point")
+    if not run.model.heads:
+        raise UserError(f"run {run.path} has no class layer to be uncertain with; train with --mode semi or supervised")
+    shift, scale = preprocessing(run.data_info)
+    full = replace(run.dataset(data_dir).train, shift=shift, scale=scale)
+    seen = np.union1d(np.union1d(run.split.pool, run.split.val_pool), run.split.val)
+    candidates = np.setdiff1d(np.arange(len(full)), seen)
+    if not len(candidates):
+        raise UserError(f"run {run.path} saw every training label; there is nothing left to suggest")
+    data = full.take(torch.from_numpy(candidates))
+    head = run.model.heads[0]
+    p = model_outputs(run.model, data, device=model_device(run.model))["proba"][head.name]
+    p = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(head.name, 1.0))
+    u = margin_uncertainty(p)
+    size = max(n, pool if pool is not None else max(10 * n, 1000))
+    top = np.argsort(-u, kind="stable")[:size]  # the most uncertain candidates
+    z, _ = latent(run, data.take(torch.from_numpy(top)))
+    z = z.reshape(len(z), -1)
+    mean, std = z.mean(0), z.std(0) + 1e-8
+    labelled = run.split.pool
+    anchors = None
+    if len(labelled):
+        anchors = (latent(run, full.take(torch.from_numpy(labelled)))[0].reshape(len(labelled), -1) - mean) / std
+    picked = top[diverse_batch(u[top], (z - mean) / std, n, anchors)]
+    ids = row_ids(full)
+    return [{"rank": r + 1, "row": int(candidates[i]), "id": ids[candidates[i]],
+             "predicted": head.classes[int(p[i].argmax())], "uncertainty": float(u[i])} for r, i in enumerate(picked)]
+
+
+def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> str:
+    """CSV text of ``suggest``'s rows; ``with_labelled`` lists the run's labelled points first
+    (rank empty), so the file feeds the next ``--label-ids`` as it stands."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "row", "id", "predicted", "uncertainty"])
+    if with_labelled:
+        ids = row_ids(run.dataset().train)  # read once: Run caches its dataset
+        for r in np.union1d(run.split.pool, run.split.val_pool):
+            w.writerow(["", int(r), ids[int(r)], "", ""])
+    for s in rows:
+        w.writerow([s["rank"], s["row"], s["id"], s["predicted"], f"{s['uncertainty']:.6g}"])
+    return buf.getvalue()

@@ -1,0 +1,126 @@
+"""``semivae export RUN --out model.onnx``: a trained run as one ONNX graph (the ``[export]`` extra).
+
+The graph takes ``x``: float32 inputs in the training data's own units, (N, *shape) with
+any N (e.g. MNIST pixels 0..255 as (N, 1, 28, 28), table features as in the CSV), applies
+the run's normalisation, and returns
+
+    proba[_<head>]  (N, K) class probabilities per head (temperature-scaled where calibrated)
+    z_mean          (N, D) means of q(z|x)
+    score           (N,)   the negative ELBO with the latents at their means (higher = more
+                           unusual; the run's unknown-input score), for models with a decoder
+    unknown         (N,)   score above the run's threshold (bool), where the run has one
+
+Recurrent (sequence) models are not exported: their masks and variable lengths would need
+their own graph inputs. ``check_export`` runs the file in onnxruntime against PyTorch.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import write_atomic
+from .errors import UserError
+from .runs import Run, as_run
+from .runs.run import preprocessing
+
+
+class ExportGraph(nn.Module):
+    """The run's model, normalisation, temperatures and threshold as one forward(x)."""
+
+    def __init__(self, run: Run):
+        super().__init__()
+        self.model = run.model
+        shift, scale = preprocessing(run.data_info)
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.heads = [h.name for h in run.model.heads]
+        self.temperatures = [float(run.temperatures.get(h, 1.0)) for h in self.heads]
+        self.has_decoder = run.model.has_decoder
+        self.threshold = float(run.unknown["threshold"]) if run.unknown and run.unknown["score"] == "neg_elbo_point" \
+            else None
+
+    def output_names(self) -> list[str]:
+        proba = ["proba"] if len(self.heads) == 1 else [f"proba_{h}" for h in self.heads]
+        return proba + ["z_mean"] + (["score"] if self.has_decoder else []) + \
+            (["unknown"] if self.threshold is not None else [])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = (x - self.shift) * self.scale  # (N, *shape) normalised as in training
+        inf = self.model.inference(x, None, sample=False)
+        outs = []
+        for name, t in zip(self.heads, self.temperatures):
+            logp = torch.log_softmax(inf.logits[name], -1)  # (N, K)
+            outs.append(torch.softmax(logp / t, -1))
+        outs.append(inf.mu)  # (N, D)
+        if self.has_decoder:
+            log_px, kl = self.model.elbo_terms(x, None, sample=False)
+            score = kl - log_px  # (N,)
+            outs.append(score)
+            if self.threshold is not None:
+                outs.append(score > self.threshold)
+        return tuple(outs)
+
+
+def _onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError("ONNX export needs the export extra; install it with pip install 'semivae[export]'") from None
+
+
+def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> dict:
+    """Write the run's graph to ``out`` (written whole); returns {outputs, input_shape, opset}."""
+    run = as_run(run)
+    if run.spec.kind == "sequence":
+        raise UserError(f"run {run.path} is a sequence model; ONNX export covers dense and conv models only")
+    if run.model.spec.heads and any(v.dim() != 2 for v in _probe(run).logits.values()):
+        raise UserError(f"run {run.path} has per-step heads, which ONNX export does not cover")
+    if Path(out).suffix.lower() != ".onnx":
+        raise UserError(f"--out {out} must end in .onnx; e.g. --out model.onnx")
+    _onnx()
+    graph = ExportGraph(run).eval()
+    example = torch.zeros(2, *run.spec.data_shape)
+    batch = torch.export.Dim("batch", min=1)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its notes on absent torchvision ops are not ours
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(graph, (example,), input_names=["x"], output_names=graph.output_names(),
+                                        dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
+                                        verbose=False)
+    finally:
+        quiet.setLevel(level)
+    buf = io.BytesIO()
+    program.save(buf)
+    write_atomic(Path(out), buf.getvalue())
+    return {"outputs": graph.output_names(), "input_shape": ["N", *run.spec.data_shape], "opset": opset}
+
+
+@torch.no_grad()
+def _probe(run: Run):
+    return run.model.inference(torch.zeros(2, *run.spec.data_shape), None, sample=False)
+
+
+@torch.no_grad()
+def check_export(run: Run | str | Path, onnx_path: str | Path, x: np.ndarray) -> dict[str, float]:
+    """Per output, the max absolute difference between onnxruntime and PyTorch on the raw
+    inputs ``x`` (float32, training units)."""
+    import onnxruntime as ort
+
+    run = as_run(run)
+    graph = ExportGraph(run).eval()
+    expected = [t.float().numpy() for t in graph(torch.from_numpy(np.asarray(x, dtype=np.float32)))]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": np.asarray(x, dtype=np.float32)})
+    return {name: float(np.abs(np.asarray(g, dtype=np.float32) - e).max())
+            for name, g, e in zip(graph.output_names(), got, expected)}

@@ -1,0 +1,201 @@
+"""``SemiVAEClassifier``: semivae as a scikit-learn estimator.
+
+    from semivae.sklearn import SemiVAEClassifier
+    clf = SemiVAEClassifier(epochs=50).fit(X, y)      # y = -1 marks an unlabelled row
+    clf.predict(X_new); clf.predict_proba(X_new)      # classes_ order
+    clf.transform(X_new)                              # means of q(z|x), (N, latent_dim)
+    clf.score_samples(X_new)                          # ELBO at the latent means: higher = more normal
+    clf.save("my-run"); SemiVAEClassifier.load("my-run")
+
+It follows scikit-learn's semi-supervised convention (``-1`` = unlabelled, as
+``SelfTrainingClassifier``), so it fits in a ``Pipeline``, ``cross_val_score`` and
+``GridSearchCV``; ``tests/test_sklearn.py`` runs scikit-learn's estimator checks. Each ``fit``
+trains one run (``semivae.train``) into ``out`` or a temporary directory that lives as long as
+the estimator; the fitted model is held in memory. Options beyond the constructor's go in
+``options`` by their CLI names, e.g. ``options={"kl_schedule": "warmup"}``.
+
+X is a 2-D feature matrix (vectors, standardised per feature by the run) unless ``input_shape``
+is given, e.g. ``(1, 28, 28)`` for flattened MNIST images in [0, 1] or 0..255.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .eval.embed import latent
+from .eval.evaluation import predict, read_inputs
+from .eval.scores import compute_scores
+from .runs import load_run
+from .train import train
+
+ESTIMATOR_FILE = "sklearn.json"  # in the run directory: the estimator's parameters and classes_
+
+
+class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+    """A semi-supervised VAE classifier (Berkhahn et al. 2019 by default; ``model`` picks another).
+
+    Parameters mirror ``semivae train``'s options of the same names; ``None`` keeps the
+    model's default. ``val_fraction`` is 0 by default so every label is trained on (give it
+    with ``val_labels`` and ``calibrate=True`` for temperature-scaled probabilities).
+    """
+
+    def __init__(self, model: str = "semivae", mode: str | None = None, epochs: int = 20, batch_size: int = 128,
+                 lr: float = 1e-3, latent_dim: int | None = None, hidden: list[int] | None = None,
+                 dropout: float | None = None, alpha: float | None = None, beta: float | None = None,
+                 val_fraction: float = 0.0, val_labels: int = 0, calibrate: bool = False,
+                 input_shape: tuple[int, ...] | None = None, seed: int = 0, threads: int | None = None,
+                 device: str = "cpu", out: str | None = None, options: dict | None = None, verbose: bool = False):
+        self.model = model
+        self.mode = mode
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.dropout = dropout
+        self.alpha = alpha
+        self.beta = beta
+        self.val_fraction = val_fraction
+        self.val_labels = val_labels
+        self.calibrate = calibrate
+        self.input_shape = input_shape
+        self.seed = seed
+        self.threads = threads
+        self.device = device
+        self.out = out
+        self.options = options
+        self.verbose = verbose
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train on X (N, D) with labels y (N,), -1 where unlabelled; returns self."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False)
+        y = column_or_1d(y, warn=True)
+        labelled = ~_unlabelled(y)
+        if not labelled.any():
+            raise ValueError("y has no labelled row (all -1); label at least one row of two classes")
+        check_classification_targets(y[labelled])
+        self.classes_ = np.unique(y[labelled])
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+        codes = np.full(len(y), -1, dtype=np.int64)
+        codes[labelled] = np.searchsorted(self.classes_, y[labelled])
+        settings = {k: v for k, v in self._train_options().items() if v is not None}
+        tmp = None
+        if self.out is None:
+            tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
+            path = Path(tmp) / "run"
+        else:
+            path = Path(self.out)
+        try:
+            run_dir = train(x=self._shaped(X), y=codes, out=path, progress=self.verbose, carve_test=False, **settings)
+        except BaseException:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.run_ = load_run(run_dir, self.device)
+        self.run_dir_ = str(run_dir)
+        if tmp is not None:  # the temporary run lives as long as this estimator
+            self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, True)
+        (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
+        return self
+
+    def _train_options(self) -> dict:
+        return {"model": self.model, "mode": self.mode, "epochs": self.epochs,
+                "batch_size": self.batch_size, "lr": self.lr, "latent_dim": self.latent_dim, "hidden": self.hidden,
+                "dropout": self.dropout, "alpha": self.alpha, "beta": self.beta, "val_fraction": self.val_fraction,
+                "val_labels": self.val_labels, "calibrate": self.calibrate, "seed": self.seed,
+                "threads": self.threads, "device": self.device, **(self.options or {})}
+
+    def _shaped(self, X: np.ndarray) -> np.ndarray:
+        """X as the run's inputs: rows reshaped to ``input_shape`` when given."""
+        if self.input_shape is None:
+            return X
+        shape = tuple(int(s) for s in self.input_shape)
+        if int(np.prod(shape)) != X.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features but input_shape {shape} holds {int(np.prod(shape))}; "
+                             "fix input_shape")
+        return X.reshape(len(X), *shape).astype(np.float32)
+
+    # -- using a fitted model -------------------------------------------------------------
+    def _inputs(self, X):
+        check_is_fitted(self, "run_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return read_inputs(self.run_, self._shaped(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (N, n_classes) in ``classes_`` order (calibrated if fitted so)."""
+        data = self._inputs(X)
+        proba, _ = predict(self.run_, data)
+        return proba.astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
+
+    def transform(self, X) -> np.ndarray:
+        """Means of q(z|x): (N, latent_dim)."""
+        mu, _ = latent(self.run_, self._inputs(X))
+        return mu.reshape(len(mu), -1).astype(np.float64)
+
+    def score_samples(self, X) -> np.ndarray:
+        """The ELBO with the latents at their means, per row (nats; higher = more like the
+        training data, as scikit-learn's outlier detectors score): (N,)."""
+        data = self._inputs(X)
+        if not self.run_.model.has_decoder:
+            raise AttributeError(f"model {self.model!r} has no decoder to score inputs with")
+        return -compute_scores(self.run_.model, data, ["neg_elbo_point"])["neg_elbo_point"]
+
+    # -- a run directory ------------------------------------------------------------------
+    def _description(self) -> dict:
+        classes = self.classes_.tolist()
+        return {"params": {k: v for k, v in self.get_params().items() if k != "out"}, "classes": classes,
+                "classes_dtype": str(self.classes_.dtype), "n_features_in": int(self.n_features_in_)}
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the fitted run directory (with this estimator's description) to ``path``."""
+        check_is_fitted(self, "run_")
+        dest = Path(path)
+        if dest.exists():
+            raise ValueError(f"{dest} already exists; choose a new path")
+        shutil.copytree(self.run_dir_, dest)
+        return dest
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "SemiVAEClassifier":
+        """The estimator saved at ``path`` (by ``save`` or a ``fit`` with ``out=``), fitted."""
+        p = Path(path)
+        if not (p / ESTIMATOR_FILE).is_file():
+            raise ValueError(f"{p} holds no {ESTIMATOR_FILE}; give a directory that SemiVAEClassifier.save wrote")
+        d = json.loads((p / ESTIMATOR_FILE).read_text())
+        params = d["params"]
+        if params.get("input_shape") is not None:
+            params["input_shape"] = tuple(params["input_shape"])
+        est = cls(**{**params, "device": device})
+        est.classes_ = np.asarray(d["classes"], dtype=d["classes_dtype"])
+        est.n_features_in_ = d["n_features_in"]
+        est.run_, est.run_dir_ = load_run(p, device), str(p)
+        return est
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cleanup", None)  # the copy does not own the temporary directory
+        return state
+
+
+def _unlabelled(y: np.ndarray) -> np.ndarray:
+    """(N,) bool: -1 (numbers), "-1" or "" (text) or None/NaN mark an unlabelled row."""
+    if y.dtype.kind in "iu":
+        return y == -1
+    if y.dtype.kind == "f":
+        return (y == -1) | np.isnan(y)
+    return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or str(v) in ("-1", "") for v in y.tolist()])

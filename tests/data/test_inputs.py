@@ -1,0 +1,77 @@
+"""New inputs in every form (paths, arrays, tensors, data frames), ids carried through, and
+arrays from Python written as a run's data file."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from semivae.data import load_dataset, load_inputs
+from semivae.data.arrays import training_npz
+from semivae.errors import UserError
+
+VECTOR = {"kind": "vector", "shape": [3], "shift": [1.0, 2.0, 3.0], "scale": [1.0, 0.5, 0.25],
+          "feature_names": ["a", "b", "c"], "label_column": "label", "id_column": "name"}
+
+
+def test_arrays_tensors_and_frames_give_the_same_inputs(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    base = load_inputs(x, VECTOR)
+    for form in (torch.from_numpy(x), x.tolist(), pd.DataFrame(x, columns=["a", "b", "c"])):
+        d = load_inputs(form, VECTOR)
+        assert torch.equal(d.inputs(torch.arange(4)), base.inputs(torch.arange(4)))
+    shuffled = pd.DataFrame({"c": x[:, 2], "name": list("wxyz"), "a": x[:, 0], "b": x[:, 1]})
+    d = load_inputs(shuffled, VECTOR)  # columns matched by name, the id column kept out
+    assert torch.equal(d.inputs(torch.arange(4)), base.inputs(torch.arange(4)))
+    assert d.ids.tolist() == list("wxyz")
+    with pytest.raises(UserError, match="lacks feature columns"):
+        load_inputs(shuffled.drop(columns="b"), VECTOR)
+    with pytest.raises(UserError, match="shape"):
+        load_inputs(x[:, :2], VECTOR)
+
+
+def test_a_csv_id_column_names_rows_and_stays_out_of_the_features(tmp_path):
+    (tmp_path / "d.csv").write_text("name,a,b,label\n" + "".join(f"p{i},{i},{i % 4},{i % 2}\n" for i in range(30)))
+    bundle = load_dataset(str(tmp_path / "d.csv"), id_column="name")
+    assert bundle.meta["feature_names"] == ["a", "b"]
+    assert sorted(bundle.train.ids.tolist() + bundle.test.ids.tolist()) == sorted(f"p{i}" for i in range(30))
+    row = bundle.train.ids.tolist().index("p7")
+    assert bundle.train.x[row].tolist() == [7.0, 3.0]
+    picked = load_dataset(str(tmp_path / "d.csv"), id_column="name", feature_columns=["b"])
+    assert picked.meta["feature_names"] == ["b"] and picked.train.x.shape[1] == 1
+    info = {**VECTOR, "shape": [2], "shift": [0.0, 0.0], "scale": [1.0, 1.0], "feature_names": ["a", "b"]}
+    (tmp_path / "new.csv").write_text("a,name,b\n1,first,2\n3,second,4\n")
+    assert load_inputs(tmp_path / "new.csv", info).ids.tolist() == ["first", "second"]
+    (tmp_path / "bare.csv").write_text("a,b\n1,2\n")  # new data may come without ids
+    assert load_inputs(str(tmp_path / "bare.csv"), info).ids is None
+
+
+def test_image_folders_name_rows_by_file(tmp_path):
+    for cls in ("cat", "dog"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "train" / cls / f"{cls}{i}.png")
+    bundle = load_dataset(str(tmp_path / "train"))
+    assert sorted(bundle.train.ids.tolist() + bundle.test.ids.tolist()) == sorted(
+        f"{c}/{c}{i}.png" for c in ("cat", "dog") for i in range(3))
+    info = {"kind": "image", "shape": [1, 8, 8], "shift": 0.0, "scale": 1 / 255}
+    d = load_inputs(tmp_path / "train" / "dog", info)
+    assert d.ids.tolist() == ["dog0.png", "dog1.png", "dog2.png"]
+
+
+def test_training_arrays_encode_classes_and_keep_unlabelled_rows(tmp_path):
+    x = np.random.default_rng(0).normal(size=(12, 2))
+    y = np.array(["b", "a", "", "b", "a", None, "b", "a", "b", "a", "b", "a"], dtype=object)
+    z = np.load(io.BytesIO(training_npz(x, y, carve_test=False)))
+    assert z["classes"].tolist() == ["a", "b"]
+    assert z["y"].tolist() == [1, 0, -1, 1, 0, -1, 1, 0, 1, 0, 1, 0]
+    assert len(z["x_test"]) == 0
+    numeric = np.load(io.BytesIO(training_npz(x, np.array([3, 7, -1, 3, 7, 7, 3, -1, 3, 7, 3, 7]))))
+    assert numeric["classes"].tolist() == ["3", "7"] and numeric["y"][2] == -1
+    with pytest.raises(UserError, match="one label per row"):
+        training_npz(x, y[:5])
+    with pytest.raises(UserError, match="does not have|do not have"):
+        training_npz(x, y, x[:2], np.array(["c", "a"], dtype=object))

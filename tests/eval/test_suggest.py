@@ -1,0 +1,53 @@
+"""Which points to label next: uncertainty with diversity, ids out, --label-ids back in."""
+
+import numpy as np
+
+from semivae.data.budget import read_label_ids
+from semivae.eval.suggest import diverse_batch, margin_uncertainty, suggest, suggestions_csv
+from semivae.runs import load_run
+from semivae.train import train
+
+
+def test_margin_uncertainty():
+    p = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.6, 0.3, 0.1]])
+    assert np.allclose(margin_uncertainty(p), [0.0, 1.0, 0.7])
+
+
+def test_a_diverse_batch_spreads_over_clusters_instead_of_taking_one_confusion_n_times():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.01, size=(50, 2))  # one tight cluster, slightly more uncertain
+    b = rng.normal(5, 0.01, size=(50, 2)) + np.array([0, 0])
+    z = np.concatenate([a, b])
+    u = np.concatenate([np.full(50, 0.99), np.full(50, 0.9)])
+    picked = diverse_batch(u, z, 2)
+    assert (picked < 50).sum() == 1 and (picked >= 50).sum() == 1  # one from each
+    plain = np.argsort(-u)[:2]
+    assert (plain < 50).all()  # uncertainty alone takes both from the first cluster
+    anchors = z[:1]  # a labelled point in cluster a pushes the first pick to cluster b
+    assert diverse_batch(u, z, 1, anchors)[0] >= 50
+
+
+def test_suggest_picks_unseen_rows_and_the_file_feeds_the_next_run(tiny, tmp_path):
+    path = train(tiny(labels_per_class=2, epochs=2), out=tmp_path / "r0", progress=False)
+    run = load_run(path)
+    rows = suggest(run, 12)
+    picked = [r["row"] for r in rows]
+    assert len(set(picked)) == 12 and [r["rank"] for r in rows] == list(range(1, 13))
+    seen = set(run.split.pool.tolist()) | set(run.split.val.tolist())
+    assert not seen & set(picked)
+    assert all(0 <= r["uncertainty"] <= 1 for r in rows)
+    f = tmp_path / "next.csv"
+    f.write_text(suggestions_csv(run, rows, with_labelled=True))
+    labels = run.dataset().train.labels.numpy()
+    assert set(read_label_ids(f, None, labels).tolist()) == set(picked) | set(run.split.pool.tolist())
+    nxt = load_run(train(tiny(labels_per_class=None, label_ids=str(f), epochs=1), out=tmp_path / "r1", progress=False))
+    assert set(nxt.split.pool.tolist()) == set(picked) | set(run.split.pool.tolist())
+
+
+def test_label_ids_match_the_datas_own_ids(tmp_path):
+    ids = np.array(["a", "b", "c", "d"], dtype=object)
+    labels = np.array([[0], [1], [-1], [0]])
+    (tmp_path / "f.txt").write_text("d\nb\n")
+    assert read_label_ids(tmp_path / "f.txt", ids, labels).tolist() == [1, 3]
+    (tmp_path / "g.csv").write_text("rank,row,id\n1,0,a\n")
+    assert read_label_ids(tmp_path / "g.csv", ids, labels).tolist() == [0]

@@ -1,0 +1,77 @@
+"""The Python surface: arrays in (NumPy, torch, pandas, a loaded run), embeddings and unknown
+flags out, nothing left behind on bad input."""
+
+import csv
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+import semivae
+from semivae.errors import UserError
+
+FAST = {"hidden": [32], "latent_dim": 4, "epochs": 3, "batch_size": 64, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    y = y.copy()
+    y[np.random.default_rng(0).random(len(y)) > 0.2] = -1
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def run(digits, tmp_path_factory):
+    x, y = digits
+    return semivae.train(x=x[:1500], y=y[:1500], out=tmp_path_factory.mktemp("api") / "run", progress=False, **FAST)
+
+
+def test_train_on_arrays_writes_a_run_that_reloads_from_its_directory(run, digits):
+    x, _ = digits
+    loaded = semivae.load(run)
+    assert (run / "data.npz").is_file() and loaded.config.data.dataset == str((run / "data.npz").resolve())
+    proba, classes = semivae.predict(loaded, x[1500:])
+    assert proba.shape == (297, 10) and classes == [str(k) for k in range(10)]
+    for form in (torch.from_numpy(x[1500:]), pd.DataFrame(x[1500:]), x[1500:].tolist()):
+        assert np.allclose(semivae.predict(run, form)[0], proba)
+
+
+def test_evaluate_on_given_arrays(run, digits):
+    x, y_true = load_digits(return_X_y=True)
+    res = semivae.evaluate(run, x=x[1500:], y=y_true[1500:])
+    assert res["split"] == "given" and res["n_labelled"] == 297 and 0.3 < res["accuracy"] <= 1
+    with pytest.raises(UserError, match="does not have"):
+        semivae.evaluate(run, x=x[:3], y=[1, 2, 11])
+
+
+def test_embed_gives_means_logvars_probabilities_and_ids(run, digits):
+    x, _ = digits
+    emb = semivae.embed(run, x[:7])
+    assert emb["mu"].shape == (7, 4) and emb["logvar"].shape == (7, 4) and emb["proba/label"].shape == (7, 10)
+    assert emb["ids"].tolist() == [str(i) for i in range(7)]
+    assert np.allclose(emb["proba/label"], semivae.predict(run, x[:7])[0], atol=1e-6)
+
+
+def test_predict_flags_inputs_unlike_the_training_data(run, digits):
+    x, _ = digits
+    noise = np.random.default_rng(1).uniform(0, 16, size=(100, 64))
+    rows = list(csv.DictReader(io.StringIO(semivae.eval.predict_all(run, np.concatenate([x[1500:1600], noise])))))
+    flags = np.array([int(r["unknown"]) for r in rows])
+    assert flags[:100].mean() < 0.2 and flags[100:].mean() > 0.9  # ~5 % of normal points, nearly all noise
+    info = semivae.load(run).unknown
+    assert info["score"] == "neg_elbo_point" and info["target_fpr"] == 0.05
+
+
+def test_bad_arrays_leave_nothing_behind(digits, tmp_path):
+    x, y = digits
+    with pytest.raises(UserError, match="one label per row"):
+        semivae.train(x=x, y=y[:10], out=tmp_path / "a", progress=False, **FAST)
+    with pytest.raises(UserError, match="--labels 5000 exceeds"):  # after data.npz is written: the folder goes again
+        semivae.train(x=x, y=y, out=tmp_path / "b", progress=False, labels="5000", **FAST)
+    with pytest.raises(UserError, match="x= or dataset="):
+        semivae.train(x=x, dataset="digits")
+    assert list(tmp_path.iterdir()) == []
