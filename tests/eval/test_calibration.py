@@ -54,6 +54,14 @@ def test_temperature_scaling_recovers_the_temperature_and_keeps_the_argmax():
         assert expected_calibration_error(y, q) < expected_calibration_error(y, p) / 3
 
 
+def test_few_validation_labels_all_right_keep_the_temperature_near_one():
+    logits, y = _sampled()
+    p = _softmax(logits)
+    right = np.flatnonzero(p.argmax(1) == y)[:10]  # ten points, all classified right
+    assert fit_temperature(y[right], p[right], prior_sd=None) < 0.1  # the plain fit runs off to T -> 0
+    assert 0.6 < fit_temperature(y[right], p[right]) <= 1.0  # the prior holds it
+
+
 def test_calibrate_writes_temperatures_that_predict_and_evaluate_use(tiny, tmp_path):
     path = train(tiny(val_labels=30, calibrate=True, epochs=3), out=tmp_path / "r", progress=False)
     saved = json.loads((path / "calibration.json").read_text())["heads"]["label"]

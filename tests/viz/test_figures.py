@@ -14,6 +14,7 @@ from semivae.viz import (DPI, confusion_figure, generate_figure, generation_grid
                          learning_curves_figure, rank_dims, reconstructions_figure, run_figures, save_png,
                          traverse_figure)
 from semivae.viz.figures import figure_data
+from semivae.viz.plots import reliability_figure
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +58,12 @@ def test_every_figure_writes_a_png_of_its_size(which, request, tmp_path):
         "latent": latent_scatter_figure(run.model, x, y, run.classes),
         "curves": learning_curves_figure(rows),
         "confusion": confusion_figure(np.eye(len(run.classes), dtype=int) * 3, run.classes),
+        "reliability": reliability_figure({"count": [0, 2, 5, 9], "accuracy": [None, 0.5, 0.6, 0.9]}, ece=0.1),
     }
     for name, fig in figs.items():
         _check_png(fig, tmp_path / f"{name}.png")
-    assert [name for name, _ in run_figures(run)] == ["learning_curves", "confusion", "generate", "traverse",
-                                                       "reconstructions", "latent"]
+    assert [name for name, _ in run_figures(run)] == ["learning_curves", "confusion", "reliability", "generate",
+                                                       "traverse", "reconstructions", "latent"]
 
 
 def test_generation_grid_keeps_z_fixed_down_a_column(image_run):

@@ -26,7 +26,8 @@ def test_train_report_writes_a_self_contained_page_and_tensorboard_events(run):
     assert "<h2>Conditional generation</h2>" in page and "data:image/png;base64," in page
     assert 'src="http' not in page and "<script" not in page  # stands alone, nothing to fetch
     assert sorted(p.name for p in (run / "figures").iterdir()) == [
-        "confusion.png", "generate.png", "latent.png", "learning_curves.png", "reconstructions.png", "traverse.png"]
+        "confusion.png", "generate.png", "latent.png", "learning_curves.png", "reconstructions.png", "reliability.png",
+        "traverse.png"]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
 
@@ -44,10 +45,10 @@ def test_report_renders_in_headless_chromium(run):
         images = page.evaluate("[...document.images].map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
         browser.close()
     assert headings[:2] == ["Summary", "Test metrics"] and headings[-1] == "Configuration"
-    for h in ("Learning curves", "Confusion matrix (test split)", "Conditional generation", "Latent traversals",
-              "Reconstructions", "Latent space"):
+    for h in ("Learning curves", "Confusion matrix (test split)", "Reliability diagram (test split)",
+              "Conditional generation", "Latent traversals", "Reconstructions", "Latent space"):
         assert h in headings
-    assert len(images) == 6
+    assert len(images) == 7
     for alt, complete, w, h in images:
         assert complete and w > 0 and h > 0, alt
 

@@ -4,7 +4,11 @@ validation labels taken from the budget, turns the head's probabilities p into
     p_T = softmax(log p / T)        (= softmax(logits / T) for a plain softmax head)
 
 T > 1 softens an over-confident head, T < 1 sharpens an under-confident one; the predicted
-class never changes. ``calibrate(run)`` writes ``RUN/calibration.json``; every later
+class never changes. With few validation labels the plain fit is unsafe: ten points all
+classified right have no finite optimum (T -> 0 keeps lowering their log loss, and test
+predictions become certain). So T is the maximum a posteriori fit under a log-normal prior
+centred on 1, log T ~ N(0, PRIOR_SD^2): the prior weighs as much as a couple of dozen points,
+so 10 labels barely move T from 1 while 1,000 recover it. ``calibrate(run)`` writes ``RUN/calibration.json``; every later
 ``predict``, ``evaluate``, ``export`` and the scikit-learn estimator apply it
 (``Run.temperatures``), and ``evaluate`` reports the ECE and log loss before and after.
 """
@@ -25,13 +29,16 @@ from . import metrics
 from .outputs import apply_temperature, model_outputs
 
 LOG_T_RANGE = (-4.0, 4.0)  # T in [0.018, 55]
+PRIOR_SD = 0.25  # log T ~ N(0, 0.25^2): T within [0.61, 1.65] a priori (2 sd)
 
 
-def fit_temperature(y: np.ndarray, proba: np.ndarray) -> float:
-    """The T minimising the log loss of ``apply_temperature(proba, T)`` on labels ``y``."""
+def fit_temperature(y: np.ndarray, proba: np.ndarray, prior_sd: float | None = PRIOR_SD) -> float:
+    """The T minimising the summed log loss of ``apply_temperature(proba, T)`` on labels ``y``
+    plus the prior's ``0.5 (log T / prior_sd)^2`` (``prior_sd=None``: the plain fit)."""
     def nll(log_t: float) -> float:
         p = apply_temperature(proba, float(np.exp(log_t)))
-        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+        penalty = 0.0 if prior_sd is None else 0.5 * (log_t / prior_sd) ** 2
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).sum()) + penalty
     res = minimize_scalar(nll, bounds=LOG_T_RANGE, method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..errors import UserError
+from ..objectives.consistency import Consistency, make_consistency
 from ..objectives.likelihoods import LIKELIHOODS
 from ..objectives.steps import mean_steps
 from ..options import opt
@@ -150,6 +151,12 @@ class ModelConfig:
     gamma: float = opt(1000.0, "capacity: weight of |KL - C(t)| (Burgess et al. 2018)")
     capacity_max: float = opt(25.0, "capacity: final KL target C in nats")
     capacity_epochs: float = opt(20.0, "capacity: epochs over which C rises linearly from 0 to its final value")
+    consistency: float = opt(0.0, "weight of the consistency term: pi must not change under small perturbations "
+                                  "(image shifts, feature noise, sequence jitter), on every point (0 = off)")
+    consistency_threshold: float = opt(0.8, "consistency: only points whose max pi reaches this teach their "
+                                            "perturbed copies")
+    augment_shift: float = opt(2.0, "consistency on images: shift each image by up to this many pixels")
+    augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
 
     def run_name(self) -> str:
         """How run directories and reports name what was trained."""
@@ -161,6 +168,10 @@ class ModelConfig:
             raise UserError("--alpha, --head-alpha and --beta must be >= 0")
         if self.kl_schedule not in ("constant", "warmup", "capacity"):
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
+        if self.consistency < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
+                or self.augment_noise < 0:
+            raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
+                            "--consistency-threshold in [0, 1)")
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
@@ -257,6 +268,22 @@ class BaseModel(nn.Module):
     has_decoder: bool = False
     has_importance_weights: bool = False
     n_targets: int = 0
+    consistency: Consistency | None = None  # the consistency hook's settings (None: off)
+
+    def use_consistency(self, cfg: ModelConfig) -> None:
+        """Switch the consistency hook on from the model's options (a model with heads calls it)."""
+        self.consistency = make_consistency(cfg.consistency, cfg.consistency_threshold, self.spec.kind,
+                                            cfg.augment_shift, cfg.augment_noise)
+
+    def consistency_term(self, x: torch.Tensor, mask: torch.Tensor | None,
+                         logits: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(weight * the consistency term summed over heads, the term detached), or (None, None)
+        when the hook is off: pi of a perturbed copy of ``x`` against pi(x) (objectives/consistency.py)."""
+        if self.consistency is None or not logits:
+            return None, None
+        perturbed = self.inference(self.consistency.perturb(x), mask).logits
+        term = sum(self.consistency.term(logits[name], perturbed[name], mask) for name in logits)
+        return self.consistency.weight * term, term.detach()
 
     def param_groups(self, lr: float) -> list[dict]:
         """The optimiser's parameter groups: every trainable parameter, at ``lr``."""

@@ -53,6 +53,7 @@ class Classifier(BaseModel):
         self.spec, self.heads, self.cfg = spec, spec.heads, cfg
         self.name, k = spec.heads[0].name, spec.heads[0].size
         self.encoder = make_encoder(arch, spec.data_shape)
+        self.use_consistency(cfg)
         if self.encoder.per_step:
             raise UserError("the classifier reads one feature per sequence; use --sequence-latent pooled")
         if cfg.head == "conv":
@@ -109,7 +110,11 @@ class Classifier(BaseModel):
         labelled = y >= 0
         n = labelled.sum()
         ce = (F.cross_entropy(logits, y.clamp(min=0), reduction="none") * labelled).sum() / n.clamp(min=1)
-        return LossOutput(total=ce, terms={"ce": ce.detach()}, counts={"ce": n}, logits={self.name: logits})
+        terms, total = {"ce": ce.detach()}, ce
+        cons, cons_term = self.consistency_term(batch.x, batch.mask, {self.name: logits})
+        if cons is not None:
+            total, terms["consistency"] = total + cons, cons_term
+        return LossOutput(total=total, terms=terms, counts={"ce": n}, logits={self.name: logits})
 
     def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         p = torch.softmax(self.inference(x, mask).logits[self.name], -1)

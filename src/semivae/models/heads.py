@@ -43,9 +43,28 @@ class ClassHeads(nn.ModuleDict):
     def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h.name: self[h.name](f) for h in self.heads}  # head -> (B, K_h)
 
-    def decoder_input(self, logits: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The probabilities of the decoder-fed heads, concatenated: (..., sum K_h), or None."""
-        parts = [torch.softmax(logits[h.name], -1) for h in self.heads if h.feeds_decoder]
+    def decoder_input(self, logits: dict[str, torch.Tensor], hard: bool = False, labels: torch.Tensor | None = None,
+                      sample: bool = True) -> torch.Tensor | None:
+        """What the decoder-fed heads hand the decoder, concatenated: (..., sum K_h), or None.
+
+        Soft (the paper's): pi itself. ``hard``: a class, one-hot: the label where ``labels``
+        (B, F) knows it, else a straight-through sample of pi (``sample``; its argmax when
+        not), so the decoder is told a class and cannot read style from pi's soft values.
+        """
+        parts = []
+        for f, h in enumerate(self.heads):
+            if not h.feeds_decoder:
+                continue
+            v = logits[h.name]  # (B, [T,] K)
+            p = torch.softmax(v, -1)
+            if hard:
+                idx = torch.distributions.Categorical(probs=p).sample() if sample else p.argmax(-1)  # (B, [T])
+                if labels is not None:
+                    y = labels[:, f].reshape(-1, *([1] * (v.dim() - 2))).expand(idx.shape)
+                    idx = torch.where(y >= 0, y, idx)
+                one_hot = F.one_hot(idx, h.size).to(p.dtype)
+                p = one_hot + p - p.detach()  # straight-through: forward one-hot, gradient of pi
+            parts.append(p)
         return torch.cat(parts, -1) if len(parts) > 1 else (parts[0] if parts else None)
 
     def one_hot_input(self, classes: dict[str, torch.Tensor] | None, like: torch.Tensor) -> torch.Tensor | None:

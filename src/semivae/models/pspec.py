@@ -103,6 +103,7 @@ class PartiallySpecifiedVAE(BaseModel):
         self.discrete, self.temperature = cfg.discrete, cfg.temperature
         self.enc_y = make_encoder(arch, spec.data_shape)
         self.enc_z = make_encoder(arch, spec.data_shape)
+        self.use_consistency(cfg)
         if self.enc_y.per_step:
             raise UserError(f"model {cfg.model} has one class y per sequence; use --sequence-latent pooled "
                             "(per-step latents are offered by --model semivae)")
@@ -284,6 +285,9 @@ class PartiallySpecifiedVAE(BaseModel):
         counts = {ce_key: n_lab}
         if self.T:
             terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
+        cons, cons_term = self.consistency_term(x, mask, {self.y_name: logits_u})
+        if cons is not None:
+            total, terms["consistency"] = total + cons, cons_term
         return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 
     # -- uses of a trained model ----------------------------------------------------------

@@ -68,6 +68,9 @@ class SemiVAEConfig(ModelConfig):
                             "(encoder + pi, CE only)")
     head_input: str = opt("encoder", "semivae: what the class heads read, the top encoder layer (the paper's) or z "
                                      "(a sample of q(z|x) in training, its mean after)")
+    decoder_class: str = opt("soft", "semivae: what the decoder gets from pi, soft (pi itself, the paper's) or hard "
+                                     "(a one-hot class: the label where known, else a straight-through sample of pi) "
+                                     "so class stays out of z and generation follows the class asked for")
 
     def run_name(self) -> str:
         return self.mode
@@ -76,6 +79,8 @@ class SemiVAEConfig(ModelConfig):
         super().validate()
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; choose one of {sorted(MODES)}")
+        if self.decoder_class not in ("soft", "hard"):
+            raise UserError(f"unknown --decoder-class {self.decoder_class!r}; choose soft or hard")
         if self.head_input not in ("encoder", "z"):
             raise UserError(f"unknown --head-input {self.head_input!r}; choose encoder or z")
         if self.head_input == "z" and not MODES[self.mode].decoder:
@@ -102,9 +107,11 @@ class SemiVAE(BaseModel):
         self.encoder = make_encoder(arch, spec.data_shape)
         self.per_step = self.encoder.per_step  # a z and pi at every step of a sequence
         self.head_input = cfg.head_input
+        self.hard_class = cfg.decoder_class == "hard"
         h = self.encoder.out_features
         if self.mode.classifier:
             self.pi = ClassHeads(arch.latent_dim if self.head_input == "z" else h, self.heads)
+            self.use_consistency(cfg)
         if self.mode.decoder:
             self.mu = nn.Linear(h, arch.latent_dim)
             self.logvar = nn.Linear(h, arch.latent_dim)
@@ -145,7 +152,7 @@ class SemiVAE(BaseModel):
         zero = x.new_zeros(())
         recon = kl = total = zero
         if self.mode.decoder:
-            nll = -self.likelihood.log_prob(x, self._decode(inf, self.spec.steps(x)), mask)  # (B,)
+            nll = -self.likelihood.log_prob(x, self._decode(inf, self.spec.steps(x), batch.labels), mask)  # (B,)
             reg = self.regularizer(inf, mask)  # (B,)
             recon = nll.mean()
             kl = self.kl(inf, mask).mean().detach()
@@ -155,13 +162,18 @@ class SemiVAE(BaseModel):
             ce_total, ce_terms, counts = self.pi.cross_entropy(inf.logits, batch.labels, self.spec, self.weights, mask)
             total = total + ce_total
             terms.update(ce_terms)
+            cons, cons_term = self.consistency_term(x, mask, inf.logits)
+            if cons is not None:
+                total, terms["consistency"] = total + cons, cons_term
         else:  # no heads: the column stays, at 0
             terms["ce"], counts["ce"] = zero, zero
         return LossOutput(total=total, terms=terms, counts=counts, logits=inf.logits)
 
     # -- uses of a trained model ----------------------------------------------------------
-    def _decode(self, inf: Inference, steps: int | None = None) -> torch.Tensor:
-        pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None
+    def _decode(self, inf: Inference, steps: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Likelihood parameters of p(x | z, pi) for the inference ``inf`` (hard classes: the
+        ``labels`` where known, a sample of pi in training, its argmax after)."""
+        pi = self.pi.decoder_input(inf.logits, self.hard_class, labels, self.training) if self.mode.classifier else None
         return self.generative(inf.z, pi, steps)
 
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
@@ -175,7 +187,8 @@ class SemiVAE(BaseModel):
         """log p(x | z, pi) + log p(z) - log q(z|x) for k samples z ~ q(z|x): (k, B)."""
         inf = self.inference(x, mask, sample=False)
         z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, [T,] D)
-        pi = self.pi.decoder_input(inf.logits) if self.mode.classifier else None  # (B, [T,] sum K_h) | None
+        pi = self.pi.decoder_input(inf.logits, self.hard_class, None, False) if self.mode.classifier else None
+        # pi: (B, [T,] sum K_h) | None
         pi = None if pi is None else pi.expand(k, *pi.shape).flatten(0, 1)
         params = self.generative(z.flatten(0, 1), pi, self.spec.steps(x))  # (k*B, [P,] *shape)
         rep_mask = None if mask is None else mask.expand(k, *mask.shape).flatten(0, 1)

@@ -1,0 +1,49 @@
+"""The consistency hook: perturbations by data kind, the masked KL, and every model with
+heads reporting and training it."""
+
+import pytest
+import torch
+
+from semivae.objectives.consistency import Consistency, jitter_series, shift_images
+from semivae.train import train
+
+
+def test_a_zero_shift_is_the_identity_and_a_shift_moves_the_image():
+    x = torch.zeros(3, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0
+    assert torch.allclose(shift_images(x, 0.0), x, atol=1e-6)
+    moved = shift_images(x, 2.0)
+    assert moved.shape == x.shape and moved.min() >= 0 and moved.max() <= 1
+    assert not torch.allclose(moved, x)
+
+
+def test_series_jitter_keeps_the_shape_and_stays_close():
+    x = torch.randn(4, 10, 3)
+    j = jitter_series(x, 0.1)
+    assert j.shape == x.shape and (j - x).abs().mean() < 0.3
+
+
+def test_the_term_is_zero_below_the_threshold_and_grows_with_disagreement():
+    c = Consistency(weight=1.0, threshold=0.9, kind="vector", shift=0.0, noise=0.1)
+    unsure = torch.zeros(5, 3)  # max pi = 1/3 < 0.9: nobody teaches
+    assert c.term(unsure, torch.randn(5, 3)).item() == 0.0
+    sure = torch.tensor([[8.0, 0.0, 0.0]]).repeat(5, 1)
+    agree = c.term(sure, sure.clone()).item()
+    disagree = c.term(sure, torch.tensor([[0.0, 8.0, 0.0]]).repeat(5, 1)).item()
+    assert agree < 0.01 < disagree
+
+
+def test_gradients_reach_only_the_perturbed_branch():
+    c = Consistency(weight=1.0, threshold=0.0, kind="vector", shift=0.0, noise=0.1)
+    clean = torch.randn(4, 3, requires_grad=True)
+    perturbed = torch.randn(4, 3, requires_grad=True)
+    c.term(clean, perturbed).backward()
+    assert clean.grad is None and perturbed.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("model", ["semivae", "m2", "classifier"])
+def test_every_model_with_heads_reports_the_term(model, tiny, tmp_path):
+    extra = {"arch": "conv", "head": "ff"} if model == "classifier" else {}
+    path = train(tiny(model=model, consistency=2.0, epochs=1, **extra), out=tmp_path / "r", progress=False)
+    row = (path / "metrics.jsonl").read_text().splitlines()[-1]
+    assert '"consistency"' in row
