@@ -131,7 +131,7 @@ def _own_options(values: dict, klass: type, saved: bool) -> dict:
 # RMSprop, momentum 0.9, lr 5e-4) with beta 1; the paper states no alpha or batch size:
 # alpha 500 was the best of {10, 50, 500} on MNIST with 100 labels, batch 128 is ours.
 _PAPER_TRAIN = {"optimizer": "rmsprop", "lr": 5e-4, "momentum": 0.9, "batch_size": 128}
-_PAPER_MODEL = {"alpha": 500.0, "beta": 1.0}
+_PAPER_MODEL = {"alpha": 500.0, "beta": 1.0, "consistency": 0.0}  # the paper's objective: no consistency term
 
 # Recurrent (sequences): "paper" is Table 15 (dense 40, LSTM 40, dense 30 per step; a z of 2 and
 # a pi at every step; RMSprop lr 1e-3, momentum 0.9).

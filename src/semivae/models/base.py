@@ -151,8 +151,10 @@ class ModelConfig:
     gamma: float = opt(1000.0, "capacity: weight of |KL - C(t)| (Burgess et al. 2018)")
     capacity_max: float = opt(25.0, "capacity: final KL target C in nats")
     capacity_epochs: float = opt(20.0, "capacity: epochs over which C rises linearly from 0 to its final value")
-    consistency: float = opt(0.0, "weight of the consistency term: pi must not change under small perturbations "
-                                  "(image shifts, feature noise, sequence jitter), on every point (0 = off)")
+    consistency: float | None = opt(None, "weight of the consistency term: pi must not change under small "
+                                          "perturbations (image shifts, feature noise, sequence jitter), on every "
+                                          "point; 0 = off (default: 10 for the semi-supervised semivae model on "
+                                          "images, 0 otherwise, as measured in docs/benchmarks.md)")
     consistency_threshold: float = opt(0.8, "consistency: only points whose max pi reaches this teach their "
                                             "perturbed copies")
     augment_shift: float = opt(2.0, "consistency on images: shift each image by up to this many pixels")
@@ -168,7 +170,7 @@ class ModelConfig:
             raise UserError("--alpha, --head-alpha and --beta must be >= 0")
         if self.kl_schedule not in ("constant", "warmup", "capacity"):
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
-        if self.consistency < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
+        if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
                 or self.augment_noise < 0:
             raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
                             "--consistency-threshold in [0, 1)")
@@ -270,9 +272,11 @@ class BaseModel(nn.Module):
     n_targets: int = 0
     consistency: Consistency | None = None  # the consistency hook's settings (None: off)
 
-    def use_consistency(self, cfg: ModelConfig) -> None:
-        """Switch the consistency hook on from the model's options (a model with heads calls it)."""
-        self.consistency = make_consistency(cfg.consistency, cfg.consistency_threshold, self.spec.kind,
+    def use_consistency(self, cfg: ModelConfig, default: float = 0.0) -> None:
+        """Switch the consistency hook on from the model's options (a model with heads calls it);
+        ``default`` is the weight when ``--consistency`` is not given."""
+        weight = default if cfg.consistency is None else cfg.consistency
+        self.consistency = make_consistency(weight, cfg.consistency_threshold, self.spec.kind,
                                             cfg.augment_shift, cfg.augment_noise)
 
     def consistency_term(self, x: torch.Tensor, mask: torch.Tensor | None,
