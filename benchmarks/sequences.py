@@ -91,6 +91,8 @@ def speed(a, extra: dict) -> list[dict]:
 
     results = ResultsFile(a.out, vars(a))
     device = resolve_device(a.device)
+    if extra.get("threads"):
+        torch.set_num_threads(int(extra["threads"]))
     for preset in ("default", "paper"):
         cfg = resolve({"preset": preset}, nest({"arch": "recurrent", **extra}))
         spec = ModelSpec((28, 28), (Head("label", tuple(str(k) for k in range(10))),), "bernoulli", "sequence")
