@@ -54,9 +54,10 @@ def classify(a, extra: dict) -> list[dict]:
                                     epochs=a.epochs, val_labels=a.val_labels, **extra)
                 seconds = time.perf_counter() - t0
                 res = semivae.evaluate(run)
+                val = _val(run)
                 results.add({"tag": a.tag, "dataset": a.dataset, "budget": budget, "seed": seed, "epochs": a.epochs,
-                             "val_labels": a.val_labels, "val_accuracy": _val(run).get("accuracy"),
-                             "val_log_loss": _val(run).get("log_loss"),
+                             "val_labels": a.val_labels, "val_accuracy": val.get("accuracy"),
+                             "val_log_loss": val.get("log_loss"),
                              "accuracy": res["accuracy"], "log_loss": res["log_loss"], "seconds": seconds,
                              "set": extra})
     return results.rows

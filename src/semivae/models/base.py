@@ -279,15 +279,17 @@ class BaseModel(nn.Module):
         self.consistency = make_consistency(weight, cfg.consistency_threshold, self.spec.kind,
                                             cfg.augment_shift, cfg.augment_noise)
 
-    def consistency_term(self, x: torch.Tensor, mask: torch.Tensor | None,
-                         logits: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(weight * the consistency term summed over heads, the term detached), or (None, None)
-        when the hook is off: pi of a perturbed copy of ``x`` against pi(x) (objectives/consistency.py)."""
+    def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
+                        mask: torch.Tensor | None, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``total`` plus weight x the consistency term (pi of a perturbed copy of ``x`` against
+        pi(x), summed over heads; objectives/consistency.py), recorded in ``terms`` as
+        "consistency"; ``total`` unchanged when the hook is off."""
         if self.consistency is None or not logits:
-            return None, None
+            return total
         perturbed = self.inference(self.consistency.perturb(x), mask).logits
         term = sum(self.consistency.term(logits[name], perturbed[name], mask) for name in logits)
-        return self.consistency.weight * term, term.detach()
+        terms["consistency"] = term.detach()
+        return total + self.consistency.weight * term
 
     def param_groups(self, lr: float) -> list[dict]:
         """The optimiser's parameter groups: every trainable parameter, at ``lr``."""

@@ -111,9 +111,7 @@ class Classifier(BaseModel):
         n = labelled.sum()
         ce = (F.cross_entropy(logits, y.clamp(min=0), reduction="none") * labelled).sum() / n.clamp(min=1)
         terms, total = {"ce": ce.detach()}, ce
-        cons, cons_term = self.consistency_term(batch.x, batch.mask, {self.name: logits})
-        if cons is not None:
-            total, terms["consistency"] = total + cons, cons_term
+        total = self.add_consistency(total, terms, batch.x, batch.mask, {self.name: logits})
         return LossOutput(total=total, terms=terms, counts={"ce": n}, logits={self.name: logits})
 
     def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

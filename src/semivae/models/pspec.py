@@ -285,9 +285,7 @@ class PartiallySpecifiedVAE(BaseModel):
         counts = {ce_key: n_lab}
         if self.T:
             terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
-        cons, cons_term = self.consistency_term(x, mask, {self.y_name: logits_u})
-        if cons is not None:
-            total, terms["consistency"] = total + cons, cons_term
+        total = self.add_consistency(total, terms, x, mask, {self.y_name: logits_u})
         return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 
     # -- uses of a trained model ----------------------------------------------------------

@@ -166,9 +166,7 @@ class SemiVAE(BaseModel):
             ce_total, ce_terms, counts = self.pi.cross_entropy(inf.logits, batch.labels, self.spec, self.weights, mask)
             total = total + ce_total
             terms.update(ce_terms)
-            cons, cons_term = self.consistency_term(x, mask, inf.logits)
-            if cons is not None:
-                total, terms["consistency"] = total + cons, cons_term
+            total = self.add_consistency(total, terms, x, mask, inf.logits)
         else:  # no heads: the column stays, at 0
             terms["ce"], counts["ce"] = zero, zero
         return LossOutput(total=total, terms=terms, counts=counts, logits=inf.logits)

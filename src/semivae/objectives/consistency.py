@@ -15,7 +15,6 @@ Perturbations act on the normalised inputs the model sees and keep the padding m
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -82,6 +81,6 @@ class Consistency:
 
 def make_consistency(weight: float, threshold: float, kind: str, shift: float, noise: float) -> Consistency | None:
     """The hook's settings, or None when it is off (weight 0)."""
-    if weight <= 0 or math.isclose(weight, 0.0):
+    if weight <= 0:
         return None
     return Consistency(weight, threshold, kind, shift, noise)
