@@ -76,35 +76,63 @@ def judge(a, extra: dict) -> list[dict]:
 
 
 @torch.no_grad()
-def recognised(run: Path, judge_run: Path, n: int, seed: int) -> tuple[float, list[float]]:
-    """Share of ``n`` samples per class that the judge recognises as their class (overall, per class)."""
-    from semivae.viz import generation_grid
+def recognised(run: Path, judge_run: Path, n: int, seed: int, figure: Path | None = None) -> dict:
+    """Share of ``n`` samples per class that the judge recognises as their class (overall, per
+    class) and the samples' spread: the per-pixel standard deviation over a class's samples,
+    averaged over pixels and classes (0 = every sample of a class the same image). For a run with
+    class latents, the same again with z ~ N(0, I) for every class (keys ``prior_z_...``)."""
+    from semivae.viz import generate_figure, generation_grid
 
     model = semivae.load(run).model
-    grid, _ = generation_grid(model, n, list(range(model.heads[0].size)), seed)  # (K, n, *shape) means in [0, 1]
-    k = grid.shape[0]
-    x = grid.reshape(k * n, *grid.shape[2:]).clamp(0, 1)  # floats in [0, 1]: read as pixel intensities
-    proba, _ = semivae.predict(judge_run, x.numpy())
-    hit = proba.argmax(1).reshape(k, n) == np.arange(k)[:, None]
-    return float(hit.mean()), hit.mean(1).tolist()
+
+    def judged(prefix: str) -> dict:
+        grid, _ = generation_grid(model, n, list(range(model.heads[0].size)), seed)  # (K, n, *shape) in [0, 1]
+        k = grid.shape[0]
+        x = grid.reshape(k * n, *grid.shape[2:]).clamp(0, 1)  # floats in [0, 1]: read as pixel intensities
+        proba, _ = semivae.predict(judge_run, x.numpy())
+        hit = proba.argmax(1).reshape(k, n) == np.arange(k)[:, None]
+        spread = float(grid.clamp(0, 1).flatten(2).std(1).mean())  # (K, n, P) -> std over the n samples
+        return {f"{prefix}recognised": float(hit.mean()), f"{prefix}per_class": hit.mean(1).tolist(),
+                f"{prefix}spread": spread}
+
+    if figure is not None:
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        generate_figure(model, n=12, seed=seed).savefig(figure, dpi=80)
+    out = judged("")  # as `semivae generate` draws: from the class latents where the run has them
+    if model.class_latents is not None:
+        model.class_latents = None  # and z ~ N(0, I) for every class, as `semivae generate --prior-z`
+        out |= judged("prior_z_")
+    return out
+
+
+def real_spread(dataset: str) -> float:
+    """The same spread for the dataset's test images, per class: what varied samples look like."""
+    from semivae.data import load_dataset
+
+    test = load_dataset(dataset).test
+    x, y = test.x.float().flatten(1), test.labels[:, 0]
+    x = x / 255.0 if x.max() > 1 else x
+    return float(torch.stack([x[y == c].std(0).mean() for c in y.unique()]).mean())
 
 
 def control(a, extra: dict) -> list[dict]:
     results = ResultsFile(a.out, vars(a))
     done = {(r["tag"], r["seed"]) for r in results.rows}
+    real = real_spread(a.dataset)
     for seed in a.seeds:
         if (a.tag, seed) in done:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            run = semivae.train(out=Path(tmp) / "r", progress=False, dataset=a.dataset, labels=a.budget, seed=seed,
+            where = Path(a.keep) / f"{a.dataset}-{a.tag.replace(' ', '-')}-{seed}" if a.keep else Path(tmp) / "r"
+            run = semivae.train(out=where, progress=False, dataset=a.dataset, labels=a.budget, seed=seed,
                                 epochs=a.epochs, val_fraction=0.0, **extra)
             seconds = time.perf_counter() - t0
-            overall, per_class = recognised(run, Path(a.judge), a.samples, seed)
+            figure = Path(a.figures) / f"{a.dataset}-{a.tag.replace(' ', '-')}-{seed}.png" if a.figures else None
+            judged = recognised(run, Path(a.judge), a.samples, seed, figure)
             acc = semivae.evaluate(run)["accuracy"]
         results.add({"tag": a.tag, "dataset": a.dataset, "budget": a.budget, "seed": seed, "epochs": a.epochs,
-                     "recognised": overall, "per_class": per_class, "accuracy": acc, "seconds": seconds,
-                     "set": extra})
+                     **judged, "real_spread": real, "accuracy": acc, "seconds": seconds, "set": extra})
     return results.rows
 
 
@@ -166,6 +194,11 @@ def own_data(a, extra: dict) -> list[dict]:
     return results.rows
 
 
+def _spread(rs: list[dict]) -> str:
+    have = [r for r in rs if "spread" in r]  # rows written before the spread was measured have none
+    return f"{np.mean([r['spread'] for r in have]):.3f} ({have[0]['real_spread']:.3f})" if have else "-"
+
+
 def table(rows: list[dict], command: str) -> str:
     if command == "judge":
         return ""
@@ -188,13 +221,14 @@ def table(rows: list[dict], command: str) -> str:
                          f"{np.nanmean(val_ll):.3f} | "
                          f"{acc.mean():.4f} ± {acc.std():.4f} | {ll.mean():.3f} | {sec.mean():.0f} |")
         return "\n".join(lines)
-    lines = ["| configuration | draws | recognised | worst class | test accuracy | s / run |", "|---|---|---|---|---|---|"]
+    lines = ["| configuration | draws | recognised | worst class | spread (real) | test accuracy | s / run |",
+             "|---|---|---|---|---|---|---|"]
     for tag in dict.fromkeys(r["tag"] for r in rows):
         rs = [r for r in rows if r["tag"] == tag]
         rec = np.array([r["recognised"] for r in rs])
         worst = np.array([r["per_class"] for r in rs]).mean(0)
         lines.append(f"| {tag} | {len(rs)} | {rec.mean():.3f} ± {rec.std():.3f} | {worst.min():.2f} (class "
-                     f"{int(worst.argmin())}) | {np.mean([r['accuracy'] for r in rs]):.4f} | "
+                     f"{int(worst.argmin())}) | {_spread(rs)} | {np.mean([r['accuracy'] for r in rs]):.4f} | "
                      f"{np.mean([r['seconds'] for r in rs]):.0f} |")
     return "\n".join(lines)
 
@@ -215,6 +249,8 @@ def main() -> None:
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     g.add_argument("--epochs", type=int, default=10)
     g.add_argument("--samples", type=int, default=100, help="samples per class")
+    g.add_argument("--figures", default=None, help="folder for each run's generation grid (PNG)")
+    g.add_argument("--keep", default=None, help="folder to keep each trained run in (default: thrown away)")
     o = sub.add_parser("owndata")
     o.add_argument("--kind", choices=["images", "table"], default="images")
     o.add_argument("--per-class", type=int, default=20)

@@ -51,16 +51,17 @@ def test_fine_tuning_a_pre_trained_encoder_beats_the_same_classifier_from_scratc
     a conv head on its (frozen) feature maps, against the same encoder and head trained from
     scratch (200 epochs each, no validation carve). Measured over label draws 0-2: 0.828 (0.833 /
     0.856 / 0.794) against 0.780 (0.811 / 0.794 / 0.733); the two-dense-layer head gains
-    nothing here (0.777 against 0.780 in a longer run)."""
+    nothing here (0.777 against 0.780 in a longer run). The test runs draws 0 and 1 (mean gap
+    0.042) to keep the suite short."""
     from semivae.train.finetune import finetune
 
     arch = dict(arch="conv", channels=[32, 64], strides=[1, 2], fc=128, latent_dim=16, batch_norm=False, dropout=0.0)
     vae = semivae.train(dataset="digits", mode="unsupervised", epochs=50, out=tmp_path / "vae", progress=False,
                         threads=1, **arch)
     pre, scratch = [], []
-    for seed in range(3):
+    for seed in range(2):
         common = dict(head="conv", labels_per_class=3, epochs=200, seed=seed, val_fraction=0.0, progress=False)
         pre.append(semivae.evaluate(finetune(vae, out=tmp_path / f"ft{seed}", freeze=True, **common))["accuracy"])
         scratch.append(semivae.evaluate(semivae.train(dataset="digits", model="classifier", out=tmp_path / f"s{seed}",
                                                       threads=1, **arch, **common))["accuracy"])
-    assert sum(pre) / 3 >= sum(scratch) / 3 + 0.02, (pre, scratch)
+    assert sum(pre) / 2 >= sum(scratch) / 2 + 0.02, (pre, scratch)

@@ -63,3 +63,13 @@ def test_on_by_default_only_for_semi_supervised_images():
     assert weight("supervised", (1, 8, 8)) is None  # it collapsed the supervised sibling on 100 digits
     assert weight("semi", (5,)) is None  # feature vectors: no gain measured
     assert weight("semi", (1, 8, 8), consistency=0.0) is None and weight("semi", (5,), consistency=2.0) == 2.0
+
+
+def test_a_rotation_turns_the_image_about_its_centre():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 1:8] = 1.0  # a horizontal bar through the centre
+    turned = shift_images(x, 0.0, 30.0)
+    assert turned.shape == x.shape and not torch.allclose(turned, x, atol=1e-3)
+    assert (turned[:, :, 4, 4] > 0.5).all()  # the centre stays on the bar: no shift asked for
+    assert torch.allclose(shift_images(x, 0.0, 0.0), x, atol=1e-6)

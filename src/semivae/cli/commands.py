@@ -214,6 +214,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
         if not (head and 0 <= k < len(names)):
             raise UserError(f"--class {a.only_class} is not a class of this run; choose one of {names}"
                             if head else "--class needs a model with a class layer; drop it")
+    if a.prior_z:
+        run.model.class_latents = None  # z ~ N(0, I) for every class
     out = _figure_path(a.run, a.out, "generate")
     fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed)
     if a.npz:

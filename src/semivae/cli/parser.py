@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed of the z draws (default: 0)")
     g.add_argument("--out", help="PNG to write (default: RUN/figures/generate.png)")
     g.add_argument("--npz", help="also save the samples as arrays (x: (rows, n, *shape), z, classes) to this .npz")
+    g.add_argument("--prior-z", action="store_true", help="draw z from N(0, I) for every class (the paper's figures) "
+                                                          "instead of from the class's own region of z, fitted after "
+                                                          "training (RUN/class_latents.safetensors)")
     _device_flag(g)
 
     v = sub.add_parser("traverse", help="latent traversals: one row per dimension, ranked by KL")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.batch import Batch
@@ -33,6 +34,7 @@ from ..objectives.consistency import Consistency, make_consistency
 from ..objectives.likelihoods import LIKELIHOODS
 from ..objectives.steps import mean_steps
 from ..options import opt
+from .latents import ClassLatents
 from .transfer import carry_state
 
 
@@ -158,7 +160,13 @@ class ModelConfig:
     consistency_threshold: float = opt(0.8, "consistency: only points whose max pi reaches this teach their "
                                             "perturbed copies")
     augment_shift: float = opt(2.0, "consistency on images: shift each image by up to this many pixels")
+    augment_rotate: float = opt(15.0, "consistency on images: also rotate each image by up to this many degrees "
+                                      "(and scale it by up to degrees/90); 0 = shifts only")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
+    class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
+                                    "be classified as that class by the model's own (frozen) heads, so the decoder "
+                                    "follows the class it is given; 0 = off (the default: it cost accuracy, "
+                                    "docs/benchmarks.md section 11)")
 
     def run_name(self) -> str:
         """How run directories and reports name what was trained."""
@@ -170,10 +178,12 @@ class ModelConfig:
             raise UserError("--alpha, --head-alpha and --beta must be >= 0")
         if self.kl_schedule not in ("constant", "warmup", "capacity"):
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
+        if self.class_control < 0:
+            raise UserError("--class-control must be >= 0")
         if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
-                or self.augment_noise < 0:
-            raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
-                            "--consistency-threshold in [0, 1)")
+                or self.augment_noise < 0 or not 0 <= self.augment_rotate <= 45:
+            raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0, --augment-rotate in "
+                            "[0, 45] and --consistency-threshold in [0, 1)")
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
@@ -258,6 +268,25 @@ class Regressor(Protocol):
         """Mean of q(r|x) in standardised units: (B, R)."""
 
 
+class _Classify(nn.Module):
+    """``model.inference(x).logits`` as a module call, so ``functional_call`` can run it."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.inference(x, None, sample=False).logits
+
+
+def frozen_logits(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``model``'s head logits for ``x`` with its parameters detached and its buffers copied:
+    gradients flow to ``x`` only, and batch-norm statistics are not moved by ``x``."""
+    state = {f"model.{k}": v.detach() for k, v in model.named_parameters()}
+    state |= {f"model.{k}": v.clone() for k, v in model.named_buffers()}
+    return torch.func.functional_call(_Classify(model), state, (x,))
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Where a model's weights are."""
     return next(model.parameters()).device
@@ -271,13 +300,21 @@ class BaseModel(nn.Module):
     has_importance_weights: bool = False
     n_targets: int = 0
     consistency: Consistency | None = None  # the consistency hook's settings (None: off)
+    class_control: float = 0.0  # the class-control hook's weight (0: off)
+    class_latents: ClassLatents | None = None  # where each class lives in z, fitted after training (latents.py)
+
+    @property
+    def latent_head(self) -> Head | None:
+        """The head whose classes get a Gaussian in z after training (``class_latents``), or
+        None: the model's prior already keeps class out of z, or it has no such head."""
+        return None
 
     def use_consistency(self, cfg: ModelConfig, default: float = 0.0) -> None:
         """Switch the consistency hook on from the model's options (a model with heads calls it);
         ``default`` is the weight when ``--consistency`` is not given."""
         weight = default if cfg.consistency is None else cfg.consistency
         self.consistency = make_consistency(weight, cfg.consistency_threshold, self.spec.kind,
-                                            cfg.augment_shift, cfg.augment_noise)
+                                            cfg.augment_shift, cfg.augment_noise, cfg.augment_rotate)
 
     def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
                         mask: torch.Tensor | None, logits: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -290,6 +327,37 @@ class BaseModel(nn.Module):
         term = sum(self.consistency.term(logits[name], perturbed[name], mask) for name in logits)
         terms["consistency"] = term.detach()
         return total + self.consistency.weight * term
+
+    def use_class_control(self, cfg: ModelConfig) -> None:
+        """Switch the class-control hook on (a model whose decoder takes the class calls it)."""
+        if cfg.class_control and self.spec.kind not in ("image", "vector"):
+            raise UserError(f"--class-control works on image and vector data, not {self.spec.kind}; drop it")
+        self.class_control = cfg.class_control
+
+    def add_class_control(self, total: torch.Tensor, terms: dict[str, torch.Tensor], n: int,
+                          like: torch.Tensor) -> torch.Tensor:
+        """``total`` plus weight x the class-control term, recorded in ``terms`` as "class_control".
+
+        For n draws z ~ p(z) and a class c ~ Uniform per decoder-fed head, the decoder's mean
+        x' = E p(x | z, onehot(c)) must be classified as c by the model's own heads:
+
+            term = sum_h mean_n CE(pi_h(x'), c_h)         pi with its parameters held fixed
+
+        The gradient reaches the decoder only (an InfoGAN-style mutual-information term between
+        the class code and the generated image; Hu et al. 2017 for VAEs): the decoder cannot
+        leave the class to z, and pi never learns from its own samples. ``like`` gives the
+        device and dtype. ``total`` unchanged when the hook is off.
+        """
+        heads = [h for h in self.heads if h.feeds_decoder]
+        if not self.class_control or not heads:
+            return total
+        classes = {h.name: torch.randint(h.size, (n,), device=like.device) for h in heads}  # head -> (n,)
+        z = torch.randn(n, *self.prior_shape, device=like.device, dtype=like.dtype)  # (n, D)
+        generated = self.generate(z, classes)  # (n, *shape), differentiable in the decoder
+        logits = frozen_logits(self, generated)  # head -> (n, K_h)
+        term = sum(F.cross_entropy(logits[h.name], classes[h.name]) for h in heads)
+        terms["class_control"] = term.detach()
+        return total + self.class_control * term
 
     def param_groups(self, lr: float) -> list[dict]:
         """The optimiser's parameter groups: every trainable parameter, at ``lr``."""

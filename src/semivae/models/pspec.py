@@ -120,6 +120,7 @@ class PartiallySpecifiedVAE(BaseModel):
         self.decoder = make_decoder(arch, self.D + self.K + self.T, spec.data_shape, self.n_params)
         self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
+        self.use_class_control(cfg)
 
     def feature_encoder(self) -> nn.Module:
         return self.enc_y  # the encoder q(y|.) reads
@@ -286,6 +287,7 @@ class PartiallySpecifiedVAE(BaseModel):
         if self.T:
             terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
         total = self.add_consistency(total, terms, x, mask, {self.y_name: logits_u})
+        total = self.add_class_control(total, terms, len(x), hz)
         return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 
     # -- uses of a trained model ----------------------------------------------------------

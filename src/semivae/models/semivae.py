@@ -42,7 +42,7 @@ from ..objectives.likelihoods import n_params
 from ..objectives.schedules import KLSchedule
 from ..objectives.steps import sum_steps
 from ..options import opt, redefault
-from .base import BaseModel, Inference, LossOutput, ModelConfig, ModelSpec
+from .base import BaseModel, Head, Inference, LossOutput, ModelConfig, ModelSpec
 from .heads import ClassHeads
 
 IMAGE_SEMI_CONSISTENCY = 10.0  # --consistency's default for semi mode on images (docs/benchmarks.md section 11)
@@ -70,9 +70,9 @@ class SemiVAEConfig(ModelConfig):
                             "(encoder + pi, CE only)")
     head_input: str = opt("encoder", "semivae: what the class heads read, the top encoder layer (the paper's) or z "
                                      "(a sample of q(z|x) in training, its mean after)")
-    decoder_class: str = opt("soft", "semivae: what the decoder gets from pi, soft (pi itself, the paper's) or hard "
-                                     "(a one-hot class: the label where known, else a straight-through sample of pi) "
-                                     "so class stays out of z and generation follows the class asked for")
+    decoder_class: str = opt("soft", "semivae: what the decoder gets from pi, soft (pi itself, the paper's), detached "
+                                     "(pi with no gradient back: reconstruction cannot pull pi toward a class) or hard "
+                                     "(a one-hot class: the label where known, else a straight-through sample of pi)")
 
     def run_name(self) -> str:
         return self.mode
@@ -81,8 +81,8 @@ class SemiVAEConfig(ModelConfig):
         super().validate()
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; choose one of {sorted(MODES)}")
-        if self.decoder_class not in ("soft", "hard"):
-            raise UserError(f"unknown --decoder-class {self.decoder_class!r}; choose soft or hard")
+        if self.decoder_class not in ("soft", "detached", "hard"):
+            raise UserError(f"unknown --decoder-class {self.decoder_class!r}; choose soft, detached or hard")
         if self.head_input not in ("encoder", "z"):
             raise UserError(f"unknown --head-input {self.head_input!r}; choose encoder or z")
         if self.head_input == "z" and not MODES[self.mode].decoder:
@@ -110,6 +110,7 @@ class SemiVAE(BaseModel):
         self.per_step = self.encoder.per_step  # a z and pi at every step of a sequence
         self.head_input = cfg.head_input
         self.hard_class = cfg.decoder_class == "hard"
+        self.detach_class = cfg.decoder_class == "detached"
         h = self.encoder.out_features
         if self.mode.classifier:
             self.pi = ClassHeads(arch.latent_dim if self.head_input == "z" else h, self.heads)
@@ -122,6 +123,8 @@ class SemiVAE(BaseModel):
             code = arch.latent_dim + (self.pi.decoder_size if self.mode.classifier else 0)
             self.decoder = make_decoder(arch, code, spec.data_shape, n_params(spec.likelihood))
             self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
+            if self.mode.classifier:
+                self.use_class_control(cfg)
 
     def feature_encoder(self) -> nn.Module:
         return self.encoder
@@ -167,6 +170,8 @@ class SemiVAE(BaseModel):
             total = total + ce_total
             terms.update(ce_terms)
             total = self.add_consistency(total, terms, x, mask, inf.logits)
+            if self.mode.decoder:
+                total = self.add_class_control(total, terms, len(x), x)
         else:  # no heads: the column stays, at 0
             terms["ce"], counts["ce"] = zero, zero
         return LossOutput(total=total, terms=terms, counts=counts, logits=inf.logits)
@@ -176,6 +181,8 @@ class SemiVAE(BaseModel):
         """Likelihood parameters of p(x | z, pi) for the inference ``inf`` (hard classes: the
         ``labels`` where known, a sample of pi in training, its argmax after)."""
         pi = self.pi.decoder_input(inf.logits, self.hard_class, labels, self.training) if self.mode.classifier else None
+        if pi is not None and self.detach_class:
+            pi = pi.detach()  # the decoder reads pi; reconstruction does not train it
         return self.generative(inf.z, pi, steps)
 
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
@@ -213,7 +220,19 @@ class SemiVAE(BaseModel):
         pi = self.pi.one_hot_input(classes, z) if self.mode.classifier else None
         return self.likelihood.mean(self.generative(z, pi))
 
-    generate = decode  # z ~ p(z) lives where q's z lives
+    @property
+    def latent_head(self) -> Head | None:
+        """The one head fed to the decoder, for a semi-supervised model with one z per point."""
+        fed = [h for h in self.heads if h.feeds_decoder]
+        return fed[0] if self.mode.classifier and self.mode.decoder and not self.per_step and len(fed) == 1 else None
+
+    def generate(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean of p(x | z, onehot(classes)) for z ~ N(0, I): (B, *shape). With fitted class
+        latents and the class given, z is first placed in that class's Gaussian (latents.py)."""
+        head = self.latent_head
+        if self.class_latents is not None and head is not None and classes is not None and head.name in classes:
+            z = self.class_latents.place(z, classes[head.name])  # (B, D)
+        return self.decode(z, classes)
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | z = mu(x), pi(x)): (B, *shape)."""

@@ -15,6 +15,7 @@ Perturbations act on the normalised inputs the model sees and keep the padding m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,13 +26,19 @@ from .steps import mean_steps
 SHARPEN = 0.4  # UDA's temperature for the target distribution
 
 
-def shift_images(x: torch.Tensor, pixels: float) -> torch.Tensor:
-    """Each image moved by its own random offset of up to ``pixels`` in x and y (bilinear,
-    zero fill): (B, C, H, W) -> (B, C, H, W)."""
+def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0) -> torch.Tensor:
+    """Each image moved by its own random offset of up to ``pixels`` in x and y and, with
+    ``degrees``, rotated by up to that angle and scaled by up to the same fraction of 90 degrees
+    (15 degrees: +-17 %) about its centre (bilinear, zero fill): (B, C, H, W) -> (B, C, H, W)."""
     b, _, h, w = x.shape
     offset = (torch.rand(b, 2, device=x.device, dtype=x.dtype) * 2 - 1) * pixels  # (B, 2) pixels
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    if degrees > 0:  # no draws otherwise: shifts alone stay the same random stream as before
+        angle = (torch.rand(b, device=x.device, dtype=x.dtype) * 2 - 1) * math.radians(degrees)  # (B,)
+        scale = 1.0 + (torch.rand(b, device=x.device, dtype=x.dtype) * 2 - 1) * degrees / 90.0  # (B,)
+        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) / scale
+        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / scale, torch.cos(angle) / scale
     theta[:, 0, 2], theta[:, 1, 2] = offset[:, 0] * 2 / w, offset[:, 1] * 2 / h
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -56,11 +63,12 @@ class Consistency:
     kind: str  # image | vector | sequence
     shift: float  # images: pixels
     noise: float  # vectors and sequences
+    rotate: float = 0.0  # images: degrees (and the scale that goes with them)
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:
         """A perturbed copy of a batch of normalised inputs, by the data's kind."""
         if self.kind == "image":
-            return shift_images(x, self.shift)
+            return shift_images(x, self.shift, self.rotate)
         if self.kind == "sequence":
             return jitter_series(x, self.noise)
         return noisy_vectors(x, self.noise)
@@ -79,8 +87,9 @@ class Consistency:
         return kl.mean()
 
 
-def make_consistency(weight: float, threshold: float, kind: str, shift: float, noise: float) -> Consistency | None:
+def make_consistency(weight: float, threshold: float, kind: str, shift: float, noise: float,
+                     rotate: float = 0.0) -> Consistency | None:
     """The hook's settings, or None when it is off (weight 0)."""
     if weight <= 0:
         return None
-    return Consistency(weight, threshold, kind, shift, noise)
+    return Consistency(weight, threshold, kind, shift, noise, rotate)

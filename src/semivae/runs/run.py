@@ -9,6 +9,7 @@ report and the figures need, read once (the dataset too, on first use).
     summary.json       final status and figures
     calibration.json   optional: each head's temperature (``semivae calibrate`` / ``--calibrate``)
     unknown.json       optional: the score and threshold that flag inputs unlike the training data
+    class_latents.safetensors  optional: each class's Gaussian in z, used by generate (models/latents.py)
 
 Runs written before the model contract (a single ``classes`` list, kind ``tabular``, one
 ``pi`` layer, every model's options in ``[model]``) load unchanged.
@@ -31,7 +32,9 @@ from ..data.anomaly import load_for_config
 from ..data.splits import Split
 from ..errors import UserError
 from ..models import BaseModel, ModelConfig, ModelSpec, build_model, declare_heads
+from ..models.latents import ClassLatents
 
+LATENTS = "class_latents.safetensors"
 REQUIRED = ("config.yaml", "data.json", "split.json", "model.safetensors")
 SPLITS = ("test", "val", "train")
 
@@ -140,6 +143,12 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
     calibration = _read_json(p / "calibration.json") if (p / "calibration.json").is_file() else {}
     temperatures = {name: float(v["temperature"]) for name, v in calibration.get("heads", {}).items()}
     unknown = _read_json(p / "unknown.json") if (p / "unknown.json").is_file() else None
+    if (p / LATENTS).is_file():
+        try:
+            model.class_latents = ClassLatents(**load_file(str(p / LATENTS)))
+        except Exception as err:  # truncated or foreign: safetensors raises several kinds
+            raise UserError(f"{p / LATENTS} cannot be loaded ({type(err).__name__}); delete it (generation then "
+                            "draws z from N(0, I)) or train again") from None
     return Run(p, cfg, info, split, model, temperatures, unknown)
 
 

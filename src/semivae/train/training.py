@@ -31,10 +31,12 @@ from ..data.budget import read_label_ids
 from ..data.splits import Split, TrainingData, apply_split, make_split
 from ..errors import UserError
 from ..eval.calibration import calibrate
+from ..eval.latents import fit_latents
 from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
 from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
+from ..runs.run import LATENTS
 from . import tensorboard
 from .checkpoint import load_checkpoint
 from .distributed import close_world, init_world
@@ -278,10 +280,13 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
 
 
 def postfit(path: Path, cfg: RunConfig) -> dict:
-    """After training: the unknown-input threshold (when there are validation points) and, with
-    ``--calibrate``, the temperatures; their headline figures for summary.json."""
+    """After training: each class's Gaussian in z (models with a ``latent_head``), the
+    unknown-input threshold (when there are validation points) and, with ``--calibrate``, the
+    temperatures; their headline figures for summary.json."""
     run = load_run(path)
     out: dict = {}
+    if fit_latents(run) is not None:
+        out["class_latents"] = LATENTS
     if len(run.split.val) and (run.model.has_decoder or run.model.heads):
         u = fit_unknown(run, target_fpr=cfg.train.unknown_fpr)
         out["unknown"] = {k: u[k] for k in ("score", "threshold", "target_fpr")}

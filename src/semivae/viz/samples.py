@@ -80,7 +80,7 @@ def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None
     classes = [only_class] if only_class is not None else (list(range(len(class_names))) if head else None)
     grid, _ = generation_grid(model, n, classes, seed)
     title = "samples" if not classes else ("class " + class_names[classes[0]] if len(classes) == 1
-                                           else "one row per class, the same z down each column")
+                                           else "one row per class, the same z draw down each column")
     if is_image(model) and len(grid) == 1 and n > 16:
         return image_grid_figure(square_rows(grid.clamp(0, 1).numpy()), title)
     labels = [class_names[k] for k in classes] if classes else (None if is_image(model) else ["unconditional"])

@@ -1,0 +1,78 @@
+"""Class latents: one Gaussian per class in z, fitted after training, used by generate."""
+
+import numpy as np
+import pytest
+import torch
+
+from semivae.cli import main
+from semivae.errors import UserError
+from semivae.models import build_model
+from semivae.models.latents import ClassLatents, fit_class_latents
+from semivae.nn import ArchConfig
+from semivae.runs import load_run
+from semivae.train import train
+from tests.conftest import model_config, spec
+
+
+def test_the_fit_recovers_known_gaussians_and_a_class_without_codes_keeps_the_prior():
+    g = torch.Generator().manual_seed(0)
+    mean = torch.tensor([[3.0, -1.0], [-2.0, 4.0]])
+    chol = torch.tensor([[[1.0, 0.0], [0.5, 0.3]], [[0.2, 0.0], [-0.4, 2.0]]])
+    eps = torch.randn(2, 20000, 2, generator=g)
+    codes = torch.cat([mean[c] + eps[c] @ chol[c].T for c in range(2)])  # (40000, 2)
+    proba = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).repeat_interleave(20000, 0)  # pi sure of every code
+    fit = fit_class_latents(codes, proba)  # class 2 has no codes
+    assert torch.allclose(fit.mean[:2], mean, atol=0.03)
+    for c in range(2):
+        assert torch.allclose(fit.chol[c] @ fit.chol[c].T, chol[c] @ chol[c].T, atol=0.05)
+    assert torch.equal(fit.mean[2], torch.zeros(2)) and torch.equal(fit.chol[2], torch.eye(2))
+    z = fit.place(torch.zeros(4, 2), torch.tensor([0, 1, 2, 0]))
+    assert torch.allclose(z, torch.stack([fit.mean[0], fit.mean[1], torch.zeros(2), fit.mean[0]]))
+
+
+def test_only_confident_codes_shape_a_class_where_there_are_enough():
+    codes = torch.cat([torch.zeros(40, 2), torch.full((40, 2), 10.0)])  # 40 sure codes at 0, 40 hesitant at 10
+    sure, hesitant = torch.tensor([[1.0, 0.0]]).repeat(40, 1), torch.tensor([[0.6, 0.4]]).repeat(40, 1)
+    assert torch.allclose(fit_class_latents(codes, torch.cat([sure, hesitant])).mean[0], torch.zeros(2))
+    # too few sure codes (4 D = 8 needed): every code assigned to the class counts
+    few = torch.cat([sure[:5], hesitant])
+    assert torch.allclose(fit_class_latents(codes[35:], few).mean[0], torch.tensor([400.0 / 45] * 2), atol=1e-5)
+
+
+def _semivae(mode="semi"):
+    cfg = model_config(mode=mode, consistency=0.0)
+    return build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[16], latent_dim=2, dropout=0.0), cfg).eval()
+
+
+def test_generate_places_z_in_the_asked_class_only_with_fitted_latents():
+    torch.manual_seed(0)
+    m = _semivae()
+    eps, c = torch.randn(5, 2), torch.tensor([0, 1, 2, 1, 0])
+    assert torch.equal(m.generate(eps, {"label": c}), m.decode(eps, {"label": c}))  # none fitted: z ~ N(0, I)
+    m.class_latents = ClassLatents(torch.tensor([[5.0, 0.0], [0.0, 5.0], [-5.0, -5.0]]), 0.1 * torch.eye(2).repeat(3, 1, 1))
+    z = m.class_latents.place(eps, c)
+    assert torch.equal(m.generate(eps, {"label": c}), m.decode(z, {"label": c}))
+    assert torch.equal(m.generate(eps), m.decode(eps))  # no class asked: nothing to place
+
+
+def test_only_the_semi_supervised_model_declares_a_latent_head():
+    assert _semivae().latent_head.name == "label"
+    assert _semivae("unsupervised").latent_head is None and _semivae("supervised").latent_head is None
+    m2 = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[16], latent_dim=2), model_config("m2"))
+    assert m2.latent_head is None  # its q(z|x,y) already keeps the class out of z
+
+
+def test_training_writes_them_generate_uses_them_and_a_damaged_file_is_one_line(tiny, tmp_path):
+    path = train(tiny(epochs=1), out=tmp_path / "r", progress=False)
+    run = load_run(path)
+    latents = run.model.class_latents
+    assert latents is not None and latents.mean.shape == (10, 4) and latents.chol.shape == (10, 4, 4)
+    assert np.isfinite(latents.chol.numpy()).all()
+    for flag, name in (([], "a"), (["--prior-z"], "b")):
+        assert main(["generate", str(path), "--npz", str(tmp_path / f"{name}.npz"), "--out", str(tmp_path / f"{name}.png"),
+                     *flag]) == 0
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert np.array_equal(a["z"], b["z"]) and not np.allclose(a["x"], b["x"])  # same draws, placed or not
+    (path / "class_latents.safetensors").write_bytes(b"broken")
+    with pytest.raises(UserError, match="class_latents.safetensors cannot be loaded"):
+        load_run(path)
