@@ -15,7 +15,7 @@ def test_run_directory_round_trip_gives_identical_predictions(tmp_path, tiny):
     path = train(tiny(), out=tmp_path / "run", progress=False)
     assert {p.name for p in path.iterdir()} == {"config.yaml", "data.json", "split.json", "model.safetensors",
                                                  "metrics.jsonl", "summary.json", "checkpoint.safetensors",
-                                                 "unknown.json"}
+                                                 "unknown.json", "class_latents.safetensors"}
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"recon", "kl", "ce", "val_elbo", "seconds"} <= set(rows[0])
