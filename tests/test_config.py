@@ -83,3 +83,10 @@ def test_the_saved_config_round_trips_for_every_model():
     for name in MODELS:
         cfg = resolve(None, {"model": {"model": name}})
         assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_run_saved_before_rotations_existed_resumes_without_them():
+    saved = resolve(None, {}).to_dict()
+    del saved["model"]["augment_rotate"]  # as a config.yaml written before the option
+    assert RunConfig.from_dict(saved, saved=True).model.augment_rotate == 0.0
+    assert RunConfig.from_dict(saved).model.augment_rotate == 15.0  # a user's own file: today's default

@@ -100,6 +100,8 @@ class RunConfig:
             values = {} if values is None else values
             valid = set(section_fields(name))
             if name == "model":
+                if saved:  # a run written before an option existed trained with its old value
+                    values = {**TRAINED_BEFORE, **values}
                 check_section(ModelConfig, values, name, valid)
                 klass = model_entry(check_value(values.get("model", "semivae"), str, "[model] model")).config
                 values = _own_options(values, klass, saved)
@@ -109,6 +111,11 @@ class RunConfig:
         if d:
             raise UserError(f"unknown config section(s) {sorted(d)}; valid sections: {sorted(SECTIONS)} and 'preset'")
         return cls(preset=preset, **parts)
+
+
+# [model] options added after runs were written, at the value such runs trained with (a resumed
+# old run goes on as it began): consistency perturbations gained rotations in issue 15
+TRAINED_BEFORE = {"augment_rotate": 0.0}
 
 
 def _own_options(values: dict, klass: type, saved: bool) -> dict:
