@@ -25,7 +25,7 @@ def test_gradients_reach_the_decoder_only(model):
     torch.manual_seed(0)
     m = _model(model=model)
     terms = {}
-    total = m.add_class_control(torch.zeros(()), terms, 16, torch.zeros(1))
+    total = m.add_class_control(torch.zeros(()), terms, 16)
     total.backward()
     assert terms["class_control"] > 0
     decoder = {id(p) for p in _decoder_params(m)}
@@ -36,7 +36,7 @@ def test_gradients_reach_the_decoder_only(model):
 def test_batch_norm_statistics_do_not_see_the_generated_images():
     m = _model(batch_norm=True)
     before = {k: v.clone() for k, v in m.named_buffers() if k.startswith("encoder.")}
-    m.add_class_control(torch.zeros(()), {}, 16, torch.zeros(1))
+    m.add_class_control(torch.zeros(()), {}, 16)
     assert before and all(torch.equal(before[k], v) for k, v in m.named_buffers() if k in before)
 
 
@@ -48,7 +48,7 @@ def test_minimising_the_term_makes_generation_follow_the_class():
     for _ in range(150):
         terms = {}
         opt.zero_grad()
-        m.add_class_control(torch.zeros(()), terms, 64, torch.zeros(1)).backward()
+        m.add_class_control(torch.zeros(()), terms, 64).backward()
         opt.step()
         first = terms["class_control"].item() if first is None else first
     assert first > 0.9  # about log 3 at the start: the decoder ignores the class

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from ..atomic import write_atomic
-from ..errors import UserError
 
 
 def add_parsers(sub) -> None:
@@ -50,13 +49,11 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
-    from ..eval.embed import embed, embedding_bytes
+    from ..eval.embed import check_format, embed, embedding_bytes
 
-    suffix = Path(a.out).suffix.lower()
-    if suffix not in (".npz", ".csv"):
-        raise UserError(f"--out {a.out} must end in .npz or .csv; e.g. --out z.npz")
+    check_format(a.out)  # before any work
     emb = embed(a.run, a.input, device=a.device)
-    write_atomic(Path(a.out), embedding_bytes(emb, suffix))
+    write_atomic(Path(a.out), embedding_bytes(emb, a.out))
     print(f"wrote {a.out}: {len(emb['mu'])} points, latent {tuple(emb['mu'].shape[1:])}")
     return 0
 

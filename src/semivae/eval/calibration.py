@@ -62,7 +62,7 @@ def calibrate(run: Run | str | Path, *, data_dir: str | None = None, device: str
     if not known.any():
         raise UserError(f"run {run.path} has no validation labels to calibrate on; train it with --val-labels K "
                         "(K labels of the budget kept for validation), e.g. --val-labels 50")
-    out = model_outputs(run.model, val, device=model_device(run.model))
+    out = model_outputs(run.model, val, device=model_device(run.model), elbo=False)
     heads = {}
     for f, h in enumerate(run.spec.heads):
         if h.name not in out.get("proba", {}) or not known[:, f].any():

@@ -13,33 +13,31 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data import ArrayData
 from ..errors import UserError
 from ..models import model_device
 from ..runs import Run, as_run
 from .evaluation import read_inputs, row_ids
-from .outputs import apply_temperature
+from .outputs import apply_temperature, model_outputs
 
 FORMATS = (".npz", ".csv")
 
 
-@torch.no_grad()
-def latent(run: Run, data: ArrayData, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def _outputs(run: Run, data: ArrayData) -> dict:
+    """The model's class probabilities and q(z|x) on ``data``, in one pass; refuses a model
+    without a latent."""
+    out = model_outputs(run.model, data, device=model_device(run.model), elbo=False, latent=True)
+    if "mu" not in out and len(data):
+        raise UserError(f"run {run.path} ({run.config.model.model}) has no latent q(z|x) to embed with; "
+                        "embed with a run of a model that has one (semivae, m2, m1m2, pspec)")
+    return out
+
+
+def latent(run: Run, data: ArrayData) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) of q(z|x) for every row of ``data``: (N, D) or (N, T, D) each."""
-    model, dev = run.model, model_device(run.model)
-    mus, logvars = [], []
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
-        mask = data.mask(idx)
-        inf = model.inference(data.inputs(idx).to(dev), None if mask is None else mask.to(dev), sample=False)
-        if inf.mu is None:
-            raise UserError(f"run {run.path} ({run.config.model.model}) has no latent q(z|x) to embed with; "
-                            "embed with a run of a model that has one (semivae, m2, m1m2, pspec)")
-        mus.append(inf.mu.float().cpu())
-        logvars.append(inf.logvar.float().cpu())
-    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+    out = _outputs(run, data)
+    return out["mu"].astype(np.float32), out["logvar"].astype(np.float32)
 
 
 def embed(run: Run | str | Path, inputs, device: str | None = None) -> dict[str, np.ndarray]:
@@ -47,30 +45,27 @@ def embed(run: Run | str | Path, inputs, device: str | None = None) -> dict[str,
     (a path of the training formats, an array or a data frame)."""
     run = as_run(run, device)
     data = read_inputs(run, inputs)
-    mu, logvar = latent(run, data)
-    out: dict[str, np.ndarray] = {"mu": mu, "logvar": logvar, "ids": np.asarray(row_ids(data), dtype=str)}
-    if run.model.heads:
-        dev = model_device(run.model)
-        with torch.no_grad():
-            parts: dict[str, list] = {h.name: [] for h in run.model.heads}
-            for start in range(0, len(data), 1024):
-                idx = torch.arange(start, min(start + 1024, len(data)))
-                mask = data.mask(idx)
-                for name, p in run.model.predict_proba(data.inputs(idx).to(dev),
-                                                       None if mask is None else mask.to(dev)).items():
-                    parts[name].append(p.double().cpu())
-        for h in run.model.heads:
-            p = torch.cat(parts[h.name]).numpy()
-            out[f"proba/{h.name}"] = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(h.name, 1.0))
-            out[f"classes/{h.name}"] = np.asarray(h.classes, dtype=str)
-    return out
+    out = _outputs(run, data)
+    emb: dict[str, np.ndarray] = {"mu": out["mu"].astype(np.float32), "logvar": out["logvar"].astype(np.float32),
+                                  "ids": np.asarray(row_ids(data), dtype=str)}
+    for h in run.model.heads:
+        p = out["proba"][h.name]
+        emb[f"proba/{h.name}"] = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(h.name, 1.0))
+        emb[f"classes/{h.name}"] = np.asarray(h.classes, dtype=str)
+    return emb
 
 
-def embedding_bytes(emb: dict[str, np.ndarray], suffix: str) -> bytes:
-    """The file ``semivae embed --out`` writes, by its suffix (.npz or .csv)."""
+def check_format(out: str | Path) -> str:
+    """The suffix of ``semivae embed --out``, .npz or .csv, or a one-line error."""
+    suffix = Path(out).suffix.lower()
     if suffix not in FORMATS:
-        raise UserError(f"--out must end in {' or '.join(FORMATS)}; e.g. --out z.npz")
-    if suffix == ".npz":
+        raise UserError(f"--out {out} must end in {' or '.join(FORMATS)}; e.g. --out z.npz")
+    return suffix
+
+
+def embedding_bytes(emb: dict[str, np.ndarray], out: str | Path) -> bytes:
+    """The file ``semivae embed --out`` writes, by the suffix of ``out`` (.npz or .csv)."""
+    if check_format(out) == ".npz":
         buf = io.BytesIO()
         np.savez(buf, **{k.replace("/", "_"): v for k, v in emb.items()})
         return buf.getvalue()

@@ -100,7 +100,7 @@ def _predictions(run: Run | str | Path, inputs, device: str | None = None) -> tu
         raise UserError(f"run {run.path} is an unsupervised model without a class layer; "
                         "train with --mode semi or supervised")
     data = read_inputs(run, inputs)
-    out = model_outputs(run.model, data, device=model_device(run.model))
+    out = model_outputs(run.model, data, device=model_device(run.model), elbo=False)
     for name, t in run.temperatures.items():
         if name in out.get("proba", {}):
             out["proba"][name] = apply_temperature(out["proba"][name], t)

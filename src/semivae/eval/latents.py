@@ -19,24 +19,17 @@ from ..models import model_device
 from ..models.latents import ClassLatents, fit_class_latents
 from ..runs import Run, as_run
 from ..runs.run import LATENTS
-BATCH = 1024
+from .outputs import model_outputs
 
 
-@torch.no_grad()
 def fit_latents(run: Run | str | Path, *, data_dir: str | None = None, device: str | None = None) -> ClassLatents | None:
     """Fit, write and attach the run's class latents; None for a model without a ``latent_head``."""
     run = as_run(run, device)
     model, head = run.model, run.model.latent_head
     if head is None:
         return None
-    data, where = run.split_data("train", data_dir), model_device(model)
-    codes, proba = [], []
-    for idx in torch.arange(len(data)).split(BATCH):
-        mask = data.mask(idx)
-        inf = model.inference(data.inputs(idx).to(where), None if mask is None else mask.to(where), sample=False)
-        codes.append(inf.mu.cpu())  # (B, D)
-        proba.append(torch.softmax(inf.logits[head.name], -1).cpu())  # (B, K)
-    latents = fit_class_latents(torch.cat(codes), torch.cat(proba))
+    out = model_outputs(model, run.split_data("train", data_dir), device=model_device(model), elbo=False, latent=True)
+    latents = fit_class_latents(torch.from_numpy(out["mu"]), torch.from_numpy(out["proba"][head.name]))
     write_atomic(run.path / LATENTS, safetensors_bytes(latents.tensors()))
     model.class_latents = latents
     return latents

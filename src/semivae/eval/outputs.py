@@ -7,6 +7,7 @@ import torch
 
 from ..data.dataset import ArrayData
 from ..models import BaseModel
+from ..models.base import class_probabilities
 from . import metrics
 
 
@@ -22,24 +23,30 @@ def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def model_outputs(model: BaseModel, data: ArrayData, batch_size: int = 1024,
-                  device: torch.device | str = "cpu") -> dict:
-    """Per-point outputs: ``proba`` {head: (N, K_h)} for the heads the model predicts;
-    ``log_px`` and ``kl`` (N,) (one-sample ELBO terms) if it has a decoder; ``targets``
-    (N, R) (standardised) if it predicts continuous targets."""
+def model_outputs(model: BaseModel, data: ArrayData, batch_size: int = 1024, device: torch.device | str = "cpu",
+                  elbo: bool = True, latent: bool = False) -> dict:
+    """Per-point outputs, in one pass over ``data``: ``proba`` {head: (N, K_h)} for the heads the
+    model predicts; ``log_px`` and ``kl`` (N,) (one-sample ELBO terms) if it has a decoder and
+    ``elbo`` is asked for; ``mu`` and ``logvar`` of q(z|x) ((N, D) or (N, T, D)) with ``latent``,
+    for a model that has them; ``targets`` (N, R) (standardised) if it predicts continuous
+    targets."""
     was_training = model.training
     model.eval()
     proba: dict[str, list] = {h.name: [] for h in model.heads}
-    out: dict[str, list] = {"log_px": [], "kl": [], "targets": []}
+    out: dict[str, list] = {"log_px": [], "kl": [], "targets": [], "mu": [], "logvar": []}
     data = data.to(device)
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)), device=device)
         x, mask = data.inputs(idx).to(device), data.mask(idx)
         mask = None if mask is None else mask.to(device)
-        if model.heads:
-            for name, p in model.predict_proba(x, mask).items():
+        if model.heads or latent:
+            inf = model.inference(x, mask, sample=False)  # the latents at their means
+            for name, p in class_probabilities(inf.logits, mask).items():
                 proba[name].append(p.float().cpu())
-        if model.has_decoder:
+            if latent and inf.mu is not None:
+                out["mu"].append(inf.mu.float().cpu())
+                out["logvar"].append(inf.logvar.float().cpu())
+        if elbo and model.has_decoder:
             log_px, kl = model.elbo_terms(x, mask)
             out["log_px"].append(log_px.float().cpu())
             out["kl"].append(kl.float().cpu())

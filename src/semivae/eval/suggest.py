@@ -77,7 +77,7 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, data
         raise UserError(f"run {run.path} saw every training label; there is nothing left to suggest")
     data = full.take(torch.from_numpy(candidates))
     head = run.model.heads[0]
-    p = model_outputs(run.model, data, device=model_device(run.model))["proba"][head.name]
+    p = model_outputs(run.model, data, device=model_device(run.model), elbo=False)["proba"][head.name]
     p = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(head.name, 1.0))
     u = margin_uncertainty(p)
     size = max(n, pool if pool is not None else max(10 * n, 1000))

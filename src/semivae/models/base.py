@@ -287,6 +287,13 @@ def frozen_logits(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return torch.func.functional_call(_Classify(model), state, (x,))
 
 
+def class_probabilities(logits: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """head -> (B, K_h) probabilities from ``Inference.logits``: the softmax, averaged over the
+    valid steps for per-step logits (B, T, K_h)."""
+    return {name: mean_steps(torch.softmax(v, -1), mask) if v.dim() == 3 else torch.softmax(v, -1)
+            for name, v in logits.items()}
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Where a model's weights are."""
     return next(model.parameters()).device
@@ -334,8 +341,7 @@ class BaseModel(nn.Module):
             raise UserError(f"--class-control works on image and vector data, not {self.spec.kind}; drop it")
         self.class_control = cfg.class_control
 
-    def add_class_control(self, total: torch.Tensor, terms: dict[str, torch.Tensor], n: int,
-                          like: torch.Tensor) -> torch.Tensor:
+    def add_class_control(self, total: torch.Tensor, terms: dict[str, torch.Tensor], n: int) -> torch.Tensor:
         """``total`` plus weight x the class-control term, recorded in ``terms`` as "class_control".
 
         For n draws z ~ p(z) and a class c ~ Uniform per decoder-fed head, the decoder's mean
@@ -345,14 +351,14 @@ class BaseModel(nn.Module):
 
         The gradient reaches the decoder only (an InfoGAN-style mutual-information term between
         the class code and the generated image; Hu et al. 2017 for VAEs): the decoder cannot
-        leave the class to z, and pi never learns from its own samples. ``like`` gives the
-        device and dtype. ``total`` unchanged when the hook is off.
+        leave the class to z, and pi never learns from its own samples. ``total`` unchanged
+        when the hook is off.
         """
         heads = [h for h in self.heads if h.feeds_decoder]
         if not self.class_control or not heads:
             return total
-        classes = {h.name: torch.randint(h.size, (n,), device=like.device) for h in heads}  # head -> (n,)
-        z = torch.randn(n, *self.prior_shape, device=like.device, dtype=like.dtype)  # (n, D)
+        classes = {h.name: torch.randint(h.size, (n,), device=total.device) for h in heads}  # head -> (n,)
+        z = torch.randn(n, *self.prior_shape, device=total.device, dtype=total.dtype)  # (n, D)
         generated = self.generate(z, classes)  # (n, *shape), differentiable in the decoder
         logits = frozen_logits(self, generated)  # head -> (n, K_h)
         term = sum(F.cross_entropy(logits[h.name], classes[h.name]) for h in heads)
@@ -389,6 +395,4 @@ class BaseModel(nn.Module):
 
     def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per head, softmax of the logits; per-step heads give the mean over the valid steps."""
-        logits = self.inference(x, mask, sample=False).logits
-        return {name: mean_steps(torch.softmax(v, -1), mask) if v.dim() == 3 else torch.softmax(v, -1)
-                for name, v in logits.items()}
+        return class_probabilities(self.inference(x, mask, sample=False).logits, mask)

@@ -22,7 +22,6 @@ from torch import nn
 from ..data.batch import Batch
 from ..errors import UserError
 from ..nn import ArchConfig, make_encoder
-from ..objectives.steps import mean_steps
 from ..options import opt, redefault
 from .base import BaseModel, Inference, LossOutput, ModelConfig, ModelSpec
 
@@ -113,7 +112,3 @@ class Classifier(BaseModel):
         terms, total = {"ce": ce.detach()}, ce
         total = self.add_consistency(total, terms, batch.x, batch.mask, {self.name: logits})
         return LossOutput(total=total, terms=terms, counts={"ce": n}, logits={self.name: logits})
-
-    def predict_proba(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        p = torch.softmax(self.inference(x, mask).logits[self.name], -1)
-        return {self.name: mean_steps(p, mask) if p.dim() == 3 else p}

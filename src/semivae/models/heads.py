@@ -43,13 +43,15 @@ class ClassHeads(nn.ModuleDict):
     def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h.name: self[h.name](f) for h in self.heads}  # head -> (B, K_h)
 
-    def decoder_input(self, logits: dict[str, torch.Tensor], hard: bool = False, labels: torch.Tensor | None = None,
+    def decoder_input(self, logits: dict[str, torch.Tensor], mode: str = "soft", labels: torch.Tensor | None = None,
                       sample: bool = True) -> torch.Tensor | None:
         """What the decoder-fed heads hand the decoder, concatenated: (..., sum K_h), or None.
 
-        Soft (the paper's): pi itself. ``hard``: a class, one-hot: the label where ``labels``
-        (B, F) knows it, else a straight-through sample of pi (``sample``; its argmax when
-        not), so the decoder is told a class and cannot read style from pi's soft values.
+        ``mode`` (``--decoder-class``): ``soft`` (the paper's), pi itself; ``detached``, pi with
+        no gradient back, so the reconstruction does not train pi; ``hard``, a class, one-hot:
+        the label where ``labels`` (B, F) knows it, else a straight-through sample of pi
+        (``sample``; its argmax when not), so the decoder is told a class and cannot read style
+        from pi's soft values.
         """
         parts = []
         for f, h in enumerate(self.heads):
@@ -57,7 +59,9 @@ class ClassHeads(nn.ModuleDict):
                 continue
             v = logits[h.name]  # (B, [T,] K)
             p = torch.softmax(v, -1)
-            if hard:
+            if mode == "detached":
+                p = p.detach()
+            elif mode == "hard":
                 idx = torch.distributions.Categorical(probs=p).sample() if sample else p.argmax(-1)  # (B, [T])
                 if labels is not None:
                     y = labels[:, f].reshape(-1, *([1] * (v.dim() - 2))).expand(idx.shape)

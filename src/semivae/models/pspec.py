@@ -287,7 +287,7 @@ class PartiallySpecifiedVAE(BaseModel):
         if self.T:
             terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
         total = self.add_consistency(total, terms, x, mask, {self.y_name: logits_u})
-        total = self.add_class_control(total, terms, len(x), hz)
+        total = self.add_class_control(total, terms, len(x))
         return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 
     # -- uses of a trained model ----------------------------------------------------------

@@ -109,8 +109,7 @@ class SemiVAE(BaseModel):
         self.encoder = make_encoder(arch, spec.data_shape)
         self.per_step = self.encoder.per_step  # a z and pi at every step of a sequence
         self.head_input = cfg.head_input
-        self.hard_class = cfg.decoder_class == "hard"
-        self.detach_class = cfg.decoder_class == "detached"
+        self.decoder_class = cfg.decoder_class
         h = self.encoder.out_features
         if self.mode.classifier:
             self.pi = ClassHeads(arch.latent_dim if self.head_input == "z" else h, self.heads)
@@ -170,8 +169,7 @@ class SemiVAE(BaseModel):
             total = total + ce_total
             terms.update(ce_terms)
             total = self.add_consistency(total, terms, x, mask, inf.logits)
-            if self.mode.decoder:
-                total = self.add_class_control(total, terms, len(x), x)
+            total = self.add_class_control(total, terms, len(x))  # on only with a decoder
         else:  # no heads: the column stays, at 0
             terms["ce"], counts["ce"] = zero, zero
         return LossOutput(total=total, terms=terms, counts=counts, logits=inf.logits)
@@ -180,9 +178,7 @@ class SemiVAE(BaseModel):
     def _decode(self, inf: Inference, steps: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Likelihood parameters of p(x | z, pi) for the inference ``inf`` (hard classes: the
         ``labels`` where known, a sample of pi in training, its argmax after)."""
-        pi = self.pi.decoder_input(inf.logits, self.hard_class, labels, self.training) if self.mode.classifier else None
-        if pi is not None and self.detach_class:
-            pi = pi.detach()  # the decoder reads pi; reconstruction does not train it
+        pi = self.pi.decoder_input(inf.logits, self.decoder_class, labels, self.training) if self.mode.classifier else None
         return self.generative(inf.z, pi, steps)
 
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
@@ -196,7 +192,7 @@ class SemiVAE(BaseModel):
         """log p(x | z, pi) + log p(z) - log q(z|x) for k samples z ~ q(z|x): (k, B)."""
         inf = self.inference(x, mask, sample=False)
         z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, [T,] D)
-        pi = self.pi.decoder_input(inf.logits, self.hard_class, None, False) if self.mode.classifier else None
+        pi = self.pi.decoder_input(inf.logits, self.decoder_class, None, False) if self.mode.classifier else None
         # pi: (B, [T,] sum K_h) | None
         pi = None if pi is None else pi.expand(k, *pi.shape).flatten(0, 1)
         params = self.generative(z.flatten(0, 1), pi, self.spec.steps(x))  # (k*B, [P,] *shape)
