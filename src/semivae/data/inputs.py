@@ -42,7 +42,7 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):  # a pandas data frame
         source, ids = _from_frame(source, info)
     x = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
-    return _wrap(x, None, info, from_folder=False, what="the inputs", ids=ids)
+    return _wrap(x, None, info, from_folder=False, what="the array", ids=ids)
 
 
 def _shape(info: dict[str, Any]) -> tuple[int, ...]:
@@ -121,7 +121,7 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
 def _check_shape(x: np.ndarray, shape: tuple[int, ...], what: str) -> None:
     if tuple(x.shape[1:]) != shape:
         raise UserError(f"{what} has samples of shape {tuple(x.shape[1:])} but the model expects {shape}; "
-                        "give data of the training form")
+                        f"give data of the training form, e.g. an array of shape (N, {', '.join(map(str, shape))})")
 
 
 def _missing(n: int, heads: int) -> torch.Tensor:

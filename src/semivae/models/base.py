@@ -179,11 +179,13 @@ class ModelConfig:
         if self.kl_schedule not in ("constant", "warmup", "capacity"):
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
         if self.class_control < 0:
-            raise UserError("--class-control must be >= 0")
+            raise UserError(f"--class-control {self.class_control} must be >= 0 (0 turns it off)")
+        if not 0 <= self.augment_rotate <= 45:
+            raise UserError(f"--augment-rotate {self.augment_rotate} must be in [0, 45] degrees, e.g. 15 (0: shifts only)")
         if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
-                or self.augment_noise < 0 or not 0 <= self.augment_rotate <= 45:
-            raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0, --augment-rotate in "
-                            "[0, 45] and --consistency-threshold in [0, 1)")
+                or self.augment_noise < 0:
+            raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
+                            "--consistency-threshold in [0, 1)")
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
