@@ -4,9 +4,10 @@
         --modes semi unsupervised --label-fractions 0.01 --seeds 0 1 2 --epochs 10 --out bench-results/table5.json
 
 Each (class, mode, label fraction, seed) trains ``semivae anomaly``'s protocol with the
-default dense preset (the unsupervised VAE drops pi, same data and seed), then scores the
-test split (held-out normal + every anomalous point) with every score. Rows are appended to
-the JSON file as they finish; a restart skips finished ones.
+default dense preset (``--set arch=conv`` and other options change it; the unsupervised VAE
+drops pi, same data and seed), then scores the test split (held-out normal + every anomalous
+point) with every score. Rows are appended to the JSON file as they finish; a restart skips
+finished ones.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 import semivae
 from semivae.eval.anomaly import evaluate_anomaly
-from results_file import ResultsFile
+from results_file import ResultsFile, parse_set
 
 
 def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epochs: int, a) -> dict:
@@ -28,7 +29,7 @@ def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epoch
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         run = semivae.train(out=Path(tmp) / "run", progress=False, dataset=dataset, anomaly_class=cls, mode=mode,
-                            seed=seed, epochs=epochs, threads=a.threads, **budget)
+                            seed=seed, epochs=epochs, threads=a.threads, **budget, **a.extra)
         seconds = time.perf_counter() - t0
         res = evaluate_anomaly(run, samples=a.score_samples, iwae_k=a.score_iwae_k)
         if a.keep_scores:  # per-point validation and test scores, for studying score combinations
@@ -37,7 +38,7 @@ def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epoch
             for name in ("anomaly_scores.npz", "anomaly.json"):
                 (keep / name).write_bytes((run / name).read_bytes())
     return {"dataset": dataset, "class": cls, "mode": mode, "label_fraction": fraction if mode == "semi" else None,
-            "seed": seed, "epochs": epochs, "seconds": seconds, "default_score": res["default_score"],
+            "seed": seed, "epochs": epochs, "set": a.extra, "seconds": seconds, "default_score": res["default_score"],
             "auroc": {n: m["auroc"] for n, m in res["scores"].items()},
             "ap": {n: m["average_precision"] for n, m in res["scores"].items()}}
 
@@ -73,8 +74,10 @@ def main() -> None:
     p.add_argument("--score-samples", type=int, default=5)
     p.add_argument("--score-iwae-k", type=int, default=20)
     p.add_argument("--keep-scores", default=None, metavar="DIR", help="copy each run's per-point scores here")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options, e.g. arch=conv")
     p.add_argument("--out", default="bench-results/anomaly.json")
     a = p.parse_args()
+    a.extra = parse_set(a.set)
     results = ResultsFile(a.out, vars(a))
     done = {(r["class"], r["mode"], r["label_fraction"], r["seed"], r["epochs"]) for r in results.rows}
     for seed in a.seeds:
