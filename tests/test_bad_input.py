@@ -63,6 +63,7 @@ CASES = {
     "suggest none": (["suggest", "{run}", "--n", "0"], "--n 0 must be >= 1"),
     "calibrate without validation labels": (["calibrate", "{run}"], "no validation labels to calibrate on"),
     "train --calibrate without validation labels": (["train", *FAST, "--calibrate"], "add --val-labels K"),
+    "elastic 9 pixels": (["train", "--augment-elastic", "9"], "--augment-elastic 9.0 must be in [0, 5] pixels"),
     "unknown fpr 2": (["train", *FAST, "--unknown-fpr", "2"], "--unknown-fpr 2.0 is outside (0, 1)"),
     "two budgets": (["train", *FAST, "--labels", "10", "--label-ids", "{tmp}/ids.csv"], "give one label budget"),
     "label ids off the data": (["train", *FAST, "--label-ids", "{tmp}/ids.csv"], "outside the training split"),

@@ -90,3 +90,15 @@ def test_a_run_saved_before_rotations_existed_resumes_without_them():
     del saved["model"]["augment_rotate"]  # as a config.yaml written before the option
     assert RunConfig.from_dict(saved, saved=True).model.augment_rotate == 0.0
     assert RunConfig.from_dict(saved).model.augment_rotate == 15.0  # a user's own file: today's default
+
+
+def test_conv_gets_label_targets_and_elastic_bends_and_old_conv_runs_resume_without_them():
+    conv, dense = resolve(None, {"arch": {"arch": "conv"}}), resolve(None, {})
+    assert (conv.model.consistency_labels, conv.model.augment_elastic) == (True, 1.5)
+    assert (dense.model.consistency_labels, dense.model.augment_elastic) == (False, 0.0)
+    off = resolve(None, {"arch": {"arch": "conv"}, "model": {"augment_elastic": 0.0, "consistency_labels": False}})
+    assert (off.model.consistency_labels, off.model.augment_elastic) == (False, 0.0)  # the user's word wins
+    saved = conv.to_dict()
+    del saved["model"]["augment_elastic"], saved["model"]["consistency_labels"]  # a conv run of before
+    old = RunConfig.from_dict(saved, saved=True).model
+    assert (old.consistency_labels, old.augment_elastic) == (False, 0.0)

@@ -4,7 +4,7 @@ heads reporting and training it."""
 import pytest
 import torch
 
-from semivae.objectives.consistency import Consistency, jitter_series, shift_images
+from semivae.objectives.consistency import Consistency, elastic_field, jitter_series, shift_images
 from semivae.train import train
 
 
@@ -73,3 +73,61 @@ def test_a_rotation_turns_the_image_about_its_centre():
     assert turned.shape == x.shape and not torch.allclose(turned, x, atol=1e-3)
     assert (turned[:, :, 4, 4] > 0.5).all()  # the centre stays on the bar: no shift asked for
     assert torch.allclose(shift_images(x, 0.0, 0.0), x, atol=1e-6)
+
+
+def test_an_elastic_field_is_smooth_and_moves_pixels_by_the_asked_amount():
+    torch.manual_seed(0)
+    field = elastic_field(32, 28, 28, 1.5, "cpu", torch.float32) * 14  # (B, H, W, 2) in pixels
+    assert field.shape == (32, 28, 28, 2)
+    per_image = field.std(dim=(1, 2))  # (B, 2)
+    assert torch.allclose(per_image, torch.full_like(per_image, 1.5), atol=0.05)
+    step = (field[:, 1:] - field[:, :-1]).abs().mean()  # neighbours move together: a smooth field
+    assert step < 0.3 * field.abs().mean()
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = 1.0
+    bent = shift_images(x, 0.0, 0.0, 1.5)
+    assert bent.shape == x.shape and not torch.allclose(bent, x, atol=1e-2)
+    assert (bent.sum((1, 2, 3)) - 64).abs().max() < 32  # deformed (areas stretch), not wiped out
+
+
+def test_a_flip_mirrors_some_images_and_leaves_the_rest():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 6, 6)
+    x[:, :, :, 0] = 1.0  # a bar on the left edge
+    out = shift_images(x, 0.0, 0.0, 0.0, flip=True)
+    mirrored = torch.allclose(out[:, 0, :, 5], torch.ones(64, 6), atol=1e-5)
+    left = (out[:, 0, :, 0] > 0.99).all(-1)
+    right = (out[:, 0, :, 5] > 0.99).all(-1)
+    assert bool(mirrored) is False and left.any() and right.any() and not (left & right).any()
+    assert int(left.sum() + right.sum()) == 64
+
+
+def test_labelled_points_teach_their_label_when_asked():
+    with_labels = Consistency(weight=1.0, threshold=0.99, kind="vector", shift=0.0, noise=0.1, labels=True)
+    unsure = torch.zeros(3, 4)  # pi is unsure everywhere: only known labels teach
+    toward_label = torch.tensor([[0.0, 9.0, 0.0, 0.0]]).repeat(3, 1)
+    labels = torch.tensor([1, -1, -1])
+    hit = with_labels.term(unsure, toward_label, labels=labels).item()
+    miss = with_labels.term(unsure, toward_label, labels=torch.tensor([2, -1, -1])).item()
+    assert hit < 0.01 < miss  # the label, not pi's guess, is the target
+    assert with_labels.term(unsure, toward_label, labels=torch.tensor([-1, -1, -1])).item() == 0.0
+    plain = Consistency(weight=1.0, threshold=0.99, kind="vector", shift=0.0, noise=0.1)
+    assert plain.term(unsure, toward_label, labels=labels).item() == 0.0  # off by default
+    steps = with_labels.term(unsure[:, None].repeat(1, 5, 1), toward_label[:, None].repeat(1, 5, 1), labels=labels)
+    assert steps.item() < 0.01  # per-step logits (B, T, K) take the point's label at every step
+
+
+def test_the_options_reach_the_hook_and_a_model_trains_with_them(tiny, tmp_path):
+    from semivae.models import build_model
+    from semivae.nn import ArchConfig
+    from tests.conftest import model_config, spec
+
+    model = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2),
+                        model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True))
+    c = model.consistency
+    assert (c.elastic, c.flip, c.labels) == (1.0, True, True)
+    default = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2), model_config()).consistency
+    assert (default.elastic, default.flip, default.labels) == (0.0, False, False)
+    cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True)
+    path = train(cfg, out=tmp_path / "r", progress=False)
+    assert '"consistency"' in (path / "metrics.jsonl").read_text().splitlines()[-1]

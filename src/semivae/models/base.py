@@ -162,6 +162,13 @@ class ModelConfig:
     augment_shift: float = opt(2.0, "consistency on images: shift each image by up to this many pixels")
     augment_rotate: float = opt(15.0, "consistency on images: also rotate each image by up to this many degrees "
                                       "(and scale it by up to degrees/90); 0 = shifts only")
+    augment_elastic: float = opt(0.0, "consistency on images: also deform each image by a smooth random field "
+                                      "moving pixels by this many (standard deviation, at 28 x 28; scaled with "
+                                      "the image), e.g. 1.5; 0 = off (default: 1.5 with --arch conv)")
+    consistency_labels: bool = opt(False, "consistency: a labelled point's perturbed copies are taught its label "
+                                          "rather than pi's sharpened guess (default: on with --arch conv)")
+    augment_flip: bool = opt(False, "consistency on images: also mirror images left-right half the time (for "
+                                    "data whose classes survive a mirror: clothes, not digits)")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
@@ -182,6 +189,8 @@ class ModelConfig:
             raise UserError(f"--class-control {self.class_control} must be >= 0 (0 turns it off)")
         if not 0 <= self.augment_rotate <= 45:
             raise UserError(f"--augment-rotate {self.augment_rotate} must be in [0, 45] degrees, e.g. 15 (0: shifts only)")
+        if not 0 <= self.augment_elastic <= 5:
+            raise UserError(f"--augment-elastic {self.augment_elastic} must be in [0, 5] pixels, e.g. 1.5 (0: off)")
         if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
                 or self.augment_noise < 0:
             raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
@@ -323,17 +332,23 @@ class BaseModel(nn.Module):
         ``default`` is the weight when ``--consistency`` is not given."""
         weight = default if cfg.consistency is None else cfg.consistency
         self.consistency = make_consistency(weight, cfg.consistency_threshold, self.spec.kind,
-                                            cfg.augment_shift, cfg.augment_noise, cfg.augment_rotate)
+                                            cfg.augment_shift, cfg.augment_noise, cfg.augment_rotate,
+                                            cfg.augment_elastic, cfg.augment_flip, cfg.consistency_labels)
 
     def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
-                        mask: torch.Tensor | None, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+                        mask: torch.Tensor | None, logits: dict[str, torch.Tensor],
+                        labels: torch.Tensor | None = None) -> torch.Tensor:
         """``total`` plus weight x the consistency term (pi of a perturbed copy of ``x`` against
-        pi(x), summed over heads; objectives/consistency.py), recorded in ``terms`` as
-        "consistency"; ``total`` unchanged when the hook is off."""
+        pi(x), or against the label in ``labels`` (B, F) where known with ``--consistency-labels``,
+        summed over heads; objectives/consistency.py), recorded in ``terms`` as "consistency";
+        ``total`` unchanged when the hook is off."""
         if self.consistency is None or not logits:
             return total
         perturbed = self.inference(self.consistency.perturb(x), mask).logits
-        term = sum(self.consistency.term(logits[name], perturbed[name], mask) for name in logits)
+        column = {h.name: f for f, h in enumerate(self.spec.heads)}
+        term = sum(self.consistency.term(logits[name], perturbed[name], mask,
+                                         None if labels is None or name not in column else labels[:, column[name]])
+                   for name in logits)
         terms["consistency"] = term.detach()
         return total + self.consistency.weight * term
 

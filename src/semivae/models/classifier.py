@@ -110,5 +110,5 @@ class Classifier(BaseModel):
         n = labelled.sum()
         ce = (F.cross_entropy(logits, y.clamp(min=0), reduction="none") * labelled).sum() / n.clamp(min=1)
         terms, total = {"ce": ce.detach()}, ce
-        total = self.add_consistency(total, terms, batch.x, batch.mask, {self.name: logits})
+        total = self.add_consistency(total, terms, batch.x, batch.mask, {self.name: logits}, batch.labels)
         return LossOutput(total=total, terms=terms, counts={"ce": n}, logits={self.name: logits})

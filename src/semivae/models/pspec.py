@@ -286,7 +286,7 @@ class PartiallySpecifiedVAE(BaseModel):
         counts = {ce_key: n_lab}
         if self.T:
             terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
-        total = self.add_consistency(total, terms, x, mask, {self.y_name: logits_u})
+        total = self.add_consistency(total, terms, x, mask, {self.y_name: logits_u}, batch.labels)
         total = self.add_class_control(total, terms, len(x))
         return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 

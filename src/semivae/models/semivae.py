@@ -168,7 +168,7 @@ class SemiVAE(BaseModel):
             ce_total, ce_terms, counts = self.pi.cross_entropy(inf.logits, batch.labels, self.spec, self.weights, mask)
             total = total + ce_total
             terms.update(ce_terms)
-            total = self.add_consistency(total, terms, x, mask, inf.logits)
+            total = self.add_consistency(total, terms, x, mask, inf.logits, batch.labels)
             total = self.add_class_control(total, terms, len(x))  # on only with a decoder
         else:  # no heads: the column stays, at 0
             terms["ce"], counts["ce"] = zero, zero

@@ -5,6 +5,7 @@ vectors, jitter and scaling for sequences) must not change pi either. On every p
 batch, labelled or not (UDA, Xie et al. 2020):
 
     target   = softmax(logits(x) / 0.4), held fixed (no gradient), kept where max pi(x) >= tau
+               (with ``--consistency-labels``: the one-hot label where it is known, always kept)
     term     = mean_i [ max pi(x_i) >= tau ] * KL(target_i || pi(perturb(x_i)))
     loss    += weight * term                      (``--consistency``, ``--consistency-threshold``)
 
@@ -26,10 +27,35 @@ from .steps import mean_steps
 SHARPEN = 0.4  # UDA's temperature for the target distribution
 
 
-def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0) -> torch.Tensor:
+def elastic_field(b: int, h: int, w: int, pixels: float, device, dtype) -> torch.Tensor:
+    """A smooth random displacement per image (Simard et al. 2003): uniform noise blurred by a
+    Gaussian of sigma = 4 pixels, rescaled so each image's displacements have standard deviation
+    ``pixels`` per axis; both are for 28 x 28 images and scale with the image's size (8 x 8:
+    sigma 1.1, 1.5 pixels -> 0.43). In grid_sample's [-1, 1] units: (B, H, W, 2)."""
+    size = min(h, w) / 28
+    sigma, pixels = max(1.0, 4.0 * size), pixels * size
+    radius = int(math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    kernel = torch.exp(-taps ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()  # (R,)
+    field = torch.rand(b * 2, 1, h, w, device=device, dtype=dtype) * 2 - 1  # (2B, 1, H, W)
+    field = F.conv2d(F.pad(field, (radius, radius, 0, 0), mode="reflect" if radius < w else "replicate"),
+                     kernel.view(1, 1, 1, -1))
+    field = F.conv2d(F.pad(field, (0, 0, radius, radius), mode="reflect" if radius < h else "replicate"),
+                     kernel.view(1, 1, -1, 1))
+    field = field.view(b, 2, h, w)
+    field = field / field.std(dim=(2, 3), keepdim=True).clamp(min=1e-6) * pixels  # (B, 2, H, W) pixels
+    scale = torch.tensor([2.0 / w, 2.0 / h], device=device, dtype=dtype).view(1, 2, 1, 1)
+    return (field * scale).permute(0, 2, 3, 1)  # (B, H, W, 2)
+
+
+def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0, elastic: float = 0.0,
+                 flip: bool = False) -> torch.Tensor:
     """Each image moved by its own random offset of up to ``pixels`` in x and y and, with
     ``degrees``, rotated by up to that angle and scaled by up to the same fraction of 90 degrees
-    (15 degrees: +-17 %) about its centre (bilinear, zero fill): (B, C, H, W) -> (B, C, H, W)."""
+    (15 degrees: +-17 %) about its centre; with ``elastic``, also deformed by a smooth random field
+    of that many pixels (standard deviation); with ``flip``, mirrored left-right half the time
+    (bilinear, zero fill; one resampling for all of them): (B, C, H, W) -> (B, C, H, W)."""
     b, _, h, w = x.shape
     offset = (torch.rand(b, 2, device=x.device, dtype=x.dtype) * 2 - 1) * pixels  # (B, 2) pixels
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
@@ -40,7 +66,12 @@ def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0) -> torch.
         theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) / scale
         theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / scale, torch.cos(angle) / scale
     theta[:, 0, 2], theta[:, 1, 2] = offset[:, 0] * 2 / w, offset[:, 1] * 2 / h
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if flip:  # mirror the sampling grid's x for a random half of the images
+        mirror = torch.where(torch.rand(b, device=x.device) < 0.5, -1.0, 1.0).to(x.dtype)  # (B,)
+        theta[:, :, 0] = theta[:, :, 0] * mirror[:, None]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
+    if elastic > 0:
+        grid = grid + elastic_field(b, h, w, elastic, x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -64,22 +95,32 @@ class Consistency:
     shift: float  # images: pixels
     noise: float  # vectors and sequences
     rotate: float = 0.0  # images: degrees (and the scale that goes with them)
+    elastic: float = 0.0  # images: elastic deformation, pixels (standard deviation)
+    flip: bool = False  # images: mirror left-right half the time
+    labels: bool = False  # labelled points' perturbed copies are taught their label, not pi(x)
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:
         """A perturbed copy of a batch of normalised inputs, by the data's kind."""
         if self.kind == "image":
-            return shift_images(x, self.shift, self.rotate)
+            return shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
         if self.kind == "sequence":
             return jitter_series(x, self.noise)
         return noisy_vectors(x, self.noise)
 
     def term(self, logits: torch.Tensor, logits_perturbed: torch.Tensor,
-             mask: torch.Tensor | None = None) -> torch.Tensor:
+             mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The masked KL above, averaged over the batch: (). Per-step logits (B, T, K) are
-        compared step by step and averaged over the valid steps."""
+        compared step by step and averaged over the valid steps. ``labels`` (B,), -1 = unknown,
+        replace the target where known when the hook's ``labels`` is on."""
         with torch.no_grad():
             confident = torch.softmax(logits, -1).amax(-1) >= self.threshold  # (B[, T])
-            target = torch.softmax(logits / SHARPEN, -1)
+            target = torch.softmax(logits / SHARPEN, -1)  # (B[, T], K)
+            if self.labels and labels is not None:
+                known = (labels >= 0).view(-1, *([1] * (logits.dim() - 2)))  # (B[, 1])
+                one_hot = F.one_hot(labels.clamp(min=0), logits.shape[-1]).to(target.dtype)  # (B, K)
+                one_hot = one_hot.view(len(labels), *([1] * (logits.dim() - 2)), -1)  # (B[, 1], K)
+                target = torch.where(known[..., None], one_hot, target)
+                confident = confident | known
         kl = (target * (torch.log(target.clamp(min=1e-12)) - torch.log_softmax(logits_perturbed, -1))).sum(-1)
         kl = kl * confident.to(kl.dtype)  # (B[, T])
         if kl.dim() == 2:
@@ -88,8 +129,9 @@ class Consistency:
 
 
 def make_consistency(weight: float, threshold: float, kind: str, shift: float, noise: float,
-                     rotate: float = 0.0) -> Consistency | None:
+                     rotate: float = 0.0, elastic: float = 0.0, flip: bool = False,
+                     labels: bool = False) -> Consistency | None:
     """The hook's settings, or None when it is off (weight 0)."""
     if weight <= 0:
         return None
-    return Consistency(weight, threshold, kind, shift, noise, rotate)
+    return Consistency(weight, threshold, kind, shift, noise, rotate, elastic, flip, labels)
