@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..nn import ArchConfig
-from .base import (BaseModel, ClassifierHeads, Decoder, Head, ImportanceWeights, Inference, LossOutput, Model,
-                   ModelConfig, ModelSpec, Regressor, Stage, declare_heads, model_device)
+from .base import (BaseModel, Head, Inference, LossOutput, Model, ModelConfig, ModelSpec, Stage, declare_heads,
+                   model_device)
+from .capabilities import ClassifierHeads, Decoder, ImportanceWeights, Regressor
 from .classifier import Classifier, ClassifierConfig
 from .m2 import M1M2, M2, M1M2Config, M2Config
 from .pspec import PartiallySpecifiedVAE, PSpecConfig
