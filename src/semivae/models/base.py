@@ -30,7 +30,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..errors import UserError
-from ..objectives.consistency import Consistency, make_consistency
+from ..objectives.consistency import Consistency
 from ..objectives.likelihoods import LIKELIHOODS
 from ..objectives.steps import mean_steps
 from ..options import opt
@@ -289,9 +289,10 @@ class BaseModel(nn.Module):
         """Switch the consistency hook on from the model's options (a model with heads calls it);
         ``default`` is the weight when ``--consistency`` is not given."""
         weight = default if cfg.consistency is None else cfg.consistency
-        self.consistency = make_consistency(weight, cfg.consistency_threshold, self.spec.kind,
-                                            cfg.augment_shift, cfg.augment_noise, cfg.augment_rotate,
-                                            cfg.augment_elastic, cfg.augment_flip, cfg.consistency_labels)
+        self.consistency = None if weight <= 0 else Consistency(
+            weight, cfg.consistency_threshold, self.spec.kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
+            rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
+            labels=cfg.consistency_labels)
 
     def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
                         mask: torch.Tensor | None, logits: dict[str, torch.Tensor],

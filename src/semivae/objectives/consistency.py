@@ -126,12 +126,3 @@ class Consistency:
         if kl.dim() == 2:
             kl = mean_steps(kl[..., None], mask)[:, 0]
         return kl.mean()
-
-
-def make_consistency(weight: float, threshold: float, kind: str, shift: float, noise: float,
-                     rotate: float = 0.0, elastic: float = 0.0, flip: bool = False,
-                     labels: bool = False) -> Consistency | None:
-    """The hook's settings, or None when it is off (weight 0)."""
-    if weight <= 0:
-        return None
-    return Consistency(weight, threshold, kind, shift, noise, rotate, elastic, flip, labels)
