@@ -32,6 +32,8 @@ class TrainConfig:
     batch_size: int = opt(128, "points per batch, labelled and unlabelled together")
     optimizer: str = opt("adam", "adam or rmsprop")
     lr: float = opt(1e-3, "learning rate")
+    lr_schedule: str = opt("constant", "constant, or cosine: the learning rate falls from --lr to 0 along a half "
+                                       "cosine over the epochs (step by step)")
     momentum: float = opt(0.9, "rmsprop momentum")
     weight_decay: float = opt(0.0, "L2 weight decay")
     patience: int = opt(0, "early stopping: stop after this many epochs without validation improvement (0 = off)")
@@ -233,6 +235,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("--epochs must be >= 1 and --batch-size >= 2; raise them")
     if t.optimizer not in ("adam", "rmsprop"):
         raise UserError(f"unknown optimizer {t.optimizer!r}; choose adam or rmsprop")
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise UserError(f"unknown --lr-schedule {t.lr_schedule!r}; choose constant or cosine")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
     if not t.lr > 0 or t.weight_decay < 0 or not 0 <= t.momentum < 1:

@@ -32,7 +32,8 @@ from ..models import BaseModel
 from ..objectives.schedules import KLSchedule
 from .checkpoint import Checkpoint, Progress, save_checkpoint
 from .distributed import World
-from .trainer import OPTIMIZERS, VAL_METRICS, EpochMeans, epoch_line, make_sampler, make_step, monitor_of, postfix
+from .trainer import (LR_SCHEDULES, OPTIMIZERS, VAL_METRICS, EpochMeans, epoch_line, make_sampler, make_step,
+                      monitor_of, postfix, set_lr)
 
 
 class Interrupted(Exception):
@@ -84,6 +85,8 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     sampler = make_sampler(model, data, cfg, label_ratio, generator)
     world.check_batch(sampler.n_unl, sampler.n_lab)
     optimizer = OPTIMIZERS[cfg.optimizer](model.param_groups(cfg.lr), cfg)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resume overwrites them
+    lr_factor = LR_SCHEDULES[cfg.lr_schedule]
     step_fn = make_step(world.wrap(model, device), optimizer, cfg.precision, cfg.compile)
     schedules = [m for m in model.modules() if isinstance(m, KLSchedule)]
     state = Progress(stage=ctx.stage)
@@ -126,8 +129,11 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
                    disable=not (progress and world.main), dynamic_ncols=True)
         for step, batch in enumerate(bar, start=skip):
             batch = batch.to(device)
+            progress_epochs = epoch - 1 + step / len(sampler)
             for s in schedules:  # training progress in epochs, for KL warm-up / capacity
-                s.t.fill_(epoch - 1 + step / len(sampler))
+                s.t.fill_(progress_epochs)
+            if cfg.lr_schedule != "constant":
+                set_lr(optimizer, base_lrs, lr_factor(progress_epochs / cfg.epochs))
             sums.add(step_fn(batch))
             if step % 25 == 0 or step == len(sampler) - 1:
                 if not sums.finite():

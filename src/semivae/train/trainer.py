@@ -9,6 +9,7 @@ DistributedDataParallel can wrap the model unchanged: it averages gradients thro
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 
 import torch
@@ -26,6 +27,20 @@ OPTIMIZERS: dict[str, Callable] = {
     "rmsprop": lambda params, c: torch.optim.RMSprop(params, lr=c.lr, momentum=c.momentum,
                                                       weight_decay=c.weight_decay),
 }
+
+
+# Learning-rate factor at training progress t in [0, 1] (epochs done / epochs planned). A pure
+# function of progress, so a resumed run continues on the same curve with nothing to save.
+LR_SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda t: 1.0,
+    "cosine": lambda t: 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0))),
+}
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base_lrs: list[float], factor: float) -> None:
+    """Every parameter group at its own base learning rate times ``factor``."""
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * factor
 
 
 def resolve_device(name: str) -> torch.device:
