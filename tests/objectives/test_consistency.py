@@ -4,7 +4,7 @@ heads reporting and training it."""
 import pytest
 import torch
 
-from semivae.objectives.consistency import Consistency, elastic_field, jitter_series, shift_images
+from semivae.objectives.consistency import Consistency, elastic_field, erase_squares, jitter_series, shift_images
 from semivae.train import train
 
 
@@ -102,6 +102,20 @@ def test_a_flip_mirrors_some_images_and_leaves_the_rest():
     assert int(left.sum() + right.sum()) == 64
 
 
+def test_cutout_blanks_one_square_per_image_and_nothing_else():
+    torch.manual_seed(0)
+    x = torch.rand(256, 1, 28, 28) + 1.0  # no pixel is 0 before
+    out = erase_squares(x, 0.25)  # 7 x 7 squares, clipped where they overhang the border
+    blank = out == 0  # (B, 1, H, W)
+    per_image = blank.sum((1, 2, 3))
+    assert per_image.max() == 49 and per_image.min() >= 16 and (per_image == 49).float().mean() > 0.5
+    rows, cols = blank.any(-1)[:, 0], blank.any(-2)[:, 0]  # (B, H), (B, W): one run of rows and of columns
+    assert torch.equal(per_image, rows.sum(-1) * cols.sum(-1))  # a rectangle, not scattered pixels
+    assert torch.equal(out[~blank], x[~blank])  # the rest untouched
+    hook = Consistency(weight=1.0, threshold=0.5, kind="image", shift=0.0, noise=0.0, erase=0.25)
+    assert ((hook.perturb(x) == 0).sum((1, 2, 3)) > 0).all()  # the hook's perturbation cuts out
+
+
 def test_labelled_points_teach_their_label_when_asked():
     with_labels = Consistency(weight=1.0, threshold=0.99, kind="vector", shift=0.0, noise=0.1, labels=True)
     unsure = torch.zeros(3, 4)  # pi is unsure everywhere: only known labels teach
@@ -123,11 +137,12 @@ def test_the_options_reach_the_hook_and_a_model_trains_with_them(tiny, tmp_path)
     from tests.conftest import model_config, spec
 
     model = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2),
-                        model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True))
+                        model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True,
+                                     augment_erase=0.3))
     c = model.consistency
-    assert (c.elastic, c.flip, c.labels) == (1.0, True, True)
+    assert (c.elastic, c.flip, c.labels, c.erase) == (1.0, True, True, 0.3)
     default = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2), model_config()).consistency
-    assert (default.elastic, default.flip, default.labels) == (0.0, False, False)
-    cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True)
+    assert (default.elastic, default.flip, default.labels, default.erase) == (0.0, False, False, 0.0)
+    cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True, augment_erase=0.3)
     path = train(cfg, out=tmp_path / "r", progress=False)
     assert '"consistency"' in (path / "metrics.jsonl").read_text().splitlines()[-1]

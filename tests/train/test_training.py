@@ -41,6 +41,26 @@ def test_two_runs_with_one_seed_give_identical_metrics(tmp_path, tiny):
     assert json.loads((c / "metrics.jsonl").read_text().splitlines()[0])["loss"] != rows[0][0]["loss"]
 
 
+def test_cosine_schedule_takes_the_learning_rate_from_lr_down_to_zero_step_by_step(tmp_path, tiny, monkeypatch):
+    from semivae.train import loop
+
+    seen = []
+    original = loop.set_lr
+
+    def record(optimizer, base_lrs, factor):
+        original(optimizer, base_lrs, factor)
+        seen.append([g["lr"] for g in optimizer.param_groups])
+    monkeypatch.setattr(loop, "set_lr", record)
+    train(tiny(epochs=3, lr=0.002, lr_schedule="cosine"), out=tmp_path / "cos", progress=False)
+    first, last = seen[0][0], seen[-1][0]
+    assert first == pytest.approx(0.002) and 0 < last < 0.002 * 0.01  # the last step is near 0, not past it
+    assert all(a[0] >= b[0] for a, b in zip(seen, seen[1:]))  # it only falls
+    assert len(seen) % 3 == 0 and len(seen) > 3  # once per step (as many each epoch), not once per epoch
+    seen.clear()
+    train(tiny(epochs=2), out=tmp_path / "const", progress=False)
+    assert seen == []  # constant: the optimiser's rate is never touched
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path, tiny):
     p = train(tiny(epochs=6, patience=1, val_labels=10, lr=0.05), out=tmp_path / "r", progress=False)
     summary = json.loads((p / "summary.json").read_text())

@@ -169,6 +169,8 @@ class ModelConfig:
                                           "rather than pi's sharpened guess (default: on with --arch conv)")
     augment_flip: bool = opt(False, "consistency on images: also mirror images left-right half the time (for "
                                     "data whose classes survive a mirror: clothes, not digits)")
+    augment_erase: float = opt(0.0, "consistency on images: also blank a random square this fraction of the image's "
+                                    "side wide (cutout), e.g. 0.25; 0 = off")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
@@ -191,6 +193,8 @@ class ModelConfig:
             raise UserError(f"--augment-rotate {self.augment_rotate} must be in [0, 45] degrees, e.g. 15 (0: shifts only)")
         if not 0 <= self.augment_elastic <= 5:
             raise UserError(f"--augment-elastic {self.augment_elastic} must be in [0, 5] pixels, e.g. 1.5 (0: off)")
+        if not 0 <= self.augment_erase <= 0.75:
+            raise UserError(f"--augment-erase {self.augment_erase} must be in [0, 0.75] of the side, e.g. 0.25 (0: off)")
         if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
                 or self.augment_noise < 0:
             raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
@@ -292,7 +296,7 @@ class BaseModel(nn.Module):
         self.consistency = None if weight <= 0 else Consistency(
             weight, cfg.consistency_threshold, self.spec.kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
             rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
-            labels=cfg.consistency_labels)
+            erase=cfg.augment_erase, labels=cfg.consistency_labels)
 
     def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
                         mask: torch.Tensor | None, logits: dict[str, torch.Tensor],

@@ -75,6 +75,20 @@ def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0, elastic: 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def erase_squares(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): in each image, a square of side ``fraction`` of the
+    image's shorter side, centred anywhere (clipped at the borders), set to 0 - the fill of the
+    shifts: (B, C, H, W) -> (B, C, H, W)."""
+    b, _, h, w = x.shape
+    side = max(1, round(fraction * min(h, w)))
+    cy = torch.randint(0, h, (b, 1, 1), device=x.device)  # (B, 1, 1)
+    cx = torch.randint(0, w, (b, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1) - cy + side // 2  # (B, H, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w) - cx + side // 2  # (B, 1, W)
+    inside = (rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)  # (B, H, W)
+    return x.masked_fill(inside[:, None], 0.0)
+
+
 def jitter_series(x: torch.Tensor, noise: float) -> torch.Tensor:
     """Each sequence's channels scaled by N(1, noise^2), plus N(0, (noise/3)^2) per value:
     (B, T, C) -> (B, T, C)."""
@@ -97,12 +111,14 @@ class Consistency:
     rotate: float = 0.0  # images: degrees (and the scale that goes with them)
     elastic: float = 0.0  # images: elastic deformation, pixels (standard deviation)
     flip: bool = False  # images: mirror left-right half the time
+    erase: float = 0.0  # images: cutout square, as a fraction of the side
     labels: bool = False  # labelled points' perturbed copies are taught their label, not pi(x)
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:
         """A perturbed copy of a batch of normalised inputs, by the data's kind."""
         if self.kind == "image":
-            return shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
+            x = shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
+            return erase_squares(x, self.erase) if self.erase > 0 else x
         if self.kind == "sequence":
             return jitter_series(x, self.noise)
         return noisy_vectors(x, self.noise)
