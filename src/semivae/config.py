@@ -23,6 +23,7 @@ from .data.config import DataConfig
 from .errors import UserError
 from .models import MODELS, ModelConfig, model_entry
 from .nn import ARCHS, ArchConfig
+from .objectives.schedules import LR_SCHEDULES
 from .options import check_section, check_value, default_of, opt, require_table
 
 
@@ -235,8 +236,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("--epochs must be >= 1 and --batch-size >= 2; raise them")
     if t.optimizer not in ("adam", "rmsprop"):
         raise UserError(f"unknown optimizer {t.optimizer!r}; choose adam or rmsprop")
-    if t.lr_schedule not in ("constant", "cosine"):
-        raise UserError(f"unknown --lr-schedule {t.lr_schedule!r}; choose constant or cosine")
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"unknown --lr-schedule {t.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
     if not t.lr > 0 or t.weight_decay < 0 or not 0 <= t.momentum < 1:

@@ -308,7 +308,7 @@ class BaseModel(nn.Module):
         if self.consistency is None or not logits:
             return total
         perturbed = self.inference(self.consistency.perturb(x), mask).logits
-        column = {h.name: f for f, h in enumerate(self.spec.heads)}
+        column = {h.name: f for f, h in enumerate(self.spec.heads)} if self.consistency.labels else {}
         term = sum(self.consistency.term(logits[name], perturbed[name], mask,
                                          None if labels is None or name not in column else labels[:, column[name]])
                    for name in logits)

@@ -8,10 +8,15 @@
 ``t`` is the training progress in epochs (fractional), held in a non-persistent buffer that
 the trainer fills before each step (:func:`set_progress`), so a compiled step reads it as
 an input instead of re-compiling.
+
+``LR_SCHEDULES`` are the learning-rate schedules (``--lr-schedule``): a factor of ``--lr`` at
+training progress t in [0, 1] (epochs done / epochs planned), which the trainer applies per step.
+A pure function of progress, so a resumed run continues on the same curve with nothing to save.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -26,6 +31,12 @@ SCHEDULES: dict[str, Callable[["KLSchedule", torch.Tensor], torch.Tensor]] = {
     "constant": lambda s, kl: s.beta * kl,
     "warmup": lambda s, kl: s.beta * _ramp(s.t, s.warmup_epochs) * kl,
     "capacity": lambda s, kl: s.gamma * (kl - s.capacity()).abs(),
+}
+
+
+LR_SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda t: 1.0,
+    "cosine": lambda t: 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0))),  # from 1 to 0
 }
 
 

@@ -29,11 +29,11 @@ from ..data.splits import TrainingData
 from ..errors import TrainingDiverged
 from ..eval.outputs import evaluate_split
 from ..models import BaseModel
-from ..objectives.schedules import KLSchedule
+from ..objectives.schedules import LR_SCHEDULES, KLSchedule
 from .checkpoint import Checkpoint, Progress, save_checkpoint
 from .distributed import World
-from .trainer import (LR_SCHEDULES, OPTIMIZERS, VAL_METRICS, EpochMeans, epoch_line, make_sampler, make_step,
-                      monitor_of, postfix, set_lr)
+from .trainer import (OPTIMIZERS, VAL_METRICS, EpochMeans, epoch_line, make_sampler, make_step, monitor_of, postfix,
+                      set_lr)
 
 
 class Interrupted(Exception):

@@ -9,7 +9,6 @@ DistributedDataParallel can wrap the model unchanged: it averages gradients thro
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 
 import torch
@@ -26,14 +25,6 @@ OPTIMIZERS: dict[str, Callable] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "rmsprop": lambda params, c: torch.optim.RMSprop(params, lr=c.lr, momentum=c.momentum,
                                                       weight_decay=c.weight_decay),
-}
-
-
-# Learning-rate factor at training progress t in [0, 1] (epochs done / epochs planned). A pure
-# function of progress, so a resumed run continues on the same curve with nothing to save.
-LR_SCHEDULES: dict[str, Callable[[float], float]] = {
-    "constant": lambda t: 1.0,
-    "cosine": lambda t: 0.5 * (1.0 + math.cos(math.pi * min(max(t, 0.0), 1.0))),
 }
 
 
