@@ -64,6 +64,7 @@ CASES = {
     "calibrate without validation labels": (["calibrate", "{run}"], "no validation labels to calibrate on"),
     "train --calibrate without validation labels": (["train", *FAST, "--calibrate"], "add --val-labels K"),
     "lr schedule step": (["train", "--lr-schedule", "step"], "unknown --lr-schedule 'step'; choose constant or cosine"),
+    "ema 1": (["train", "--ema", "1"], "--ema 1.0 is outside [0, 1)"),
     "cutout 0.9": (["train", "--augment-erase", "0.9"], "--augment-erase 0.9 must be in [0, 0.75] of the side"),
     "elastic 9 pixels": (["train", "--augment-elastic", "9"], "--augment-elastic 9.0 must be in [0, 5] pixels"),
     "unknown fpr 2": (["train", *FAST, "--unknown-fpr", "2"], "--unknown-fpr 2.0 is outside (0, 1)"),

@@ -35,6 +35,8 @@ class TrainConfig:
     lr: float = opt(1e-3, "learning rate")
     lr_schedule: str = opt("constant", "constant, or cosine: the learning rate falls from --lr to 0 along a half "
                                        "cosine over the epochs (step by step)")
+    ema: float = opt(0.0, "average the weights along training: an exponential moving average with this decay per "
+                          "step (e.g. 0.999) is what validation sees and the run keeps (0 = off)")
     momentum: float = opt(0.9, "rmsprop momentum")
     weight_decay: float = opt(0.0, "L2 weight decay")
     patience: int = opt(0, "early stopping: stop after this many epochs without validation improvement (0 = off)")
@@ -238,6 +240,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"unknown optimizer {t.optimizer!r}; choose adam or rmsprop")
     if t.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"unknown --lr-schedule {t.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
+    if not 0.0 <= t.ema < 1.0:
+        raise UserError(f"--ema {t.ema} is outside [0, 1); give a decay per step such as 0.999, or 0 for none")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
     if not t.lr > 0 or t.weight_decay < 0 or not 0 <= t.momentum < 1:

@@ -61,6 +61,50 @@ def test_cosine_schedule_takes_the_learning_rate_from_lr_down_to_zero_step_by_st
     assert seen == []  # constant: the optimiser's rate is never touched
 
 
+def test_ema_keeps_the_moving_average_of_the_weights_and_validates_it(tmp_path, tiny, monkeypatch):
+    from safetensors.torch import load_file
+
+    from semivae.train import loop
+
+    raw = []  # the trained weights after every step, as the average saw them
+    original = loop.make_average
+
+    def recording(model, decay):
+        average = original(model, decay)
+        if average is None:
+            return None
+        update = average.update_parameters
+
+        def update_and_record(m):
+            update(m)
+            raw.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        average.update_parameters = update_and_record
+        return average
+    monkeypatch.setattr(loop, "make_average", recording)
+    path = train(tiny(epochs=2, ema=0.9, val_labels=10), out=tmp_path / "ema", progress=False)
+    assert len(raw) == 2 * 40  # one update per step
+    expected = {k: v.clone() for k, v in raw[0].items()}  # the first step's weights, then the recurrence
+    for t, state in enumerate(raw[1:], start=1):
+        d = min(0.9, (1 + t) / (10 + t))  # the warm-up: early weights fade fast
+        for k, v in state.items():
+            if v.is_floating_point():
+                expected[k].mul_(d).add_(v, alpha=1 - d)
+    saved = load_file(str(path / "model.safetensors"))
+    last = raw[-1]
+    floats = [k for k in saved if saved[k].is_floating_point()]
+    assert floats and all(torch.allclose(saved[k], expected[k], atol=1e-6) for k in floats)
+    assert any(not torch.allclose(saved[k], last[k]) for k in floats)  # the average, not the last step
+    # training itself is untouched (the same terms step by step); validation sees the average
+    plain = train(tiny(epochs=2, val_labels=10), out=tmp_path / "plain", progress=False)
+    rows = [[json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines()] for p in (path, plain)]
+    for a, b in zip(*rows):
+        assert {k: v for k, v in a.items() if not k.startswith("val_") and k != "seconds"} == \
+               {k: v for k, v in b.items() if not k.startswith("val_") and k != "seconds"}
+        assert a["val_log_loss"] != b["val_log_loss"]
+    with pytest.raises(UserError, match="--ema 1.0 is outside"):
+        train(tiny(ema=1.0), out=tmp_path / "bad", progress=False)
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path, tiny):
     p = train(tiny(epochs=6, patience=1, val_labels=10, lr=0.05), out=tmp_path / "r", progress=False)
     summary = json.loads((p / "summary.json").read_text())

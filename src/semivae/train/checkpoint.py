@@ -4,7 +4,7 @@ One file, ``RUN/checkpoint.safetensors``, written whole (``semivae.atomic``): th
 weights, the optimiser's state, every random generator (torch's, the sampler's, CUDA's), the
 sampler's position (its generator at the start of the epoch, its labelled stream, the step
 reached), the epoch's running sums, the early-stopping state (best figure, epochs since, the
-best weights) and the stage of a staged model. Tensors are safetensors; the rest is JSON in
+best weights), the averaged weights (``--ema``) and the stage of a staged model. Tensors are safetensors; the rest is JSON in
 the file's metadata. Nothing is pickled. Resuming on CPU gives bitwise the weights an
 uninterrupted run gives.
 """
@@ -72,7 +72,8 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: Progress,
                     generators: dict[str, torch.Tensor], sampler_state: dict[str, torch.Tensor],
-                    sums: dict[str, torch.Tensor], best_state: dict[str, torch.Tensor] | None) -> None:
+                    sums: dict[str, torch.Tensor], best_state: dict[str, torch.Tensor] | None,
+                    average: dict[str, torch.Tensor] | None = None) -> None:
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_tensors, opt_rest = _optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
@@ -81,6 +82,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     tensors.update({f"sums/{k}": v.detach().cpu().reshape(1) for k, v in sums.items()})
     if best_state is not None:
         tensors.update({f"best/{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
+    if average is not None:
+        tensors.update({f"ema/{k}": v.detach().cpu().contiguous() for k, v in average.items()})
     meta = {"progress": progress.to_json(), "optimizer": json.dumps(opt_rest)}
     write_atomic(path / FILE, safetensors_bytes(tensors, metadata=meta))
 

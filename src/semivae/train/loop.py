@@ -3,6 +3,8 @@
 Per epoch: the 1:1 sampler's batches (this rank's share of each), one ``step`` each
 (``model(batch)``, backward, update), the epoch's means of every named term, validation and
 the early-stopping decision (on rank 0, once), the ``on_epoch`` callback, and a checkpoint.
+With ``--ema`` an exponential moving average of the weights follows every step; validation,
+early stopping and the saved weights see the average, and training ends holding it.
 A checkpoint (``checkpoint.py``) is also written every ``checkpoint_every`` steps and when a
 stop is requested (SIGINT / SIGTERM: the step in progress finishes first), so ``resume``
 continues exactly where training stopped, mid-epoch included.
@@ -32,8 +34,8 @@ from ..models import BaseModel
 from ..objectives.schedules import LR_SCHEDULES, KLSchedule
 from .checkpoint import Checkpoint, Progress, save_checkpoint
 from .distributed import World
-from .trainer import (OPTIMIZERS, VAL_METRICS, EpochMeans, epoch_line, make_sampler, make_step, monitor_of, postfix,
-                      set_lr)
+from .trainer import (OPTIMIZERS, VAL_METRICS, EpochMeans, averaged_weights, epoch_line, make_average, make_sampler,
+                      make_step, monitor_of, postfix, set_lr)
 
 
 class Interrupted(Exception):
@@ -89,6 +91,7 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     lr_factor = LR_SCHEDULES[cfg.lr_schedule]
     step_fn = make_step(world.wrap(model, device), optimizer, cfg.precision, cfg.compile)
     schedules = [m for m in model.modules() if isinstance(m, KLSchedule)]
+    average = make_average(model, cfg.ema)  # --ema: the weights validation sees and the run keeps
     state = Progress(stage=ctx.stage)
     best_state, sums_state, epoch_start = None, None, None
     if ctx.resume is not None and ctx.resume.progress.stage == ctx.stage:
@@ -100,6 +103,8 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         epoch_start = ctx.resume.part("sampler")
         sums_state = ctx.resume.part("sums")
         best_state = ctx.resume.part("best") or None
+        if average is not None:
+            average.load_state_dict(ctx.resume.part("ema"))
     history: list[dict] = []
 
     def checkpoint(epoch: int, step: int, sums: EpochMeans, start: dict) -> None:
@@ -109,7 +114,8 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
         prog = Progress(ctx.stage, epoch, step, state.best, state.since_best, best_state is not None, list(sums.sums))
-        save_checkpoint(ctx.run_dir, root, optimizer, prog, rng, start, sums.flat(), best_state)
+        save_checkpoint(ctx.run_dir, root, optimizer, prog, rng, start, sums.flat(), best_state,
+                        average.state_dict() if average is not None else None)
 
     for epoch in range(state.epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -135,6 +141,8 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             if cfg.lr_schedule != "constant":
                 set_lr(optimizer, base_lrs, lr_factor(progress_epochs / cfg.epochs))
             sums.add(step_fn(batch))
+            if average is not None:
+                average.update_parameters(model)
             if step % 25 == 0 or step == len(sampler) - 1:
                 if not sums.finite():
                     raise TrainingDiverged(f"loss became non-finite at epoch {epoch}, step {step + 1}")
@@ -147,32 +155,35 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
                 checkpoint(epoch, step + 1, sums, start)
         row = {"epoch": epoch, **sums.means(world)}
         improved, stop = False, False
-        if world.main:
-            val = evaluate_split(model, data.val, device=device)
-            row.update({f"val_{k}": v for k, v in val.items() if k.split("/")[0] in VAL_METRICS})
-            row["seconds"] = time.perf_counter() - t0
-            mon = monitor_of(row)
-            improved = mon is not None and mon[1] < state.best
-            stop = bool(cfg.patience and mon is not None and not improved and state.since_best + 1 >= cfg.patience)
-        improved, stop = (bool(v) for v in world.decide([improved, stop], device))
-        if improved:
-            state.best, state.since_best = (monitor_of(row) or (None, state.best))[1], 0
-            if cfg.patience:
-                best_state = copy.deepcopy(root.state_dict())
-        else:
-            state.since_best += 1
-        history.append(row)
-        if world.main:
-            if progress:
-                tqdm.write(epoch_line(row), file=sys.stderr)
-            if on_epoch is not None:
-                on_epoch(row, improved or not cfg.patience or monitor_of(row) is None)
+        with averaged_weights(model, average):  # validate, keep and save the averaged weights
+            if world.main:
+                val = evaluate_split(model, data.val, device=device)
+                row.update({f"val_{k}": v for k, v in val.items() if k.split("/")[0] in VAL_METRICS})
+                row["seconds"] = time.perf_counter() - t0
+                mon = monitor_of(row)
+                improved = mon is not None and mon[1] < state.best
+                stop = bool(cfg.patience and mon is not None and not improved and state.since_best + 1 >= cfg.patience)
+            improved, stop = (bool(v) for v in world.decide([improved, stop], device))
+            if improved:
+                state.best, state.since_best = (monitor_of(row) or (None, state.best))[1], 0
+                if cfg.patience:
+                    best_state = copy.deepcopy(root.state_dict())
+            else:
+                state.since_best += 1
+            history.append(row)
+            if world.main:
+                if progress:
+                    tqdm.write(epoch_line(row), file=sys.stderr)
+                if on_epoch is not None:
+                    on_epoch(row, improved or not cfg.patience or monitor_of(row) is None)
         state.epoch, state.step = epoch + 1, 0
         checkpoint(epoch + 1, 0, EpochMeans(device), sampler.state())
         if stop:
             break
     if best_state is not None:
         root.load_state_dict(best_state)
+    elif average is not None:
+        model.load_state_dict(average.module.state_dict())
     return history
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from ..config import TrainConfig
 from ..data.batch import Batch
@@ -32,6 +33,40 @@ def set_lr(optimizer: torch.optim.Optimizer, base_lrs: list[float], factor: floa
     """Every parameter group at its own base learning rate times ``factor``."""
     for group, base in zip(optimizer.param_groups, base_lrs):
         group["lr"] = base * factor
+
+
+def make_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """Polyak averaging, as mean teacher and FixMatch evaluate with: after step t,
+    w_avg <- d_t w_avg + (1 - d_t) w over the weights and the buffers (batch-norm statistics), with
+    d_t = min(decay, (1 + t) / (10 + t)) so that the first steps' weights fade quickly on short runs
+    (TensorFlow's ExponentialMovingAverage with num_updates); None when ``decay`` is 0."""
+    if not decay:
+        return None
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        if not averaged[0].is_floating_point():  # counters (batch norm's batches seen): the latest
+            torch._foreach_copy_(averaged, current)
+            return
+        d = torch.clamp((1 + n) / (10 + n), max=decay).to(averaged[0].dtype)  # on the device: no sync
+        torch._foreach_mul_(averaged, d)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - d))
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+@contextlib.contextmanager
+def averaged_weights(model: nn.Module, average: AveragedModel | None):
+    """Inside, ``model`` holds the averaged weights (to validate and save them); the trained ones
+    again after. Copies in place, so a wrapping model (DDP, a staged model's root) sees them too."""
+    if average is None:
+        yield
+        return
+    trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(average.module.state_dict())
+    try:
+        yield
+    finally:
+        model.load_state_dict(trained)
 
 
 def resolve_device(name: str) -> torch.device:
