@@ -46,7 +46,7 @@ def anomaly_run(tmp_path_factory):
 def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
     res = json.loads((anomaly_run / "anomaly.json").read_text())
     assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "complexity",
-                                  "neg_elbo_point", "combined"}
+                                  "neg_elbo_point", "latent_nll", "combined"}
     assert res["default_score"] == "combined" and res["n_anomalous"] > 0
     for m in res["scores"].values():
         assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]

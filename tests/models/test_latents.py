@@ -30,6 +30,19 @@ def test_the_fit_recovers_known_gaussians_and_a_class_without_codes_keeps_the_pr
     assert torch.allclose(z, torch.stack([fit.mean[0], fit.mean[1], torch.zeros(2), fit.mean[0]]))
 
 
+def test_nll_is_each_class_gaussian_negative_log_density():
+    mean = torch.tensor([[3.0, -1.0], [-2.0, 4.0]])
+    chol = torch.tensor([[[1.0, 0.0], [0.5, 0.3]], [[0.2, 0.0], [-0.4, 2.0]]])
+    z = torch.randn(7, 2, generator=torch.Generator().manual_seed(1)) * 3
+    nll = ClassLatents(mean, chol).nll(z)  # (7, 2)
+    for c in range(2):
+        truth = -torch.distributions.MultivariateNormal(mean[c], scale_tril=chol[c]).log_prob(z)
+        assert torch.allclose(nll[:, c], truth, atol=1e-4)
+    # a code at a class's mean is likelier under it than a code far from both
+    near_far = ClassLatents(mean, chol).nll(torch.stack([mean[0], torch.tensor([30.0, 30.0])])).min(-1).values
+    assert near_far[0] < near_far[1]
+
+
 def test_only_confident_codes_shape_a_class_where_there_are_enough():
     codes = torch.cat([torch.zeros(40, 2), torch.full((40, 2), 10.0)])  # 40 sure codes at 0, 40 hesitant at 10
     sure, hesitant = torch.tensor([[1.0, 0.0]]).repeat(40, 1), torch.tensor([[0.6, 0.4]]).repeat(40, 1)

@@ -10,6 +10,10 @@ neg_elbo_point    -(log p(x | z) - KL) with every latent at the mean of q: deter
 neg_iwae          -L_k, the importance-weighted bound on log p(x) with k samples
 one_minus_max_pi  1 - max_k pi_k(x): the classifier's uncertainty (models with a class layer)
 entropy           H(pi(x)) in nats (models with a class layer)
+latent_nll        -log p(mu(x) | c) under the class latents (models/latents.py) of the class
+                  that fits mu(x), the mean of q(z|x), best: how far the code lies from every
+                  class's region in z (Lee et al. 2018's class-conditional Gaussians, per
+                  class covariances; models with class latents)
 complexity        neg_elbo minus the input's length under a generic compressor (zlib, in
                   nats, pixels quantised as the likelihood sees them): likelihoods favour
                   simple inputs (Serra et al. 2020); images only
@@ -63,6 +67,11 @@ def _entropy(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
     return -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
 
 
+def _latent_nll(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    mu = model.inference(x, mask, sample=False).mu  # (B, D)
+    return model.class_latents.nll(mu).min(-1).values
+
+
 def compressed_nats(x: torch.Tensor, binary: bool) -> torch.Tensor:
     """Length of each input under zlib (level 9), in nats: (B,). Pixels are quantised the way
     the likelihood sees them, to 1 bit (``binary``, a Bernoulli model) or to 8 bits, so the
@@ -81,7 +90,7 @@ def _complexity(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
 Score = Callable[[BaseModel, torch.Tensor, torch.Tensor | None, int, int], torch.Tensor]
 SCORES: dict[str, Score] = {
     "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_elbo_point": _neg_elbo_point, "neg_iwae": _neg_iwae,
-    "one_minus_max_pi": _max_pi, "entropy": _entropy, "complexity": _complexity,
+    "one_minus_max_pi": _max_pi, "entropy": _entropy, "latent_nll": _latent_nll, "complexity": _complexity,
 }
 
 
@@ -94,7 +103,8 @@ def available_scores(model: BaseModel) -> list[str]:
     """The scores that apply to ``model`` on its kind of data, ``combined`` last when it applies."""
     image = model.spec.kind == "image"
     names = [n for n in SCORES if (n not in ("one_minus_max_pi", "entropy") or model.heads)
-             and (n != "complexity" or image) and (n in ("one_minus_max_pi", "entropy") or model.has_decoder)]
+             and (n != "complexity" or image) and (n in ("one_minus_max_pi", "entropy") or model.has_decoder)
+             and (n != "latent_nll" or model.class_latents is not None)]
     return names + (["combined"] if all(p in names for p in combined_parts(names)) else [])
 
 
