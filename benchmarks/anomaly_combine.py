@@ -25,6 +25,11 @@ CANDIDATES = {
     "max(neg_elbo,complexity,entropy)": ("max", ("neg_elbo", "complexity", "entropy")),
     "neg_elbo+complexity": ("mean", ("neg_elbo", "complexity")),
     "max(neg_elbo,complexity)": ("max", ("neg_elbo", "complexity")),
+    # with the class latents' score (runs from commit fcd3faf on)
+    "neg_elbo+complexity+entropy+latent_nll": ("mean", ("neg_elbo", "complexity", "entropy", "latent_nll")),
+    "neg_elbo+complexity+latent_nll": ("mean", ("neg_elbo", "complexity", "latent_nll")),
+    "complexity+latent_nll": ("mean", ("complexity", "latent_nll")),
+    "complexity+entropy+latent_nll": ("mean", ("complexity", "entropy", "latent_nll")),
 }
 
 

@@ -102,3 +102,12 @@ def test_conv_gets_label_targets_and_elastic_bends_and_old_conv_runs_resume_with
     del saved["model"]["augment_elastic"], saved["model"]["consistency_labels"]  # a conv run of before
     old = RunConfig.from_dict(saved, saved=True).model
     assert (old.consistency_labels, old.augment_elastic) == (False, 0.0)
+
+
+def test_conv_averages_its_weights_unless_told_not_to_and_old_conv_runs_resume_without():
+    conv, dense = resolve(None, {"arch": {"arch": "conv"}}), resolve(None, {})
+    assert (conv.train.ema, dense.train.ema) == (0.999, 0.0)
+    assert resolve(None, {"arch": {"arch": "conv"}, "train": {"ema": 0.0}}).train.ema == 0.0  # the user's word wins
+    saved = conv.to_dict()
+    del saved["train"]["ema"]  # a conv run written before --ema
+    assert RunConfig.from_dict(saved, saved=True).train.ema == 0.0

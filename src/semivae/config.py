@@ -36,7 +36,8 @@ class TrainConfig:
     lr_schedule: str = opt("constant", "constant, or cosine: the learning rate falls from --lr to 0 along a half "
                                        "cosine over the epochs (step by step)")
     ema: float = opt(0.0, "average the weights along training: an exponential moving average with this decay per "
-                          "step (e.g. 0.999) is what validation sees and the run keeps (0 = off)")
+                          "step (e.g. 0.999) is what validation sees and the run keeps (0 = off; --arch conv's "
+                          "preset: 0.999)")
     momentum: float = opt(0.9, "rmsprop momentum")
     weight_decay: float = opt(0.0, "L2 weight decay")
     patience: int = opt(0, "early stopping: stop after this many epochs without validation improvement (0 = off)")
@@ -147,15 +148,19 @@ _PAPER_TRAIN = {"optimizer": "rmsprop", "lr": 5e-4, "momentum": 0.9, "batch_size
 _PAPER_MODEL = {"alpha": 500.0, "beta": 1.0, "consistency": 0.0}  # the paper's objective: no consistency term
 
 # Conv: the best configuration measured from 100 MNIST labels (docs/benchmarks.md section 11):
-# the consistency term's labelled points taught their labels, images also bent elastically.
+# the consistency term's labelled points taught their labels, images also bent elastically, and
+# the weights averaged along training (a conv run saved before --ema existed reads 0: TrainConfig's
+# default, so it resumes as it began).
 _CONV_CONSISTENCY = {"consistency_labels": True, "augment_elastic": 1.5}
+_CONV_TRAIN = {"ema": 0.999}
 
 # Recurrent (sequences): "paper" is Table 15 (dense 40, LSTM 40, dense 30 per step; a z of 2 and
 # a pi at every step; RMSprop lr 1e-3, momentum 0.9).
 _RECURRENT = {"hidden": [64, 64], "rnn_hidden": 64, "dropout": 0.0}
 PRESETS: dict[str, dict[str, dict]] = {
     "default": {"dense": {},
-                "conv": {"arch": {"batch_norm": True, "dropout": 0.25}, "model": _CONV_CONSISTENCY},
+                "conv": {"arch": {"batch_norm": True, "dropout": 0.25}, "model": _CONV_CONSISTENCY,
+                         "train": _CONV_TRAIN},
                 "recurrent": {"arch": _RECURRENT}},
     "paper": {
         "dense": {"arch": {"hidden": [1024, 1024], "latent_dim": 2, "dropout": 0.0, "batch_norm": False},

@@ -48,6 +48,7 @@ def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
     assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "complexity",
                                   "neg_elbo_point", "latent_nll", "combined"}
     assert res["default_score"] == "combined" and res["n_anomalous"] > 0
+    assert set(res["combine"]) == {"neg_elbo", "complexity", "entropy", "latent_nll"}  # with class latents
     for m in res["scores"].values():
         assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]
     assert res["scores"]["combined"]["auroc"] > 0.7  # 1s left out of 8x8 digits: far above chance

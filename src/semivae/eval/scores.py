@@ -18,9 +18,11 @@ complexity        neg_elbo minus the input's length under a generic compressor (
                   nats, pixels quantised as the likelihood sees them): likelihoods favour
                   simple inputs (Serra et al. 2020); images only
 combined          the mean of the validation-standardised (z-scored against normal validation
-                  points) neg_elbo, complexity and, with a class layer, entropy: the best mean
-                  AUROC of the combinations measured on MNIST, confirmed on Fashion-MNIST
-                  (docs/benchmarks.md, benchmarks/anomaly_combine.py)
+                  points) neg_elbo, complexity and, with a class layer, entropy and (where
+                  the class latents exist) latent_nll: the best mean AUROC of the
+                  combinations measured on MNIST, confirmed on Fashion-MNIST
+                  (docs/benchmarks.md, benchmarks/anomaly_combine.py); a run keeps the parts
+                  it was scored with (RUN/anomaly.json)
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ SCORES: dict[str, Score] = {
 
 def combined_parts(names: list[str]) -> tuple[str, ...]:
     """What ``combined`` averages, given the scores that apply."""
-    return ("neg_elbo", "complexity") + (("entropy",) if "entropy" in names else ())
+    return ("neg_elbo", "complexity") + tuple(n for n in ("entropy", "latent_nll") if n in names)
 
 
 def available_scores(model: BaseModel) -> list[str]:
