@@ -49,8 +49,9 @@ def make_average(model: nn.Module, decay: float) -> AveragedModel | None:
             torch._foreach_copy_(averaged, current)
             return
         d = torch.clamp((1 + n) / (10 + n), max=decay).to(averaged[0].dtype)  # on the device: no sync
-        torch._foreach_mul_(averaged, d)
-        torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - d))
+        step = torch._foreach_sub(current, averaged)  # w_avg += (1 - d)(w - w_avg): exact for a frozen w
+        torch._foreach_mul_(step, 1 - d)
+        torch._foreach_add_(averaged, step)
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
