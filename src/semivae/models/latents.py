@@ -20,10 +20,10 @@ figures do with the same z. Nothing about training changes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
+from torch.distributions import MultivariateNormal
 
 JITTER = 1e-4  # added to each covariance's diagonal so its Cholesky factor exists
 CONFIDENT = 0.99  # the pi a code needs to shape its class's Gaussian
@@ -43,12 +43,8 @@ class ClassLatents:
 
     def nll(self, z: torch.Tensor) -> torch.Tensor:
         """-log N(z; m_c, L_c L_c^T) of codes ``z`` (B, D) under every class: (B, K)."""
-        mean, chol = self.mean.to(z), self.chol.to(z)  # (K, D), (K, D, D)
-        diff = (z[None] - mean[:, None]).transpose(1, 2)  # (K, D, B)
-        white = torch.linalg.solve_triangular(chol, diff, upper=False)  # (K, D, B): L_c^-1 (z - m_c)
-        log_det = torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(-1)  # (K,): log |L_c|
-        d = z.shape[1]
-        return (0.5 * (white ** 2).sum(1) + log_det[:, None] + 0.5 * d * math.log(2 * math.pi)).T  # (B, K)
+        gaussians = MultivariateNormal(self.mean.to(z), scale_tril=self.chol.to(z), validate_args=False)  # K of them
+        return -gaussians.log_prob(z[:, None, :])  # (B, K)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean.contiguous(), "chol": self.chol.contiguous()}

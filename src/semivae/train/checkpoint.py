@@ -4,9 +4,9 @@ One file, ``RUN/checkpoint.safetensors``, written whole (``semivae.atomic``): th
 weights, the optimiser's state, every random generator (torch's, the sampler's, CUDA's), the
 sampler's position (its generator at the start of the epoch, its labelled stream, the step
 reached), the epoch's running sums, the early-stopping state (best figure, epochs since, the
-best weights), the averaged weights (``--ema``) and the stage of a staged model. Tensors are safetensors; the rest is JSON in
-the file's metadata. Nothing is pickled. Resuming on CPU gives bitwise the weights an
-uninterrupted run gives.
+best weights), the averaged weights (``--ema``) and the stage of a staged model. Tensors are
+safetensors; the rest is JSON in the file's metadata. Nothing is pickled. Resuming on CPU gives
+bitwise the weights an uninterrupted run gives.
 """
 
 from __future__ import annotations
