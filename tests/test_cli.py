@@ -87,6 +87,31 @@ def test_console_script_help():
         assert flag in out.stdout
 
 
+
+def test_version_without_installed_metadata(monkeypatch, capsys):
+    """--version reads semivae.__version__ (which the package metadata is built from), so the
+    command also runs from a source checkout on PYTHONPATH, where no metadata is installed."""
+    import importlib
+    import importlib.metadata
+
+    import semivae
+    from semivae.cli import parser
+
+    assert importlib.metadata.version("semivae") == semivae.__version__
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    try:
+        with pytest.raises(SystemExit) as e:
+            importlib.reload(parser).build_parser().parse_args(["--version"])
+        assert e.value.code == 0
+        assert capsys.readouterr().out.strip() == f"semivae {semivae.__version__}"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(parser)
+
+
 def test_tabular_csv_end_to_end(tmp_path, capsys):
     rng = np.random.default_rng(0)
     n = 200

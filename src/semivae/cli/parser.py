@@ -5,8 +5,8 @@ and help text; the other commands' flags written out here."""
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import version
 
+from .. import __version__
 from ..config import SECTIONS, section_fields
 from ..models import MODELS
 from ..options import default_of, flag_kwargs, hints, shown
@@ -39,7 +39,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semivae", description="One variational autoencoder for 0-100 % labels: "
                                 "train, evaluate and predict from the command line.")
-    p.add_argument("--version", action="version", version=f"semivae {version('semivae')}")
+    p.add_argument("--version", action="version", version=f"semivae {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model and write a run directory",
