@@ -12,7 +12,7 @@ SRC = ROOT / "src" / "semivae"
 
 # lowest first; a module may import from its own package or from a lower layer only
 LAYERS = [
-    {"errors"},
+    {"errors", "version"},
     {"atomic", "options"},
     {"data", "nn", "objectives"},
     {"models"},

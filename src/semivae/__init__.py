@@ -15,8 +15,7 @@ No labels (a VAE), a few labels (semi-supervised, Berkhahn et al. 2019) or all l
 is ``semivae.sklearn.SemiVAEClassifier``; ONNX export ``semivae.export.export_onnx``.
 """
 
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: F401  (re-exported)
 from . import train  # noqa: E402  (the package, callable as the function)
 from .config import RunConfig, resolve  # noqa: E402
 from .errors import TrainingDiverged, UserError  # noqa: E402

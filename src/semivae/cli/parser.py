@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
 from ..config import SECTIONS, section_fields
 from ..models import MODELS
 from ..options import default_of, flag_kwargs, hints, shown
+from ..version import __version__
 from . import serving
 
 
