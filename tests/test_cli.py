@@ -87,7 +87,6 @@ def test_console_script_help():
         assert flag in out.stdout
 
 
-
 def test_version_without_installed_metadata(monkeypatch, capsys):
     """--version reads semivae.__version__ (which the package metadata is built from), so the
     command also runs from a source checkout on PYTHONPATH, where no metadata is installed."""
