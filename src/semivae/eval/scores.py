@@ -101,12 +101,18 @@ def combined_parts(names: list[str]) -> tuple[str, ...]:
     return ("neg_elbo", "complexity") + tuple(n for n in ("entropy", "latent_nll") if n in names)
 
 
+# What a score needs of the model; any score not named here needs a decoder (a likelihood)
+NEEDS: dict[str, Callable[[BaseModel], bool]] = {
+    "one_minus_max_pi": lambda m: bool(m.heads),
+    "entropy": lambda m: bool(m.heads),
+    "latent_nll": lambda m: m.has_decoder and m.class_latents is not None,
+    "complexity": lambda m: m.has_decoder and m.spec.kind == "image",
+}
+
+
 def available_scores(model: BaseModel) -> list[str]:
     """The scores that apply to ``model`` on its kind of data, ``combined`` last when it applies."""
-    image = model.spec.kind == "image"
-    names = [n for n in SCORES if (n not in ("one_minus_max_pi", "entropy") or model.heads)
-             and (n != "complexity" or image) and (n in ("one_minus_max_pi", "entropy") or model.has_decoder)
-             and (n != "latent_nll" or model.class_latents is not None)]
+    names = [n for n in SCORES if NEEDS.get(n, lambda m: m.has_decoder)(model)]
     return names + (["combined"] if all(p in names for p in combined_parts(names)) else [])
 
 
