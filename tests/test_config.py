@@ -8,7 +8,11 @@ def test_precedence_defaults_preset_file_flags():
     assert resolve().arch.hidden == [512, 256]
     paper = resolve({"preset": "paper"})
     assert paper.arch.hidden == [1024, 1024] and paper.arch.latent_dim == 2 and paper.train.optimizer == "rmsprop"
-    assert paper.train.lr == 5e-4 and paper.train.momentum == 0.9
+    # Keras' RMSprop (rho 0.9, no momentum) and initialisers for the dense net; the conv one as measured
+    assert paper.train.lr == 5e-4 and (paper.train.momentum, paper.train.rho) == (0.0, 0.9)
+    assert paper.arch.weight_init == "glorot" and paper.model.alpha == 30
+    conv = resolve({"preset": "paper", "arch": {"arch": "conv"}})
+    assert (conv.train.momentum, conv.train.rho, conv.arch.weight_init, conv.model.alpha) == (0.9, 0.99, "torch", 500)
     file_cfg = {"preset": "paper", "arch": {"latent_dim": 8}, "train": {"epochs": 3}}
     cfg = resolve(file_cfg, nest({"epochs": 5}))
     assert cfg.arch.latent_dim == 8 and cfg.train.epochs == 5 and cfg.arch.hidden == [1024, 1024]

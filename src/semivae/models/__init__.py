@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..nn import ArchConfig
+from ..nn import INITS, ArchConfig
 from .base import (BaseModel, Head, Inference, LossOutput, Model, ModelConfig, ModelSpec, Stage, declare_heads,
                    model_device)
 from .capabilities import ClassifierHeads, Decoder, ImportanceWeights, Regressor
@@ -37,7 +37,10 @@ def model_entry(name: str) -> ModelEntry:
 
 
 def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseModel:
-    return model_entry(cfg.model).cls(spec, arch, cfg)
+    """The model ``cfg.model`` names, its dense and conv layers initialised by ``arch.weight_init``."""
+    model = model_entry(cfg.model).cls(spec, arch, cfg)
+    INITS[arch.weight_init](model)
+    return model
 
 
 __all__ = ["MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",

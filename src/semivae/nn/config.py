@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..options import opt
+from .init import INITS
 
 
 @dataclass
@@ -29,9 +30,13 @@ class ArchConfig:
     latent_dim: int = opt(16, "size of z")
     dropout: float = opt(0.5, "dropout rate after hidden layers")
     batch_norm: bool = opt(False, "batch normalisation after hidden layers")
+    weight_init: str = opt("torch", "weight initialisation: torch (PyTorch's defaults) or glorot (Keras' defaults: "
+                             "Glorot-uniform weights and zero biases in every dense and conv layer)")
 
     def validate(self) -> None:
         """Checks of the options; each failure is a one-line UserError."""
+        if self.weight_init not in INITS:
+            raise UserError(f"unknown --weight-init {self.weight_init!r}; choose {' or '.join(INITS)}")
         if self.cell not in ("lstm", "gru"):
             raise UserError(f"unknown --cell {self.cell!r}; choose lstm or gru")
         if self.sequence_latent not in ("pooled", "per-step"):

@@ -25,7 +25,7 @@ from ..models import BaseModel, LossOutput
 OPTIMIZERS: dict[str, Callable] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "rmsprop": lambda params, c: torch.optim.RMSprop(params, lr=c.lr, momentum=c.momentum,
-                                                      weight_decay=c.weight_decay),
+                                                      alpha=c.rho, weight_decay=c.weight_decay),
 }
 
 
