@@ -42,7 +42,7 @@ def _mnist_with_bad_magic(tmp: Path) -> Path:
 
 CASES = {
     "negative lr": (["train", "--lr", "-1"], "--lr must be > 0"),
-    "rho 1": (["train", "--optimizer", "rmsprop", "--rho", "1"], "--rho in (0, 1)"),
+    "rho 1": (["train", "--optimizer", "rmsprop", "--rho", "1"], "--rho 1.0 is outside (0, 1)"),
     "dropout 2": (["train", "--dropout", "2"], "--dropout 2.0 is outside [0, 1)"),
     "latent dim 0": (["train", "--latent-dim", "0"], "--latent-dim"),
     "threads 0": (["train", "--threads", "0"], "--threads >= 1"),

@@ -259,9 +259,10 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"--ema {t.ema} is outside [0, 1); give a decay per step such as 0.999, or 0 for none")
     if t.precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {t.precision!r}; choose fp32 or bf16")
-    if not t.lr > 0 or t.weight_decay < 0 or not 0 <= t.momentum < 1 or not 0 < t.rho < 1:
-        raise UserError("--lr must be > 0, --weight-decay >= 0, --momentum in [0, 1) and --rho in (0, 1); "
-                        "e.g. --lr 0.001")
+    if not t.lr > 0 or t.weight_decay < 0 or not 0 <= t.momentum < 1:
+        raise UserError("--lr must be > 0, --weight-decay >= 0 and --momentum in [0, 1); e.g. --lr 0.001")
+    if not 0 < t.rho < 1:
+        raise UserError(f"--rho {t.rho} is outside (0, 1); give e.g. 0.9 (Keras' default) or 0.99 (torch's)")
     if t.patience < 0 or t.checkpoint_every < 0 or t.workers < 0 or (t.threads is not None and t.threads < 1):
         raise UserError("--patience, --checkpoint-every and --workers must be >= 0 and --threads >= 1")
     check_device(t.device)
