@@ -9,11 +9,12 @@ from torch import nn
 from semivae.errors import UserError
 from semivae.models import build_model
 from semivae.nn import ArchConfig
+from semivae.nn.init import LAYERS
 from tests.conftest import model_config, spec
 
 
 def _layers(model):
-    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    return [m for m in model.modules() if isinstance(m, LAYERS)]
 
 
 def _glorot_bound(layer) -> float:
