@@ -44,6 +44,8 @@ CASES = {
     "negative lr": (["train", "--lr", "-1"], "--lr must be > 0"),
     "rho 1": (["train", "--optimizer", "rmsprop", "--rho", "1"], "--rho 1.0 is outside (0, 1)"),
     "dropout 2": (["train", "--dropout", "2"], "--dropout 2.0 is outside [0, 1)"),
+    "label column on digits": (["train", *FAST, "--label-column", "y", "--out", "{tmp}/run"],
+                               "--label-column names a column of a .csv file"),
     "latent dim 0": (["train", "--latent-dim", "0"], "--latent-dim"),
     "threads 0": (["train", "--threads", "0"], "--threads >= 1"),
     "patience -1": (["train", "--patience", "-1"], "--patience"),

@@ -109,6 +109,8 @@ def load_dataset(
     stratified 20 % of the labelled points is held out with a fixed seed.
     """
     loader = DATASETS.get(name_or_path.strip().lower())
+    if loader is not None or Path(name_or_path).suffix.lower() != ".csv":
+        _refuse_csv_options(name_or_path, label_column, id_column, feature_columns)
     if loader is not None:
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
@@ -131,6 +133,16 @@ def load_dataset(
         f"unknown data set '{name_or_path}' and no such file or folder; "
         f"use one of {', '.join(DATASETS)} or a path to a .npz file, .csv file or image folder"
     )
+
+
+def _refuse_csv_options(source: str, label_column: str, id_column: str | None,
+                        feature_columns: list[str] | None) -> None:
+    """The column options name a CSV file's columns; any other source would silently ignore them."""
+    given = [flag for flag, on in (("--label-column", label_column != "label"), ("--id-column", id_column is not None),
+                                   ("--feature-columns", feature_columns is not None)) if on]
+    if given:
+        raise UserError(f"{given[0]} names a column of a .csv file, but {source!r} is not one (its labels come "
+                        f"with it); drop {given[0]}")
 
 
 # ----------------------------------------------------------------------- user files
