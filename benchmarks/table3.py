@@ -55,6 +55,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--semi-epochs", type=int, default=10)
     p.add_argument("--sup-epochs", type=int, default=20)
+    p.add_argument("--modes", nargs="+", choices=["semi", "supervised"], default=["semi", "supervised"],
+                   help="which of the two models to train (e.g. the supervised sibling alone)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options, e.g. alpha=100")
     p.add_argument("--out", default="bench-results/table3.json")
     a = p.parse_args()
@@ -64,7 +66,7 @@ def main() -> None:
     for budget in a.budgets:
         for seed in a.seeds:
             for mode, epochs in (("semi", a.semi_epochs), ("supervised", a.sup_epochs)):
-                if (mode, budget, seed) not in done:
+                if mode in a.modes and (mode, budget, seed) not in done:
                     results.add(one_run(a.arch, a.preset, mode, budget, seed, epochs, extra) | {"set": extra})
     rows = results.rows
     print(summarise(rows))
