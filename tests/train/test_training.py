@@ -162,10 +162,10 @@ def test_rmsprop_reads_momentum_and_rho_as_torch_momentum_and_alpha():
     from semivae.train.trainer import OPTIMIZERS
 
     w = torch.nn.Parameter(torch.ones(3))
-    group = OPTIMIZERS["rmsprop"]([w], TrainConfig(optimizer="rmsprop", momentum=0.0, rho=0.9)).param_groups[0]
+    opt = OPTIMIZERS["rmsprop"]([w], TrainConfig(optimizer="rmsprop", lr=0.01, momentum=0.0, rho=0.9))
+    group = opt.param_groups[0]
     assert group["alpha"] == 0.9 and group["momentum"] == 0.0
     # one step from zero state: v = (1 - rho) g^2, so the step is lr * g / sqrt((1 - rho) g^2)
     w.grad = torch.full((3,), 2.0)
-    opt = OPTIMIZERS["rmsprop"]([w], TrainConfig(optimizer="rmsprop", lr=0.01, momentum=0.0, rho=0.9))
     opt.step()
     assert torch.allclose(w.detach(), torch.full((3,), 1 - 0.01 / 0.1 ** 0.5), atol=1e-5)
