@@ -7,17 +7,20 @@ Each (class, mode, label fraction, seed) trains ``semivae anomaly``'s protocol w
 default dense preset (``--set arch=conv`` and other options change it; the unsupervised VAE
 drops pi, same data and seed), then scores the test split (held-out normal + every anomalous
 point) with every score. Rows are appended to the JSON file as they finish; a restart skips
-finished ones.
+finished ones. With ``--keep-runs DIR`` the trained runs stay in DIR, and a run found finished
+there is scored again instead of trained (to measure a new score on the same models).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import semivae
 from semivae.eval.anomaly import evaluate_anomaly
@@ -28,15 +31,20 @@ def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epoch
     budget = {"label_fraction": fraction} if mode == "semi" else {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run = semivae.train(out=Path(tmp) / "run", progress=False, dataset=dataset, anomaly_class=cls, mode=mode,
-                            seed=seed, epochs=epochs, threads=a.threads, **budget, **a.extra)
-        seconds = time.perf_counter() - t0
+        name = f"{dataset}-{cls}-{mode}-{fraction}-{seed}-{epochs}"
+        out = Path(a.keep_runs) / name if a.keep_runs else Path(tmp) / "run"
+        if (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())["status"] == "completed":
+            run, seconds = out, json.loads((out / "summary.json").read_text())["seconds"]  # kept: score it again
+        else:
+            run = semivae.train(out=out, progress=False, dataset=dataset, anomaly_class=cls, mode=mode,
+                                seed=seed, epochs=epochs, threads=a.threads, **budget, **a.extra)
+            seconds = time.perf_counter() - t0
         res = evaluate_anomaly(run, samples=a.score_samples, iwae_k=a.score_iwae_k)
         if a.keep_scores:  # per-point validation and test scores, for studying score combinations
-            keep = Path(a.keep_scores) / f"{dataset}-{cls}-{mode}-{fraction}-{seed}-{epochs}"
+            keep = Path(a.keep_scores) / name
             keep.mkdir(parents=True, exist_ok=True)
-            for name in ("anomaly_scores.npz", "anomaly.json"):
-                (keep / name).write_bytes((run / name).read_bytes())
+            for f in ("anomaly_scores.npz", "anomaly.json"):
+                (keep / f).write_bytes((Path(run) / f).read_bytes())
     return {"dataset": dataset, "class": cls, "mode": mode, "label_fraction": fraction if mode == "semi" else None,
             "seed": seed, "epochs": epochs, "set": a.extra, "seconds": seconds, "default_score": res["default_score"],
             "auroc": {n: m["auroc"] for n, m in res["scores"].items()},
@@ -74,10 +82,13 @@ def main() -> None:
     p.add_argument("--score-samples", type=int, default=5)
     p.add_argument("--score-iwae-k", type=int, default=20)
     p.add_argument("--keep-scores", default=None, metavar="DIR", help="copy each run's per-point scores here")
+    p.add_argument("--keep-runs", default=None, metavar="DIR", help="train the runs here and keep them (to score again)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options, e.g. arch=conv")
     p.add_argument("--out", default="bench-results/anomaly.json")
     a = p.parse_args()
     a.extra = parse_set(a.set)
+    if a.threads:
+        torch.set_num_threads(a.threads)  # training sets it too; scoring a kept run needs it here
     results = ResultsFile(a.out, vars(a))
     done = {(r["class"], r["mode"], r["label_fraction"], r["seed"], r["epochs"]) for r in results.rows}
     for seed in a.seeds:

@@ -2,8 +2,9 @@
 
     python benchmarks/anomaly_combine.py /work/bench/scores --dataset mnist
 
-Reads the run folders that ``benchmarks/anomaly.py --keep-scores DIR`` wrote (validation and
-test scores of every score, per point), standardises each score by its normal validation
+Reads the run folders that ``benchmarks/anomaly.py --keep-scores DIR`` or ``--keep-runs DIR``
+wrote (validation and test scores of every score, per point; a class's AUROC is the mean over
+the seeds found), standardises each score by its normal validation
 points (z-scores: no anomaly labels needed) and reports the test AUROC of candidate
 combinations per left-out class, their mean and their worst class. Choose on one dataset
 (MNIST) and confirm on another (Fashion-MNIST) to keep the choice honest.
@@ -30,6 +31,13 @@ CANDIDATES = {
     "neg_elbo+complexity+latent_nll": ("mean", ("neg_elbo", "complexity", "latent_nll")),
     "complexity+latent_nll": ("mean", ("complexity", "latent_nll")),
     "complexity+entropy+latent_nll": ("mean", ("complexity", "entropy", "latent_nll")),
+    # with the nearest-neighbour score (runs scored from session 25 on)
+    "neg_elbo+complexity+entropy+latent_nll+knn": ("mean", ("neg_elbo", "complexity", "entropy", "latent_nll", "knn")),
+    "neg_elbo+complexity+entropy+knn": ("mean", ("neg_elbo", "complexity", "entropy", "knn")),
+    "complexity+entropy+latent_nll+knn": ("mean", ("complexity", "entropy", "latent_nll", "knn")),
+    "complexity+entropy+knn": ("mean", ("complexity", "entropy", "knn")),
+    "complexity+knn": ("mean", ("complexity", "knn")),
+    "entropy+knn": ("mean", ("entropy", "knn")),
 }
 
 
@@ -49,8 +57,10 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist")
     a = ap.parse_args()
     runs = sorted(Path(a.folder).glob(f"{a.dataset}-*"))
-    table: dict[tuple[str, str], dict[str, float]] = {}
+    per_seed: dict[tuple[str, str], list[dict[str, float]]] = {}  # (mode, class) -> one row per seed
     for run in runs:
+        if not (run / "anomaly_scores.npz").is_file():
+            continue
         cls, mode = run.name[len(a.dataset) + 1:].split("-")[:2]
         with np.load(run / "anomaly_scores.npz") as f:
             z = {k: f[k] for k in f.files}
@@ -60,11 +70,15 @@ def main() -> None:
             c = combine(z, how, parts, "test")
             if c is not None:
                 row[name] = auroc(flags, c)
-        table[(mode, cls)] = row
+        per_seed.setdefault((mode, cls), []).append(row)
+    table = {k: {n: float(np.mean([r[n] for r in rows if n in r])) for n in set().union(*rows)}
+             for k, rows in per_seed.items()}  # each class's AUROC: the mean over its seeds
     for mode in sorted({m for m, _ in table}):
         rows = {c: r for (m, c), r in table.items() if m == mode}
         names = sorted({n for r in rows.values() for n in r}, key=lambda n: -np.mean([r.get(n, np.nan) for r in rows.values()]))
-        print(f"\n{a.dataset}, {mode}, {len(rows)} classes: mean AUROC (worst class)")
+        seeds = {len(v) for (m, _), v in per_seed.items() if m == mode}
+        print(f"\n{a.dataset}, {mode}, {len(rows)} classes, {'/'.join(map(str, sorted(seeds)))} seeds each: "
+              "mean AUROC (worst class)")
         for n in names:
             v = np.array([r.get(n, np.nan) for r in rows.values()])
             print(f"  {n:<36} {np.nanmean(v):.3f} ({np.nanmin(v):.3f})   " +

@@ -46,9 +46,9 @@ def anomaly_run(tmp_path_factory):
 def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
     res = json.loads((anomaly_run / "anomaly.json").read_text())
     assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "complexity",
-                                  "neg_elbo_point", "latent_nll", "combined"}
+                                  "neg_elbo_point", "latent_nll", "knn", "combined"}
     assert res["default_score"] == "combined" and res["n_anomalous"] > 0
-    assert set(res["combine"]) == {"neg_elbo", "complexity", "entropy", "latent_nll"}  # with class latents
+    assert set(res["combine"]) == {"complexity", "entropy", "latent_nll", "knn"}  # class latents and a feature bank
     for m in res["scores"].values():
         assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]
     assert res["scores"]["combined"]["auroc"] > 0.7  # 1s left out of 8x8 digits: far above chance
@@ -82,6 +82,25 @@ def test_score_writes_score_flag_and_class(anomaly_run, tmp_path):
     assert len(rows) == 6 and set(rows[0]) == {"row", "id", "score", "flag", "predicted"}
     assert all(r["flag"] in ("0", "1") for r in rows) and all(r["predicted"] != "1" for r in rows)
     assert main(["score", str(anomaly_run), str(tmp_path / "new.npz"), "--score", "nope"]) == 2
+
+
+def test_the_feature_bank_is_the_training_split_and_its_loss_is_one_line(anomaly_run, tmp_path, capsys):
+    import shutil
+
+    run = load_run(anomaly_run)
+    assert run.model.feature_bank is not None  # written by `semivae anomaly`, loaded with the run
+    bank = run.model.feature_bank.features
+    assert bank.dtype == torch.float16 and len(bank) == len(run.split_data("train"))
+    assert torch.allclose(bank.float().norm(dim=1), torch.ones(len(bank)), atol=1e-2)
+    copy = tmp_path / "copy"
+    shutil.copytree(anomaly_run, copy)
+    (copy / "feature_bank.safetensors").unlink()
+    np.savez(tmp_path / "new.npz", x=np.zeros((2, 8, 8), dtype=np.uint8))
+    assert main(["score", str(copy), str(tmp_path / "new.npz"), "--score", "knn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "feature_bank.safetensors" in err and "\n" not in err
+    assert main(["score", str(copy), str(tmp_path / "new.npz")]) == 2  # the default, combined, averages knn in
+    assert main(["score", str(copy), str(tmp_path / "new.npz"), "--score", "neg_elbo"]) == 0  # the rest still score
 
 
 def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_path):

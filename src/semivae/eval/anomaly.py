@@ -1,6 +1,7 @@
 """Anomaly detection on runs: score, threshold, report, and score new data.
 
-``evaluate_anomaly(run)`` scores the validation split (normal points only, by the protocol)
+``evaluate_anomaly(run)`` fits the run's feature bank (neighbours.py, for the ``knn`` score),
+scores the validation split (normal points only, by the protocol)
 and the anomaly test split with every score that applies, sets each score's flag threshold
 at a target false-positive rate on the validation points, and writes
 
@@ -30,6 +31,7 @@ from ..models import model_device
 from ..runs import Run, as_run
 from . import metrics
 from .evaluation import read_inputs, row_ids
+from .neighbours import fit_feature_bank
 from .scores import available_scores, combine_stats, combined_score, compute_scores, first_head_proba
 
 FP, FN = "false positive", "false negative"
@@ -69,6 +71,7 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
     bundle = run.dataset(data_dir)
     val, test = bundle.train.take(torch.from_numpy(run.split.val)), bundle.test
     flags = bundle.meta["test_anomalous"]
+    fit_feature_bank(run, data_dir=data_dir, seed=seed)
     model = run.model
     names = available_scores(model)
     torch.manual_seed(seed)
@@ -116,9 +119,15 @@ def score(run: Run | str | Path, inputs, score_name: str | None = None, samples:
     name = score_name or info["default_score"]
     if name not in info["scores"]:
         raise UserError(f"unknown score {name!r} for this run; choose one of {sorted(info['scores'])}")
+    combine = {k: tuple(v) for k, v in info["combine"].items()} if info.get("combine") else None
+    needed = set(combine or {}) if name == "combined" else {name}
+    missing = sorted(needed - set(available_scores(run.model)))
+    if missing:
+        raise UserError(f"score {name!r} needs {', '.join(missing)}, which run {run.path} can no longer compute (a "
+                        "file beside model.safetensors is missing: feature_bank.safetensors for knn, "
+                        "class_latents.safetensors for latent_nll); restore it or run `semivae anomaly` again")
     data = read_inputs(run, inputs)
     torch.manual_seed(seed)
-    combine = {k: tuple(v) for k, v in info["combine"].items()} if info.get("combine") else None
     s = compute_scores(run.model, data, [name], samples or info["samples"], info["iwae_k"], combine=combine)
     proba = _proba(run.model, data)
     classes = run.classes

@@ -14,12 +14,17 @@ latent_nll        -log p(mu(x) | c) under the class latents (models/latents.py) 
                   that fits mu(x), the mean of q(z|x), best: how far the code lies from every
                   class's region in z (Lee et al. 2018's class-conditional Gaussians, per
                   class covariances; models with class latents)
+knn               distance from h(x)/|h(x)|, the top encoder layer on the unit sphere, to its
+                  k-th nearest training point's (Sun et al. 2022's deep nearest neighbours;
+                  models/neighbours.py; runs with a feature bank, which ``semivae anomaly``
+                  fits)
 complexity        neg_elbo minus the input's length under a generic compressor (zlib, in
                   nats, pixels quantised as the likelihood sees them): likelihoods favour
                   simple inputs (Serra et al. 2020); images only
 combined          the mean of the validation-standardised (z-scored against normal validation
-                  points) neg_elbo, complexity and, with a class layer, entropy and (where
-                  the class latents exist) latent_nll: the best mean AUROC of the
+                  points) complexity, entropy, latent_nll (where the class latents exist) and
+                  knn for a model with a class layer and a feature bank; neg_elbo and
+                  complexity for a plain VAE: the best mean AUROC of the
                   combinations measured on MNIST, confirmed on Fashion-MNIST
                   (docs/benchmarks.md, benchmarks/anomaly_combine.py); a run keeps the parts
                   it was scored with (RUN/anomaly.json)
@@ -74,6 +79,10 @@ def _latent_nll(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
     return model.class_latents.nll(mu).min(-1).values
 
 
+def _knn(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    return model.feature_bank.kth_distance(model.inference(x, mask, sample=False).h)
+
+
 def compressed_nats(x: torch.Tensor, binary: bool) -> torch.Tensor:
     """Length of each input under zlib (level 9), in nats: (B,). Pixels are quantised the way
     the likelihood sees them, to 1 bit (``binary``, a Bernoulli model) or to 8 bits, so the
@@ -92,12 +101,18 @@ def _complexity(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
 Score = Callable[[BaseModel, torch.Tensor, torch.Tensor | None, int, int], torch.Tensor]
 SCORES: dict[str, Score] = {
     "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_elbo_point": _neg_elbo_point, "neg_iwae": _neg_iwae,
-    "one_minus_max_pi": _max_pi, "entropy": _entropy, "latent_nll": _latent_nll, "complexity": _complexity,
+    "one_minus_max_pi": _max_pi, "entropy": _entropy, "latent_nll": _latent_nll, "knn": _knn,
+    "complexity": _complexity,
 }
 
 
 def combined_parts(names: list[str]) -> tuple[str, ...]:
-    """What ``combined`` averages, given the scores that apply."""
+    """What ``combined`` averages, given the scores that apply: with a class layer and a feature
+    bank, complexity, entropy, latent_nll (where it applies) and knn (session 25's choice);
+    otherwise, as measured before, neg_elbo, complexity and entropy / latent_nll where they apply
+    (a plain VAE: neg_elbo and complexity; knn was not measured there)."""
+    if "entropy" in names and "knn" in names:
+        return ("complexity", "entropy") + (("latent_nll",) if "latent_nll" in names else ()) + ("knn",)
     return ("neg_elbo", "complexity") + tuple(n for n in ("entropy", "latent_nll") if n in names)
 
 
@@ -106,6 +121,7 @@ NEEDS: dict[str, Callable[[BaseModel], bool]] = {
     "one_minus_max_pi": lambda m: bool(m.heads),
     "entropy": lambda m: bool(m.heads),
     "latent_nll": lambda m: m.has_decoder and m.class_latents is not None,
+    "knn": lambda m: m.feature_bank is not None,
     "complexity": lambda m: m.has_decoder and m.spec.kind == "image",
 }
 

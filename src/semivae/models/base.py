@@ -35,6 +35,7 @@ from ..objectives.likelihoods import LIKELIHOODS
 from ..objectives.steps import mean_steps
 from ..options import opt
 from .latents import ClassLatents
+from .neighbours import FeatureBank
 from .transfer import carry_state
 
 
@@ -282,6 +283,7 @@ class BaseModel(nn.Module):
     consistency: Consistency | None = None  # the consistency hook's settings (None: off)
     class_control: float = 0.0  # the class-control hook's weight (0: off)
     class_latents: ClassLatents | None = None  # where each class lives in z, fitted after training (latents.py)
+    feature_bank: FeatureBank | None = None  # the training points' top-layer features (neighbours.py)
 
     @property
     def latent_head(self) -> Head | None:

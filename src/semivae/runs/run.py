@@ -10,6 +10,8 @@ report and the figures need, read once (the dataset too, on first use).
     calibration.json   optional: each head's temperature (``semivae calibrate`` / ``--calibrate``)
     unknown.json       optional: the score and threshold that flag inputs unlike the training data
     class_latents.safetensors  optional: each class's Gaussian in z, used by generate (models/latents.py)
+    feature_bank.safetensors   optional: the training points' top-layer features, for the knn anomaly
+                               score (models/neighbours.py; written by ``semivae anomaly``)
 
 Runs written before the model contract (a single ``classes`` list, kind ``tabular``, one
 ``pi`` layer, every model's options in ``[model]``) load unchanged.
@@ -33,8 +35,10 @@ from ..data.splits import Split
 from ..errors import UserError
 from ..models import BaseModel, ModelConfig, ModelSpec, build_model, declare_heads
 from ..models.latents import ClassLatents
+from ..models.neighbours import FeatureBank
 
 LATENTS = "class_latents.safetensors"
+FEATURE_BANK = "feature_bank.safetensors"
 REQUIRED = ("config.yaml", "data.json", "split.json", "model.safetensors")
 SPLITS = ("test", "val", "train")
 
@@ -149,6 +153,12 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
         except Exception as err:  # truncated or foreign: safetensors raises several kinds
             raise UserError(f"{p / LATENTS} cannot be loaded ({type(err).__name__}); delete it (generation then "
                             "draws z from N(0, I)) or train again") from None
+    if (p / FEATURE_BANK).is_file():
+        try:
+            model.feature_bank = FeatureBank(**load_file(str(p / FEATURE_BANK)))
+        except Exception as err:  # truncated or foreign: safetensors raises several kinds
+            raise UserError(f"{p / FEATURE_BANK} cannot be loaded ({type(err).__name__}); restore it or train "
+                            "again with `semivae anomaly`") from None
     return Run(p, cfg, info, split, model, temperatures, unknown)
 
 
