@@ -130,6 +130,8 @@ def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_pa
     for n in before:  # and they now rank lower among normal points than before
         assert after[n][1] < before[n][1], (n, before[n][1], after[n][1])
     assert json.loads((out / "data.json").read_text())["heads"][0]["classes"][-2:] == ["false positive", "false negative"]
+    fb = load_run(out)  # the marked points are normal by the user's word: the knn bank holds them too
+    assert len(fb.model.feature_bank.features) == len(fb.split_data("train")) + len(marked)
 
 
 def test_feedback_works_on_a_run_without_labels(tmp_path):

@@ -2,7 +2,9 @@
 sees them, for the ``knn`` anomaly score.
 
 ``fit_feature_bank(run)`` encodes the run's training split (at most ``MAX_POINTS``, a seeded
-subsample beyond), keeps the unit-norm top encoder layer of each point in half precision and
+subsample beyond) and, for a run ``semivae feedback`` wrote, the false positives it was given
+(normal points by the user's word, so an input like one of them is no longer far from the bank),
+keeps the unit-norm top encoder layer of each point in half precision and
 writes ``RUN/feature_bank.safetensors``. ``semivae anomaly`` calls it before scoring, so the bank
 always matches the weights it scores with (a ``feedback`` run refits its own).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
@@ -47,6 +50,13 @@ def fit_feature_bank(run: Run | str | Path, *, data_dir: str | None = None, seed
     if len(data) > MAX_POINTS:
         keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:MAX_POINTS]
         data = data.take(keep.sort().values)
+    feedback = run.path / "feedback.npz"
+    if feedback.is_file():
+        with np.load(feedback) as f:
+            if "false_positives" in f.files:
+                fp = torch.from_numpy(f["false_positives"]).to(data.x.dtype)
+                data = ArrayData(torch.cat([data.x, fp]), torch.full((len(data) + len(fp), data.labels.shape[1]), -1),
+                                 data.shift, data.scale)
     features = top_features(run.model, data)
     if features is None or not len(features):
         return None
