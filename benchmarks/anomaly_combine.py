@@ -38,6 +38,8 @@ CANDIDATES = {
     "complexity+entropy+knn": ("mean", ("complexity", "entropy", "knn")),
     "complexity+knn": ("mean", ("complexity", "knn")),
     "entropy+knn": ("mean", ("entropy", "knn")),
+    "neg_elbo+complexity+knn": ("mean", ("neg_elbo", "complexity", "knn")),  # what a plain VAE could use
+    "neg_elbo+knn": ("mean", ("neg_elbo", "knn")),
 }
 
 

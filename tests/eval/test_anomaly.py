@@ -139,7 +139,7 @@ def test_feedback_works_on_a_run_without_labels(tmp_path):
     assert main(["anomaly", "--anomaly-class", "0", "--mode", "unsupervised", "--epochs", "2", "--hidden", "32",
                  "--latent-dim", "3", "--quiet", "--score-samples", "2", "--score-iwae-k", "4", "--out", str(out)]) == 0
     res = json.loads((out / "anomaly.json").read_text())
-    assert "entropy" not in res["scores"] and set(res["combine"]) == {"neg_elbo", "complexity"}
+    assert "entropy" not in res["scores"] and set(res["combine"]) == {"knn"}  # a plain VAE: knn alone
     np.savez(tmp_path / "fn.npz", x=np.zeros((3, 8, 8), dtype=np.uint8))
     assert main(["feedback", str(out), "--false-negatives", str(tmp_path / "fn.npz"), "--epochs", "1", "--quiet",
                  "--out", str(tmp_path / "fb")]) == 0

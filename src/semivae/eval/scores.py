@@ -23,8 +23,8 @@ complexity        neg_elbo minus the input's length under a generic compressor (
                   simple inputs (Serra et al. 2020); images only
 combined          the mean of the validation-standardised (z-scored against normal validation
                   points) complexity, entropy, latent_nll (where the class latents exist) and
-                  knn for a model with a class layer and a feature bank; neg_elbo and
-                  complexity for a plain VAE: the best mean AUROC of the
+                  knn for a model with a class layer and a feature bank; knn alone for a
+                  plain VAE with one: the best mean AUROC of the
                   combinations measured on MNIST, confirmed on Fashion-MNIST
                   (docs/benchmarks.md, benchmarks/anomaly_combine.py); a run keeps the parts
                   it was scored with (RUN/anomaly.json)
@@ -107,11 +107,13 @@ SCORES: dict[str, Score] = {
 
 
 def combined_parts(names: list[str]) -> tuple[str, ...]:
-    """What ``combined`` averages, given the scores that apply: with a class layer and a feature
-    bank, complexity, entropy, latent_nll (where it applies) and knn (session 25's choice);
-    otherwise, as measured before, neg_elbo, complexity and entropy / latent_nll where they apply
-    (a plain VAE: neg_elbo and complexity; knn was not measured there)."""
-    if "entropy" in names and "knn" in names:
+    """What ``combined`` averages, given the scores that apply (docs/benchmarks.md section 11): with
+    a feature bank, complexity, entropy, latent_nll and knn where there is a class layer (latent_nll
+    where there are class latents), knn alone for a plain VAE; without one, neg_elbo, complexity
+    and entropy / latent_nll where they apply."""
+    if "knn" in names:
+        if "entropy" not in names:
+            return ("knn",)
         return ("complexity", "entropy") + (("latent_nll",) if "latent_nll" in names else ()) + ("knn",)
     return ("neg_elbo", "complexity") + tuple(n for n in ("entropy", "latent_nll") if n in names)
 
