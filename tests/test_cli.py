@@ -87,6 +87,15 @@ def test_console_script_help():
         assert flag in out.stdout
 
 
+def test_output_piped_into_a_reader_that_stops_is_no_traceback(run_dir):
+    # `semivae evaluate RUN | head -1`: here the reader closes the pipe before anything is written
+    p = subprocess.Popen([sys.executable, "-m", "semivae", "evaluate", str(run_dir)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 0 and "Traceback" not in err, err
+
+
 def test_version_without_installed_metadata(monkeypatch, capsys):
     """--version reads semivae.__version__ (which the package metadata is built from), so the
     command also runs from a source checkout on PYTHONPATH, where no metadata is installed."""

@@ -5,6 +5,7 @@ exits with code 2; a run stopped by SIGINT / SIGTERM exits 130 / 143 with a chec
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..errors import TrainingDiverged, UserError
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"error: training diverged: {e}; lower --lr or --alpha (last good weights kept)", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush does not fail again
+        return 0
 
 
 if __name__ == "__main__":
