@@ -33,8 +33,9 @@ def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epoch
         t0 = time.perf_counter()
         name = f"{dataset}-{cls}-{mode}-{fraction}-{seed}-{epochs}"
         out = Path(a.keep_runs) / name if a.keep_runs else Path(tmp) / "run"
-        if (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())["status"] == "completed":
-            run, seconds = out, json.loads((out / "summary.json").read_text())["seconds"]  # kept: score it again
+        kept = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+        if kept.get("status") == "completed":
+            run, seconds = out, kept["seconds"]  # kept: score it again
         else:
             run = semivae.train(out=out, progress=False, dataset=dataset, anomaly_class=cls, mode=mode,
                                 seed=seed, epochs=epochs, threads=a.threads, **budget, **a.extra)

@@ -39,11 +39,9 @@ def one_run(path: Path, fraction: float, ks: list[int]) -> dict:
     banks = {"clean": clean, "contaminated": torch.cat([clean, top_features(run.model, anomalous)])}
     with np.load(path / "anomaly_scores.npz") as z:
         flags = z["is_anomaly"]
-    with torch.no_grad():
-        h = torch.cat([run.model.inference(test.inputs(torch.arange(i, min(i + 1024, len(test)))), None,
-                                           sample=False).h for i in range(0, len(test), 1024)])
-        res = {f"{name}/k{k}": auroc(flags, FeatureBank(b.half()).kth_distance(h, k).numpy())
-               for name, b in banks.items() for k in ks}
+    u = top_features(run.model, test)  # (N, H), unit norm: kth_distance's normalising leaves it as is
+    res = {f"{name}/k{k}": auroc(flags, FeatureBank(b.half()).kth_distance(u, k).numpy())
+           for name, b in banks.items() for k in ks}
     return {"run": path.name, "class": cls, "n_bank": len(clean), "n_anomalous_in_bank": len(pick), "auroc": res}
 
 

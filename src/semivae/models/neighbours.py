@@ -40,10 +40,10 @@ class FeatureBank:
         point: (B,). The bank is read in chunks, keeping the k best so far."""
         u = unit_features(h)  # (B, H)
         k = min(k, len(self.features))
-        best = torch.full((len(u), 0), -2.0, device=u.device)  # (B, <=k) cosine similarities
+        best = u.new_empty(len(u), 0)  # (B, <=k) the highest cosine similarities so far
         for start in range(0, len(self.features), chunk):
-            sim = u @ self.features[start:start + chunk].to(u).T  # (B, C)
-            best = torch.cat([best, sim], 1).topk(min(k, best.shape[1] + sim.shape[1]), dim=1).values
+            sim = torch.cat([best, u @ self.features[start:start + chunk].to(u).T], 1)  # (B, <=k + C)
+            best = sim.topk(min(k, sim.shape[1]), dim=1).values
         return (2.0 - 2.0 * best[:, -1]).clamp(min=0.0).sqrt()  # (B,): |u - v|^2 = 2 - 2 cos
 
     def tensors(self) -> dict[str, torch.Tensor]:

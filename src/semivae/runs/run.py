@@ -147,19 +147,21 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
     calibration = _read_json(p / "calibration.json") if (p / "calibration.json").is_file() else {}
     temperatures = {name: float(v["temperature"]) for name, v in calibration.get("heads", {}).items()}
     unknown = _read_json(p / "unknown.json") if (p / "unknown.json").is_file() else None
-    if (p / LATENTS).is_file():
-        try:
-            model.class_latents = ClassLatents(**load_file(str(p / LATENTS)))
-        except Exception as err:  # truncated or foreign: safetensors raises several kinds
-            raise UserError(f"{p / LATENTS} cannot be loaded ({type(err).__name__}); delete it (generation then "
-                            "draws z from N(0, I)) or train again") from None
-    if (p / FEATURE_BANK).is_file():
-        try:
-            model.feature_bank = FeatureBank(**load_file(str(p / FEATURE_BANK)))
-        except Exception as err:  # truncated or foreign: safetensors raises several kinds
-            raise UserError(f"{p / FEATURE_BANK} cannot be loaded ({type(err).__name__}); restore it or train "
-                            "again with `semivae anomaly`") from None
+    latents = _optional_tensors(p / LATENTS, "delete it (generation then draws z from N(0, I)) or train again")
+    model.class_latents = ClassLatents(**latents) if latents else None
+    bank = _optional_tensors(p / FEATURE_BANK, "restore it or train again with `semivae anomaly`")
+    model.feature_bank = FeatureBank(**bank) if bank else None
     return Run(p, cfg, info, split, model, temperatures, unknown)
+
+
+def _optional_tensors(path: Path, fix: str) -> dict[str, torch.Tensor] | None:
+    """The tensors of an optional safetensors file beside the weights, or None where it is absent."""
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))
+    except Exception as err:  # truncated or foreign: safetensors raises several kinds
+        raise UserError(f"{path} cannot be loaded ({type(err).__name__}); {fix}") from None
 
 
 def _read_json(path: Path) -> dict:
