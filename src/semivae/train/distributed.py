@@ -54,6 +54,12 @@ class World:
                             f"split evenly over {self.size} processes; choose a --batch-size (and --label-ratio) whose "
                             f"halves are multiples of {self.size}")
 
+    def wait(self) -> None:
+        """Hold every rank here until all arrive: rank 0 writes the run's last files after training,
+        and a rank that tears the process group down meanwhile can abort in gloo's threads."""
+        if self.size > 1:
+            dist.barrier()
+
     def sum(self, t: torch.Tensor) -> torch.Tensor:
         if self.size > 1:
             dist.all_reduce(t)

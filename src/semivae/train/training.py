@@ -200,7 +200,9 @@ def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
         writer = RunWriter(path, cfg, info, split) if world.main else None
         if writer is not None:
             save_weights(model, path / "model.safetensors")  # the last good weights until an epoch ends
-        return _run(cfg, model, data, path, writer, summary, progress, world)
+        result = _run(cfg, model, data, path, writer, summary, progress, world)
+        world.wait()
+        return result
     finally:
         close_world(world)
 
@@ -226,7 +228,9 @@ def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None,
         for key in ("message", "resume_command"):
             summary.pop(key, None)
         writer = RunWriter.reopen(path) if world.main else None
-        return _run(cfg, model, data, path, writer, summary, progress, world, ckpt)
+        result = _run(cfg, model, data, path, writer, summary, progress, world, ckpt)
+        world.wait()
+        return result
     finally:
         close_world(world)
 
