@@ -52,6 +52,8 @@ CASES = {
     "cuda without a gpu": (["train", "--device", "cuda"], "no CUDA GPU"),
     "unknown device": (["train", "--device", "tpu"], "--device"),
     "unknown cell": (["train", "--arch", "recurrent", "--cell", "rnn"], "--cell"),
+    "conv strides short": (["train", "--arch", "conv", "--channels", "16,32"],
+                           "--channels has 2 layer(s) but --strides 3; give one stride per conv layer"),
     "epochs as text": (["train", "--config", "{tmp}/c.toml"], "[train] epochs = 'ten' is not a whole number"),
     "yaml list": (["train", "--config", "{tmp}/c.yaml"], "holds a list at its top level"),
     "out under a file": (["train", *FAST, "--out", "{tmp}/file/run"], "not a writable folder"),

@@ -56,8 +56,8 @@ def test_init_from_carries_every_matching_tensor_and_grows_the_decoder_input(vae
 
 
 def test_init_from_a_run_of_another_shape_is_a_one_line_error(vae, tmp_path, capsys):
-    assert main(["train", "--init-from", str(vae), "--arch", "conv", "--channels", "8,8", "--epochs", "1",
-                 "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--init-from", str(vae), "--arch", "conv", "--channels", "8,8", "--strides", "2,2",
+                 "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --init-from:") and "differ in shape" in err and "\n" not in err
     assert not (tmp_path / "r").exists()

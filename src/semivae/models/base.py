@@ -362,7 +362,8 @@ class BaseModel(nn.Module):
         state, carried, mismatched = carry_state(source.state_dict(), model.state_dict())
         if mismatched:
             raise UserError(f"--init-from: {len(mismatched)} tensor(s) differ in shape, e.g. {mismatched[0]}; keep that "
-                            "run's --arch and --latent-dim (only new heads and the decoder's new inputs start fresh)")
+                            "run's --arch, its sizes (--hidden, --channels, --strides, --fc) and --latent-dim (only new "
+                            "heads and the decoder's new inputs start fresh)")
         model.load_state_dict(state)
         return carried
 

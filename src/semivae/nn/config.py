@@ -18,9 +18,10 @@ class ArchConfig:
     arch: str = opt("dense", "encoder/decoder family: dense, conv or recurrent (sequences)")
     hidden: list[int] = opt([512, 256], "dense: widths of the encoder layers (decoder mirrors them); recurrent: the "
                                         "per-step dense layers before and after the recurrent one")
-    channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them)")
-    strides: list[int] = opt([2, 2], "conv: stride of each conv layer (3x3 kernels)")
-    fc: int = opt(128, "conv: width of the fully connected layer after the convolutions")
+    channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them) "
+                                        "(--arch conv's preset: 32,64,128)")
+    strides: list[int] = opt([2, 2], "conv: stride of each conv layer (3x3 kernels) (--arch conv's preset: 1,2,2)")
+    fc: int = opt(128, "conv: width of the fully connected layer after the convolutions (--arch conv's preset: 256)")
     rnn_hidden: int = opt(64, "recurrent: units of the LSTM / GRU layer (the dense layers around it: --hidden before,after)")
     cell: str = opt("lstm", "recurrent: lstm or gru")
     bidirectional: bool = opt(True, "recurrent: read the sequence both ways in the encoder")
@@ -45,3 +46,7 @@ class ArchConfig:
             raise UserError("--latent-dim, --rnn-hidden and every width in --hidden / --channels must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"--dropout {self.dropout} is outside [0, 1); give e.g. 0.5")
+        if self.arch == "conv" and len(self.channels) != len(self.strides):
+            raise UserError(f"--channels has {len(self.channels)} layer(s) but --strides {len(self.strides)}; give one "
+                            f"stride per conv layer, e.g. --channels {','.join(map(str, self.channels))} --strides "
+                            f"{','.join(['2'] * len(self.channels))}")
