@@ -87,6 +87,17 @@ def test_console_script_help():
         assert flag in out.stdout
 
 
+def test_help_names_what_the_default_preset_sets_for_each_arch():
+    from semivae.cli.parser import _default_text
+    from semivae.config import PRESETS
+
+    conv = PRESETS["default"]["conv"]
+    channels = ",".join(map(str, conv["arch"]["channels"]))
+    assert _default_text("arch", "channels") == f" (default: 16,32; --arch conv: {channels})"
+    assert _default_text("train", "ema") == f" (default: 0.0; --arch conv: {conv['train']['ema']})"
+    assert _default_text("arch", "rnn_hidden") == " (default: 64)"  # the recurrent preset's 64 is no news
+
+
 def test_output_piped_into_a_reader_that_stops_is_no_traceback(run_dir):
     # `semivae evaluate RUN | head -1`: here the reader closes the pipe before anything is written
     p = subprocess.Popen([sys.executable, "-m", "semivae", "evaluate", str(run_dir)], stdout=subprocess.PIPE,

@@ -36,8 +36,7 @@ class TrainConfig:
     lr_schedule: str = opt("constant", "constant, or cosine: the learning rate falls from --lr to 0 along a half "
                                        "cosine over the epochs (step by step)")
     ema: float = opt(0.0, "average the weights along training: an exponential moving average with this decay per "
-                          "step (e.g. 0.999) is what validation sees and the run keeps (0 = off; --arch conv's "
-                          "preset: 0.999)")
+                          "step (e.g. 0.999) is what validation sees and the run keeps (0 = off)")
     momentum: float = opt(0.9, "rmsprop momentum")
     rho: float = opt(0.99, "rmsprop: decay of the running average of squared gradients (torch's alpha, Keras' rho)")
     weight_decay: float = opt(0.0, "L2 weight decay")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import SECTIONS, section_fields
+from ..config import PRESETS, SECTIONS, section_fields
 from ..models import MODELS
 from ..options import default_of, flag_kwargs, hints, shown
 from ..version import __version__
@@ -14,16 +14,23 @@ from . import serving
 
 
 def _default_text(section: str, name: str) -> str:
-    """The default of an option; a [model] option whose default differs by model lists them."""
+    """The default of an option: a [model] option whose default differs by model lists them, and an
+    option the default preset sets for an --arch names that arch's value (read from PRESETS)."""
     if section != "model" or name == "model":
         v = default_of(section_fields(section)[name])
-        return "" if v is None else f" (default: {shown(v)})"
-    per_model = {m: default_of(e.config.__dataclass_fields__[name]) for m, e in MODELS.items()
-                 if name in e.config.__dataclass_fields__}
-    values = list(per_model.values())
-    if all(v == values[0] for v in values):
-        return "" if values[0] is None else f" (default: {shown(values[0])})"
-    return " (default: " + "; ".join(f"{m} {shown(v)}" for m, v in per_model.items()) + ")"
+        parts = [] if v is None else [shown(v)]
+    else:
+        per_model = {m: default_of(e.config.__dataclass_fields__[name]) for m, e in MODELS.items()
+                     if name in e.config.__dataclass_fields__}
+        values = list(per_model.values())
+        if all(v == values[0] for v in values):
+            parts = [] if values[0] is None else [shown(values[0])]
+        else:
+            parts = [f"{m} {shown(v)}" for m, v in per_model.items()]
+    per_arch = {arch: shown(preset[section][name]) for arch, preset in PRESETS["default"].items()
+                if name in preset.get(section, {})}
+    parts += [f"--arch {arch}: {v}" for arch, v in per_arch.items() if [v] != parts]
+    return f" (default: {'; '.join(parts)})" if parts else ""
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -165,9 +165,9 @@ class ModelConfig:
                                       "(and scale it by up to degrees/90); 0 = shifts only")
     augment_elastic: float = opt(0.0, "consistency on images: also deform each image by a smooth random field "
                                       "moving pixels by this many (standard deviation, at 28 x 28; scaled with "
-                                      "the image), e.g. 1.5; 0 = off (default: 1.5 with --arch conv)")
+                                      "the image), e.g. 1.5; 0 = off")
     consistency_labels: bool = opt(False, "consistency: a labelled point's perturbed copies are taught its label "
-                                          "rather than pi's sharpened guess (default: on with --arch conv)")
+                                          "rather than pi's sharpened guess")
     augment_flip: bool = opt(False, "consistency on images: also mirror images left-right half the time (for "
                                     "data whose classes survive a mirror: clothes, not digits)")
     augment_erase: float = opt(0.0, "consistency on images: also blank a random square this fraction of the image's "

@@ -18,10 +18,9 @@ class ArchConfig:
     arch: str = opt("dense", "encoder/decoder family: dense, conv or recurrent (sequences)")
     hidden: list[int] = opt([512, 256], "dense: widths of the encoder layers (decoder mirrors them); recurrent: the "
                                         "per-step dense layers before and after the recurrent one")
-    channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them) "
-                                        "(--arch conv's preset: 32,64,128)")
-    strides: list[int] = opt([2, 2], "conv: stride of each conv layer (3x3 kernels) (--arch conv's preset: 1,2,2)")
-    fc: int = opt(128, "conv: width of the fully connected layer after the convolutions (--arch conv's preset: 256)")
+    channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them)")
+    strides: list[int] = opt([2, 2], "conv: stride of each conv layer (3x3 kernels)")
+    fc: int = opt(128, "conv: width of the fully connected layer after the convolutions")
     rnn_hidden: int = opt(64, "recurrent: units of the LSTM / GRU layer (the dense layers around it: --hidden before,after)")
     cell: str = opt("lstm", "recurrent: lstm or gru")
     bidirectional: bool = opt(True, "recurrent: read the sequence both ways in the encoder")
