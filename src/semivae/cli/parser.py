@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import PRESETS, SECTIONS, section_fields
+from ..errors import UserError
 from ..models import MODELS
 from ..options import default_of, flag_kwargs, hints, shown
 from ..version import __version__
@@ -43,8 +44,24 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                help=f.metadata["help"] + _default_text(section, name), **flag_kwargs(types_[name]))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command's bad-input contract: an unknown, ambiguous or malformed flag is a
+    one-line UserError (``main`` prints it and exits 2), not fifty lines of usage. Subcommand
+    parsers inherit the class."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+    def parse_args(self, args=None, namespace=None):  # unknown flags are the command's, so is the help to read
+        parsed, rest = self.parse_known_args(args, namespace)
+        if rest:
+            prog = " ".join([self.prog, getattr(parsed, "command", None) or ""]).strip()
+            raise UserError(f"{prog}: unrecognized arguments: {' '.join(rest)}; see `{prog} --help`")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="semivae", description="One variational autoencoder for 0-100 % labels: "
+    p = _Parser(prog="semivae", description="One variational autoencoder for 0-100 % labels: "
                                 "train, evaluate and predict from the command line.")
     p.add_argument("--version", action="version", version=f"semivae {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
