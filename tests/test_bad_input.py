@@ -56,6 +56,8 @@ CASES = {
                      "semivae train: unrecognized arguments: --bogus 1; see `semivae train --help`"),
     "ambiguous flag": (["train", "--data", "x.csv"], "ambiguous option: --data could match --dataset, --data-dir"),
     "not a number": (["evaluate", "{run}", "--iwae-points", "many"], "invalid int value: 'many'"),
+    "label ids by id on data without ids": (["train", *FAST, "--label-ids", "{tmp}/byid.csv", "--out", "{tmp}/run"],
+                                            "has an 'id' column but no 'row' column, and this data names no rows"),
     "conv strides short": (["train", "--arch", "conv", "--channels", "16,32"],
                            "--channels has 2 layer(s) but --strides 3; give one stride per conv layer"),
     "epochs as text": (["train", "--config", "{tmp}/c.toml"], "[train] epochs = 'ten' is not a whole number"),
@@ -91,6 +93,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, run, tmp_path, ca
     (tmp_path / "file").write_text("not a folder")
     np.savez(tmp_path / "x.npz", x=np.zeros((2, 8, 8), np.uint8))
     (tmp_path / "ids.csv").write_text("row\n3\n99999\n")
+    (tmp_path / "byid.csv").write_text("id,label\n7,3\n")
     (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
     places = {"tmp": tmp_path, "run": run, "idx": _mnist_with_bad_magic(tmp_path) if case == "idx bad magic" else "",
               "truncated": _damaged(run, tmp_path, "model.safetensors",

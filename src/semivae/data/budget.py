@@ -71,6 +71,10 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray)
         rows = list(csv.reader(lines))
         header = [h.strip() for h in rows[0]]
         column = "id" if by_id and "id" in header else "row" if "row" in header else None
+        if column is None and "id" in header:
+            raise UserError(f"--label-ids {p} has an 'id' column but no 'row' column, and this data names no rows "
+                            "by id; give row numbers of the training split in a 'row' column, as `semivae suggest` "
+                            "writes")
         if column is None:
             raise UserError(f"--label-ids {p} has no 'row' or 'id' column (it has {header}); give the file "
                             "`semivae suggest` wrote, or one id per line")
