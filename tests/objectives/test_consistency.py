@@ -138,11 +138,54 @@ def test_the_options_reach_the_hook_and_a_model_trains_with_them(tiny, tmp_path)
 
     model = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2),
                         model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True,
-                                     augment_erase=0.3))
+                                     augment_erase=0.3, consistency_align=True, consistency_mix=0.5,
+                                     consistency_temperature=0.0))
     c = model.consistency
     assert (c.elastic, c.flip, c.labels, c.erase) == (1.0, True, True, 0.3)
+    assert (c.align, c.mix, c.temperature) == (True, 0.5, 0.0) and model.consistency_align_0.shape == (2, 3)
     default = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2), model_config()).consistency
     assert (default.elastic, default.flip, default.labels, default.erase) == (0.0, False, False, 0.0)
+    assert (default.align, default.mix, default.temperature) == (False, 0.0, 0.4)
     cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True, augment_erase=0.3)
     path = train(cfg, out=tmp_path / "r", progress=False)
     assert '"consistency"' in (path / "metrics.jsonl").read_text().splitlines()[-1]
+
+
+def test_hard_targets_are_pi_s_most_likely_class():
+    hard = Consistency(weight=1.0, threshold=0.5, kind="vector", shift=0.0, noise=0.1, temperature=0.0)
+    logits = torch.tensor([[2.0, 0.0, 0.0]]).repeat(4, 1)  # pi(class 0) = 0.79
+    to_zero = torch.tensor([[30.0, 0.0, 0.0]]).repeat(4, 1)
+    assert hard.term(logits, to_zero).item() < 1e-6  # the target is one-hot, so a sure copy matches it exactly
+    soft = Consistency(weight=1.0, threshold=0.5, kind="vector", shift=0.0, noise=0.1)
+    assert soft.term(logits, to_zero).item() > 0.01  # UDA's sharpened target keeps some doubt
+
+
+def test_alignment_pulls_the_targets_towards_the_labels_class_frequencies():
+    aligned = Consistency(weight=1.0, threshold=0.0, kind="vector", shift=0.0, noise=0.1, align=True)
+    favoured = torch.tensor([[0.6, 0.2, 0.2]]).repeat(6, 1)  # pi leans to class 0 everywhere
+    labels = torch.tensor([0, 1, 2, -1, -1, -1])  # the labels seen are balanced
+    state = torch.zeros(2, 3)  # not yet seen
+    for _ in range(3):
+        out = aligned.aligned(favoured, labels, state)
+    assert torch.allclose(out, torch.full((6, 3), 1 / 3), atol=1e-5)  # the lean is divided out
+    assert torch.allclose(state, torch.stack([favoured[0], torch.full((3,), 1 / 3)]), atol=1e-5)
+    aligned.aligned(torch.tensor([[0.2, 0.6, 0.2]]).repeat(6, 1), torch.full((6,), -1), state)
+    assert torch.allclose(state[0], 0.99 * favoured[0] + 0.01 * torch.tensor([0.2, 0.6, 0.2]))  # a running mean
+    assert torch.allclose(state[1], torch.full((3,), 1 / 3))  # no labels in the batch: the frequencies stay
+    logits, copy = torch.tensor([[3.0, 0.0, 0.0]]).repeat(6, 1), torch.zeros(6, 3)
+    assert aligned.term(logits, copy, labels=labels, align_state=torch.zeros(2, 3)).item() < 1e-6  # aligned: no lean
+
+
+def test_mixing_blends_the_inputs_and_the_targets_alike():
+    torch.manual_seed(0)
+    mixer = Consistency(weight=1.0, threshold=0.0, kind="vector", shift=0.0, noise=0.0, mix=0.75)
+    x = torch.eye(4)
+    out = mixer.perturb(x)
+    partner, lam = mixer._mixing
+    assert (lam >= 0.5).all() and torch.allclose(out, lam[:, None] * x + (1 - lam[:, None]) * x[partner])
+    logits = torch.eye(4) * 20  # each point sure of its own class
+    blended = torch.log(lam[:, None] * torch.eye(4) + (1 - lam[:, None]) * torch.eye(4)[partner] + 1e-9)
+    assert mixer.term(logits, blended).item() < 1e-3  # the blended target is what the copy must predict
+    assert mixer.term(logits, logits).item() > 0.01 or torch.equal(partner, torch.arange(4))
+    plain = Consistency(weight=1.0, threshold=0.0, kind="vector", shift=0.0, noise=0.0)
+    assert torch.equal(plain.perturb(x), x) and plain._mixing is None

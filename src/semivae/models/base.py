@@ -168,6 +168,13 @@ class ModelConfig:
                                       "the image), e.g. 1.5; 0 = off")
     consistency_labels: bool = opt(False, "consistency: a labelled point's perturbed copies are taught its label "
                                           "rather than pi's sharpened guess")
+    consistency_temperature: float = opt(0.4, "consistency: temperature that sharpens pi(x) into the target "
+                                              "(UDA: 0.4); 0 = pi's most likely class as a hard label (FixMatch)")
+    consistency_mix: float = opt(0.0, "consistency on images and vectors: blend each perturbed copy with another "
+                                      "point of the batch, and the targets alike (mixup, Beta(a, a)), e.g. 0.75; "
+                                      "0 = off")
+    consistency_align: bool = opt(False, "consistency: align the targets' class distribution with the labels' "
+                                         "(ReMixMatch's distribution alignment)")
     augment_flip: bool = opt(False, "consistency on images: also mirror images left-right half the time (for "
                                     "data whose classes survive a mirror: clothes, not digits)")
     augment_erase: float = opt(0.0, "consistency on images: also blank a random square this fraction of the image's "
@@ -200,6 +207,9 @@ class ModelConfig:
                 or self.augment_noise < 0:
             raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
                             "--consistency-threshold in [0, 1)")
+        if self.consistency_temperature < 0 or self.consistency_mix < 0:
+            raise UserError("--consistency-temperature and --consistency-mix must be >= 0, e.g. 0.4 and 0.75 "
+                            "(0: hard targets / no mixing)")
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
@@ -298,7 +308,11 @@ class BaseModel(nn.Module):
         self.consistency = None if weight <= 0 else Consistency(
             weight, cfg.consistency_threshold, self.spec.kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
             rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
-            erase=cfg.augment_erase, labels=cfg.consistency_labels)
+            erase=cfg.augment_erase, labels=cfg.consistency_labels, align=cfg.consistency_align,
+            temperature=cfg.consistency_temperature, mix=cfg.consistency_mix)
+        if self.consistency is not None and self.consistency.align:  # running class means, saved with the weights
+            for f, head in enumerate(self.spec.heads):
+                self.register_buffer(f"consistency_align_{f}", torch.zeros(2, head.size))  # (2, K)
 
     def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
                         mask: torch.Tensor | None, logits: dict[str, torch.Tensor],
@@ -310,9 +324,10 @@ class BaseModel(nn.Module):
         if self.consistency is None or not logits:
             return total
         perturbed = self.inference(self.consistency.perturb(x), mask).logits
-        column = {h.name: f for f, h in enumerate(self.spec.heads)} if self.consistency.labels else {}
+        column = {h.name: f for f, h in enumerate(self.spec.heads)}
         term = sum(self.consistency.term(logits[name], perturbed[name], mask,
-                                         None if labels is None or name not in column else labels[:, column[name]])
+                                         None if labels is None or name not in column else labels[:, column[name]],
+                                         getattr(self, f"consistency_align_{column.get(name)}", None))
                    for name in logits)
         terms["consistency"] = term.detach()
         return total + self.consistency.weight * term

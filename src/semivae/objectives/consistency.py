@@ -9,6 +9,11 @@ batch, labelled or not (UDA, Xie et al. 2020):
     term     = mean_i [ max pi(x_i) >= tau ] * KL(target_i || pi(perturb(x_i)))
     loss    += weight * term                      (``--consistency``, ``--consistency-threshold``)
 
+Options, off by default (measured in docs/benchmarks.md section 11): ``temperature`` replaces
+the 0.4 (0 = pi's argmax as a hard target, FixMatch); ``align`` multiplies pi(x) by the labels'
+class frequencies over pi's running mean before sharpening (ReMixMatch); ``mix`` blends each
+perturbed copy with another point of the batch and the two targets alike (mixup, as MixMatch).
+
 The unlabelled points thus teach the classifier directly: a confident prediction spreads to
 the point's perturbed neighbours, so decision boundaries move into low-density regions.
 Perturbations act on the normalised inputs the model sees and keep the padding mask.
@@ -17,7 +22,7 @@ Perturbations act on the normalised inputs the model sees and keep the padding m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -113,30 +118,83 @@ class Consistency:
     flip: bool = False  # images: mirror left-right half the time
     erase: float = 0.0  # images: cutout square, as a fraction of the side
     labels: bool = False  # labelled points' perturbed copies are taught their label, not pi(x)
+    align: bool = False  # distribution alignment of the targets (ReMixMatch)
+    mix: float = 0.0  # images and vectors: mixup's Beta(mix, mix) between points of the batch; 0 = off
+    temperature: float = SHARPEN  # of the target; 0 = pi's argmax as a hard label (FixMatch)
+    momentum: float = 0.99  # align: of the running means of pi(x) and of the labels seen
+    _mixing: tuple | None = field(default=None, repr=False)  # mix: the last perturb's (partner (B,), lambda (B,))
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:
-        """A perturbed copy of a batch of normalised inputs, by the data's kind."""
+        """A perturbed copy of a batch of normalised inputs, by the data's kind; with ``mix``, each
+        copy is then blended with another point's (MixMatch: lambda ~ Beta, kept >= 0.5 so the
+        point stays the larger part), which ``term`` blends the targets by in the same way."""
+        self._mixing = None
         if self.kind == "image":
             x = shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
-            return erase_squares(x, self.erase) if self.erase > 0 else x
-        if self.kind == "sequence":
+            x = erase_squares(x, self.erase) if self.erase > 0 else x
+        elif self.kind == "sequence":
             return jitter_series(x, self.noise)
-        return noisy_vectors(x, self.noise)
+        else:
+            x = noisy_vectors(x, self.noise)
+        if self.mix > 0:
+            lam = torch.distributions.Beta(self.mix, self.mix).sample((len(x),)).to(x)  # (B,)
+            lam = torch.maximum(lam, 1 - lam)
+            partner = torch.randperm(len(x), device=x.device)  # (B,)
+            self._mixing = (partner, lam)
+            lam = lam.view(-1, *([1] * (x.dim() - 1)))
+            x = lam * x + (1 - lam) * x[partner]
+        return x
+
+    def aligned(self, probs: torch.Tensor, labels: torch.Tensor | None, state: torch.Tensor) -> torch.Tensor:
+        """Distribution alignment (Berthelot et al. 2020, ReMixMatch): pi(x) times the class
+        frequencies of the labels seen over the running mean of pi(x), renormalised, so the
+        targets cannot drift towards the classes pi already favours: (B[, T], K) -> same.
+        ``state`` (2, K), the running mean of pi and the labels' frequencies (all zero: not yet
+        seen; the model keeps it as a buffer so a resumed run goes on with it), is updated in place."""
+        k = probs.shape[-1]
+        batch_mean = probs.reshape(-1, k).mean(0)  # (K,)
+        seen = torch.zeros(k, device=probs.device, dtype=probs.dtype)
+        if labels is not None and (labels >= 0).any():
+            seen = F.one_hot(labels[labels >= 0], k).to(probs.dtype).mean(0)  # (K,)
+        if not state.any():  # the first batch starts both means
+            state[0] = batch_mean
+            state[1] = seen if seen.sum() > 0 else torch.full_like(seen, 1.0 / k)
+        m = self.momentum
+        state[0] = m * state[0] + (1 - m) * batch_mean
+        if seen.sum() > 0:
+            state[1] = m * state[1] + (1 - m) * seen
+        out = probs * (state[1] / state[0].clamp(min=1e-6))
+        return out / out.sum(-1, keepdim=True)
 
     def term(self, logits: torch.Tensor, logits_perturbed: torch.Tensor,
-             mask: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+             mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+             align_state: torch.Tensor | None = None) -> torch.Tensor:
         """The masked KL above, averaged over the batch: (). Per-step logits (B, T, K) are
         compared step by step and averaged over the valid steps. ``labels`` (B,), -1 = unknown,
-        replace the target where known when the hook's ``labels`` is on."""
+        replace the target where known when the hook's ``labels`` is on. With ``align``, the
+        head's ``align_state`` (2, K) (``aligned``) is required."""
         with torch.no_grad():
-            confident = torch.softmax(logits, -1).amax(-1) >= self.threshold  # (B[, T])
-            target = torch.softmax(logits / SHARPEN, -1)  # (B[, T], K)
+            if self.align:
+                probs = self.aligned(torch.softmax(logits, -1), labels, align_state)  # (B[, T], K)
+                confident = probs.amax(-1) >= self.threshold  # (B[, T])
+                scores = torch.log(probs.clamp(min=1e-12))
+            else:
+                confident = torch.softmax(logits, -1).amax(-1) >= self.threshold  # (B[, T])
+                scores = logits
+            if self.temperature > 0:
+                target = torch.softmax(scores / self.temperature, -1)  # (B[, T], K)
+            else:
+                target = F.one_hot(scores.argmax(-1), scores.shape[-1]).to(scores.dtype)
             if self.labels and labels is not None:
                 known = (labels >= 0).view(-1, *([1] * (logits.dim() - 2)))  # (B[, 1])
                 one_hot = F.one_hot(labels.clamp(min=0), logits.shape[-1]).to(target.dtype)  # (B, K)
                 one_hot = one_hot.view(len(labels), *([1] * (logits.dim() - 2)), -1)  # (B[, 1], K)
                 target = torch.where(known[..., None], one_hot, target)
                 confident = confident | known
+            if self._mixing is not None:  # the blend of the two points' targets; both must teach
+                partner, lam = self._mixing
+                target = lam[:, None] * target + (1 - lam[:, None]) * target[partner]
+                confident = confident & confident[partner]
         kl = (target * (torch.log(target.clamp(min=1e-12)) - torch.log_softmax(logits_perturbed, -1))).sum(-1)
         kl = kl * confident.to(kl.dtype)  # (B[, T])
         if kl.dim() == 2:
