@@ -327,7 +327,8 @@ class BaseModel(nn.Module):
         column = {h.name: f for f, h in enumerate(self.spec.heads)}
         term = sum(self.consistency.term(logits[name], perturbed[name], mask,
                                          None if labels is None or name not in column else labels[:, column[name]],
-                                         getattr(self, f"consistency_align_{column.get(name)}", None))
+                                         self.get_buffer(f"consistency_align_{column[name]}")
+                                         if self.consistency.align else None)
                    for name in logits)
         terms["consistency"] = term.detach()
         return total + self.consistency.weight * term

@@ -174,13 +174,11 @@ class Consistency:
         replace the target where known when the hook's ``labels`` is on. With ``align``, the
         head's ``align_state`` (2, K) (``aligned``) is required."""
         with torch.no_grad():
+            probs, scores = torch.softmax(logits, -1), logits  # (B[, T], K) each
             if self.align:
-                probs = self.aligned(torch.softmax(logits, -1), labels, align_state)  # (B[, T], K)
-                confident = probs.amax(-1) >= self.threshold  # (B[, T])
+                probs = self.aligned(probs, labels, align_state)
                 scores = torch.log(probs.clamp(min=1e-12))
-            else:
-                confident = torch.softmax(logits, -1).amax(-1) >= self.threshold  # (B[, T])
-                scores = logits
+            confident = probs.amax(-1) >= self.threshold  # (B[, T])
             if self.temperature > 0:
                 target = torch.softmax(scores / self.temperature, -1)  # (B[, T], K)
             else:
