@@ -169,3 +169,17 @@ def test_rmsprop_reads_momentum_and_rho_as_torch_momentum_and_alpha():
     w.grad = torch.full((3,), 2.0)
     opt.step()
     assert torch.allclose(w.detach(), torch.full((3,), 1 - 0.01 / 0.1 ** 0.5), atol=1e-5)
+
+
+def test_adam_is_fused_into_one_kernel_on_the_cpu():
+    from types import SimpleNamespace
+
+    from semivae.train.trainer import OPTIMIZERS
+
+    layer = torch.nn.Linear(3, 2)
+    opt = OPTIMIZERS["adam"]([{"params": list(layer.parameters())}], SimpleNamespace(lr=1e-3, weight_decay=0.0))
+    assert opt.defaults["fused"] is True
+    before = layer.weight.detach().clone()
+    layer(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(layer.weight, before)

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..errors import UserError
-from ..nn import ArchConfig, make_encoder
+from ..nn import ArchConfig, Dropout, make_encoder
 from ..options import opt, redefault
 from .base import BaseModel, Inference, LossOutput, ModelConfig, ModelSpec
 
@@ -66,7 +66,7 @@ class Classifier(BaseModel):
                                       nn.Linear(w2 * -(-h // 2) * -(-w // 2), k))
         else:  # two fully connected layers (Mody et al.)
             self.head = nn.Sequential(nn.Linear(self.encoder.out_features, cfg.head_hidden), nn.ReLU(),
-                                      nn.Dropout(arch.dropout), nn.Linear(cfg.head_hidden, k))
+                                      Dropout(arch.dropout), nn.Linear(cfg.head_hidden, k))
         if cfg.freeze:
             self.encoder.requires_grad_(False)
 

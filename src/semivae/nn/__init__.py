@@ -17,6 +17,7 @@ from torch import nn
 from .config import ArchConfig
 from .conv import ConvDecoder, ConvEncoder, ConvOptions
 from .dense import DenseDecoder, DenseEncoder, DenseOptions, mlp
+from .dropout import Dropout
 from .init import INITS
 from .recurrent import RecurrentDecoder, RecurrentEncoder, RecurrentOptions
 
@@ -51,5 +52,5 @@ def make_decoder(arch: ArchConfig, in_features: int, data_shape: tuple[int, ...]
 
 
 __all__ = ["ARCHS", "Arch", "ArchConfig", "ConvDecoder", "ConvEncoder", "ConvOptions", "DenseDecoder", "DenseEncoder",
-           "DenseOptions", "INITS", "RecurrentDecoder", "RecurrentEncoder", "RecurrentOptions", "arch_options", "make_decoder",
+           "DenseOptions", "Dropout", "INITS", "RecurrentDecoder", "RecurrentEncoder", "RecurrentOptions", "arch_options", "make_decoder",
            "make_encoder", "mlp"]

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 
 @dataclass(frozen=True)
 class ConvOptions:
@@ -59,7 +61,7 @@ class ConvEncoder(nn.Module):
         head: list[nn.Module] = [nn.Flatten(), nn.Linear(n_flat, fc)]
         _norm_act(head, fc, batch_norm, 1)
         if dropout > 0:
-            head.append(nn.Dropout(dropout))
+            head.append(Dropout(dropout))
         self.head = nn.Sequential(*head)
         self.out_features = fc
 
@@ -83,7 +85,7 @@ class ConvDecoder(nn.Module):
         head: list[nn.Module] = [nn.Linear(in_features, channels[-1] * fh * fw)]
         _norm_act(head, channels[-1] * fh * fw, batch_norm, 1)
         if dropout > 0:
-            head.append(nn.Dropout(dropout))
+            head.append(Dropout(dropout))
         self.head = nn.Sequential(*head)
         layers: list[nn.Module] = []
         c_in = channels[-1]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 
 @dataclass(frozen=True)
 class DenseOptions:
@@ -27,7 +29,7 @@ def mlp(in_features: int, widths: list[int], dropout: float = 0.0, batch_norm: b
             layers.append(nn.BatchNorm1d(w))
         layers.append(nn.ReLU())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         in_features = w
     return nn.Sequential(*layers)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .dropout import Dropout
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -46,7 +48,7 @@ def _widths(opts: RecurrentOptions) -> tuple[int, int]:
 def _step_dense(n_in: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Linear(n_in, n_out), nn.ReLU()]
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
