@@ -183,3 +183,13 @@ def test_adam_is_fused_into_one_kernel_on_the_cpu():
     layer(torch.randn(4, 3)).sum().backward()
     opt.step()
     assert not torch.equal(layer.weight, before)
+
+
+def test_adam_keeps_pytorchs_per_tensor_kernel_for_a_parameter_in_another_layout():
+    from types import SimpleNamespace
+
+    from semivae.train.trainer import OPTIMIZERS
+
+    w = torch.nn.Parameter(torch.randn(4, 3, 3, 3).contiguous(memory_format=torch.channels_last))
+    opt = OPTIMIZERS["adam"]([w], SimpleNamespace(lr=1e-3, weight_decay=0.0))
+    assert not opt.defaults["fused"]

@@ -28,10 +28,13 @@ FUSED_DEVICES = ("cpu", "cuda")  # where PyTorch's fused Adam kernel runs
 def _adam(params, c) -> torch.optim.Adam:
     """Adam, fused into one kernel where every parameter lives on a device that has it: 10x faster
     per step than PyTorch's per-tensor default on the CPU, where the dense default spent a tenth
-    of its training time in Adam (docs/benchmarks.md section 3)."""
+    of its training time in Adam (docs/benchmarks.md section 3). Only for contiguous parameters:
+    the fused kernel walks a parameter and its moment estimates as flat memory, so a parameter in
+    another layout (channels-last, say) than its state read back from a checkpoint would be
+    updated wrongly, silently (seen with PyTorch 2.13)."""
     params = list(params)  # tensors, or parameter groups (dicts)
     tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
-    fused = all(t.device.type in FUSED_DEVICES for t in tensors) or None  # None: PyTorch's choice
+    fused = all(t.device.type in FUSED_DEVICES and t.is_contiguous() for t in tensors) or None  # None: PyTorch's
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
 
 
