@@ -39,6 +39,8 @@ def _rows(run):
     ("semivae", ["--lr-schedule", "cosine"], "SemiVAE", 55),  # the rate resumes on its curve
     ("semivae", ["--ema", "0.9", "--val-labels", "10", "--patience", "2"], "SemiVAE", 55),  # the average resumes
     ("semivae", ["--consistency-align"], "SemiVAE", 55),  # the running class means resume
+    # channels-last conv weights on the CPU (train/loop.py) meet Adam moments read back in the plain layout
+    ("semivae", ["--arch", "conv", "--channels", "4,8", "--strides", "2,2", "--fc", "16"], "SemiVAE", 55),
     ("m1m2", ["--m1-epochs", "2", "--m2-hidden", "16", "--m2-latent-dim", "3"], "M1M2", 50),  # stage 2, epoch 2
 ])
 def test_a_run_stopped_mid_epoch_resumes_to_bitwise_the_same_weights(model, extra, cls_name, call, tmp_path,

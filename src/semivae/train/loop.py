@@ -82,6 +82,8 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     torch.manual_seed(cfg.seed + world.rank)  # model noise and dropout: a per-rank stream
     generator = torch.Generator().manual_seed(cfg.seed)  # the sampler: one global batch for every rank
     model.to(device)
+    if device.type == "cpu":  # oneDNN's convolutions train 20 % faster on channels-last weights (benchmarks.md s. 3)
+        model.to(memory_format=torch.channels_last)  # 4-D weights only; Adam then takes its per-tensor path
     on_disk = isinstance(data.train, PackedData)
     train = data.train.to(device)  # in memory: the whole training split lives on the device
     sampler = make_sampler(model, data, cfg, label_ratio, generator)
