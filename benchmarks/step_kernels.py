@@ -26,16 +26,6 @@ from semivae.train.speed import MNIST_SPEC, mnist_like_batch
 from semivae.train.trainer import OPTIMIZERS, make_step
 
 
-def reference(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` with PyTorch's own dropout modules in place of semivae's."""
-    model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, Dropout):
-                setattr(module, name, torch.nn.Dropout(child.p))
-    return model
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
@@ -46,29 +36,29 @@ def main() -> None:
     cfg = resolve({})  # the default preset
     torch.manual_seed(0)
     model = build_model(MNIST_SPEC, cfg.arch, cfg.model)
-    ref = reference(model)
+    ref = copy.deepcopy(model)  # the same weights, its own optimiser state
     t = cfg.train
-    ours = consistency.affine_grid
-    pytorch_grid = lambda theta, h, w: F.affine_grid(theta, [len(theta), 1, h, w], align_corners=False)  # noqa: E731
-    variants = {  # name -> (step, the affine grid it runs with)
+    ours = (Dropout.forward, consistency.affine_grid)
+    pytorch = (torch.nn.Dropout.forward,
+               lambda theta, h, w: F.affine_grid(theta, [len(theta), 1, h, w], align_corners=False))
+    variants = {  # name -> (step, the dropout forward and the affine grid it runs with)
         "semivae (CPU dropout mask, fused Adam, broadcast affine grid)":
             (make_step(model, OPTIMIZERS["adam"](model.param_groups(t.lr), t)), ours),
         "PyTorch (nn.Dropout, per-tensor Adam, F.affine_grid)":
-            (make_step(ref, torch.optim.Adam(ref.param_groups(t.lr), lr=t.lr, weight_decay=t.weight_decay)),
-             pytorch_grid),
+            (make_step(ref, torch.optim.Adam(ref.param_groups(t.lr), lr=t.lr, weight_decay=t.weight_decay)), pytorch),
     }
     batch = mnist_like_batch(128, "cpu")
     ms: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(a.blocks):
-        for name, (step, grid) in variants.items():
-            consistency.affine_grid = grid
+        for name, (step, (dropout, grid)) in variants.items():
+            Dropout.forward, consistency.affine_grid = dropout, grid
             for _ in range(5):  # warm-up
                 step(batch)
             t0 = time.perf_counter()
             for _ in range(a.steps):
                 step(batch)
             ms[name].append((time.perf_counter() - t0) / a.steps * 1e3)
-    consistency.affine_grid = ours
+    Dropout.forward, consistency.affine_grid = ours
     print(f"{sum(isinstance(m, Dropout) for m in model.modules())} dropout layers, {a.threads} threads")
     for name, v in ms.items():
         print(f"{name}: {statistics.median(v):.2f} ms/step (blocks: {', '.join(f'{t:.1f}' for t in sorted(v))})")

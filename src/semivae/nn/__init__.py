@@ -52,5 +52,5 @@ def make_decoder(arch: ArchConfig, in_features: int, data_shape: tuple[int, ...]
 
 
 __all__ = ["ARCHS", "Arch", "ArchConfig", "ConvDecoder", "ConvEncoder", "ConvOptions", "DenseDecoder", "DenseEncoder",
-           "DenseOptions", "Dropout", "INITS", "RecurrentDecoder", "RecurrentEncoder", "RecurrentOptions", "arch_options", "make_decoder",
-           "make_encoder", "mlp"]
+           "DenseOptions", "Dropout", "INITS", "RecurrentDecoder", "RecurrentEncoder", "RecurrentOptions",
+           "arch_options", "make_decoder", "make_encoder", "mlp"]
