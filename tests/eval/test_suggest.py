@@ -1,8 +1,10 @@
 """Which points to label next: uncertainty with diversity, ids out, --label-ids back in."""
 
 import numpy as np
+import pytest
 
 from semivae.data.budget import read_label_ids
+from semivae.errors import UserError
 from semivae.eval.suggest import diverse_batch, margin_uncertainty, suggest, suggestions_csv
 from semivae.runs import load_run
 from semivae.train import train
@@ -51,3 +53,21 @@ def test_label_ids_match_the_datas_own_ids(tmp_path):
     assert read_label_ids(tmp_path / "f.txt", ids, labels).tolist() == [1, 3]
     (tmp_path / "g.csv").write_text("rank,row,id\n1,0,a\n")
     assert read_label_ids(tmp_path / "g.csv", ids, labels).tolist() == [0]
+
+
+def test_a_label_column_in_the_file_is_checked_against_the_data_never_used(tmp_path):
+    labels = np.array([[0], [1], [-1], [0]])
+    heads = [("digit", ("zero", "one"))]
+    f = tmp_path / "f.csv"
+    f.write_text("row,label\n0,zero\n1,1\n3,\n")  # a class name, a class index, an empty cell: all agree
+    assert read_label_ids(f, None, labels, heads).tolist() == [0, 1, 3]
+    f.write_text("row,digit\n3,zero\n")  # the head's own name
+    assert read_label_ids(f, None, labels, heads).tolist() == [3]
+    for text, said in [("row,label\n0,banana\n", "'banana', but the data says 'zero'"),
+                       ("row,digit\n1,zero\n", "'zero', but the data says 'one'")]:
+        f.write_text(text)
+        with pytest.raises(UserError, match=said):
+            read_label_ids(f, None, labels, heads)
+    f.write_text("row,label\n0,0\n")
+    with pytest.raises(UserError, match="name the column after one of them"):
+        read_label_ids(f, None, np.array([[0, 1]]), [("a", ("x",)), ("b", ("y", "z"))])

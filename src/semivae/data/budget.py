@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,20 +54,22 @@ def select_labelled(y: np.ndarray, n_classes: int, *, labels: str | int | None =
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
-def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
+                   heads: Sequence[tuple[str, Sequence[str]]] = ()) -> np.ndarray:
     """The training-split rows (sorted, unique) that ``--label-ids FILE`` names.
 
     The file is what ``semivae suggest`` writes (a CSV with a ``row`` and an ``id`` column), or
     one entry per line: ids where the data names its rows (``ids``), else row numbers.
     ``labels`` (N, F) must hold a label for every named row: the file says which labels the
-    model may see, the data holds them.
+    model may see, the data holds them. A CSV column that gives labels (``label``, or a head's
+    name among ``heads``, its (name, classes) pairs) is checked against the data, never used.
     """
     p = Path(path).expanduser()
     try:
         lines = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read --label-ids {p} ({err}); give the file `semivae suggest` wrote") from None
-    entries, by_id = lines, ids is not None
+    entries, by_id, given = lines, ids is not None, []
     if lines and ("," in lines[0] or lines[0] in ("row", "id")):
         rows = list(csv.reader(lines))
         header = [h.strip() for h in rows[0]]
@@ -79,7 +82,9 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray)
             raise UserError(f"--label-ids {p} has no 'row' or 'id' column (it has {header}); give the file "
                             "`semivae suggest` wrote, or one id per line")
         by_id = column == "id"
-        entries = [r[header.index(column)].strip() for r in rows[1:] if len(r) > header.index(column)]
+        body = [r for r in rows[1:] if len(r) > header.index(column)]
+        entries = [r[header.index(column)].strip() for r in body]
+        given = _given_labels(p, header, body, heads if heads else [("label", ())] * labels.shape[1])
     if not entries:
         raise UserError(f"--label-ids {p} names no rows; give at least one")
     if by_id:
@@ -98,9 +103,38 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray)
         if rows_.min() < 0 or rows_.max() >= len(labels):
             raise UserError(f"--label-ids {p} names row {int(rows_.max() if rows_.max() >= len(labels) else rows_.min())}"
                             f", outside the training split's 0..{len(labels) - 1}; use the rows `semivae suggest` wrote")
-    rows_ = np.unique(rows_)
     missing = rows_[(labels[rows_] < 0).all(1)]
     if len(missing):
         raise UserError(f"--label-ids {p} names row {int(missing[0])}, which has no label in the data; label it in "
                         "the data file first")
-    return rows_
+    for f, classes, values in given:
+        _check_given(p, rows_, labels[:, f], classes, values)
+    return np.unique(rows_)
+
+
+def _given_labels(p: Path, header: list[str], rows: list[list[str]], heads) -> list[tuple[int, tuple, list[str]]]:
+    """The file's label columns as (head index, class names, one value per entry row): ``label``
+    stands for the only head, a head's own name for that head."""
+    out = []
+    for i, name in enumerate(header):
+        if name == "label" and len(heads) > 1:
+            raise UserError(f"--label-ids {p} has a 'label' column, but the data has {len(heads)} label columns; "
+                            f"name the column after one of them ({', '.join(h[0] for h in heads)}) or drop it")
+        f = 0 if name == "label" else next((j for j, h in enumerate(heads) if h[0] == name and name), None)
+        if f is not None and name not in ("row", "id"):
+            out.append((f, tuple(heads[f][1]), [r[i].strip() if len(r) > i else "" for r in rows]))
+    return out
+
+
+def _check_given(p: Path, rows: np.ndarray, data: np.ndarray, classes: tuple, values: list[str]) -> None:
+    """Refuse a label in the file that differs from the data's label of its row (by class name
+    or class index; an empty cell is no claim)."""
+    for row, value in zip(rows.tolist(), values):
+        if not value:
+            continue
+        have = int(data[row])
+        names = {str(have)} | ({str(classes[have])} if 0 <= have < len(classes) else set())
+        if value not in names:
+            said = f"'{classes[have]}'" if 0 <= have < len(classes) else "no label" if have < 0 else str(have)
+            raise UserError(f"--label-ids {p} gives row {row} the label {value!r}, but the data says {said}; labels "
+                            "come from the data, not this file: correct the data (or drop the file's label column)")

@@ -116,7 +116,8 @@ def prepare(cfg: RunConfig):
     likelihood = cfg.model.likelihood or bundle.likelihood
     check_compatible(bundle, cfg, likelihood)
     labels = bundle.train.labels.numpy()
-    rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels) if cfg.data.label_ids else None
+    heads = [(h.name, h.classes) for h in bundle.heads]
+    rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels, heads) if cfg.data.label_ids else None
     split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, cfg.train.seed, rows)
     data = apply_split(bundle.train, split)
     if not cfg.data.unlabelled:
