@@ -9,7 +9,7 @@ report and the figures need, read once (the dataset too, on first use).
     summary.json       final status and figures
     calibration.json   optional: each head's temperature (``semivae calibrate`` / ``--calibrate``)
     unknown.json       optional: the score and threshold that flag inputs unlike the training data
-    class_latents.safetensors  optional: each class's Gaussian in z, used by generate (models/latents.py)
+    class_latents.safetensors  optional: each class's Gaussian mixture in z, used by generate (models/latents.py)
     feature_bank.safetensors   optional: the training points' top-layer features, for the knn anomaly
                                score (models/neighbours.py; written by ``semivae anomaly``)
 
@@ -148,7 +148,7 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
     temperatures = {name: float(v["temperature"]) for name, v in calibration.get("heads", {}).items()}
     unknown = _read_json(p / "unknown.json") if (p / "unknown.json").is_file() else None
     latents = _optional_tensors(p / LATENTS, "delete it (generation then draws z from N(0, I)) or train again")
-    model.class_latents = ClassLatents(**latents) if latents else None
+    model.class_latents = ClassLatents.from_tensors(latents) if latents else None
     bank = _optional_tensors(p / FEATURE_BANK, "restore it or train again with `semivae anomaly`")
     model.feature_bank = FeatureBank(**bank) if bank else None
     return Run(p, cfg, info, split, model, temperatures, unknown)
