@@ -1,9 +1,9 @@
 """Fit and write a run's class latents (models/latents.py): where each class lives in z.
 
 ``fit_latents(run)`` encodes the run's training split (z at the mean of q(z|x)), assigns each
-point pi's most probable class, fits one Gaussian per class to its confident points and writes
-``RUN/class_latents.safetensors``; from then on the run's ``generate`` draws class c's samples
-from class c's Gaussian. Training calls it at the end for models that declare a
+point pi's most probable class, fits a Gaussian mixture per class to its confident points and
+writes ``RUN/class_latents.safetensors``; from then on the run's ``generate`` draws class c's
+samples from class c's mixture. Training calls it at the end for models that declare a
 ``latent_head``; runs trained before it existed keep z ~ N(0, I).
 """
 

@@ -224,7 +224,7 @@ class SemiVAE(BaseModel):
 
     def generate(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of p(x | z, onehot(classes)) for z ~ N(0, I): (B, *shape). With fitted class
-        latents and the class given, z is first placed in that class's Gaussian (latents.py)."""
+        latents and the class given, z is first placed in that class's mixture (latents.py)."""
         head = self.latent_head
         if self.class_latents is not None and head is not None and classes is not None and head.name in classes:
             z = self.class_latents.place(z, classes[head.name])  # (B, D)

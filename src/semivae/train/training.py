@@ -285,7 +285,7 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
 
 
 def postfit(path: Path, cfg: RunConfig) -> dict:
-    """After training: each class's Gaussian in z (models with a ``latent_head``), the
+    """After training: each class's Gaussian mixture in z (models with a ``latent_head``), the
     unknown-input threshold (when there are validation points) and, with ``--calibrate``, the
     temperatures; their headline figures for summary.json."""
     run = load_run(path)
