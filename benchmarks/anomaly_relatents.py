@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import semivae
-from semivae.eval.outputs import model_outputs
+from semivae.eval.latents import training_codes
 from semivae.eval.scores import combine_stats, combined_score, compute_scores
 from semivae.models.latents import COMPONENTS, fit_class_latents
 
@@ -38,10 +38,8 @@ def main() -> None:
         if target.is_file() or not (path / "anomaly_scores.npz").is_file():
             continue
         run = semivae.load(path)
-        model, head = run.model, run.model.latent_head
-        out = model_outputs(model, run.split_data("train"), elbo=False, latent=True)
-        model.class_latents = fit_class_latents(torch.from_numpy(out["mu"]), torch.from_numpy(out["proba"][head.name]),
-                                                tuple(a.components))
+        model = run.model
+        model.class_latents = fit_class_latents(*training_codes(run), tuple(a.components))
         bundle = run.dataset()
         with np.load(path / "anomaly_scores.npz") as f:
             z = {k: f[k] for k in f.files}

@@ -142,28 +142,25 @@ def relatents(a, extra: dict) -> list[dict]:
     """Refit kept runs' class latents, one Gaussian per class (as before session 30) and the
     BIC-chosen mixtures (the library's default), and judge both: training is the same, only
     where generation draws z differs. A run's draw seed is its config's; the rows name the run."""
-    from semivae.eval.outputs import model_outputs
+    from semivae.eval.latents import training_codes
     from semivae.models.latents import COMPONENTS, fit_class_latents
 
     results = ResultsFile(a.out, vars(a))
     done = {(r["run"], r["tag"]) for r in results.rows}
+    variants = {"one Gaussian per class": (1,), "mixture (BIC)": COMPONENTS}
     for path in a.runs:
-        run, acc = semivae.load(path), None
-        model, head = run.model, run.model.latent_head
-        out = model_outputs(model, run.split_data("train"), elbo=False, latent=True)
-        mu, proba = torch.from_numpy(out["mu"]), torch.from_numpy(out["proba"][head.name])
-        for tag, components in (("one Gaussian per class", (1,)), ("mixture (BIC)", COMPONENTS)):
-            if (str(path), tag) in done:
-                continue
+        todo = [tag for tag in variants if (str(path), tag) not in done]
+        if not todo:
+            continue
+        run, acc = semivae.load(path), semivae.evaluate(path)["accuracy"]  # the same for both: training is
+        model, codes = run.model, training_codes(run)
+        for tag in todo:
             t0 = time.perf_counter()
-            model.class_latents = fit_class_latents(mu, proba, components)
+            model.class_latents = fit_class_latents(*codes, variants[tag])
             fit_s, sizes = time.perf_counter() - t0, (model.class_latents.weight > 0).sum(1).tolist()
             judged = recognised(model, Path(a.judge), a.samples, run.config.train.seed)  # then z ~ N(0, I) too
             results.add({"tag": tag, "run": str(path), "seed": run.config.train.seed, "components": sizes,
-                         "fit_seconds": fit_s,
-                         **judged, "accuracy": acc if acc is not None else semivae.evaluate(path)["accuracy"],
-                         "seconds": 0.0})
-            acc = results.rows[-1]["accuracy"]
+                         "fit_seconds": fit_s, **judged, "accuracy": acc, "seconds": 0.0})
     return results.rows
 
 

@@ -115,13 +115,16 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
 def _given_labels(p: Path, header: list[str], rows: list[list[str]], heads) -> list[tuple[int, tuple, list[str]]]:
     """The file's label columns as (head index, class names, one value per entry row): ``label``
     stands for the only head, a head's own name for that head."""
+    index = {name: f for f, (name, _) in enumerate(heads) if name}
+    if len(heads) == 1:
+        index.setdefault("label", 0)
     out = []
     for i, name in enumerate(header):
-        if name == "label" and len(heads) > 1:
+        if name == "label" and name not in index:
             raise UserError(f"--label-ids {p} has a 'label' column, but the data has {len(heads)} label columns; "
                             f"name the column after one of them ({', '.join(h[0] for h in heads)}) or drop it")
-        f = 0 if name == "label" else next((j for j, h in enumerate(heads) if h[0] == name and name), None)
-        if f is not None and name not in ("row", "id"):
+        if name in index and name not in ("row", "id"):
+            f = index[name]
             out.append((f, tuple(heads[f][1]), [r[i].strip() if len(r) > i else "" for r in rows]))
     return out
 

@@ -22,14 +22,20 @@ from ..runs.run import LATENTS
 from .outputs import model_outputs
 
 
+def training_codes(run: Run, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the class latents are fitted to: the training split's codes mu (N, D) and the
+    ``latent_head``'s probabilities (N, K)."""
+    model = run.model
+    out = model_outputs(model, run.split_data("train", data_dir), device=model_device(model), elbo=False, latent=True)
+    return torch.from_numpy(out["mu"]), torch.from_numpy(out["proba"][model.latent_head.name])
+
+
 def fit_latents(run: Run | str | Path, *, data_dir: str | None = None, device: str | None = None) -> ClassLatents | None:
     """Fit, write and attach the run's class latents; None for a model without a ``latent_head``."""
     run = as_run(run, device)
-    model, head = run.model, run.model.latent_head
-    if head is None:
+    if run.model.latent_head is None:
         return None
-    out = model_outputs(model, run.split_data("train", data_dir), device=model_device(model), elbo=False, latent=True)
-    latents = fit_class_latents(torch.from_numpy(out["mu"]), torch.from_numpy(out["proba"][head.name]))
+    latents = fit_class_latents(*training_codes(run, data_dir))
     write_atomic(run.path / LATENTS, safetensors_bytes(latents.tensors()))
-    model.class_latents = latents
+    run.model.class_latents = latents
     return latents

@@ -93,15 +93,12 @@ def _mixture(codes: torch.Tensor, components: tuple[int, ...]) -> tuple[torch.Te
     least 4 D codes per component: weights (M,), means (M, D), Cholesky factors (M, D, D)."""
     n, d = codes.shape
     x = codes.double().numpy()
-    best = None
     # one BLAS thread: these fits are small, and threads beside the model's made them 10 times slower
     with warnings.catch_warnings(), threadpool_limits(1):  # and repeated codes leave k-means fewer clusters
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for m in [m for m in components if m == 1 or n >= 4 * d * m]:
-            gm = GaussianMixture(m, covariance_type="full", reg_covar=JITTER, random_state=0).fit(x)
-            if best is None or gm.bic(x) < best[0]:
-                best = (gm.bic(x), gm)
-    gm = best[1]
+        fits = [GaussianMixture(m, covariance_type="full", reg_covar=JITTER, random_state=0).fit(x)
+                for m in components if m == 1 or n >= 4 * d * m]
+        gm = min(fits, key=lambda f: f.bic(x))
     cov = torch.from_numpy(gm.covariances_)  # (M, D, D), float64
     return torch.from_numpy(gm.weights_), torch.from_numpy(gm.means_), torch.linalg.cholesky(cov)
 
@@ -113,13 +110,13 @@ def fit_class_latents(mu: torch.Tensor, proba: torch.Tensor, components: tuple[i
     keeps N(0, I), the prior. Deterministic."""
     k, d = proba.shape[1], mu.shape[1]
     classes, confident = proba.argmax(1), proba.amax(1) >= CONFIDENT  # (N,) each
+    prior = (torch.ones(1), torch.zeros(1, d), torch.eye(d)[None])  # N(0, I), for a class without codes
     fits = []
     for c in range(k):
         mine = classes == c
         if (mine & confident).sum() >= 4 * d:
             mine = mine & confident
         codes = mu[mine]  # (N_c, D)
-        prior = (torch.ones(1), torch.zeros(1, d), torch.eye(d)[None])
         fits.append(_mixture(codes, components) if len(codes) >= 2 else prior)
     m = max(len(w) for w, _, _ in fits)
     weight, mean, chol = torch.zeros(k, m), torch.zeros(k, m, d), torch.eye(d).repeat(k, m, 1, 1)
