@@ -40,6 +40,21 @@ CANDIDATES = {
     "entropy+knn": ("mean", ("entropy", "knn")),
     "neg_elbo+complexity+knn": ("mean", ("neg_elbo", "complexity", "knn")),  # what a plain VAE could use
     "neg_elbo+knn": ("mean", ("neg_elbo", "knn")),
+    # the class layer's free energy in place of its entropy (runs scored from session 31 on)
+    "complexity+energy+latent_nll+knn": ("mean", ("complexity", "energy", "latent_nll", "knn")),
+    "complexity+energy+knn": ("mean", ("complexity", "energy", "knn")),
+    "complexity+entropy+energy+latent_nll+knn": ("mean", ("complexity", "entropy", "energy", "latent_nll", "knn")),
+    "complexity+one_minus_max_pi+latent_nll+knn": ("mean", ("complexity", "one_minus_max_pi", "latent_nll", "knn")),
+    "energy+knn": ("mean", ("energy", "knn")),
+    "neg_elbo+complexity+energy+latent_nll": ("mean", ("neg_elbo", "complexity", "energy", "latent_nll")),
+}
+
+_NOW = ("complexity", "energy", "latent_nll")
+EXPLORE = {  # with anomaly_explore.py's scores (--extra)
+    "complexity+energy+latent_nll+knn+maha": ("mean", _NOW + ("knn", "maha")),
+    "complexity+energy+maha+knn": ("mean", ("complexity", "energy", "maha", "knn")),
+    "complexity+energy+latent_nll+maha": ("mean", _NOW + ("maha",)),
+    **{f"complexity+energy+latent_nll+knn{k}": ("mean", _NOW + (f"knn{k}",)) for k in (1, 5, 20, 50)},
 }
 
 
@@ -57,7 +72,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder")
     ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--extra", action="store_true", help="also anomaly_explore.py's candidates")
     a = ap.parse_args()
+    candidates = CANDIDATES | (EXPLORE if a.extra else {})
     runs = sorted(Path(a.folder).glob(f"{a.dataset}-*"))
     per_seed: dict[tuple[str, str], list[dict[str, float]]] = {}  # (mode, class) -> one row per seed
     for run in runs:
@@ -68,7 +85,7 @@ def main() -> None:
             z = {k: f[k] for k in f.files}
         flags = z["is_anomaly"]
         row = {s[5:]: auroc(flags, z[s]) for s in z if s.startswith("test_")}
-        for name, (how, parts) in CANDIDATES.items():
+        for name, (how, parts) in candidates.items():
             c = combine(z, how, parts, "test")
             if c is not None:
                 row[name] = auroc(flags, c)

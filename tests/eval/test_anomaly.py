@@ -45,10 +45,10 @@ def anomaly_run(tmp_path_factory):
 
 def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
     res = json.loads((anomaly_run / "anomaly.json").read_text())
-    assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "complexity",
-                                  "neg_elbo_point", "latent_nll", "knn", "combined"}
+    assert set(res["scores"]) == {"recon_prob", "neg_elbo", "neg_iwae", "one_minus_max_pi", "entropy", "energy",
+                                  "complexity", "neg_elbo_point", "latent_nll", "knn", "combined"}
     assert res["default_score"] == "combined" and res["n_anomalous"] > 0
-    assert set(res["combine"]) == {"complexity", "entropy", "latent_nll", "knn"}  # class latents and a feature bank
+    assert set(res["combine"]) == {"complexity", "energy", "latent_nll", "knn"}  # class latents and a feature bank
     for m in res["scores"].values():
         assert 0 <= m["auroc"] <= 1 and m["val_fpr"] <= res["target_fpr"] + 1.0 / res["n_val"]
     assert res["scores"]["combined"]["auroc"] > 0.7  # 1s left out of 8x8 digits: far above chance
@@ -73,6 +73,28 @@ def test_every_score_is_finite_and_higher_for_noise_than_for_training_images(ano
     for n in names:
         assert np.isfinite(s_typ[n]).all() and np.isfinite(s_noise[n]).all(), n
         assert np.median(s_noise[n]) > np.median(s_typ[n]), n
+
+
+def test_energy_is_minus_the_logsumexp_of_the_first_heads_logits(anomaly_run):
+    model = load_run(anomaly_run).model
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    logits = model.inference(x, sample=False).logits[model.heads[0].name]  # (5, K)
+    s = compute_scores(model, ArrayData(x, torch.full((5,), -1)), ["energy"])["energy"]
+    assert np.allclose(s, -torch.logsumexp(logits.double(), -1).detach().numpy(), atol=1e-5)
+
+
+def test_a_run_scored_with_older_combined_parts_keeps_them(anomaly_run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"  # runs scored before session 31 averaged entropy where energy is now
+    shutil.copytree(anomaly_run, old)
+    info = json.loads((old / "anomaly.json").read_text())
+    info["combine"] = {("entropy" if k == "energy" else k): v for k, v in info["combine"].items()}
+    (old / "anomaly.json").write_text(json.dumps(info))
+    np.savez(tmp_path / "new.npz", x=np.zeros((3, 8, 8), dtype=np.uint8))
+    now, before = (np.array([float(r["score"]) for r in csv.DictReader(io.StringIO(score(r, tmp_path / "new.npz")))])
+                   for r in (anomaly_run, old))
+    assert np.isfinite(before).all() and not np.allclose(now, before)
 
 
 def test_score_writes_score_flag_and_class(anomaly_run, tmp_path):
@@ -139,7 +161,7 @@ def test_feedback_works_on_a_run_without_labels(tmp_path):
     assert main(["anomaly", "--anomaly-class", "0", "--mode", "unsupervised", "--epochs", "2", "--hidden", "32",
                  "--latent-dim", "3", "--quiet", "--score-samples", "2", "--score-iwae-k", "4", "--out", str(out)]) == 0
     res = json.loads((out / "anomaly.json").read_text())
-    assert "entropy" not in res["scores"] and set(res["combine"]) == {"knn"}  # a plain VAE: knn alone
+    assert "energy" not in res["scores"] and set(res["combine"]) == {"knn"}  # a plain VAE: knn alone
     np.savez(tmp_path / "fn.npz", x=np.zeros((3, 8, 8), dtype=np.uint8))
     assert main(["feedback", str(out), "--false-negatives", str(tmp_path / "fn.npz"), "--epochs", "1", "--quiet",
                  "--out", str(tmp_path / "fb")]) == 0

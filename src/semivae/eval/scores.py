@@ -10,6 +10,10 @@ neg_elbo_point    -(log p(x | z) - KL) with every latent at the mean of q: deter
 neg_iwae          -L_k, the importance-weighted bound on log p(x) with k samples
 one_minus_max_pi  1 - max_k pi_k(x): the classifier's uncertainty (models with a class layer)
 entropy           H(pi(x)) in nats (models with a class layer)
+energy            -log sum_k exp(l_k(x)), l the first head's logits: the free energy of the
+                  class layer (Liu et al. 2020), low where some class's logit is high, so
+                  it reads how strongly x looks like a known class, which pi's softmax
+                  (entropy, max pi) forgets; per-step heads: the mean over the valid steps
 latent_nll        -log p(mu(x) | c) under the class latents (models/latents.py) of the class
                   that fits mu(x), the mean of q(z|x), best: how far the code lies from every
                   class's region in z (Lee et al. 2018's class-conditional Gaussians, per
@@ -22,7 +26,7 @@ complexity        neg_elbo minus the input's length under a generic compressor (
                   nats, pixels quantised as the likelihood sees them): likelihoods favour
                   simple inputs (Serra et al. 2020); images only
 combined          the mean of the validation-standardised (z-scored against normal validation
-                  points) complexity, entropy, latent_nll (where the class latents exist) and
+                  points) complexity, energy, latent_nll (where the class latents exist) and
                   knn for a model with a class layer and a feature bank; knn alone for a
                   plain VAE with one: the best mean AUROC of the
                   combinations measured on MNIST, confirmed on Fashion-MNIST
@@ -42,6 +46,7 @@ import torch
 from ..data.dataset import ArrayData
 from ..models import BaseModel, model_device
 from ..objectives.iwae import iwae_log_px
+from ..objectives.steps import mean_steps
 
 
 def _recon(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
@@ -74,6 +79,12 @@ def _entropy(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
     return -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
 
 
+def _energy(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
+    logits = model.inference(x, mask, sample=False).logits[model.heads[0].name]  # (B, K) or (B, T, K)
+    e = -torch.logsumexp(logits, -1, keepdim=True)  # (B, 1) or (B, T, 1)
+    return (mean_steps(e, mask) if e.dim() == 3 else e)[:, 0]
+
+
 def _latent_nll(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
     mu = model.inference(x, mask, sample=False).mu  # (B, D)
     return model.class_latents.nll(mu).min(-1).values
@@ -101,27 +112,29 @@ def _complexity(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
 Score = Callable[[BaseModel, torch.Tensor, torch.Tensor | None, int, int], torch.Tensor]
 SCORES: dict[str, Score] = {
     "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_elbo_point": _neg_elbo_point, "neg_iwae": _neg_iwae,
-    "one_minus_max_pi": _max_pi, "entropy": _entropy, "latent_nll": _latent_nll, "knn": _knn,
+    "one_minus_max_pi": _max_pi, "entropy": _entropy, "energy": _energy,
+    "latent_nll": _latent_nll, "knn": _knn,
     "complexity": _complexity,
 }
 
 
 def combined_parts(names: list[str]) -> tuple[str, ...]:
     """What ``combined`` averages, given the scores that apply (docs/benchmarks.md section 11): with
-    a feature bank, complexity, entropy, latent_nll and knn where there is a class layer (latent_nll
+    a feature bank, complexity, energy, latent_nll and knn where there is a class layer (latent_nll
     where there are class latents), knn alone for a plain VAE; without one, neg_elbo, complexity
-    and entropy / latent_nll where they apply."""
+    and energy / latent_nll where they apply."""
     if "knn" in names:
-        if "entropy" not in names:
+        if "energy" not in names:
             return ("knn",)
-        return ("complexity", "entropy") + (("latent_nll",) if "latent_nll" in names else ()) + ("knn",)
-    return ("neg_elbo", "complexity") + tuple(n for n in ("entropy", "latent_nll") if n in names)
+        return ("complexity", "energy") + (("latent_nll",) if "latent_nll" in names else ()) + ("knn",)
+    return ("neg_elbo", "complexity") + tuple(n for n in ("energy", "latent_nll") if n in names)
 
 
 # What a score needs of the model; any score not named here needs a decoder (a likelihood)
 NEEDS: dict[str, Callable[[BaseModel], bool]] = {
     "one_minus_max_pi": lambda m: bool(m.heads),
     "entropy": lambda m: bool(m.heads),
+    "energy": lambda m: bool(m.heads),
     "latent_nll": lambda m: m.has_decoder and m.class_latents is not None,
     "knn": lambda m: m.feature_bank is not None,
     "complexity": lambda m: m.has_decoder and m.spec.kind == "image",
