@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from semivae.objectives.consistency import (Consistency, affine_grid, elastic_field, erase_squares, jitter_series,
-                                            shift_images)
+                                            scale_intensity, shift_images)
 from semivae.train import train
 
 
@@ -117,6 +117,19 @@ def test_cutout_blanks_one_square_per_image_and_nothing_else():
     assert ((hook.perturb(x) == 0).sum((1, 2, 3)) > 0).all()  # the hook's perturbation cuts out
 
 
+def test_a_gain_scales_each_image_by_one_factor_within_its_range_and_keeps_black_black():
+    torch.manual_seed(0)
+    x = torch.rand(512, 1, 8, 8) * 0.5  # no pixel above 0.5: a factor <= 1.3 clips none
+    x[:, :, 0] = 0.0  # a black row
+    out = scale_intensity(x, 0.3)
+    factor = out[:, :, 1:].flatten(1) / x[:, :, 1:].flatten(1)  # (B, P): one value per image
+    assert torch.allclose(factor, factor[:, :1].expand_as(factor), atol=1e-5)
+    assert factor.min() >= 0.7 - 1e-6 and factor.max() <= 1.3 + 1e-6 and factor.std() > 0.1  # spread over the range
+    assert (out[:, :, 0] == 0).all() and (scale_intensity(torch.ones(64, 1, 4, 4), 0.5) <= 1.0).all()
+    hook = Consistency(weight=1.0, threshold=0.5, kind="image", shift=0.0, noise=0.0, gain=0.3)
+    assert not torch.allclose(hook.perturb(x), x, atol=1e-3)  # the hook's perturbation scales
+
+
 def test_labelled_points_teach_their_label_when_asked():
     with_labels = Consistency(weight=1.0, threshold=0.99, kind="vector", shift=0.0, noise=0.1, labels=True)
     unsure = torch.zeros(3, 4)  # pi is unsure everywhere: only known labels teach
@@ -140,12 +153,12 @@ def test_the_options_reach_the_hook_and_a_model_trains_with_them(tiny, tmp_path)
     model = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2),
                         model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True,
                                      augment_erase=0.3, consistency_align=True, consistency_mix=0.5,
-                                     consistency_temperature=0.0))
+                                     consistency_temperature=0.0, augment_gain=0.2))
     c = model.consistency
-    assert (c.elastic, c.flip, c.labels, c.erase) == (1.0, True, True, 0.3)
+    assert (c.elastic, c.flip, c.labels, c.erase, c.gain) == (1.0, True, True, 0.3, 0.2)
     assert (c.align, c.mix, c.temperature) == (True, 0.5, 0.0) and model.consistency_align_0.shape == (2, 3)
     default = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2), model_config()).consistency
-    assert (default.elastic, default.flip, default.labels, default.erase) == (0.0, False, False, 0.0)
+    assert (default.elastic, default.flip, default.labels, default.erase, default.gain) == (0.0, False, False, 0.0, 0.0)
     assert (default.align, default.mix, default.temperature) == (False, 0.0, 0.4)
     cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True, augment_erase=0.3)
     path = train(cfg, out=tmp_path / "r", progress=False)

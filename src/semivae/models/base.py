@@ -179,6 +179,9 @@ class ModelConfig:
                                     "data whose classes survive a mirror: clothes, not digits)")
     augment_erase: float = opt(0.0, "consistency on images: also blank a random square this fraction of the image's "
                                     "side wide (cutout), e.g. 0.25; 0 = off")
+    augment_gain: float = opt(0.0, "consistency on images: also scale each image's intensities by a random factor "
+                                   "in [1 - g, 1 + g] (clipped to [0, 1]; the background stays black), e.g. 0.3; "
+                                   "0 = off")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
@@ -203,6 +206,8 @@ class ModelConfig:
             raise UserError(f"--augment-elastic {self.augment_elastic} must be in [0, 5] pixels, e.g. 1.5 (0: off)")
         if not 0 <= self.augment_erase <= 0.75:
             raise UserError(f"--augment-erase {self.augment_erase} must be in [0, 0.75] of the side, e.g. 0.25 (0: off)")
+        if not 0 <= self.augment_gain < 1:
+            raise UserError(f"--augment-gain {self.augment_gain} must be in [0, 1), e.g. 0.3 (0: off)")
         if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \
                 or self.augment_noise < 0:
             raise UserError("--consistency, --augment-shift and --augment-noise must be >= 0 and "
@@ -308,7 +313,7 @@ class BaseModel(nn.Module):
         self.consistency = None if weight <= 0 else Consistency(
             weight, cfg.consistency_threshold, self.spec.kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
             rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
-            erase=cfg.augment_erase, labels=cfg.consistency_labels, align=cfg.consistency_align,
+            erase=cfg.augment_erase, gain=cfg.augment_gain, labels=cfg.consistency_labels, align=cfg.consistency_align,
             temperature=cfg.consistency_temperature, mix=cfg.consistency_mix)
         if self.consistency is not None and self.consistency.align:  # running class means, saved with the weights
             for f, head in enumerate(self.spec.heads):

@@ -105,6 +105,14 @@ def erase_squares(x: torch.Tensor, fraction: float) -> torch.Tensor:
     return x.masked_fill(inside[:, None], 0.0)
 
 
+def scale_intensity(x: torch.Tensor, gain: float) -> torch.Tensor:
+    """Each image's intensities times its own factor drawn from [1 - gain, 1 + gain], clipped to
+    [0, 1] (a darker or brighter print of the same object; zero stays zero):
+    (B, C, H, W) -> (B, C, H, W)."""
+    factor = 1.0 + (torch.rand(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * 2 - 1) * gain  # (B, 1, 1, 1)
+    return (x * factor).clamp(0.0, 1.0)
+
+
 def jitter_series(x: torch.Tensor, noise: float) -> torch.Tensor:
     """Each sequence's channels scaled by N(1, noise^2), plus N(0, (noise/3)^2) per value:
     (B, T, C) -> (B, T, C)."""
@@ -128,6 +136,7 @@ class Consistency:
     elastic: float = 0.0  # images: elastic deformation, pixels (standard deviation)
     flip: bool = False  # images: mirror left-right half the time
     erase: float = 0.0  # images: cutout square, as a fraction of the side
+    gain: float = 0.0  # images: intensity factor in [1 - gain, 1 + gain]
     labels: bool = False  # labelled points' perturbed copies are taught their label, not pi(x)
     align: bool = False  # distribution alignment of the targets (ReMixMatch)
     mix: float = 0.0  # images and vectors: mixup's Beta(mix, mix) between points of the batch; 0 = off
@@ -143,6 +152,7 @@ class Consistency:
         if self.kind == "image":
             x = shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
             x = erase_squares(x, self.erase) if self.erase > 0 else x
+            x = scale_intensity(x, self.gain) if self.gain > 0 else x
         elif self.kind == "sequence":
             return jitter_series(x, self.noise)
         else:
