@@ -163,9 +163,8 @@ class ModelConfig:
     augment_shift: float = opt(2.0, "consistency on images: shift each image by up to this many pixels")
     augment_rotate: float = opt(15.0, "consistency on images: also rotate each image by up to this many degrees "
                                       "(and scale it by up to degrees/90); 0 = shifts only")
-    augment_elastic: float = opt(0.0, "consistency on images: also deform each image by a smooth random field "
-                                      "moving pixels by this many (standard deviation, at 28 x 28; scaled with "
-                                      "the image), e.g. 1.5; 0 = off")
+    augment_elastic: float = opt(0.0, "consistency on images: also bend each image by a smooth random field moving "
+                                      "pixels this far (std. dev., at 28 x 28, scaled to the image), e.g. 1.5; 0 = off")
     consistency_labels: bool = opt(False, "consistency: a labelled point's perturbed copies are taught its label "
                                           "rather than pi's sharpened guess")
     consistency_temperature: float = opt(0.4, "consistency: temperature that sharpens pi(x) into the target "
@@ -180,8 +179,7 @@ class ModelConfig:
     augment_erase: float = opt(0.0, "consistency on images: also blank a random square this fraction of the image's "
                                     "side wide (cutout), e.g. 0.25; 0 = off")
     augment_gain: float = opt(0.0, "consistency on images: also scale each image's intensities by a random factor "
-                                   "in [1 - g, 1 + g] (clipped to [0, 1]; the background stays black), e.g. 0.3; "
-                                   "0 = off")
+                                   "in [1 - g, 1 + g] (clipped to [0, 1]), e.g. 0.3; 0 = off")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
