@@ -13,7 +13,8 @@ entropy           H(pi(x)) in nats (models with a class layer)
 energy            -log sum_k exp(l_k(x)), l the first head's logits: the free energy of the
                   class layer (Liu et al. 2020), low where some class's logit is high, so
                   it reads how strongly x looks like a known class, which pi's softmax
-                  (entropy, max pi) forgets; per-step heads: the mean over the valid steps
+                  (entropy, max pi; blind to a shift of every logit) forgets; per-step
+                  heads: the mean over the valid steps
 latent_nll        -log p(mu(x) | c) under the class latents (models/latents.py) of the class
                   that fits mu(x), the mean of q(z|x), best: how far the code lies from every
                   class's region in z (Lee et al. 2018's class-conditional Gaussians, per
