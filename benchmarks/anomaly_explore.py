@@ -1,7 +1,8 @@
 """Candidate anomaly scores that the library does not offer, on kept runs, for ``anomaly_combine.py``:
 a Mahalanobis distance in the top encoder layer and ``knn`` at other k.
 
-    python benchmarks/anomaly_explore.py bench-results/energy-mnist --runs bench-runs/mnist-* --out bench-results/explore
+    python benchmarks/anomaly_explore.py bench-results/energy-mnist --runs bench-runs/mnist-* \
+        --out bench-results/explore
     python benchmarks/anomaly_combine.py bench-results/explore --dataset mnist --extra
 
 ``maha``   min_c (u - m_c)' S^-1 (u - m_c), u = h(x)/|h(x)| the unit top layer (the layer pi and
@@ -17,13 +18,12 @@ OUT/RUN/anomaly_scores.npz; the runs are not changed.
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import semivae
+from anomaly_rescore import read_scores, scored_splits, write_scores
 from semivae.eval.neighbours import top_features
 from semivae.eval.outputs import model_outputs
 
@@ -49,23 +49,19 @@ def main() -> None:
         if target.is_file() or not source.is_file():
             continue
         run = semivae.load(path)
-        model, bundle = run.model, run.dataset()
+        model = run.model
         train = run.split_data("train")
         u = top_features(model, train).double()  # (N, H)
         proba = model_outputs(model, train, elbo=False)["proba"][model.heads[0].name]  # (N, K)
         means, prec = tied_gaussians(u, torch.from_numpy(proba.argmax(1)), proba.shape[1])
-        with np.load(source) as f:
-            z = {k: f[k] for k in f.files}
-        for split, data in (("val", bundle.train.take(torch.from_numpy(run.split.val))), ("test", bundle.test)):
+        z = read_scores(source)
+        for split, data in scored_splits(run):
             v = top_features(model, data).double()  # (M, H)
             d = torch.stack([((v - m) @ prec * (v - m)).sum(1) for m in means], 1)  # (M, K)
             z[f"{split}_maha"] = d.min(1).values.numpy()
             for k in KS:  # the bank's features are u in half precision; v is already on the sphere
                 z[f"{split}_knn{k}"] = model.feature_bank.kth_distance(v.float(), k).double().numpy()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez(buf, **z)
-        target.write_bytes(buf.getvalue())
+        write_scores(target, z)
         print(path.name, flush=True)
 
 

@@ -3,15 +3,16 @@ such as ``energy`` in session 31) and, optionally, ``latent_nll`` with the class
 (one Gaussian per class as before session 30, or the BIC-chosen mixtures of the library now).
 
     python benchmarks/anomaly_rescore.py bench-runs/mnist-* --scores energy --out bench-results/energy
-    python benchmarks/anomaly_rescore.py bench-runs/mnist-* --refit-latents --components 1 --out bench-results/one-gaussian
+    python benchmarks/anomaly_rescore.py bench-runs/mnist-* --refit-latents --components 1 \
+        --out bench-results/one-gaussian
     python benchmarks/anomaly_combine.py bench-results/energy --dataset mnist
 
 Reads runs that ``benchmarks/anomaly.py --keep-runs DIR`` trained and scored (their
 ``anomaly_scores.npz``; ``--base DIR`` reads that file from DIR/RUN instead, e.g. an earlier
-rescoring's output), computes the scores (and any part of ``combined`` the file lacks) for the same validation and
-test points and writes OUT/RUN/anomaly_scores.npz with them added or replaced and ``combined``
-recomputed from the parts the library averages now, standardised by the validation points as the library does, for
-``anomaly_combine.py``. The runs are not changed.
+rescoring's output), computes the scores (and any part of ``combined`` the file lacks) for the
+same validation and test points and writes OUT/RUN/anomaly_scores.npz with them added or
+replaced and ``combined`` recomputed from the parts the library averages now, standardised by
+the validation points as the library does, for ``anomaly_combine.py``. The runs are not changed.
 """
 
 from __future__ import annotations
@@ -24,9 +25,30 @@ import numpy as np
 import torch
 
 import semivae
+from semivae.atomic import write_atomic
+from semivae.data import ArrayData
 from semivae.eval.latents import training_codes
 from semivae.eval.scores import available_scores, combine_stats, combined_parts, combined_score, compute_scores
 from semivae.models.latents import COMPONENTS, fit_class_latents
+
+
+def scored_splits(run) -> list[tuple[str, ArrayData]]:
+    """The points ``semivae anomaly`` scored: its normal validation split and the anomaly test split."""
+    bundle = run.dataset()
+    return [("val", bundle.train.take(torch.from_numpy(run.split.val))), ("test", bundle.test)]
+
+
+def read_scores(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def write_scores(path: Path, z: dict[str, np.ndarray]) -> None:
+    """``z`` as an .npz file at ``path`` (its folder made), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **z)
+    write_atomic(path, buf.getvalue())
 
 
 def main() -> None:
@@ -50,21 +72,16 @@ def main() -> None:
         model = run.model
         if a.refit_latents:
             model.class_latents = fit_class_latents(*training_codes(run), tuple(a.components))
-        bundle = run.dataset()
-        with np.load(source) as f:
-            z = {k: f[k] for k in f.files}
+        z = read_scores(source)
         todo = names + [n for n in combined_parts(available_scores(model)) if f"val_{n}" not in z and n not in names]
         torch.manual_seed(0)
-        for split, data in (("val", bundle.train.take(torch.from_numpy(run.split.val))), ("test", bundle.test)):
+        for split, data in scored_splits(run):
             z.update({f"{split}_{n}": s for n, s in compute_scores(model, data, todo).items()})
         if "val_combined" in z:  # the library's parts now, standardised by the validation points
             stats = combine_stats({k[4:]: v for k, v in z.items() if k.startswith("val_") and k != "val_combined"})
             for split in ("val", "test"):
                 z[f"{split}_combined"] = combined_score({p: z[f"{split}_{p}"] for p in stats}, stats)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez(buf, **z)
-        target.write_bytes(buf.getvalue())
+        write_scores(target, z)
         sizes = (model.class_latents.weight > 0).sum(1).tolist() if a.refit_latents else ""
         print(path.name, *todo, sizes, flush=True)
 

@@ -113,8 +113,7 @@ def _complexity(model, x, mask, samples: int, iwae_k: int) -> torch.Tensor:
 Score = Callable[[BaseModel, torch.Tensor, torch.Tensor | None, int, int], torch.Tensor]
 SCORES: dict[str, Score] = {
     "recon_prob": _recon, "neg_elbo": _neg_elbo, "neg_elbo_point": _neg_elbo_point, "neg_iwae": _neg_iwae,
-    "one_minus_max_pi": _max_pi, "entropy": _entropy, "energy": _energy,
-    "latent_nll": _latent_nll, "knn": _knn,
+    "one_minus_max_pi": _max_pi, "entropy": _entropy, "energy": _energy, "latent_nll": _latent_nll, "knn": _knn,
     "complexity": _complexity,
 }
 
