@@ -1,17 +1,26 @@
-"""One way to write a file: whole or not at all.
+"""One way to write a file: whole or not at all; and one way to read tensors back.
 
 Every writer in semivae (run directories, figures, reports, CSV outputs, the download cache)
 goes through :func:`write_atomic`: the bytes go to a uniquely named temporary file beside the
 target, are flushed to disk (fsync), and the file is renamed into place. A reader never sees
 half a file, two writers never share a temporary name, and a failure leaves the old file (or
 nothing) behind.
+
+:func:`read_tensors` reads a safetensors file into memory the program owns. safetensors' own
+``load_file`` and ``safe_open`` memory-map the file, so the tensors they return change when the
+file is overwritten in place (``cp`` onto it) and, on Windows, keep it locked against the
+rename above (a resumed run could not write its next checkpoint).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+
+import torch
+from safetensors.torch import load as tensors_from_bytes
 
 
 def _umask() -> int:
@@ -36,3 +45,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors, copied into memory (no mapping of the file survives the call),
+    and its metadata ({} where it has none). The header is the file's first 8 bytes (its length,
+    little-endian) then that much JSON, whose ``__metadata__`` holds the metadata."""
+    data = Path(path).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    return tensors_from_bytes(data), dict(header.get("__metadata__") or {})

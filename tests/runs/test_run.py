@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save as safetensors_bytes
 
 import semivae
-from semivae.atomic import write_atomic
+from semivae.atomic import read_tensors, write_atomic
 from semivae.eval import evaluate, predict, predict_all
 from semivae.runs import Run, as_run, load_run
 
@@ -76,6 +77,19 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_atomic(target, "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_read_tensors_owns_its_memory_and_keeps_the_metadata(tmp_path):
+    """safetensors' load_file memory-maps: a file overwritten in place (cp onto it) changed the
+    tensors already loaded. read_tensors copies them out."""
+    target = tmp_path / "w.safetensors"
+    target.write_bytes(safetensors_bytes({"w": torch.zeros(64)}, metadata={"step": "7"}))
+    tensors, meta = read_tensors(target)
+    with open(target, "r+b") as f:  # in place: same inode, same length
+        f.write(safetensors_bytes({"w": torch.ones(64)}, metadata={"step": "7"}))
+    assert tensors["w"].abs().sum() == 0 and meta == {"step": "7"}
+    target.write_bytes(safetensors_bytes({"w": torch.ones(2)}))
+    assert read_tensors(target)[1] == {}
 
 
 def test_run_files_are_readable_like_ordinary_files(tmp_path, tiny):

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file
 
+from ..atomic import read_tensors
 from ..config import RunConfig, check_device
 from ..data import ArrayData, DataBundle, LabelColumn, data_kind
 from ..data.anomaly import load_for_config
@@ -136,7 +136,7 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
                         "train again") from None
     model = build_model(spec, cfg.arch, cfg.model)
     try:
-        model.load_state_dict(load_file(str(p / "model.safetensors")))
+        model.load_state_dict(read_tensors(p / "model.safetensors")[0])
     except Exception as err:  # a truncated or foreign file: safetensors and torch raise several kinds
         raise UserError(f"{p / 'model.safetensors'} cannot be loaded ({type(err).__name__}); it is damaged or from "
                         "another model: restore it, resume the run, or train again") from None
@@ -159,7 +159,7 @@ def _optional_tensors(path: Path, fix: str) -> dict[str, torch.Tensor] | None:
     if not path.is_file():
         return None
     try:
-        return load_file(str(path))
+        return read_tensors(path)[0]
     except Exception as err:  # truncated or foreign: safetensors raises several kinds
         raise UserError(f"{path} cannot be loaded ({type(err).__name__}); {fix}") from None
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from ..atomic import write_atomic
+from ..atomic import read_tensors, write_atomic
 from ..errors import UserError
 
 FILE = "checkpoint.safetensors"
@@ -107,9 +106,7 @@ def load_checkpoint(path: Path) -> Checkpoint | None:
     if not f.is_file():
         return None
     try:
-        with safe_open(str(f), framework="pt") as handle:
-            meta = handle.metadata()
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        tensors, meta = read_tensors(f)
         return Checkpoint(Progress.from_json(meta["progress"]), tensors, json.loads(meta["optimizer"]))
     except Exception as err:  # a damaged file: say so in one line
         raise UserError(f"{f} cannot be read ({type(err).__name__}); it is damaged: delete it to resume from the "
