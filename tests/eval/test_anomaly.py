@@ -98,12 +98,27 @@ def test_a_run_scored_with_older_combined_parts_keeps_them(anomaly_run, tmp_path
 
 
 def test_score_writes_score_flag_and_class(anomaly_run, tmp_path):
-    x = np.round(np.random.default_rng(0).random((6, 8, 8)) * 255).astype(np.uint8)
+    x = np.round(np.random.default_rng(0).random((6, 8, 8)) * 16).astype(np.uint8)  # digits' own units, 0..16
     np.savez(tmp_path / "new.npz", x=x)
     rows = list(csv.DictReader(io.StringIO(score(anomaly_run, tmp_path / "new.npz"))))
     assert len(rows) == 6 and set(rows[0]) == {"row", "id", "score", "flag", "predicted"}
     assert all(r["flag"] in ("0", "1") for r in rows) and all(r["predicted"] != "1" for r in rows)
     assert main(["score", str(anomaly_run), str(tmp_path / "new.npz"), "--score", "nope"]) == 2
+
+
+def test_images_in_other_units_than_the_training_data_are_refused(anomaly_run, tmp_path, capsys):
+    """A digits run reads 0..16 (or floats in [0, 1]); 0..255 were read as 0..16, silently."""
+    np.savez(tmp_path / "wide.npz", x=np.full((2, 8, 8), 255, dtype=np.uint8))
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(anomaly_run), str(tmp_path / "wide.npz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "outside 0..16" in err and "integers in 0..16 or floats in [0, 1]" in err and "\n" not in err
+    assert not out.exists()
+    np.savez(tmp_path / "float.npz", x=np.full((2, 8, 8), 16.0, dtype=np.float32))
+    assert main(["score", str(anomaly_run), str(tmp_path / "float.npz")]) == 2
+    assert "rescale to [0, 1] or save the images as integers in 0..16" in capsys.readouterr().err
+    np.savez(tmp_path / "unit.npz", x=np.full((2, 8, 8), 0.5, dtype=np.float32))
+    assert score(anomaly_run, tmp_path / "unit.npz").count("\n") == 3  # header and two rows
 
 
 def test_the_feature_bank_is_the_training_split_and_its_loss_is_one_line(anomaly_run, tmp_path, capsys):

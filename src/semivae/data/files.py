@@ -138,9 +138,9 @@ def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
     return t
 
 
-def read_npz_inputs(path: Path) -> np.ndarray:
-    """Only the checked ``x`` of an ``.npz`` file (for prediction)."""
-    return check_inputs(_read_npz_arrays(path, ("x",))["x"], f"x in {path}")
+def read_npz_inputs(path: Path, pixel_max: int = 255) -> np.ndarray:
+    """Only the checked ``x`` of an ``.npz`` file (for prediction; ``pixel_max``: check_inputs)."""
+    return check_inputs(_read_npz_arrays(path, ("x",))["x"], f"x in {path}", pixel_max)
 
 
 def read_npz_series(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -184,10 +184,11 @@ def _npz_get(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray | No
         ) from None
 
 
-def check_inputs(x: np.ndarray, what: str) -> np.ndarray:
+def check_inputs(x: np.ndarray, what: str, pixel_max: int = 255) -> np.ndarray:
     """Validate model inputs: (N, D) numeric -> float32; (N, H, W) or (N, C, H, W) images.
 
-    Images are kept ``uint8`` (integer arrays with values in 0..255 become ``uint8``) or
+    Images are kept ``uint8`` (integer arrays with values in 0..``pixel_max`` become ``uint8``;
+    ``pixel_max`` is 255 but for a model trained on other integer units, digits' 0..16) or
     ``float32`` with values in [0, 1]. Non-finite values are errors.
     """
     if x.dtype == bool:
@@ -203,17 +204,23 @@ def check_inputs(x: np.ndarray, what: str) -> np.ndarray:
     elif x.ndim != 4:
         raise UserError(f"{what} has shape {x.shape}; use (N, D) features, (N, H, W) or (N, C, H, W) images")
     if np.issubdtype(x.dtype, np.integer):
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise UserError(f"{what} has integer pixels outside 0..255; save images as uint8 or floats in [0, 1]")
+        if x.size and (x.min() < 0 or x.max() > pixel_max):
+            raise UserError(f"{what} has integer pixels in {x.min()}..{x.max()}, outside 0..{pixel_max}{_units(pixel_max)}; "
+                            f"save images as integers in 0..{pixel_max} or floats in [0, 1]")
         return x.astype(np.uint8, copy=False)
     x = x.astype(np.float32, copy=False)
     _check_finite(x, what)
     if x.size and (x.min() < 0.0 or x.max() > 1.0):
         raise UserError(
-            f"{what} has float pixels in [{x.min():g}, {x.max():g}], outside [0, 1]; "
-            "rescale to [0, 1] or save the images as uint8 0..255"
+            f"{what} has float pixels in [{x.min():g}, {x.max():g}], outside [0, 1]{_units(pixel_max)}; "
+            f"rescale to [0, 1] or save the images as integers in 0..{pixel_max}"
         )
     return x
+
+
+def _units(pixel_max: int) -> str:
+    """A note for a model whose training images were integers in 0..pixel_max, not 0..255."""
+    return "" if pixel_max == 255 else f" (the model was trained on pixels 0..{pixel_max}, its data's own units)"
 
 
 def _check_finite(x: np.ndarray, what: str) -> None:

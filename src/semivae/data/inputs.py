@@ -4,7 +4,8 @@ in the training form (normalisation, shape, padding), every label missing.
 ``info`` is the run's ``data.json`` (plus ``n_heads``): ``kind``, ``shape`` (per sample),
 ``shift``/``scale`` (training normalisation, floats or lists), ``label_column``,
 ``feature_names`` and ``id_column`` (CSV data). Arrays follow the ``.npz`` rules
-(:func:`files.check_inputs`): uint8 images in 0..255 or floats in [0, 1], (N, D) vectors,
+(:func:`files.check_inputs`): uint8 images in 0..255 (in 0..16 for a model trained on the
+bundled digits, their own units) or floats in [0, 1], (N, D) vectors,
 (N, T, C) sequences. A CSV or data frame's id column comes back as ``ArrayData.ids``.
 """
 
@@ -67,7 +68,7 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
         x = read_images(files, channels=shape[0], size=(shape[1], shape[2]))
         return _wrap(x, None, info, from_folder=True, what=str(p), ids=[f.relative_to(p).as_posix() for f in files])
     if suffix == ".npz":
-        return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=str(p))
+        return _wrap(read_npz_inputs(p, _pixel_max(info)), None, info, from_folder=False, what=str(p))
     x, _, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=False,
                             id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
     return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids)
@@ -111,7 +112,7 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
         x, lengths = sequence_inputs(np.asarray(x), lengths, shape[0], shape[1], what)
         return ArrayData(torch.from_numpy(x), _missing(len(x), n_heads), shift, scale,
                          lengths=torch.from_numpy(lengths), ids=_ids(ids))
-    x = check_inputs(x, what)
+    x = check_inputs(x, what, 255 if from_folder else _pixel_max(info))
     _check_shape(x, shape, what)
     if kind == "image":
         x = _match_image_scale(x, from_folder=from_folder, shift=shift, scale=scale)
@@ -139,6 +140,16 @@ def _param(v: Any) -> torch.Tensor | float:
     if np.ndim(v) == 0:
         return float(v)
     return torch.tensor(np.asarray(v, dtype=np.float32))
+
+
+def _pixel_max(info: dict[str, Any]) -> int:
+    """The largest integer pixel of the training form: 255, or n for images stored as 0..n
+    (scale 1/n, no shift: the bundled digits' 0..16)."""
+    shift, scale = info.get("shift", 0.0), info.get("scale", 1.0)
+    if data_kind(info["kind"]) != "image" or np.ndim(shift) or np.ndim(scale) or shift or not 0 < scale < 1:
+        return 255
+    n = 1.0 / float(scale)
+    return int(round(n)) if abs(n - round(n)) < 1e-6 and n < 255 else 255
 
 
 def _match_image_scale(x: np.ndarray, from_folder: bool, shift: Any, scale: Any) -> np.ndarray:
