@@ -58,13 +58,26 @@ EXPLORE = {  # with anomaly_explore.py's scores (--extra)
 }
 
 
-def combine(z: dict[str, np.ndarray], how: str, parts: tuple[str, ...], split: str) -> np.ndarray | None:
+def standardise(ref: np.ndarray, x: np.ndarray, norm: str = "z") -> np.ndarray:
+    """A part's scores ``x`` against its normal validation scores ``ref``: "z" (the library's
+    ``combined``), "robust" (median and interquartile range / 1.349), or "tail" (-log of the share
+    of ``ref`` at or above x, and past ref's largest value the z-score's excess over it)."""
+    zs = (x - ref.mean()) / max(ref.std(), 1e-12)
+    if norm == "robust":
+        q1, med, q3 = np.percentile(ref, [25, 50, 75])
+        return (x - med) / max((q3 - q1) / 1.349, 1e-12)
+    if norm == "tail":
+        r = np.sort(ref)
+        share = (len(r) - np.searchsorted(r, x, side="left") + 0.5) / (len(r) + 1)
+        return -np.log(share) + np.maximum(zs - (r[-1] - ref.mean()) / max(ref.std(), 1e-12), 0)
+    return zs
+
+
+def combine(z: dict[str, np.ndarray], how: str, parts: tuple[str, ...], split: str,
+            norm: str = "z") -> np.ndarray | None:
     if not all(f"{split}_{p}" in z for p in parts):
         return None
-    cols = []
-    for p in parts:
-        ref = z[f"val_{p}"]
-        cols.append((z[f"{split}_{p}"] - ref.mean()) / max(ref.std(), 1e-12))
+    cols = [standardise(z[f"val_{p}"], z[f"{split}_{p}"], norm) for p in parts]
     return np.max(cols, 0) if how == "max" else np.mean(cols, 0)
 
 
@@ -73,6 +86,8 @@ def main() -> None:
     ap.add_argument("folder")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--extra", action="store_true", help="also anomaly_explore.py's candidates")
+    ap.add_argument("--normalise", choices=("z", "robust", "tail"), default="z",
+                    help="how each part is put on one scale before the mean (standardise); z is the library's")
     a = ap.parse_args()
     candidates = CANDIDATES | (EXPLORE if a.extra else {})
     runs = sorted(Path(a.folder).glob(f"{a.dataset}-*"))
@@ -86,7 +101,7 @@ def main() -> None:
         flags = z["is_anomaly"]
         row = {s[5:]: auroc(flags, z[s]) for s in z if s.startswith("test_")}
         for name, (how, parts) in candidates.items():
-            c = combine(z, how, parts, "test")
+            c = combine(z, how, parts, "test", a.normalise)
             if c is not None:
                 row[name] = auroc(flags, c)
         per_seed.setdefault((mode, cls), []).append(row)
