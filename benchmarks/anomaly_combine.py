@@ -62,15 +62,15 @@ def standardise(ref: np.ndarray, x: np.ndarray, norm: str = "z") -> np.ndarray:
     """A part's scores ``x`` against its normal validation scores ``ref``: "z" (the library's
     ``combined``), "robust" (median and interquartile range / 1.349), or "tail" (-log of the share
     of ``ref`` at or above x, and past ref's largest value the z-score's excess over it)."""
-    zs = (x - ref.mean()) / max(ref.std(), 1e-12)
     if norm == "robust":
         q1, med, q3 = np.percentile(ref, [25, 50, 75])
         return (x - med) / max((q3 - q1) / 1.349, 1e-12)
+    std = max(ref.std(), 1e-12)
     if norm == "tail":
         r = np.sort(ref)
         share = (len(r) - np.searchsorted(r, x, side="left") + 0.5) / (len(r) + 1)
-        return -np.log(share) + np.maximum(zs - (r[-1] - ref.mean()) / max(ref.std(), 1e-12), 0)
-    return zs
+        return -np.log(share) + np.maximum((x - r[-1]) / std, 0)
+    return (x - ref.mean()) / std
 
 
 def combine(z: dict[str, np.ndarray], how: str, parts: tuple[str, ...], split: str,

@@ -18,14 +18,13 @@ the validation points as the library does, for ``anomaly_combine.py``. The runs 
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import semivae
-from semivae.atomic import write_atomic
+from semivae.atomic import write_npz
 from semivae.data import ArrayData
 from semivae.eval.latents import training_codes
 from semivae.eval.scores import available_scores, combine_stats, combined_parts, combined_score, compute_scores
@@ -46,9 +45,7 @@ def read_scores(path: Path) -> dict[str, np.ndarray]:
 def write_scores(path: Path, z: dict[str, np.ndarray]) -> None:
     """``z`` as an .npz file at ``path`` (its folder made), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, **z)
-    write_atomic(path, buf.getvalue())
+    write_npz(path, **z)
 
 
 def main() -> None:

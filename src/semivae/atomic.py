@@ -1,4 +1,4 @@
-"""One way to write a file: whole or not at all; and one way to read tensors back.
+"""One way to write a file: whole or not at all (arrays: :func:`write_npz`); and one way to read tensors back.
 
 Every writer in semivae (run directories, figures, reports, CSV outputs, the download cache)
 goes through :func:`write_atomic`: the bytes go to a uniquely named temporary file beside the
@@ -14,11 +14,13 @@ rename above (a resumed run could not write its next checkpoint).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load as tensors_from_bytes
 
@@ -45,6 +47,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Arrays as an ``.npz`` file (no pickle), written atomically; returns the path."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return write_atomic(path, buf.getvalue())
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
 from pathlib import Path
 
-from ..atomic import write_atomic
+from ..atomic import write_atomic, write_npz
 from ..config import load_config_file, nest, resolve
 from ..errors import UserError
 from . import serving
@@ -221,9 +220,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     if a.npz:
         classes = [k] if k is not None else (list(range(len(names))) if head else None)
         grid, z = generation_grid(run.model, a.n, classes, a.seed)
-        buf = io.BytesIO()
-        np.savez(buf, x=grid.numpy(), z=z.numpy(), classes=np.array([names[c] for c in classes or []]))
-        write_atomic(Path(a.npz), buf.getvalue())
+        write_npz(Path(a.npz), x=grid.numpy(), z=z.numpy(), classes=np.array([names[c] for c in classes or []]))
     print(f"wrote {save_png(fig, out)}")
     return 0
 

@@ -138,9 +138,9 @@ def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
     return t
 
 
-def read_npz_inputs(path: Path, pixel_max: int = 255) -> np.ndarray:
-    """Only the checked ``x`` of an ``.npz`` file (for prediction; ``pixel_max``: check_inputs)."""
-    return check_inputs(_read_npz_arrays(path, ("x",))["x"], f"x in {path}", pixel_max)
+def read_npz_inputs(path: Path) -> np.ndarray:
+    """Only the ``x`` of an ``.npz`` file (for prediction; ``inputs.load_inputs`` checks it against the run)."""
+    return _read_npz_arrays(path, ("x",))["x"]
 
 
 def read_npz_series(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -205,8 +205,8 @@ def check_inputs(x: np.ndarray, what: str, pixel_max: int = 255) -> np.ndarray:
         raise UserError(f"{what} has shape {x.shape}; use (N, D) features, (N, H, W) or (N, C, H, W) images")
     if np.issubdtype(x.dtype, np.integer):
         if x.size and (x.min() < 0 or x.max() > pixel_max):
-            raise UserError(f"{what} has integer pixels in {x.min()}..{x.max()}, outside 0..{pixel_max}{_units(pixel_max)}; "
-                            f"save images as integers in 0..{pixel_max} or floats in [0, 1]")
+            raise UserError(f"{what} has integer pixels in {x.min()}..{x.max()}, outside 0..{pixel_max}"
+                            f"{_units(pixel_max)}; save images as integers in 0..{pixel_max} or floats in [0, 1]")
         return x.astype(np.uint8, copy=False)
     x = x.astype(np.float32, copy=False)
     _check_finite(x, what)

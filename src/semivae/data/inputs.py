@@ -68,7 +68,7 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
         x = read_images(files, channels=shape[0], size=(shape[1], shape[2]))
         return _wrap(x, None, info, from_folder=True, what=str(p), ids=[f.relative_to(p).as_posix() for f in files])
     if suffix == ".npz":
-        return _wrap(read_npz_inputs(p, _pixel_max(info)), None, info, from_folder=False, what=str(p))
+        return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=f"x in {p}")
     x, _, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=False,
                             id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
     return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import write_atomic
+from ..atomic import write_atomic, write_npz
 from ..data import ArrayData
 from ..errors import UserError
 from ..models import model_device
@@ -96,10 +96,8 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
            "samples": samples, "iwae_k": iwae_k, "n_val": len(val), "n_test": len(flags),
            "n_anomalous": int(flags.sum()), "combine": combine, "shift": shift, "scores": per_score}
     write_atomic(run.path / "anomaly.json", json.dumps(res, indent=1))
-    buf = io.BytesIO()
-    np.savez(buf, is_anomaly=flags, **{f"test_{n}": s for n, s in test_s.items()},
-             **{f"val_{n}": s for n, s in val_s.items()})
-    write_atomic(run.path / "anomaly_scores.npz", buf.getvalue())
+    write_npz(run.path / "anomaly_scores.npz", is_anomaly=flags, **{f"test_{n}": s for n, s in test_s.items()},
+              **{f"val_{n}": s for n, s in val_s.items()})
     return res
 
 

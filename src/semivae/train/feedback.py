@@ -12,14 +12,12 @@ the marked points are saved in it (``feedback.npz``).
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..atomic import write_atomic
+from ..atomic import write_npz
 from ..data import ArrayData
 from ..data.splits import TrainingData, apply_split
 from ..errors import UserError
@@ -89,10 +87,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
 
     path = Path(out)
     writer = RunWriter(path, new_cfg, info, run.split)
-    buf = io.BytesIO()
-    np.savez(buf, **{name: part.x.numpy() for name, part in zip(("false_positives", "false_negatives"), marked)
-                     if part is not None})
-    write_atomic(path / "feedback.npz", buf.getvalue())
+    names = ("false_positives", "false_negatives")
+    write_npz(path / "feedback.npz", **{name: part.x.numpy() for name, part in zip(names, marked) if part is not None})
     history = fit(model, TrainingData(train, data.val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
                   progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, True))
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
