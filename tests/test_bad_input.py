@@ -78,6 +78,7 @@ CASES = {
     "ema 1": (["train", "--ema", "1"], "--ema 1.0 is outside [0, 1)"),
     "cutout 0.9": (["train", "--augment-erase", "0.9"], "--augment-erase 0.9 must be in [0, 0.75] of the side"),
     "gain 1.5": (["train", "--augment-gain", "1.5"], "--augment-gain 1.5 must be in [0, 1)"),
+    "adversarial -1": (["train", "--augment-adversarial", "-1"], "--augment-adversarial -1.0 must be >= 0"),
     "negative mixup": (["train", "--consistency-mix", "-1"], "--consistency-temperature and --consistency-mix must be >= 0"),
     "elastic 9 pixels": (["train", "--augment-elastic", "9"], "--augment-elastic 9.0 must be in [0, 5] pixels"),
     "unknown fpr 2": (["train", *FAST, "--unknown-fpr", "2"], "--unknown-fpr 2.0 is outside (0, 1)"),

@@ -153,14 +153,16 @@ def test_the_options_reach_the_hook_and_a_model_trains_with_them(tiny, tmp_path)
     model = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2),
                         model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True,
                                      augment_erase=0.3, consistency_align=True, consistency_mix=0.5,
-                                     consistency_temperature=0.0, augment_gain=0.2))
+                                     consistency_temperature=0.0, augment_gain=0.2, augment_adversarial=0.5))
     c = model.consistency
-    assert (c.elastic, c.flip, c.labels, c.erase, c.gain) == (1.0, True, True, 0.3, 0.2)
+    assert (c.elastic, c.flip, c.labels, c.erase, c.gain, c.adversarial) == (1.0, True, True, 0.3, 0.2, 0.5)
     assert (c.align, c.mix, c.temperature) == (True, 0.5, 0.0) and model.consistency_align_0.shape == (2, 3)
     default = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2), model_config()).consistency
-    assert (default.elastic, default.flip, default.labels, default.erase, default.gain) == (0.0, False, False, 0.0, 0.0)
+    assert (default.elastic, default.flip, default.labels, default.erase, default.gain, default.adversarial) == \
+        (0.0, False, False, 0.0, 0.0, 0.0)
     assert (default.align, default.mix, default.temperature) == (False, 0.0, 0.4)
-    cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True, augment_erase=0.3)
+    cfg = tiny(epochs=1, augment_elastic=1.0, augment_flip=True, consistency_labels=True, augment_erase=0.3,
+               augment_adversarial=0.5)
     path = train(cfg, out=tmp_path / "r", progress=False)
     assert '"consistency"' in (path / "metrics.jsonl").read_text().splitlines()[-1]
 

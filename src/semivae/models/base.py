@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.batch import Batch
 from ..errors import UserError
-from ..objectives.consistency import Consistency
 from ..objectives.likelihoods import LIKELIHOODS
 from ..objectives.steps import mean_steps
 from ..options import opt
+from .hooks import Hooks
 from .latents import ClassLatents
 from .neighbours import FeatureBank
 from .transfer import carry_state
@@ -180,6 +179,9 @@ class ModelConfig:
                                     "side wide (cutout), e.g. 0.25; 0 = off")
     augment_gain: float = opt(0.0, "consistency on images: also scale each image's intensities by a random factor "
                                    "in [1 - g, 1 + g] (clipped to [0, 1]), e.g. 0.3; 0 = off")
+    augment_adversarial: float = opt(0.0, "consistency: also move each perturbed copy this far (L2 length, in the "
+                                          "inputs' normalised units) in the direction that changes pi most (virtual "
+                                          "adversarial training, Miyato et al. 2018), e.g. 2 for 28 x 28 images; 0 = off")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
@@ -213,6 +215,8 @@ class ModelConfig:
         if self.consistency_temperature < 0 or self.consistency_mix < 0:
             raise UserError("--consistency-temperature and --consistency-mix must be >= 0, e.g. 0.4 and 0.75 "
                             "(0: hard targets / no mixing)")
+        if self.augment_adversarial < 0:
+            raise UserError(f"--augment-adversarial {self.augment_adversarial} must be >= 0, e.g. 2 (0: off)")
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
@@ -255,25 +259,6 @@ class Model(Protocol):
     def stages(self, epochs: int) -> list[Stage]: ...
 
 
-class _Classify(nn.Module):
-    """``model.inference(x).logits`` as a module call, so ``functional_call`` can run it."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model.inference(x, None, sample=False).logits
-
-
-def frozen_logits(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``model``'s head logits for ``x`` with its parameters detached and its buffers copied:
-    gradients flow to ``x`` only, and batch-norm statistics are not moved by ``x``."""
-    state = {f"model.{k}": v.detach() for k, v in model.named_parameters()}
-    state |= {f"model.{k}": v.clone() for k, v in model.named_buffers()}
-    return torch.func.functional_call(_Classify(model), state, (x,))
-
-
 def class_probabilities(logits: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """head -> (B, K_h) probabilities from ``Inference.logits``: the softmax, averaged over the
     valid steps for per-step logits (B, T, K_h)."""
@@ -286,15 +271,14 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-class BaseModel(nn.Module):
-    """Defaults for the declarations; a model overrides what it offers."""
+class BaseModel(Hooks, nn.Module):
+    """Defaults for the declarations; a model overrides what it offers. The loss hooks
+    (consistency, class control) come from hooks.py."""
 
     heads: tuple[Head, ...] = ()
     has_decoder: bool = False
     has_importance_weights: bool = False
     n_targets: int = 0
-    consistency: Consistency | None = None  # the consistency hook's settings (None: off)
-    class_control: float = 0.0  # the class-control hook's weight (0: off)
     class_latents: ClassLatents | None = None  # where each class lives in z, fitted after training (latents.py)
     feature_bank: FeatureBank | None = None  # the training points' top-layer features (neighbours.py)
 
@@ -303,68 +287,6 @@ class BaseModel(nn.Module):
         """The head whose classes get a Gaussian in z after training (``class_latents``), or
         None: the model's prior already keeps class out of z, or it has no such head."""
         return None
-
-    def use_consistency(self, cfg: ModelConfig, default: float = 0.0) -> None:
-        """Switch the consistency hook on from the model's options (a model with heads calls it);
-        ``default`` is the weight when ``--consistency`` is not given."""
-        weight = default if cfg.consistency is None else cfg.consistency
-        self.consistency = None if weight <= 0 else Consistency(
-            weight, cfg.consistency_threshold, self.spec.kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
-            rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
-            erase=cfg.augment_erase, gain=cfg.augment_gain, labels=cfg.consistency_labels, align=cfg.consistency_align,
-            temperature=cfg.consistency_temperature, mix=cfg.consistency_mix)
-        if self.consistency is not None and self.consistency.align:  # running class means, saved with the weights
-            for f, head in enumerate(self.spec.heads):
-                self.register_buffer(f"consistency_align_{f}", torch.zeros(2, head.size))  # (2, K)
-
-    def add_consistency(self, total: torch.Tensor, terms: dict[str, torch.Tensor], x: torch.Tensor,
-                        mask: torch.Tensor | None, logits: dict[str, torch.Tensor],
-                        labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``total`` plus weight x the consistency term (pi of a perturbed copy of ``x`` against
-        pi(x), or against the label in ``labels`` (B, F) where known with ``--consistency-labels``,
-        summed over heads; objectives/consistency.py), recorded in ``terms`` as "consistency";
-        ``total`` unchanged when the hook is off."""
-        if self.consistency is None or not logits:
-            return total
-        perturbed = self.inference(self.consistency.perturb(x), mask).logits
-        column = {h.name: f for f, h in enumerate(self.spec.heads)}
-        term = sum(self.consistency.term(logits[name], perturbed[name], mask,
-                                         None if labels is None or name not in column else labels[:, column[name]],
-                                         self.get_buffer(f"consistency_align_{column[name]}")
-                                         if self.consistency.align else None)
-                   for name in logits)
-        terms["consistency"] = term.detach()
-        return total + self.consistency.weight * term
-
-    def use_class_control(self, cfg: ModelConfig) -> None:
-        """Switch the class-control hook on (a model whose decoder takes the class calls it)."""
-        if cfg.class_control and self.spec.kind not in ("image", "vector"):
-            raise UserError(f"--class-control works on image and vector data, not {self.spec.kind}; drop it")
-        self.class_control = cfg.class_control
-
-    def add_class_control(self, total: torch.Tensor, terms: dict[str, torch.Tensor], n: int) -> torch.Tensor:
-        """``total`` plus weight x the class-control term, recorded in ``terms`` as "class_control".
-
-        For n draws z ~ p(z) and a class c ~ Uniform per decoder-fed head, the decoder's mean
-        x' = E p(x | z, onehot(c)) must be classified as c by the model's own heads:
-
-            term = sum_h mean_n CE(pi_h(x'), c_h)         pi with its parameters held fixed
-
-        The gradient reaches the decoder only (an InfoGAN-style mutual-information term between
-        the class code and the generated image; Hu et al. 2017 for VAEs): the decoder cannot
-        leave the class to z, and pi never learns from its own samples. ``total`` unchanged
-        when the hook is off.
-        """
-        heads = [h for h in self.heads if h.feeds_decoder]
-        if not self.class_control or not heads:
-            return total
-        classes = {h.name: torch.randint(h.size, (n,), device=total.device) for h in heads}  # head -> (n,)
-        z = torch.randn(n, *self.prior_shape, device=total.device, dtype=total.dtype)  # (n, D)
-        generated = self.generate(z, classes)  # (n, *shape), differentiable in the decoder
-        logits = frozen_logits(self, generated)  # head -> (n, K_h)
-        term = sum(F.cross_entropy(logits[h.name], classes[h.name]) for h in heads)
-        terms["class_control"] = term.detach()
-        return total + self.class_control * term
 
     def param_groups(self, lr: float) -> list[dict]:
         """The optimiser's parameter groups: every trainable parameter, at ``lr``."""

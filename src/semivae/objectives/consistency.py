@@ -13,6 +13,8 @@ Options, off by default (measured in docs/benchmarks.md section 11): ``temperatu
 the 0.4 (0 = pi's argmax as a hard target, FixMatch); ``align`` multiplies pi(x) by the labels'
 class frequencies over pi's running mean before sharpening (ReMixMatch); ``mix`` blends each
 perturbed copy with another point of the batch and the two targets alike (mixup, as MixMatch).
+The model's hook (models/hooks.py) can also move the copy ``adversarial`` far along the
+direction in which pi changes most (VAT, Miyato et al. 2018), for any data kind.
 
 The unlabelled points thus teach the classifier directly: a confident prediction spreads to
 the point's perturbed neighbours, so decision boundaries move into low-density regions.
@@ -141,6 +143,7 @@ class Consistency:
     align: bool = False  # distribution alignment of the targets (ReMixMatch)
     mix: float = 0.0  # images and vectors: mixup's Beta(mix, mix) between points of the batch; 0 = off
     temperature: float = SHARPEN  # of the target; 0 = pi's argmax as a hard label (FixMatch)
+    adversarial: float = 0.0  # any kind: L2 length of the step towards pi's steepest change (VAT); 0 = off
     momentum: float = 0.99  # align: of the running means of pi(x) and of the labels seen
     _mixing: tuple | None = field(default=None, repr=False)  # mix: the last perturb's (partner (B,), lambda (B,))
 
