@@ -20,7 +20,7 @@ def _decoder_params(model):
     return [p for n, p in model.named_parameters() if n.startswith("decoder.")]
 
 
-@pytest.mark.parametrize("model", ["semivae", "m2"])
+@pytest.mark.parametrize("model", ["semivae", "m2", "adgm"])
 def test_gradients_reach_the_decoder_only(model):
     torch.manual_seed(0)
     m = _model(model=model)

@@ -78,7 +78,8 @@ def test_evaluate_reports_the_iwae_nll(tiny, tmp_path, capsys):
 @pytest.mark.parametrize("flags,needle", [(["--model", "m2", "--structure", "y|z,x"], "pspec"),
                                           (["--model", "m2", "--mode", "supervised"], "--mode"),
                                           (["--model", "pspec", "--discrete", "sample"], "--discrete"),
-                                          (["--kl-schedule", "cyclic"], "--kl-schedule")])
+                                          (["--kl-schedule", "cyclic"], "--kl-schedule"),
+                                          (["--model", "adgm", "--aux-dim", "0"], "--aux-dim")])
 def test_bad_model_options_are_one_line_errors(tmp_path, capsys, flags, needle):
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "r"), *flags]) == 2
     err = capsys.readouterr().err.strip()

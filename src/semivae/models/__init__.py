@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..nn import INITS, ArchConfig
+from .adgm import ADGM, ADGMConfig
 from .base import (BaseModel, Head, Inference, LossOutput, Model, ModelConfig, ModelSpec, Stage, declare_heads,
                    model_device)
 from .capabilities import ClassifierHeads, Decoder, ImportanceWeights, Regressor
@@ -26,6 +27,7 @@ MODELS: dict[str, ModelEntry] = {
     "m2": ModelEntry(M2, M2Config),  # Kingma et al. 2014
     "m1m2": ModelEntry(M1M2, M1M2Config),  # Kingma et al. 2014, stacked
     "pspec": ModelEntry(PartiallySpecifiedVAE, PSpecConfig),  # Siddharth et al. 2017
+    "adgm": ModelEntry(ADGM, ADGMConfig),  # Maaloe et al. 2016: M2 with an auxiliary variable
     "classifier": ModelEntry(Classifier, ClassifierConfig),  # an encoder and a head: fine-tuning, the plain baseline
 }
 
@@ -43,7 +45,7 @@ def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseMode
     return model
 
 
-__all__ = ["MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
+__all__ = ["ADGM", "ADGMConfig", "MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
            "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config", "Model", "ModelConfig", "ModelEntry", "ModelSpec",
            "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
            "declare_heads", "model_device", "model_entry"]

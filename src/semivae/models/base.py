@@ -137,7 +137,8 @@ class ModelConfig:
     arch_defaults: ClassVar[dict] = {}
     speed_preset: ClassVar[str] = "default"  # the preset `semivae bench speed --model NAME` measures
 
-    model: str = opt("semivae", "model family: semivae (Berkhahn et al.), m2, m1m2 or pspec (partially specified)")
+    model: str = opt("semivae", "model family: semivae (Berkhahn et al.), m2, m1m2, pspec (partially "
+                                    "specified) or adgm (auxiliary)")
     alpha: float = opt(20.0, "weight of the cross-entropy on labelled points (paper: of the reconstruction's order)")
     head_alpha: dict[str, float] = opt({}, "per-head cross-entropy weights, e.g. shape=10,scale=5 (heads not named "
                                            "use --alpha)")
@@ -180,8 +181,8 @@ class ModelConfig:
     augment_gain: float = opt(0.0, "consistency on images: also scale each image's intensities by a random factor "
                                    "in [1 - g, 1 + g] (clipped to [0, 1]), e.g. 0.3; 0 = off")
     augment_adversarial: float = opt(0.0, "consistency: also move each perturbed copy this far (L2 length, in the "
-                                          "inputs' normalised units) in the direction that changes pi most (virtual "
-                                          "adversarial training, Miyato et al. 2018), e.g. 2 for 28 x 28 images; 0 = off")
+                                          "inputs' normalised units) in the direction that changes pi most "
+                                          "(virtual adversarial training, Miyato et al. 2018), e.g. 1; 0 = off")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "

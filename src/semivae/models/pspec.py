@@ -33,7 +33,7 @@ from ..data.batch import Batch
 from ..errors import UserError
 from ..nn import ArchConfig, make_decoder, make_encoder, mlp
 from ..objectives import make_likelihood
-from ..objectives.likelihoods import n_params
+from ..objectives.likelihoods import log_prob_leading, n_params
 from ..objectives.kl import (categorical_kl_uniform, gaussian_kl_standard, gaussian_log_prob, reparameterise,
                              standard_normal_log_prob)
 from ..objectives.schedules import KLSchedule
@@ -88,9 +88,40 @@ def check_latent_class(spec: ModelSpec, model: str) -> None:
         raise UserError(f"model {model}'s class is a latent variable of the decoder; drop --decoder-heads")
 
 
-class PartiallySpecifiedVAE(BaseModel):
+class LatentClassModel(BaseModel):
+    """What the models with a latent class y share (m2, pspec, adgm): z ~ N(0, I_D) and a decoder
+    that reads z with onehot(y). A subclass sets ``D``, ``K``, ``y_name`` and ``likelihood`` and
+    says how to decode (``class_params``)."""
+
     has_decoder = True
     has_importance_weights = True
+    D: int
+    K: int
+    y_name: str
+
+    def class_params(self, z: torch.Tensor, y1h: torch.Tensor) -> torch.Tensor:
+        """Likelihood parameters of p(x | z, y): z (B, D), y1h (B, K) -> (B, [P,] *shape)."""
+        raise NotImplementedError
+
+    @property
+    def latent_dim(self) -> int:
+        return self.D
+
+    @property
+    def prior_shape(self) -> tuple[int, ...]:
+        return (self.D,)
+
+    def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean of p(x | z, y): (B, *shape); y is drawn uniformly when not given."""
+        y = None if classes is None else classes.get(self.y_name)
+        if y is None:
+            y = torch.randint(0, self.K, (len(z),), device=z.device)
+        return self.likelihood.mean(self.class_params(z, F.one_hot(y, self.K).to(z.dtype)))
+
+    generate = decode
+
+
+class PartiallySpecifiedVAE(LatentClassModel):
 
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: LatentClassConfig, structure: str | None = None):
         super().__init__()
@@ -153,10 +184,7 @@ class PartiallySpecifiedVAE(BaseModel):
 
     def log_px(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | .) for parameters with leading dims: (L, B, [P,] *shape) -> (L, B)."""
-        lead = params.shape[: params.dim() - x.dim() - (self.n_params > 1)]
-        xs = x.expand(*lead, *x.shape)
-        ms = None if mask is None else mask.expand(*lead, *mask.shape).flatten(0, len(lead))
-        return self.likelihood.log_prob(xs.flatten(0, len(lead)), params.flatten(0, len(lead)), ms).view(*lead, len(x))
+        return log_prob_leading(self.likelihood, x, params, mask)
 
     def regularizer(self, kl_z: torch.Tensor) -> torch.Tensor:
         """The scheduled penalty on KL(q(z|.) || p(z)); the hook a variant overrides."""
@@ -328,23 +356,10 @@ class PartiallySpecifiedVAE(BaseModel):
             log_w = log_w + standard_normal_log_prob(r) - gaussian_log_prob(r, mu_r, logvar_r.clamp(-20.0, 10.0))
         return log_w + self.log_px(x, self.generative(z, y1h, r, self.spec.steps(x)), mask)
 
-    @property
-    def latent_dim(self) -> int:
-        return self.D
-
-    @property
-    def prior_shape(self) -> tuple[int, ...]:
-        return (self.D,)
-
-    def decode(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Mean of p(x | z, y, r = 0): (B, *shape); y is drawn uniformly when not given."""
-        y = None if classes is None else classes.get(self.y_name)
-        if y is None:
-            y = torch.randint(0, self.K, (len(z),), device=z.device)
+    def class_params(self, z: torch.Tensor, y1h: torch.Tensor) -> torch.Tensor:
+        """Likelihood parameters of p(x | z, y, r = 0): (B, [P,] *shape)."""
         r = z.new_zeros(len(z), self.T) if self.T else None
-        return self.likelihood.mean(self.generative(z[None], F.one_hot(y, self.K).to(z.dtype)[None], r)[0])
-
-    generate = decode
+        return self.generative(z[None], y1h[None], r)[0]
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | most probable y, z = mean, r = mean): (B, *shape)."""

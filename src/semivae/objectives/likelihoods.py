@@ -108,6 +108,16 @@ def n_params(name: str) -> int:
     return LIKELIHOODS[name]((1,)).n_params
 
 
+def log_prob_leading(likelihood: nn.Module, x: torch.Tensor, params: torch.Tensor,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``likelihood.log_prob`` of one batch x (B, *shape) under parameters with leading dims, one
+    set per sample or class: (L..., B, [P,] *shape) -> (L..., B)."""
+    lead = params.shape[: params.dim() - x.dim() - (likelihood.n_params > 1)]
+    xs = x.expand(*lead, *x.shape).flatten(0, len(lead))
+    ms = None if mask is None else mask.expand(*lead, *mask.shape).flatten(0, len(lead))
+    return likelihood.log_prob(xs, params.flatten(0, len(lead)), ms).view(*lead, len(x))
+
+
 def make_likelihood(name: str, shape: tuple[int, ...]) -> nn.Module:
     """The likelihood ``name`` for values of ``shape`` (a sequence's channels, (C,), so that a
     learned scale fits any length)."""
