@@ -217,7 +217,7 @@ class ModelConfig:
             raise UserError("--consistency-temperature and --consistency-mix must be >= 0, e.g. 0.4 and 0.75 "
                             "(0: hard targets / no mixing)")
         if self.augment_adversarial < 0:
-            raise UserError(f"--augment-adversarial {self.augment_adversarial} must be >= 0, e.g. 2 (0: off)")
+            raise UserError(f"--augment-adversarial {self.augment_adversarial} must be >= 0, e.g. 1 (0: off)")
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood {self.likelihood!r}; choose one of {sorted(LIKELIHOODS)}")
 
