@@ -36,7 +36,7 @@ from ..objectives.likelihoods import log_prob_leading, n_params
 from ..objectives.schedules import KLSchedule
 from ..options import opt, redefault
 from .base import Inference, LossOutput, ModelConfig, ModelSpec
-from .pspec import LatentClassModel, check_latent_class
+from .pspec import LatentClassModel, check_latent_class, gaussian_head
 
 
 @dataclass
@@ -54,13 +54,6 @@ class ADGMConfig(ModelConfig):
         super().validate()
         if self.aux_dim < 1:
             raise UserError(f"--aux-dim {self.aux_dim} must be >= 1, e.g. 50")
-
-
-def _gaussian(layer: nn.Module, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) from ``layer`` on inputs with any leading dims: (..., F) -> (..., D) each."""
-    out = layer(inp.flatten(0, -2))
-    mu, logvar = out.view(*inp.shape[:-1], out.shape[-1]).chunk(2, -1)
-    return mu, logvar.clamp(-20.0, 10.0)
 
 
 class ADGM(LatentClassModel):
@@ -82,8 +75,7 @@ class ADGM(LatentClassModel):
         self.to_y = nn.Sequential(mlp(H + A, [H]), nn.Linear(H, K))  # q(y|a,x)
         self.to_z = nn.Sequential(mlp(H + A + K, [H]), nn.Linear(H, 2 * D))  # q(z|a,y,x)
         self.p_a = nn.Sequential(mlp(H + K + D, [H]), nn.Linear(H, 2 * A))  # p(a|x,y,z)
-        self.n_params = n_params(spec.likelihood)
-        self.decoder = make_decoder(arch, D + K, spec.data_shape, self.n_params)
+        self.decoder = make_decoder(arch, D + K, spec.data_shape, n_params(spec.likelihood))
         self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.use_consistency(cfg)
@@ -94,7 +86,7 @@ class ADGM(LatentClassModel):
 
     # -- the networks, on any leading dims (L, B, ...) ------------------------------------
     def q_a(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _gaussian(self.to_a, h)  # (..., A) each
+        return gaussian_head(self.to_a, h)  # (..., A) each
 
     def q_y_logits(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Logits of q(y | a, x): h (B, H), a (..., B, A) -> (..., B, K)."""
@@ -104,12 +96,13 @@ class ADGM(LatentClassModel):
     def q_z(self, h: torch.Tensor, a: torch.Tensor, y1h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z | a, y, x): h (B, H), a and y1h broadcast to (..., B, .) -> (..., B, D) each."""
         lead = torch.broadcast_shapes(a.shape[:-1], y1h.shape[:-1])
-        return _gaussian(self.to_z, torch.cat([h.expand(*lead, -1), a.expand(*lead, -1), y1h.expand(*lead, -1)], -1))
+        inp = torch.cat([h.expand(*lead, -1), a.expand(*lead, -1), y1h.expand(*lead, -1)], -1)  # (..., B, H + A + K)
+        return gaussian_head(self.to_z, inp)
 
     def log_pa(self, hp: torch.Tensor, y1h: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """log p(a | x, y, z): hp (B, H), y1h and z (..., B, .), a broadcast -> (..., B)."""
         lead = z.shape[:-1]
-        mu, logvar = _gaussian(self.p_a, torch.cat([hp.expand(*lead, -1), y1h.expand(*lead, -1), z], -1))
+        mu, logvar = gaussian_head(self.p_a, torch.cat([hp.expand(*lead, -1), y1h.expand(*lead, -1), z], -1))
         return gaussian_log_prob(a, mu, logvar)
 
     def generative(self, z: torch.Tensor, y1h: torch.Tensor, steps: int | None = None) -> torch.Tensor:

@@ -78,6 +78,14 @@ class PSpecConfig(LatentClassConfig):
             raise UserError(f"unknown --structure {self.structure!r}; choose 'z|x,y' or 'y|z,x'")
 
 
+def gaussian_head(layer: nn.Module, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of a diagonal Gaussian from ``layer`` (which outputs 2D values) on inputs with
+    any leading dims, logvar clamped to [-20, 10]: (..., F) -> (..., D) each."""
+    out = layer(inp.flatten(0, -2))
+    mu, logvar = out.view(*inp.shape[:-1], out.shape[-1]).chunk(2, -1)
+    return mu, logvar.clamp(-20.0, 10.0)
+
+
 def check_latent_class(spec: ModelSpec, model: str) -> None:
     """The latent class y is the data's one label column, with at least 2 classes, fed to the decoder."""
     if len(spec.heads) != 1 or spec.heads[0].size < 2:
@@ -147,8 +155,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
             self.to_z = nn.Sequential(mlp(H + self.K, [H]), nn.Linear(H, 2 * self.D))
         if self.T:
             self.to_r = nn.Linear(H, 2 * self.T)
-        self.n_params = n_params(spec.likelihood)
-        self.decoder = make_decoder(arch, self.D + self.K + self.T, spec.data_shape, self.n_params)
+        self.decoder = make_decoder(arch, self.D + self.K + self.T, spec.data_shape, n_params(spec.likelihood))
         self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.use_class_control(cfg)
@@ -164,8 +171,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
     def q_z(self, hz: torch.Tensor, y1h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z|x[,y]): (..., D) each; ``y1h`` (..., K) under "z|x,y"."""
         inp = hz if self.y_needs_z else torch.cat([hz.expand(*y1h.shape[:-1], -1), y1h], -1)
-        mu, logvar = self.to_z(inp.flatten(0, -2)).view(*inp.shape[:-1], 2 * self.D).chunk(2, -1)
-        return mu, logvar.clamp(-20.0, 10.0)
+        return gaussian_head(self.to_z, inp)
 
     def q_y_logits(self, hy: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """Logits of q(y|x) or q(y|z,x): (..., K)."""
