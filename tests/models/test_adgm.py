@@ -1,4 +1,5 @@
-"""The auxiliary deep generative model (ADGM): its bound, its training through the registry, its refusals."""
+"""The auxiliary and skip deep generative models (ADGM, SDGM): their bounds, their training through the
+registry, where a enters p, their refusals."""
 
 import numpy as np
 import pytest
@@ -12,13 +13,17 @@ from semivae.train import train
 from tests.conftest import batch, model_config, spec
 
 
-def _model(**kw):
+MODELS = ["adgm", "sdgm"]
+
+
+def _model(name="adgm", **kw):
     torch.manual_seed(0)
-    return build_model(spec((1, 8, 8), 4), ArchConfig(hidden=[16], latent_dim=3), model_config("adgm", aux_dim=2, **kw))
+    return build_model(spec((1, 8, 8), 4), ArchConfig(hidden=[16], latent_dim=3), model_config(name, aux_dim=2, **kw))
 
 
-def test_the_bound_sums_the_classes_and_the_importance_bound_is_tighter():
-    m = _model().eval()
+@pytest.mark.parametrize("name", MODELS)
+def test_the_bound_sums_the_classes_and_the_importance_bound_is_tighter(name):
+    m = _model(name).eval()
     x = torch.rand(32, 1, 8, 8).round()
     with torch.no_grad():
         t = m.enumerated(x, sample=False)
@@ -33,8 +38,9 @@ def test_the_bound_sums_the_classes_and_the_importance_bound_is_tighter():
     assert torch.isfinite(iwae).all() and iwae.mean() > elbo.mean()
 
 
-def test_labelled_points_pay_the_cross_entropy_and_unlabelled_ones_do_not():
-    m = _model(alpha=1.0)
+@pytest.mark.parametrize("name", MODELS)
+def test_labelled_points_pay_the_cross_entropy_and_unlabelled_ones_do_not(name):
+    m = _model(name, alpha=1.0)
     x, y = torch.rand(8, 1, 8, 8).round(), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     out = m(batch(x, y, torch.tensor([True] * 4 + [False] * 4)))
     assert set(out.terms) >= {"recon", "kl", "aux", "ce"} and out.counts["ce"] == 4
@@ -44,8 +50,22 @@ def test_labelled_points_pay_the_cross_entropy_and_unlabelled_ones_do_not():
     assert none.terms["ce"] == 0 and none.counts["ce"] == 0
 
 
-def test_trains_evaluates_predicts_and_generates_through_the_registry(tiny, tmp_path):
-    run = train(tiny(model="adgm", epochs=3, aux_dim=4), out=tmp_path / "r", progress=False)
+def test_where_a_enters_p():
+    """ADGM: p(a | x, y, z) reads x and the decoder ignores a; SDGM: p(a | y, z) and p(x | a, y, z)."""
+    z, y1h = torch.randn(1, 5, 3), torch.eye(4)[[0, 1, 2, 3, 0]][None]  # (1, B, D), (1, B, K)
+    a1, a2 = torch.zeros(1, 5, 2), torch.ones(1, 5, 2)
+    adgm, sdgm = _model("adgm").eval(), _model("sdgm").eval()
+    with torch.no_grad():
+        assert torch.equal(adgm.generative(z, y1h, a1), adgm.generative(z, y1h, a2))
+        assert not torch.allclose(sdgm.generative(z, y1h, a1), sdgm.generative(z, y1h, a2))
+        assert torch.isfinite(sdgm.log_pa(None, y1h, z, a1)).all()
+    assert adgm.enc_p is not None and sdgm.enc_p is None
+    assert sdgm.p_a[0][0].in_features == 4 + 3 and adgm.p_a[0][0].in_features == 16 + 4 + 3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_trains_evaluates_predicts_and_generates_through_the_registry(name, tiny, tmp_path):
+    run = train(tiny(model=name, epochs=3, aux_dim=4), out=tmp_path / "r", progress=False)
     res = evaluate(run, iwae_k=8, iwae_points=20)
     assert 0.2 < res["accuracy"] <= 1 and 0 < res["nll"] < 1e4
     np.savez(tmp_path / "new.npz", x=np.random.default_rng(0).integers(0, 17, (5, 8, 8)).astype(np.uint8))
@@ -57,10 +77,11 @@ def test_trains_evaluates_predicts_and_generates_through_the_registry(tiny, tmp_
     assert images.shape == (10, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
 
 
-def test_continuous_targets_and_per_step_latents_are_refused():
-    with pytest.raises(UserError, match="classes only"):
-        build_model(spec((1, 8, 8), 3, n_targets=1), ArchConfig(hidden=[8], latent_dim=2), model_config("adgm"))
+@pytest.mark.parametrize("name", MODELS)
+def test_continuous_targets_and_per_step_latents_are_refused(name):
+    with pytest.raises(UserError, match=f"model {name} predicts classes only"):
+        build_model(spec((1, 8, 8), 3, n_targets=1), ArchConfig(hidden=[8], latent_dim=2), model_config(name))
     with pytest.raises(UserError, match="sequence-latent pooled"):
         build_model(spec((10, 2), 3, "gaussian", kind="sequence"),
                     ArchConfig(arch="recurrent", hidden=[8], latent_dim=2, sequence_latent="per-step"),
-                    model_config("adgm"))
+                    model_config(name))

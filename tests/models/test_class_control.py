@@ -17,10 +17,12 @@ def _model(weight=1.0, model="semivae", shape=(1, 8, 8), **arch):
 
 
 def _decoder_params(model):
-    return [p for n, p in model.named_parameters() if n.startswith("decoder.")]
+    """The generative networks: the decoder, and SDGM's p(a | y, z) that feeds it."""
+    prefixes = ("decoder.", "p_a.") if getattr(model, "a_feeds_x", False) else ("decoder.",)
+    return [p for n, p in model.named_parameters() if n.startswith(prefixes)]
 
 
-@pytest.mark.parametrize("model", ["semivae", "m2", "adgm"])
+@pytest.mark.parametrize("model", ["semivae", "m2", "adgm", "sdgm"])
 def test_gradients_reach_the_decoder_only(model):
     torch.manual_seed(0)
     m = _model(model=model)

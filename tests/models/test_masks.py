@@ -24,7 +24,8 @@ def _data(padding: float) -> ArrayData:
 
 @pytest.mark.parametrize("name,kw", [("semivae", {"mode": "semi"}), ("semivae", {"mode": "unsupervised"}),
                                      ("m2", {}), ("pspec", {"structure": "y|z,x", "samples": 3}),
-                                     ("m1m2", {"m2_hidden": [8], "m2_latent_dim": 2}), ("adgm", {"aux_dim": 3})])
+                                     ("m1m2", {"m2_hidden": [8], "m2_latent_dim": 2}), ("adgm", {"aux_dim": 3}),
+                                     ("sdgm", {"aux_dim": 3})])
 def test_padding_values_change_no_loss_score_or_prediction(name, kw):
     torch.manual_seed(0)
     arch = ArchConfig(hidden=[16], latent_dim=2, dropout=0.0)

@@ -48,6 +48,7 @@ def _batch(extra: int) -> Batch:
     ("pspec", {"structure": "y|z,x", "samples": 2}, {}),
     ("m1m2", {"m2_hidden": [4], "m2_latent_dim": 2}, {}),
     ("adgm", {"aux_dim": 2}, {}),
+    ("sdgm", {"aux_dim": 2}, {}),
 ])
 @pytest.mark.parametrize("likelihood", ["gaussian-hetero", "gaussian"])
 def test_extra_padding_changes_nothing(name, kw, arch, likelihood, monkeypatch):

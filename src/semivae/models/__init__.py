@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..nn import INITS, ArchConfig
-from .adgm import ADGM, ADGMConfig
+from .adgm import ADGM, SDGM, ADGMConfig, SDGMConfig
 from .base import (BaseModel, Head, Inference, LossOutput, Model, ModelConfig, ModelSpec, Stage, declare_heads,
                    model_device)
 from .capabilities import ClassifierHeads, Decoder, ImportanceWeights, Regressor
@@ -28,6 +28,7 @@ MODELS: dict[str, ModelEntry] = {
     "m1m2": ModelEntry(M1M2, M1M2Config),  # Kingma et al. 2014, stacked
     "pspec": ModelEntry(PartiallySpecifiedVAE, PSpecConfig),  # Siddharth et al. 2017
     "adgm": ModelEntry(ADGM, ADGMConfig),  # Maaloe et al. 2016: M2 with an auxiliary variable
+    "sdgm": ModelEntry(SDGM, SDGMConfig),  # Maaloe et al. 2016: the auxiliary variable also feeds the decoder
     "classifier": ModelEntry(Classifier, ClassifierConfig),  # an encoder and a head: fine-tuning, the plain baseline
 }
 
@@ -47,5 +48,5 @@ def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseMode
 
 __all__ = ["ADGM", "ADGMConfig", "MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
            "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config", "Model", "ModelConfig", "ModelEntry", "ModelSpec",
-           "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
+           "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SDGM", "SDGMConfig", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
            "declare_heads", "model_device", "model_entry"]

@@ -1,4 +1,4 @@
-"""Auxiliary deep generative model (ADGM, Maaloe et al. 2016): M2 with an auxiliary variable a.
+"""Auxiliary and skip deep generative models (ADGM, SDGM; Maaloe et al. 2016): M2 with an auxiliary variable a.
 
 Generative model p:
     y ~ Cat(1/K),  z ~ N(0, I_D),  x ~ p(x | dec([z, onehot(y)])),
@@ -15,6 +15,11 @@ Labelled point, one a ~ q(a|x) and one z ~ q(z|a,x,y) per class:
 Unlabelled point: y summed out exactly over its K values in one (K, B) pass,
     ELBO(x) = sum_y q(y|a,x) [log p(x|y,z_y) + log p(a|x,y,z_y) - KL_z(y)] - KL(q(y|a,x) || p(y)) - log q(a|x)
 The KL of z takes the KL schedule (beta, warm-up, capacity) as in the other models.
+
+SDGM moves a into the generative model, a stochastic layer that also feeds the decoder:
+    p:  y ~ Cat(1/K),  z ~ N(0, I_D),  a ~ p(a | y, z) = N(m([onehot(y), z])),  x ~ p(x | dec([z, onehot(y), a]))
+with q and the bounds as above, log p(x | a, y, z) and log p(a | y, z) in place of ADGM's two terms.
+It is ADGM with two switches flipped (``a_reads_x``, ``a_feeds_x``); nothing else is rewritten.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class ADGMConfig(ModelConfig):
     model: str = redefault(ModelConfig, "model", "adgm")
     alpha: float = redefault(ModelConfig, "alpha", 50.0)
     beta: float = redefault(ModelConfig, "beta", 1.0)
-    aux_dim: int = opt(50, "adgm: size of the auxiliary variable a")
+    aux_dim: int = opt(50, "adgm/sdgm: size of the auxiliary variable a")
 
     def validate(self) -> None:
         super().validate()
@@ -56,26 +61,38 @@ class ADGMConfig(ModelConfig):
             raise UserError(f"--aux-dim {self.aux_dim} must be >= 1, e.g. 50")
 
 
+@dataclass
+class SDGMConfig(ADGMConfig):
+    """ADGM's defaults."""
+
+    model: str = redefault(ModelConfig, "model", "sdgm")
+
+
 class ADGM(LatentClassModel):
+    a_reads_x = True  # p(a | x, y, z); SDGM: p(a | y, z)
+    a_feeds_x = False  # p(x | y, z); SDGM: p(x | a, y, z)
+
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ADGMConfig):
         super().__init__()
         check_latent_class(spec, cfg.model)
         if spec.n_targets:
-            raise UserError("model adgm predicts classes only; drop the continuous targets or use --model pspec")
+            raise UserError(f"model {cfg.model} predicts classes only; drop the continuous targets or use --model pspec")
         self.spec, self.heads = spec, spec.heads
         self.y_name = spec.heads[0].name
         self.K, self.D, self.A = spec.heads[0].size, arch.latent_dim, cfg.aux_dim
         self.alpha = cfg.head_weight(self.y_name)
         self.enc = make_encoder(arch, spec.data_shape)  # q's reading of x
-        self.enc_p = make_encoder(arch, spec.data_shape)  # p(a | x, y, z)'s reading of x
+        self.enc_p = make_encoder(arch, spec.data_shape) if self.a_reads_x else None  # p(a | x, y, z)'s reading
         if self.enc.per_step:
-            raise UserError("model adgm has one class y per sequence; use --sequence-latent pooled")
+            raise UserError(f"model {cfg.model} has one class y per sequence; use --sequence-latent pooled")
         H, K, D, A = self.enc.out_features, self.K, self.D, self.A
         self.to_a = nn.Linear(H, 2 * A)  # q(a|x)
         self.to_y = nn.Sequential(mlp(H + A, [H]), nn.Linear(H, K))  # q(y|a,x)
         self.to_z = nn.Sequential(mlp(H + A + K, [H]), nn.Linear(H, 2 * D))  # q(z|a,y,x)
-        self.p_a = nn.Sequential(mlp(H + K + D, [H]), nn.Linear(H, 2 * A))  # p(a|x,y,z)
-        self.decoder = make_decoder(arch, D + K, spec.data_shape, n_params(spec.likelihood))
+        p_in = (H if self.a_reads_x else 0) + K + D
+        self.p_a = nn.Sequential(mlp(p_in, [H]), nn.Linear(H, 2 * A))  # p(a|x,y,z) or p(a|y,z)
+        self.decoder = make_decoder(arch, D + K + (A if self.a_feeds_x else 0), spec.data_shape,
+                                    n_params(spec.likelihood))
         self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.use_consistency(cfg)
@@ -99,15 +116,28 @@ class ADGM(LatentClassModel):
         inp = torch.cat([h.expand(*lead, -1), a.expand(*lead, -1), y1h.expand(*lead, -1)], -1)  # (..., B, H + A + K)
         return gaussian_head(self.to_z, inp)
 
-    def log_pa(self, hp: torch.Tensor, y1h: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """log p(a | x, y, z): hp (B, H), y1h and z (..., B, .), a broadcast -> (..., B)."""
-        lead = z.shape[:-1]
-        mu, logvar = gaussian_head(self.p_a, torch.cat([hp.expand(*lead, -1), y1h.expand(*lead, -1), z], -1))
-        return gaussian_log_prob(a, mu, logvar)
+    def read_p(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """p(a | x, y, z)'s reading of x, (B, H); None where p(a) does not read x (SDGM)."""
+        return self.enc_p(x, mask) if self.a_reads_x else None
 
-    def generative(self, z: torch.Tensor, y1h: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Likelihood parameters of p(x | y, z): z (..., B, D), y1h (..., B, K) -> (..., B, [P,] *shape)."""
-        code = torch.cat([z, y1h.expand(*z.shape[:-1], -1)], -1)  # (..., B, D + K)
+    def p_a_params(self, hp: torch.Tensor | None, y1h: torch.Tensor,
+                   z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of p(a | x, y, z), or of p(a | y, z) with hp None: y1h and z (..., B, .) -> (..., B, A)."""
+        lead = z.shape[:-1]
+        parts = [y1h.expand(*lead, -1), z] if hp is None else [hp.expand(*lead, -1), y1h.expand(*lead, -1), z]
+        return gaussian_head(self.p_a, torch.cat(parts, -1))
+
+    def log_pa(self, hp: torch.Tensor | None, y1h: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """log p(a | .): a broadcast to z's leading dims -> (..., B)."""
+        return gaussian_log_prob(a, *self.p_a_params(hp, y1h, z))
+
+    def generative(self, z: torch.Tensor, y1h: torch.Tensor, a: torch.Tensor | None,
+                   steps: int | None = None) -> torch.Tensor:
+        """Likelihood parameters of p(x | y, z) (ADGM; a unused) or p(x | a, y, z) (SDGM):
+        z (..., B, D), y1h (..., B, K), a (..., B, A) -> (..., B, [P,] *shape)."""
+        lead = z.shape[:-1]
+        parts = [z, y1h.expand(*lead, -1)] + ([a.expand(*lead, -1)] if self.a_feeds_x else [])
+        code = torch.cat(parts, -1)  # (..., B, D + K [+ A])
         out = self.decoder(code.flatten(0, -2), steps)
         return out.view(*code.shape[:-1], *out.shape[1:])
 
@@ -116,13 +146,13 @@ class ADGM(LatentClassModel):
         and KL_z(y), with log q(a|x) (B,) and the logits of q(y|a,x) (B, K); ``sample=False``
         puts a and z at their means."""
         B = len(x)
-        h, hp = self.enc(x, mask), self.enc_p(x, mask)  # (B, H) each
+        h, hp = self.enc(x, mask), self.read_p(x, mask)  # (B, H) each
         mu_a, logvar_a = self.q_a(h)  # (B, A) each
         a = reparameterise(mu_a, logvar_a) if sample else mu_a
         eye = torch.eye(self.K, device=x.device, dtype=h.dtype)[:, None, :].expand(self.K, B, self.K)  # (K, B, K)
         mu_z, logvar_z = self.q_z(h, a, eye)  # (K, B, D) each
         z = reparameterise(mu_z, logvar_z) if sample else mu_z
-        params = self.generative(z, eye, self.spec.steps(x))  # (K, B, [P,] *shape)
+        params = self.generative(z, eye, a, self.spec.steps(x))  # (K, B, [P,] *shape)
         return {"log_px": log_prob_leading(self.likelihood, x, params, mask),  # (K, B)
                 "log_pa": self.log_pa(hp, eye, z, a),  # (K, B)
                 "kl_z": gaussian_kl_standard(mu_z, logvar_z),  # (K, B)
@@ -173,28 +203,38 @@ class ADGM(LatentClassModel):
 
     def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x, y, z, a) - log q(a, y, z | x) for k joint samples from q: (k, B)."""
-        h, hp = self.enc(x, mask), self.enc_p(x, mask)
+        h, hp = self.enc(x, mask), self.read_p(x, mask)
         mu_a, logvar_a = self.q_a(h.expand(k, *h.shape))  # (k, B, A) each
         a = reparameterise(mu_a, logvar_a)
         logits = self.q_y_logits(h, a)  # (k, B, K)
         y1h = F.one_hot(torch.distributions.Categorical(logits=logits).sample(), self.K).to(h.dtype)  # (k, B, K)
         mu_z, logvar_z = self.q_z(h, a, y1h)
         z = reparameterise(mu_z, logvar_z)  # (k, B, D)
-        log_px = log_prob_leading(self.likelihood, x, self.generative(z, y1h, self.spec.steps(x)), mask)  # (k, B)
+        log_px = log_prob_leading(self.likelihood, x, self.generative(z, y1h, a, self.spec.steps(x)), mask)
         log_p = log_px + self.log_pa(hp, y1h, z, a) + standard_normal_log_prob(z) - math.log(self.K)
         log_q = (gaussian_log_prob(a, mu_a, logvar_a) + (torch.log_softmax(logits, -1) * y1h).sum(-1)
                  + gaussian_log_prob(z, mu_z, logvar_z))
         return log_p - log_q
 
     def class_params(self, z: torch.Tensor, y1h: torch.Tensor) -> torch.Tensor:
-        """Likelihood parameters of p(x | z, y): (B, [P,] *shape)."""
-        return self.generative(z[None], y1h[None])[0]
+        """Likelihood parameters of p(x | z, y): (B, [P,] *shape); SDGM's a at the mean of p(a | y, z)."""
+        a = self.p_a_params(None, y1h, z)[0] if self.a_feeds_x else None
+        return self.generative(z[None], y1h[None], None if a is None else a[None])[0]
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean of p(x | most probable y, z = mean of q(z|a,y,x)) with a at its mean: (B, *shape)."""
-        inf = self.inference(x, mask, sample=False)
-        y1h = F.one_hot(inf.logits[self.y_name].argmax(-1), self.K).to(inf.mu.dtype)
-        return self.likelihood.mean(self.generative(inf.mu[None], y1h[None], self.spec.steps(x))[0])
+        """Mean of p(x | [a,] most probable y, z = mean of q(z|a,y,x)), a at the mean of q(a|x): (B, *shape)."""
+        h = self.enc(x, mask)
+        a = self.q_a(h)[0]  # (B, A)
+        y1h = F.one_hot(self.q_y_logits(h, a).argmax(-1), self.K).to(h.dtype)
+        mu = self.q_z(h, a, y1h)[0]
+        return self.likelihood.mean(self.generative(mu[None], y1h[None], a[None], self.spec.steps(x))[0])
 
 
-__all__ = ["ADGM", "ADGMConfig"]
+class SDGM(ADGM):
+    """The skip deep generative model: a ~ p(a | y, z) feeds the decoder (see the module's docstring)."""
+
+    a_reads_x = False
+    a_feeds_x = True
+
+
+__all__ = ["ADGM", "ADGMConfig", "SDGM", "SDGMConfig"]

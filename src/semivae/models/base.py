@@ -138,7 +138,7 @@ class ModelConfig:
     speed_preset: ClassVar[str] = "default"  # the preset `semivae bench speed --model NAME` measures
 
     model: str = opt("semivae", "model family: semivae (Berkhahn et al.), m2, m1m2, pspec (partially "
-                                    "specified) or adgm (auxiliary)")
+                                    "specified), adgm or sdgm (auxiliary)")
     alpha: float = opt(20.0, "weight of the cross-entropy on labelled points (paper: of the reconstruction's order)")
     head_alpha: dict[str, float] = opt({}, "per-head cross-entropy weights, e.g. shape=10,scale=5 (heads not named "
                                            "use --alpha)")

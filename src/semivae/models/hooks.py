@@ -136,9 +136,10 @@ class Hooks:
 
             term = sum_h mean_n CE(pi_h(x'), c_h)         pi with its parameters held fixed
 
-        The gradient reaches the decoder only (an InfoGAN-style mutual-information term between
-        the class code and the generated image; Hu et al. 2017 for VAEs): the decoder cannot
-        leave the class to z, and pi never learns from its own samples. ``total`` unchanged
+        The gradient reaches the generative networks only (the decoder, and SDGM's p(a | y, z)
+        that feeds it; an InfoGAN-style mutual-information term between the class code and the
+        generated image; Hu et al. 2017 for VAEs): the decoder cannot leave the class to z, and
+        pi never learns from its own samples. ``total`` unchanged
         when the hook is off.
         """
         heads = [h for h in self.heads if h.feeds_decoder]
