@@ -24,6 +24,17 @@ def test_onnx_matches_pytorch(arch, tiny, tmp_path):
     assert session.run(["proba"], {"x": x[:1]})[0].shape == (1, 10)  # any batch size
 
 
+@pytest.mark.parametrize("model", ["m2", "m1m2", "sdgm"])
+def test_latent_class_models_export_for_any_batch_size(model, tiny, tmp_path):
+    """m2 (pspec's code), m1m2 and sdgm (adgm's code) trace their class enumeration with N symbolic."""
+    extra = {"m1_epochs": 1} if model == "m1m2" else {}
+    path = train(tiny(model=model, epochs=1, **extra), out=tmp_path / "r", progress=False)
+    export_onnx(path, tmp_path / "m.onnx")
+    x = load_digits().images[:37].reshape(37, 1, 8, 8).astype(np.float32)
+    diffs = check_export(path, tmp_path / "m.onnx", x)
+    assert {"proba", "z_mean", "score"} <= set(diffs) and max(diffs.values()) < 1e-3, diffs
+
+
 def test_the_cli_checks_its_export_and_sequence_models_are_refused(tiny, tmp_path, capsys):
     path = train(tiny(epochs=1), out=tmp_path / "r", progress=False)
     np.savez(tmp_path / "x.npz", x=load_digits().images[:5].astype(np.uint8))

@@ -145,7 +145,7 @@ class ADGM(LatentClassModel):
         """Every class at once for one a ~ q(a|x): the (K, B) tables log p(x|y,z_y), log p(a|x,y,z_y)
         and KL_z(y), with log q(a|x) (B,) and the logits of q(y|a,x) (B, K); ``sample=False``
         puts a and z at their means."""
-        B = len(x)
+        B = x.shape[0]
         h, hp = self.enc(x, mask), self.read_p(x, mask)  # (B, H) each
         mu_a, logvar_a = self.q_a(h)  # (B, A) each
         a = reparameterise(mu_a, logvar_a) if sample else mu_a

@@ -199,7 +199,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
     def _r(self, hy: torch.Tensor, t: torch.Tensor | None, sample: bool = True):
         """r to decode with (observed where given, else sampled), its penalty and the
         regression NLL -log q(r_obs|x): ((B, T) | None, (B,), (B,))."""
-        zero = hy.new_zeros(len(hy))
+        zero = hy.new_zeros(hy.shape[0])
         if not self.T:
             return None, zero, zero
         mu, logvar = self.to_r(hy).chunk(2, -1)  # (B, T) each
@@ -230,7 +230,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
     def enumerated(self, x, hy, hz, r, eps: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         """Every class at once: (log p(x | y_k, z_k, r), KL_z, logits), shapes (K, B), (K, B)
         or (B,), (B, K). ``eps`` (K, B, D) fixes the noise of the z samples."""
-        B = len(x)
+        B = x.shape[0]
         eye = torch.eye(self.K, device=x.device, dtype=hz.dtype)[:, None, :].expand(self.K, B, self.K)  # (K, B, K)
         if self.y_needs_z:  # one z ~ q(z|x), shared by every class
             mu, logvar = self.q_z(hz, None)  # (B, D)
@@ -335,7 +335,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
         (``sample=False``: z and r at their means)."""
         hy, hz = self.enc_y(x, mask), self.enc_z(x, mask)
         r, r_penalty, _ = self._r(hy, None, sample)
-        eps = None if sample else hz.new_zeros(self.K, len(x), self.D)  # (K, B, D): z = mean
+        eps = None if sample else hz.new_zeros(self.K, x.shape[0], self.D)  # (K, B, D): z = mean
         _, log_px, kl, _, _ = self._unlabelled(x, hy, hz, r, "enumerate", mask, eps)
         return log_px, kl + r_penalty
 

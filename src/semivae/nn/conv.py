@@ -102,4 +102,4 @@ class ConvDecoder(nn.Module):
     def forward(self, code: torch.Tensor, steps: int | None = None) -> torch.Tensor:
         x = self.head(code).view(-1, *self.start_shape)  # (B, C', H', W')
         x = self.body(x)[:, :, : self.data_shape[1], : self.data_shape[2]]  # (B, P * C, H, W)
-        return x if self.n_params == 1 else x.reshape(len(x), self.n_params, *self.data_shape)  # (B, [P,] C, H, W)
+        return x if self.n_params == 1 else x.reshape(x.shape[0], self.n_params, *self.data_shape)  # (B, [P,] C, H, W)

@@ -115,7 +115,7 @@ def log_prob_leading(likelihood: nn.Module, x: torch.Tensor, params: torch.Tenso
     lead = params.shape[: params.dim() - x.dim() - (likelihood.n_params > 1)]
     xs = x.expand(*lead, *x.shape).flatten(0, len(lead))
     ms = None if mask is None else mask.expand(*lead, *mask.shape).flatten(0, len(lead))
-    return likelihood.log_prob(xs, params.flatten(0, len(lead)), ms).view(*lead, len(x))
+    return likelihood.log_prob(xs, params.flatten(0, len(lead)), ms).view(*lead, x.shape[0])
 
 
 def make_likelihood(name: str, shape: tuple[int, ...]) -> nn.Module:
