@@ -100,22 +100,20 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
                                         verbose=False)
     finally:
         quiet.setLevel(level)
+    _check_any_batch(program.model.graph.inputs[0].shape[0], run)
     buf = io.BytesIO()
     program.save(buf)
-    _check_any_batch(buf.getvalue(), run)
     write_atomic(Path(out), buf.getvalue())
     return {"outputs": graph.output_names(), "input_shape": ["N", *run.spec.data_shape], "opset": opset}
 
 
-def _check_any_batch(model: bytes, run: Run) -> None:
-    """Refuse to write a graph whose batch size was fixed while tracing (a model that read
-    ``len(x)`` where ``x.shape[0]`` keeps the size symbolic): it would fail on any other N."""
-    import onnx
-
-    dim = onnx.load_from_string(model).graph.input[0].type.tensor_type.shape.dim[0]
-    if not dim.dim_param:
-        raise RuntimeError(f"the ONNX graph of model {run.config.model.model} has a fixed batch size "
-                           f"({dim.dim_value}); its code must keep the batch size symbolic (x.shape[0], not len(x))")
+def _check_any_batch(dim: object, run: Run) -> None:
+    """Refuse to write a graph whose batch size ``dim`` (its input's first dimension) was fixed
+    while tracing (a model that read ``len(x)`` where ``x.shape[0]`` keeps the size symbolic):
+    it would fail on any other N."""
+    if isinstance(dim, int):
+        raise RuntimeError(f"the ONNX graph of model {run.config.model.model} has a fixed batch size ({dim}); "
+                           "its code must keep the batch size symbolic (x.shape[0], not len(x))")
 
 
 @torch.no_grad()

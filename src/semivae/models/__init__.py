@@ -46,7 +46,8 @@ def build_model(spec: ModelSpec, arch: ArchConfig, cfg: ModelConfig) -> BaseMode
     return model
 
 
-__all__ = ["ADGM", "ADGMConfig", "MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads", "Decoder", "Head", "ImportanceWeights", "Inference",
-           "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config", "Model", "ModelConfig", "ModelEntry", "ModelSpec",
-           "PSpecConfig", "PartiallySpecifiedVAE", "Regressor", "SDGM", "SDGMConfig", "SemiVAE", "SemiVAEConfig", "Stage", "build_model",
-           "declare_heads", "model_device", "model_entry"]
+__all__ = ["ADGM", "ADGMConfig", "MODELS", "MODES", "BaseModel", "Classifier", "ClassifierConfig", "ClassifierHeads",
+           "Decoder", "Head", "ImportanceWeights", "Inference", "LossOutput", "M1M2", "M1M2Config", "M2", "M2Config",
+           "Model", "ModelConfig", "ModelEntry", "ModelSpec", "PSpecConfig", "PartiallySpecifiedVAE", "Regressor",
+           "SDGM", "SDGMConfig", "SemiVAE", "SemiVAEConfig", "Stage", "build_model", "declare_heads", "model_device",
+           "model_entry"]

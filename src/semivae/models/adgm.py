@@ -76,7 +76,8 @@ class ADGM(LatentClassModel):
         super().__init__()
         check_latent_class(spec, cfg.model)
         if spec.n_targets:
-            raise UserError(f"model {cfg.model} predicts classes only; drop the continuous targets or use --model pspec")
+            raise UserError(f"model {cfg.model} predicts classes only; drop the continuous targets or use "
+                            "--model pspec")
         self.spec, self.heads = spec, spec.heads
         self.y_name = spec.heads[0].name
         self.K, self.D, self.A = spec.heads[0].size, arch.latent_dim, cfg.aux_dim
@@ -124,8 +125,8 @@ class ADGM(LatentClassModel):
                    z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of p(a | x, y, z), or of p(a | y, z) with hp None: y1h and z (..., B, .) -> (..., B, A)."""
         lead = z.shape[:-1]
-        parts = [y1h.expand(*lead, -1), z] if hp is None else [hp.expand(*lead, -1), y1h.expand(*lead, -1), z]
-        return gaussian_head(self.p_a, torch.cat(parts, -1))
+        x_part = [] if hp is None else [hp.expand(*lead, -1)]
+        return gaussian_head(self.p_a, torch.cat(x_part + [y1h.expand(*lead, -1), z], -1))
 
     def log_pa(self, hp: torch.Tensor | None, y1h: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """log p(a | .): a broadcast to z's leading dims -> (..., B)."""
@@ -218,16 +219,15 @@ class ADGM(LatentClassModel):
 
     def class_params(self, z: torch.Tensor, y1h: torch.Tensor) -> torch.Tensor:
         """Likelihood parameters of p(x | z, y): (B, [P,] *shape); SDGM's a at the mean of p(a | y, z)."""
-        a = self.p_a_params(None, y1h, z)[0] if self.a_feeds_x else None
-        return self.generative(z[None], y1h[None], None if a is None else a[None])[0]
+        a = self.p_a_params(None, y1h, z)[0] if self.a_feeds_x else None  # (B, A), broadcast by generative
+        return self.generative(z[None], y1h[None], a)[0]
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | [a,] most probable y, z = mean of q(z|a,y,x)), a at the mean of q(a|x): (B, *shape)."""
-        h = self.enc(x, mask)
-        a = self.q_a(h)[0]  # (B, A)
-        y1h = F.one_hot(self.q_y_logits(h, a).argmax(-1), self.K).to(h.dtype)
-        mu = self.q_z(h, a, y1h)[0]
-        return self.likelihood.mean(self.generative(mu[None], y1h[None], a[None], self.spec.steps(x))[0])
+        inf = self.inference(x, mask, sample=False)
+        y1h = F.one_hot(inf.logits[self.y_name].argmax(-1), self.K).to(inf.mu.dtype)
+        a = self.q_a(inf.h)[0]  # (B, A), the mean inference used
+        return self.likelihood.mean(self.generative(inf.mu[None], y1h[None], a, self.spec.steps(x))[0])
 
 
 class SDGM(ADGM):

@@ -139,8 +139,7 @@ class Hooks:
         The gradient reaches the generative networks only (the decoder, and SDGM's p(a | y, z)
         that feeds it; an InfoGAN-style mutual-information term between the class code and the
         generated image; Hu et al. 2017 for VAEs): the decoder cannot leave the class to z, and
-        pi never learns from its own samples. ``total`` unchanged
-        when the hook is off.
+        pi never learns from its own samples. ``total`` unchanged when the hook is off.
         """
         heads = [h for h in self.heads if h.feeds_decoder]
         if not self.class_control or not heads:
