@@ -230,6 +230,8 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
     klass = model_entry(model).config
     base = merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
     cfg = RunConfig.from_dict(merge(merge(base, PRESETS[preset][arch]), merged))
+    if cfg.arch.decoder_arch not in ("", *ARCHS):
+        raise UserError(f"unknown --decoder-arch {cfg.arch.decoder_arch!r}; choose one of {sorted(ARCHS)}")
     validate(cfg)
     return cfg
 

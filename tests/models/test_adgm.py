@@ -77,6 +77,18 @@ def test_trains_evaluates_predicts_and_generates_through_the_registry(name, tiny
     assert images.shape == (10, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
 
 
+def test_a_conv_encoder_under_the_dense_decoder_trains_reloads_and_generates(tiny, tmp_path):
+    """--arch conv --decoder-arch dense: the convolutions read x once, the cheap decoder runs once per class."""
+    from semivae.nn import ConvEncoder, DenseDecoder
+    from semivae.runs import load_run
+
+    cfg = tiny(model="sdgm", arch="conv", decoder_arch="dense", channels=[8, 8], strides=[2, 2], fc=16, epochs=1,
+               aux_dim=4)
+    model = load_run(train(cfg, out=tmp_path / "r", progress=False)).model
+    assert isinstance(model.enc, ConvEncoder) and isinstance(model.decoder, DenseDecoder)
+    assert model.generate(torch.randn(10, 4), {"label": torch.arange(10)}).shape == (10, 1, 8, 8)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_continuous_targets_and_per_step_latents_are_refused(name):
     with pytest.raises(UserError, match=f"model {name} predicts classes only"):

@@ -35,3 +35,24 @@ def test_paper_conv_preset_matches_table_14():
     assert dec.start_shape == (64, 14, 14)
     convs = [m for m in dec.body if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [c.stride[0] for c in convs] == [1, 1, 2]  # stride-2 layer last, as in the table
+
+
+def test_decoder_arch_pairs_a_conv_encoder_with_the_dense_decoder():
+    from semivae.nn import DenseDecoder, decoder_family
+
+    arch = ArchConfig(arch="conv", decoder_arch="dense", channels=[8, 8], strides=[2, 2], fc=32, hidden=[24])
+    assert decoder_family(arch) == "dense" and decoder_family(ArchConfig(arch="conv")) == "conv"
+    assert make_encoder(arch, (1, 8, 8))(torch.rand(4, 1, 8, 8)).shape == (4, 32)
+    dec = make_decoder(arch, 6, (1, 8, 8))
+    assert isinstance(dec, DenseDecoder) and dec.net[0].out_features == 24  # --hidden, not the conv sizes
+    assert dec(torch.randn(4, 6)).shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize("arch,decoder,message", [("dense", "foo", "unknown --decoder-arch 'foo'"),
+                                                  ("recurrent", "dense", "its own family only")])
+def test_decoder_arch_refusals_are_one_line_user_errors(arch, decoder, message):
+    from semivae.config import resolve
+    from semivae.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        resolve({"arch": {"arch": arch, "decoder_arch": decoder}})

@@ -139,6 +139,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, tiny, monke
     ({"labels_per_class": 1000}, "needs 1000 labels of class"),
     ({"mode": "nonsense"}, "unknown mode"),
     ({"arch": "conv", "dataset": "__csv__", "labels_per_class": None}, "needs image data"),
+    ({"decoder_arch": "conv", "dataset": "__csv__", "labels_per_class": None}, "--decoder-arch conv needs image"),
 ])
 def test_bad_input_leaves_no_run_directory(tmp_path, tiny, flat, match):
     if flat.get("dataset") == "__csv__":

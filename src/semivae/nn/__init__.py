@@ -37,9 +37,14 @@ ARCHS: dict[str, Arch] = {
 }
 
 
-def arch_options(arch: ArchConfig):
-    """The family's own options, picked out of the flat ``[arch]`` section."""
-    klass = ARCHS[arch.arch].options
+def decoder_family(arch: ArchConfig) -> str:
+    """The decoder's family: ``--decoder-arch`` where given, else ``--arch``."""
+    return arch.decoder_arch or arch.arch
+
+
+def arch_options(arch: ArchConfig, family: str | None = None):
+    """The options of ``family`` (default ``--arch``'s), picked out of the flat ``[arch]`` section."""
+    klass = ARCHS[family or arch.arch].options
     return klass(**{f.name: getattr(arch, f.name) for f in fields(klass)})
 
 
@@ -48,9 +53,10 @@ def make_encoder(arch: ArchConfig, data_shape: tuple[int, ...]) -> nn.Module:
 
 
 def make_decoder(arch: ArchConfig, in_features: int, data_shape: tuple[int, ...], n_params: int = 1) -> nn.Module:
-    return ARCHS[arch.arch].decoder(in_features, data_shape, arch_options(arch), n_params)
+    family = decoder_family(arch)
+    return ARCHS[family].decoder(in_features, data_shape, arch_options(arch, family), n_params)
 
 
 __all__ = ["ARCHS", "Arch", "ArchConfig", "ConvDecoder", "ConvEncoder", "ConvOptions", "DenseDecoder", "DenseEncoder",
            "DenseOptions", "Dropout", "INITS", "RecurrentDecoder", "RecurrentEncoder", "RecurrentOptions",
-           "arch_options", "make_decoder", "make_encoder", "mlp"]
+           "arch_options", "decoder_family", "make_decoder", "make_encoder", "mlp"]

@@ -16,6 +16,9 @@ from .init import INITS
 @dataclass
 class ArchConfig:
     arch: str = opt("dense", "encoder/decoder family: dense, conv or recurrent (sequences)")
+    decoder_arch: str = opt("", "decoder family where it differs from --arch: --arch conv --decoder-arch dense reads "
+                                "images with convolutions and draws them with the dense decoder (--hidden mirrored), "
+                                "cheaper where a latent-class model decodes once per class")
     hidden: list[int] = opt([512, 256], "dense: widths of the encoder layers (decoder mirrors them); recurrent: the "
                                         "per-step dense layers before and after the recurrent one")
     channels: list[int] = opt([16, 32], "conv: channels of the encoder conv layers (decoder mirrors them)")
@@ -45,6 +48,9 @@ class ArchConfig:
             raise UserError("--latent-dim, --rnn-hidden and every width in --hidden / --channels must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"--dropout {self.dropout} is outside [0, 1); give e.g. 0.5")
+        if self.decoder_arch not in ("", self.arch) and "recurrent" in (self.arch, self.decoder_arch):
+            raise UserError(f"--decoder-arch {self.decoder_arch} under --arch {self.arch}: a recurrent encoder or "
+                            "decoder goes with its own family only; drop --decoder-arch")
         if self.arch == "conv" and len(self.channels) != len(self.strides):
             raise UserError(f"--channels has {len(self.channels)} layer(s) but --strides {len(self.strides)}; give one "
                             f"stride per conv layer, e.g. --channels {','.join(map(str, self.channels))} --strides "

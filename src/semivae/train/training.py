@@ -34,7 +34,7 @@ from ..eval.calibration import calibrate
 from ..eval.latents import fit_latents
 from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
-from ..nn import ARCHS
+from ..nn import ARCHS, decoder_family
 from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
 from ..runs.run import LATENTS
 from . import tensorboard
@@ -46,9 +46,10 @@ from .trainer import TrainingDiverged, monitor_of
 
 def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str) -> None:
     """What the data must be for the chosen architecture, likelihood and options."""
-    if bundle.kind not in ARCHS[cfg.arch.arch].kinds:
-        raise UserError(f"--arch {cfg.arch.arch} needs {' or '.join(ARCHS[cfg.arch.arch].kinds)} data but "
-                        f"{cfg.data.dataset} is {bundle.kind}; use --arch dense")
+    for flag, family in (("--arch", cfg.arch.arch), ("--decoder-arch", decoder_family(cfg.arch))):
+        if bundle.kind not in ARCHS[family].kinds:
+            raise UserError(f"{flag} {family} needs {' or '.join(ARCHS[family].kinds)} data but "
+                            f"{cfg.data.dataset} is {bundle.kind}; use {flag} dense")
     if likelihood == "bernoulli" and bundle.likelihood != "bernoulli":
         raise UserError("the bernoulli likelihood needs data in [0, 1]; use --likelihood gaussian for features")
     unknown = sorted(set(cfg.model.head_alpha) - {h.name for h in bundle.heads})
