@@ -49,10 +49,11 @@ def test_decoder_arch_pairs_a_conv_encoder_with_the_dense_decoder():
 
 
 @pytest.mark.parametrize("arch,decoder,message", [("dense", "foo", "unknown --decoder-arch 'foo'"),
-                                                  ("recurrent", "dense", "its own family only")])
+                                                  ("recurrent", "dense", "its own family only"),
+                                                  ("dense", "conv", "one stride per conv layer")])
 def test_decoder_arch_refusals_are_one_line_user_errors(arch, decoder, message):
     from semivae.config import resolve
     from semivae.errors import UserError
 
     with pytest.raises(UserError, match=message):
-        resolve({"arch": {"arch": arch, "decoder_arch": decoder}})
+        resolve({"arch": {"arch": arch, "decoder_arch": decoder, "channels": [8, 8], "strides": [2]}})

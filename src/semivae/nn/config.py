@@ -51,7 +51,7 @@ class ArchConfig:
         if self.decoder_arch not in ("", self.arch) and "recurrent" in (self.arch, self.decoder_arch):
             raise UserError(f"--decoder-arch {self.decoder_arch} under --arch {self.arch}: a recurrent encoder or "
                             "decoder goes with its own family only; drop --decoder-arch")
-        if self.arch == "conv" and len(self.channels) != len(self.strides):
+        if "conv" in (self.arch, self.decoder_arch) and len(self.channels) != len(self.strides):
             raise UserError(f"--channels has {len(self.channels)} layer(s) but --strides {len(self.strides)}; give one "
                             f"stride per conv layer, e.g. --channels {','.join(map(str, self.channels))} --strides "
                             f"{','.join(['2'] * len(self.channels))}")

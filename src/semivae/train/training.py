@@ -34,7 +34,7 @@ from ..eval.calibration import calibrate
 from ..eval.latents import fit_latents
 from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
-from ..nn import ARCHS, decoder_family
+from ..nn import ARCHS
 from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
 from ..runs.run import LATENTS
 from . import tensorboard
@@ -46,7 +46,8 @@ from .trainer import TrainingDiverged, monitor_of
 
 def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str) -> None:
     """What the data must be for the chosen architecture, likelihood and options."""
-    for flag, family in (("--arch", cfg.arch.arch), ("--decoder-arch", decoder_family(cfg.arch))):
+    families = {"--arch": cfg.arch.arch, "--decoder-arch": cfg.arch.decoder_arch}
+    for flag, family in ((f, a) for f, a in families.items() if a):  # the decoder's only where it has its own
         if bundle.kind not in ARCHS[family].kinds:
             raise UserError(f"{flag} {family} needs {' or '.join(ARCHS[family].kinds)} data but "
                             f"{cfg.data.dataset} is {bundle.kind}; use {flag} dense")
