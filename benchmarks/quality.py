@@ -5,6 +5,11 @@ of generation, judged by an independent classifier.
     SEMIVAE_DATA=../shared/datasets python benchmarks/quality.py classify --dataset mnist --budgets 100 \
         --seeds 0 1 2 --epochs 5 --val-labels 10 --tag "consistency 3" --set consistency=3 \
         --out bench-results/quality-mnist.json
+    # three runs per label draw (one split_seed, training seeds apart), kept, then scored as ensembles
+    python benchmarks/quality.py classify --dataset mnist --budgets 100 --seeds 100 --val-labels 0 --tag member \
+        --set split_seed=0 --keep bench-results/runs --out bench-results/members.json    # and --seeds 0, 200
+    python benchmarks/quality.py ensemble --group bench-results/runs/member-100-{0,100,200} \
+        --out bench-results/ensemble.json                                                  # one --group per draw
     # the judge: a conv classifier on every training label; then the share of generated samples
     # it recognises as the class they were generated for
     python benchmarks/quality.py judge --dataset mnist --out bench-results/judge-mnist
@@ -53,7 +58,8 @@ def classify(a, extra: dict) -> list[dict]:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                run = semivae.train(out=Path(tmp) / "r", progress=False, dataset=a.dataset, labels=budget, seed=seed,
+                out = Path(a.keep) / f"{a.tag}-{budget}-{seed}" if a.keep else Path(tmp) / "r"
+                run = semivae.train(out=out, progress=False, dataset=a.dataset, labels=budget, seed=seed,
                                     epochs=a.epochs, val_labels=a.val_labels, **extra)
                 seconds = time.perf_counter() - t0
                 res = semivae.evaluate(run)
@@ -63,6 +69,24 @@ def classify(a, extra: dict) -> list[dict]:
                              "val_log_loss": val.get("log_loss"),
                              "accuracy": res["accuracy"], "log_loss": res["log_loss"], "seconds": seconds,
                              "set": extra})
+    return results.rows
+
+
+def ensemble(a, extra: dict) -> list[dict]:
+    """Score kept runs (``classify --keep``) as ensembles: each ``--group`` is one label draw's
+    members (trained with one ``split_seed``), their probabilities averaged by ``semivae.evaluate``."""
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["tag"], r["draw"]) for r in results.rows}
+    for draw, group in enumerate(a.group):
+        if (a.tag, draw) in done:
+            continue
+        res = semivae.evaluate(group)
+        seconds = [json.loads((Path(r) / "summary.json").read_text())["seconds"] for r in group]
+        results.add({"tag": a.tag, "draw": draw, "runs": group, "members": len(group),
+                     "member_accuracy": [m["accuracy"] for m in res["members"]],
+                     "member_log_loss": [m["log_loss"] for m in res["members"]],
+                     "accuracy": res["accuracy"], "log_loss": res["log_loss"], "ece": res["ece"],
+                     "seconds": sum(seconds)})
     return results.rows
 
 
@@ -238,6 +262,16 @@ def table(rows: list[dict], command: str) -> str:
             acc = np.array([r["accuracy"] for r in rs])
             lines.append(f"| {key[0]} | {key[1]} | {rs[0]['n_labels']} | {len(rs)} | {acc.mean():.4f} ± {acc.std():.4f} |")
         return "\n".join(lines)
+    if command == "ensemble":
+        lines = ["| configuration | draws | members | member accuracy | ensemble accuracy | log loss | s / ensemble |",
+                 "|---|---|---|---|---|---|---|"]
+        for tag in dict.fromkeys(r["tag"] for r in rows):
+            rs = [r for r in rows if r["tag"] == tag]
+            mem, acc = np.array([np.mean(r["member_accuracy"]) for r in rs]), np.array([r["accuracy"] for r in rs])
+            lines.append(f"| {tag} | {len(rs)} | {rs[0]['members']} | {mem.mean():.4f} | {acc.mean():.4f} ± "
+                         f"{acc.std():.4f} | {np.mean([r['log_loss'] for r in rs]):.3f} | "
+                         f"{np.mean([r['seconds'] for r in rs]):.0f} |")
+        return "\n".join(lines)
     if command == "classify":
         lines = ["| configuration | labels | draws | epochs | val accuracy | val log loss | test accuracy | log loss | "
                  "s / run |", "|---|---|---|---|---|---|---|---|---|"]
@@ -270,6 +304,10 @@ def main() -> None:
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--val-labels", type=int, default=10)
+    c.add_argument("--keep", default=None, help="folder to keep each trained run in (default: thrown away)")
+    e = sub.add_parser("ensemble")
+    e.add_argument("--group", nargs="+", action="append", required=True, help="one draw's kept runs (repeat per draw)")
+    e.add_argument("--tag", default="ensemble")
     j = sub.add_parser("judge")
     j.add_argument("--epochs", type=int, default=3)
     g = sub.add_parser("control")
@@ -295,10 +333,10 @@ def main() -> None:
     for q in (c, j, g, o):
         q.add_argument("--dataset", default="mnist")
         q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
-    for q in (c, j, g, r, o):
+    for q in (c, e, j, g, r, o):
         q.add_argument("--out", required=True)
     a = p.parse_args()
-    commands = {"classify": classify, "judge": judge, "control": control, "relatents": relatents, "owndata": own_data}
+    commands = {"classify": classify, "ensemble": ensemble, "judge": judge, "control": control, "relatents": relatents, "owndata": own_data}
     rows = commands[a.command](a, parse_set(getattr(a, "set", [])))
     print(table(rows, a.command))
 

@@ -41,7 +41,7 @@ class TrainConfig:
     rho: float = opt(0.99, "rmsprop: decay of the running average of squared gradients (torch's alpha, Keras' rho)")
     weight_decay: float = opt(0.0, "L2 weight decay")
     patience: int = opt(0, "early stopping: stop after this many epochs without validation improvement (0 = off)")
-    seed: int = opt(0, "seed for the label draw, the split, initialisation and batches")
+    seed: int = opt(0, "seed for the label draw and the split (unless --split-seed), initialisation and batches")
     device: str = opt("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     precision: str = opt("fp32", "fp32 or bf16 (autocast)")
     compile: bool = opt(False, "torch.compile the loss and optimiser step (slower start, faster steps)")

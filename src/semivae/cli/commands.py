@@ -154,6 +154,8 @@ def _table(res: dict) -> str:
         if k.split("/")[0] in ("accuracy", "log_loss", "ece", "elbo", "recon", "kl", "temperature",
                                "ece_uncalibrated", "log_loss_uncalibrated"):
             lines.append(f"{k:<8} {v:.4f}")
+    for m in res.get("members", []):
+        lines.append(f"member   {m['run']}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "run"))
     if "nll" in res:
         lines.append(f"nll      {res['nll']:.4f} nats (IWAE, k={res['iwae_k']}, {res['nll_points']} points)")
     for i, (rm, r2) in enumerate(zip(res.get("target_rmse", []), res.get("target_r2", []))):

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     _device_flag(fb)
 
     e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
-    e.add_argument("run", help="run directory written by `semivae train`")
+    e.add_argument("run", nargs="+", help="run directory written by `semivae train`; several: their ensemble "
+                   "(class probabilities averaged; train them with one --split-seed and different --seed)")
     e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
     e.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     e.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _device_flag(e)
 
     r = sub.add_parser("predict", help="class probabilities (and continuous targets) for new data, as CSV")
-    r.add_argument("run", help="run directory written by `semivae train`")
+    r.add_argument("run", nargs="+", help="run directory written by `semivae train`; several: their ensemble")
     r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
     r.add_argument("--out", help="CSV file to write (default: stdout): row, id, predicted, p_<class>..., and "
                    "unknown_score / unknown (1 = unlike the training data) where the run has a threshold")

@@ -15,6 +15,8 @@ class DataConfig:
                              "data has); per head when the data has several label columns")
     labels_per_class: int | None = opt(None, "label budget: this many labelled points per class")
     label_fraction: float | None = opt(None, "label budget: this fraction of each class's labelled points (0..1)")
+    split_seed: int | None = opt(None, "seed of the label draw and the validation carve (default: --seed); runs with "
+                                 "one --split-seed and different --seed share their labels, e.g. an ensemble's members")
     val_fraction: float = opt(0.1, "fraction of the training images held out for validation (their labels stay hidden)")
     val_labels: int = opt(0, "labels taken from the budget for validation (early stopping on log loss); they are not trained on")
     oracle_val_labels: bool = opt(False, "use the validation split's labels beyond the budget (unrealistic; reported as such)")

@@ -19,20 +19,24 @@ from ..errors import UserError
 from ..objectives.iwae import iwae_log_px
 from ..models import model_device
 from ..runs import SPLITS, Run, as_run, status
-from .outputs import apply_temperature, evaluate_split, model_outputs
+from .ensemble import average, calibrated, evaluate_members, load_members, run_paths, same_carve
+from .outputs import evaluate_split, model_outputs
 from .unknown import unknown_flags
 
 
-def evaluate(run: Run | str | Path, split: str = "test", *, x=None, y=None, data_dir: str | None = None,
+def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=None, data_dir: str | None = None,
              iwae_k: int = 0, iwae_points: int | None = None, seed: int = 0, device: str | None = None) -> dict:
     """Accuracy, log loss, calibration error and confusion matrix per head, and the ELBO, of a
     run on ``split``, or on given inputs ``x`` (a path, array or data frame) with labels ``y``
     (class names or values of the first head; -1 = unlabelled); with ``iwae_k`` also the
     negative log-likelihood ``nll`` (nats per point, the IWAE bound with k samples, on the
-    first ``iwae_points`` points or all)."""
+    first ``iwae_points`` points or all). Given a list of runs, their ensemble (``ensemble.py``):
+    the scores of the averaged probabilities, each member's accuracy and log loss in ``members``."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    run = as_run(run, device)
+    if isinstance(run, (list, tuple)) and len(run) > 1:
+        return _evaluate_ensemble(list(run), split, x, y, data_dir, iwae_k, device)
+    run = as_run(run[0] if isinstance(run, (list, tuple)) and run else run, device)
     if x is not None:
         data, split = labelled_inputs(run, x, y), "given"
     else:
@@ -53,6 +57,28 @@ def evaluate(run: Run | str | Path, split: str = "test", *, x=None, y=None, data
                          if len(data) < 100 else None) if n]
     return {"run": str(run.path), "split": split, "dataset": run.config.data.dataset, "model": run.config.model.model,
             "mode": run.config.model.run_name(), **classes, **res, **({"notes": notes} if notes else {})}
+
+
+def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_k: int, device: str | None) -> dict:
+    if iwae_k:
+        raise UserError("--iwae-k scores one model's likelihood; evaluate the ensemble's runs one at a time for it")
+    members = load_members(runs, device)
+    same_carve(members, split)
+    if x is not None:
+        datas, split = [labelled_inputs(m, x, y) for m in members], "given"
+    else:
+        datas = [m.split_data(split, data_dir) for m in members]
+    first = members[0]
+    if not len(datas[0]):
+        raise UserError(f"the {split} split of {first.config.data.dataset} is empty; evaluate another split")
+    res = evaluate_members(members, datas, split)
+    spec = first.spec
+    classes = {spec.key("classes", h.name): list(h.classes) for h in spec.heads}
+    notes = [n for n in [status(m) for m in members] if n]
+    models = ", ".join(dict.fromkeys(m.config.model.model for m in members))
+    return {"run": run_paths(members), "split": split, "dataset": first.config.data.dataset, "model": models,
+            "mode": first.config.model.run_name(), "ensemble": len(members), **classes, **res,
+            **({"notes": notes} if notes else {})}
 
 
 def labelled_inputs(run: Run, x, y) -> ArrayData:
@@ -92,26 +118,34 @@ def read_inputs(run: Run, inputs) -> ArrayData:
     return load_inputs(inputs, {**run.data_info, "n_heads": len(run.spec.heads)})
 
 
-def _predictions(run: Run | str | Path, inputs, device: str | None = None) -> tuple[Run, ArrayData, dict]:
-    """The run, the inputs and its model's outputs on them (calibrated where the run has
-    temperatures); refuses a model without class heads."""
-    run = as_run(run, device)
-    if not run.model.heads:
-        raise UserError(f"run {run.path} is an unsupervised model without a class layer; "
+def _predictions(run: Run | str | Path | list, inputs, device: str | None = None) -> tuple[list[Run], ArrayData, dict]:
+    """The run (or an ensemble's runs), the inputs and the outputs on them (calibrated where a
+    run has temperatures; an ensemble's class probabilities and targets averaged); refuses a
+    model without class heads."""
+    runs = list(run) if isinstance(run, (list, tuple)) else [run]
+    members = load_members(runs, device) if len(runs) > 1 else [as_run(runs[0], device)]
+    if not members[0].model.heads:
+        raise UserError(f"run {members[0].path} is an unsupervised model without a class layer; "
                         "train with --mode semi or supervised")
-    data = read_inputs(run, inputs)
-    out = model_outputs(run.model, data, device=model_device(run.model), elbo=False)
-    for name, t in run.temperatures.items():
-        if name in out.get("proba", {}):
-            out["proba"][name] = apply_temperature(out["proba"][name], t)
-    return run, data, out
+    outs = []
+    for m in members:
+        data = read_inputs(m, inputs)
+        out = model_outputs(m.model, data, device=model_device(m.model), elbo=False)
+        outs.append({**out, "proba": calibrated(m, out.get("proba", {}))})
+    if len(outs) > 1:
+        targets = [o["targets"] for o in outs if "targets" in o]
+        outs[0] = {"proba": average([o["proba"] for o in outs]),
+                   **({"targets": np.mean(targets, axis=0)} if len(targets) == len(outs) else {})}
+    return members, data, outs[0]
 
 
-def predict(run: Run | str | Path, inputs, head: str | None = None,
+def predict(run: Run | str | Path | list, inputs, head: str | None = None,
             device: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Class probabilities (N, K) of one head (the only one, unless named) for ``inputs``
-    (a path of the training formats, an array or a data frame), and that head's class names."""
-    run, _, out = _predictions(run, inputs, device)
+    (a path of the training formats, an array or a data frame), and that head's class names.
+    Given a list of runs, their ensemble's averaged probabilities."""
+    members, _, out = _predictions(run, inputs, device)
+    run = members[0]
     names = [h.name for h in run.model.heads]
     if head is None and len(names) > 1:
         raise UserError(f"run {run.path} has heads {names}; name the one to predict with head=")
@@ -121,17 +155,18 @@ def predict(run: Run | str | Path, inputs, head: str | None = None,
     return out["proba"][name], list(run.model.heads[names.index(name)].classes)
 
 
-def predict_all(run: Run | str | Path, inputs, device: str | None = None) -> str:
+def predict_all(run: Run | str | Path | list, inputs, device: str | None = None) -> str:
     """CSV text of every prediction the run makes: classes per head, for a model with a
     regression head its continuous targets in the data's units, and where the run has an
-    unknown-input threshold the score and the ``unknown`` flag (1 = unlike the training data)."""
-    run, data, out = _predictions(run, inputs, device)
-    info = run.data_info
+    unknown-input threshold the score and the ``unknown`` flag (1 = unlike the training data).
+    Given a list of runs, their ensemble's averages (no unknown flag: each run has its own)."""
+    members, data, out = _predictions(run, inputs, device)
+    run, info = members[0], members[0].data_info
     targets = None
     if "targets" in out:
         targets = out["targets"] * np.asarray(info["target_std"]) + np.asarray(info["target_mean"])
     return proba_csv(run, out["proba"], targets, info.get("target_names"), ids=row_ids(data),
-                     unknown=unknown_flags(run, data))
+                     unknown=unknown_flags(run, data) if len(members) == 1 else None)
 
 
 def row_ids(data: ArrayData) -> list[str]:

@@ -7,7 +7,7 @@ import torch
 
 from ..data.dataset import ArrayData
 from ..models import BaseModel
-from ..models.base import class_probabilities
+from ..models.base import ModelSpec, class_probabilities
 from . import metrics
 
 
@@ -79,15 +79,28 @@ def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
         res["recon"] = float(-out["log_px"].mean())
         res["kl"] = float(out["kl"].mean())
         res["elbo"] = float((out["log_px"] - out["kl"]).mean())
-    spec = model.spec
+    res.update(score_heads(model.spec, data, out.get("proba", {}), temperatures, confusion))
+    if "targets" in out and data.targets is not None and (~np.isnan(data.targets.numpy())).any():
+        t = data.targets.numpy()
+        res["target_r2"] = metrics.r2(t, out["targets"]).tolist()
+        res["target_rmse"] = (metrics.rmse(t, out["targets"]) * np.asarray(target_std or 1.0)).tolist()
+    return res
+
+
+def score_heads(spec: ModelSpec, data: ArrayData, proba: dict[str, np.ndarray], temperatures: dict[str, float] | None = None,
+                confusion: bool = False) -> dict:
+    """Per head of ``spec`` with probabilities in ``proba`` ({head: (N, K)}) and visible labels in
+    ``data``: accuracy, log loss, calibration error (and the uncalibrated pair where a
+    temperature is given), top-5 accuracy, with ``confusion`` the matrix and reliability bins."""
+    res: dict = {}
     for f, head in enumerate(spec.heads):
-        if head.name not in out.get("proba", {}):
+        if head.name not in proba:
             continue
         y = data.labels[:, f].numpy()
         has = y >= 0
         if not has.any():
             continue
-        p = out["proba"][head.name][has]
+        p = proba[head.name][has]
         p = p / p.sum(1, keepdims=True)
         t = (temperatures or {}).get(head.name)
         if t is not None:
@@ -104,8 +117,4 @@ def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
         if confusion:
             res[spec.key("confusion", head.name)] = metrics.confusion_matrix(y[has], p).tolist()
             res[spec.key("reliability", head.name)] = metrics.reliability(y[has], p)
-    if "targets" in out and data.targets is not None and (~np.isnan(data.targets.numpy())).any():
-        t = data.targets.numpy()
-        res["target_r2"] = metrics.r2(t, out["targets"]).tolist()
-        res["target_rmse"] = (metrics.rmse(t, out["targets"]) * np.asarray(target_std or 1.0)).tolist()
     return res

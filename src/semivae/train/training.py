@@ -120,7 +120,8 @@ def prepare(cfg: RunConfig):
     labels = bundle.train.labels.numpy()
     heads = [(h.name, h.classes) for h in bundle.heads]
     rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels, heads) if cfg.data.label_ids else None
-    split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, cfg.train.seed, rows)
+    split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+    split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, split_seed, rows)
     data = apply_split(bundle.train, split)
     if not cfg.data.unlabelled:
         if not len(data.labelled):
