@@ -253,6 +253,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"--label-ratio {d.label_ratio} must be > 0; 1 means 1:1 labelled:unlabelled")
     if not 0 < t.unknown_fpr < 1:
         raise UserError(f"--unknown-fpr {t.unknown_fpr} is outside (0, 1); give e.g. 0.05")
+    if t.seed < 0 or (d.split_seed is not None and d.split_seed < 0):
+        raise UserError("--seed and --split-seed must be whole numbers >= 0; e.g. --seed 0")
     if t.epochs < 1 or t.batch_size < 2:
         raise UserError("--epochs must be >= 1 and --batch-size >= 2; raise them")
     if t.optimizer not in ("adam", "rmsprop"):
