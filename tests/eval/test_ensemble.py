@@ -68,6 +68,9 @@ def test_members_must_share_heads_and_for_validation_their_carve(members, tmp_pa
     three = train(x=x, y=y, out=tmp_path / "three", progress=False, hidden=[16], latent_dim=2, epochs=1, threads=1)
     with pytest.raises(UserError, match="share their heads and classes"):
         evaluate([a, three])
+    with pytest.raises(UserError, match="no run given"):
+        evaluate([])
+    assert evaluate([a])["accuracy"] == pytest.approx(evaluate(a)["accuracy"])  # a list of one is the run
     with pytest.raises(UserError, match="one model's likelihood"):
         evaluate([a, other], iwae_k=5)
 

@@ -36,7 +36,7 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if isinstance(run, (list, tuple)) and len(run) > 1:
         return _evaluate_ensemble(list(run), split, x, y, data_dir, iwae_k, device)
-    run = as_run(run[0] if isinstance(run, (list, tuple)) and run else run, device)
+    run = as_run(_one(run), device)
     if x is not None:
         data, split = labelled_inputs(run, x, y), "given"
     else:
@@ -57,6 +57,15 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
                          if len(data) < 100 else None) if n]
     return {"run": str(run.path), "split": split, "dataset": run.config.data.dataset, "model": run.config.model.model,
             "mode": run.config.model.run_name(), **classes, **res, **({"notes": notes} if notes else {})}
+
+
+def _one(run):
+    """The run of a one-element list (or the run itself); an empty list is refused."""
+    if isinstance(run, (list, tuple)):
+        if not run:
+            raise UserError("no run given; pass a run directory, or several for an ensemble")
+        return run[0]
+    return run
 
 
 def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_k: int, device: str | None) -> dict:
@@ -122,7 +131,7 @@ def _predictions(run: Run | str | Path | list, inputs, device: str | None = None
     """The run (or an ensemble's runs), the inputs and the outputs on them (calibrated where a
     run has temperatures; an ensemble's class probabilities and targets averaged); refuses a
     model without class heads."""
-    runs = list(run) if isinstance(run, (list, tuple)) else [run]
+    runs = list(run) if isinstance(run, (list, tuple)) and len(run) > 1 else [_one(run)]
     members = load_members(runs, device) if len(runs) > 1 else [as_run(runs[0], device)]
     if not members[0].model.heads:
         raise UserError(f"run {members[0].path} is an unsupervised model without a class layer; "
