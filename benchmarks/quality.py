@@ -336,7 +336,8 @@ def main() -> None:
     for q in (c, e, j, g, r, o):
         q.add_argument("--out", required=True)
     a = p.parse_args()
-    commands = {"classify": classify, "ensemble": ensemble, "judge": judge, "control": control, "relatents": relatents, "owndata": own_data}
+    commands = {"classify": classify, "ensemble": ensemble, "judge": judge, "control": control, "relatents": relatents,
+                "owndata": own_data}
     rows = commands[a.command](a, parse_set(getattr(a, "set", [])))
     print(table(rows, a.command))
 

@@ -13,7 +13,7 @@ classes; for the validation or training split they must share its carve too.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -53,9 +53,18 @@ def calibrated(run: Run, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             for name, p in proba.items()}
 
 
-def member_proba(run: Run, data: ArrayData) -> dict[str, np.ndarray]:
-    """One member's class probabilities {head: (N, K)}, calibrated."""
-    return calibrated(run, model_outputs(run.model, data, device=model_device(run.model), elbo=False).get("proba", {}))
+def member_outputs(run: Run, data: ArrayData) -> dict:
+    """One run's outputs on ``data`` (``model_outputs`` without the ELBO), its class
+    probabilities calibrated."""
+    out = model_outputs(run.model, data, device=model_device(run.model), elbo=False)
+    return {**out, "proba": calibrated(run, out.get("proba", {}))}
+
+
+def shared_reads(members: list[Run], read: Callable[[Run], ArrayData]) -> list[ArrayData]:
+    """``read(member)`` for each member, read once for all members whose data.json equals the
+    first's (the same data, normalised alike): an ensemble's members reuse one reading."""
+    first = read(members[0])
+    return [first] + [first if m.data_info == members[0].data_info else read(m) for m in members[1:]]
 
 
 def average(probas: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -72,7 +81,7 @@ def evaluate_members(members: list[Run], datas: list[ArrayData], split: str) -> 
             raise UserError(f"run {m.path} reads a different {split} split ({len(d)} points) than run {first.path} "
                             f"({len(data)}); train the members with one --split-seed on one dataset, or evaluate "
                             "on the test split")
-    probas = [member_proba(m, d) for m, d in zip(members, datas)]
+    probas = [member_outputs(m, d)["proba"] for m, d in zip(members, datas)]
     each = [{"run": str(m.path), **{k: v for k, v in score_heads(m.spec, data, p).items()
                                    if k.split("/")[0] in ("accuracy", "log_loss")}}
             for m, p in zip(members, probas)]
@@ -92,4 +101,4 @@ def same_carve(members: list[Run], split: str) -> None:
 
 
 def run_paths(members: list[Run]) -> str:
-    return " + ".join(str(Path(m.path)) for m in members)
+    return " + ".join(str(m.path) for m in members)

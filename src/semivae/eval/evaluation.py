@@ -19,8 +19,8 @@ from ..errors import UserError
 from ..objectives.iwae import iwae_log_px
 from ..models import model_device
 from ..runs import SPLITS, Run, as_run, status
-from .ensemble import average, calibrated, evaluate_members, load_members, run_paths, same_carve
-from .outputs import evaluate_split, model_outputs
+from .ensemble import average, evaluate_members, load_members, member_outputs, run_paths, same_carve, shared_reads
+from .outputs import evaluate_split
 from .unknown import unknown_flags
 
 
@@ -74,9 +74,9 @@ def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_
     members = load_members(runs, device)
     same_carve(members, split)
     if x is not None:
-        datas, split = [labelled_inputs(m, x, y) for m in members], "given"
+        datas, split = shared_reads(members, lambda m: labelled_inputs(m, x, y)), "given"
     else:
-        datas = [m.split_data(split, data_dir) for m in members]
+        datas = shared_reads(members, lambda m: m.split_data(split, data_dir))
     first = members[0]
     if not len(datas[0]):
         raise UserError(f"the {split} split of {first.config.data.dataset} is empty; evaluate another split")
@@ -136,16 +136,13 @@ def _predictions(run: Run | str | Path | list, inputs, device: str | None = None
     if not members[0].model.heads:
         raise UserError(f"run {members[0].path} is an unsupervised model without a class layer; "
                         "train with --mode semi or supervised")
-    outs = []
-    for m in members:
-        data = read_inputs(m, inputs)
-        out = model_outputs(m.model, data, device=model_device(m.model), elbo=False)
-        outs.append({**out, "proba": calibrated(m, out.get("proba", {}))})
+    datas = shared_reads(members, lambda m: read_inputs(m, inputs))
+    outs = [member_outputs(m, d) for m, d in zip(members, datas)]
     if len(outs) > 1:
         targets = [o["targets"] for o in outs if "targets" in o]
         outs[0] = {"proba": average([o["proba"] for o in outs]),
                    **({"targets": np.mean(targets, axis=0)} if len(targets) == len(outs) else {})}
-    return members, data, outs[0]
+    return members, datas[0], outs[0]
 
 
 def predict(run: Run | str | Path | list, inputs, head: str | None = None,

@@ -87,8 +87,8 @@ def evaluate_split(model: BaseModel, data: ArrayData, batch_size: int = 1024,
     return res
 
 
-def score_heads(spec: ModelSpec, data: ArrayData, proba: dict[str, np.ndarray], temperatures: dict[str, float] | None = None,
-                confusion: bool = False) -> dict:
+def score_heads(spec: ModelSpec, data: ArrayData, proba: dict[str, np.ndarray],
+                temperatures: dict[str, float] | None = None, confusion: bool = False) -> dict:
     """Per head of ``spec`` with probabilities in ``proba`` ({head: (N, K)}) and visible labels in
     ``data``: accuracy, log loss, calibration error (and the uncalibrated pair where a
     temperature is given), top-5 accuracy, with ``confusion`` the matrix and reliability bins."""
