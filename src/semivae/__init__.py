@@ -8,6 +8,7 @@ No labels (a VAE), a few labels (semi-supervised, Berkhahn et al. 2019) or all l
     print(semivae.evaluate(run)["accuracy"])
     proba, classes = semivae.predict(run, "new.npz")                  # or an array / data frame
     z = semivae.embed(run, x_new)["mu"]
+    student = semivae.distill([run, other_run], epochs=10)            # a conv classifier they teach
 
 ``semivae.train`` is both the function above and the package of the training code
 (``semivae.train.trainer``, ...); ``semivae.load(path)`` gives the loaded run object that
@@ -25,8 +26,9 @@ from .eval.calibration import calibrate  # noqa: E402
 from .eval.embed import embed  # noqa: E402
 from .eval.suggest import suggest  # noqa: E402
 from .runs import Run, load_run  # noqa: E402
+from .train.distill import distill  # noqa: E402
 
 load = load_run
 
-__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "embed", "evaluate", "load", "load_run",
+__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "distill", "embed", "evaluate", "load", "load_run",
            "predict", "resolve", "score", "suggest", "train"]

@@ -92,6 +92,17 @@ def cmd_finetune(a: argparse.Namespace) -> int:
     return _finish_training(a, train(cfg, out=a.out, progress=not a.quiet))
 
 
+def cmd_distill(a: argparse.Namespace) -> int:
+    from ..runs import load_run
+    from ..train.distill import distill_config
+    from ..train.training import train
+
+    skip = {"command", "config", "out", "quiet", "report", "teachers"}
+    flat = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
+    cfg = distill_config([load_run(t) for t in a.teachers], flat, load_config_file(a.config) if a.config else None)
+    return _finish_training(a, train(cfg, out=a.out, progress=not a.quiet))
+
+
 def cmd_sweep(a: argparse.Namespace) -> int:
     from ..train.sweep import sweep
 
@@ -298,7 +309,8 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {**serving.COMMANDS, "train": cmd_train, "finetune": cmd_finetune, "sweep": cmd_sweep, "anomaly": cmd_anomaly, "score": cmd_score,
+COMMANDS = {**serving.COMMANDS, "train": cmd_train, "finetune": cmd_finetune, "distill": cmd_distill,
+            "sweep": cmd_sweep, "anomaly": cmd_anomaly, "score": cmd_score,
             "feedback": cmd_feedback,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "generate": cmd_generate,
             "traverse": cmd_traverse, "disentangle": cmd_disentangle, "report": cmd_report, "data": cmd_data, "bench": cmd_bench}

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("base_run", help="a run with an encoder (e.g. trained with --mode unsupervised)")
     _add_run_flags(ft)
 
+    ds = sub.add_parser("distill", help="a conv classifier taught by trained runs' probabilities (the noisy student), "
+                        "as a new run", description="Distillation: the teachers' data and label draw, a classifier "
+                        "(conv for images) that learns the teachers' averaged probabilities on every unlabelled point "
+                        "through shifts (--augment-*); any train option overrides.")
+    ds.add_argument("teachers", nargs="+", metavar="RUN", help="trained run(s) with a class layer; several: their average")
+    _add_run_flags(ds)
+
     sw = sub.add_parser("sweep", help="label budgets x seeds x configurations, resumable; one CSV, a plot and a page",
                         description="Runs each cell of a spec (YAML or TOML: seeds, budgets, configurations) in turn, "
                         "skipping finished cells; writes OUT/results.csv, OUT/sweep.png and OUT/sweep.html.")

@@ -19,6 +19,7 @@ class Batch:
     labels: torch.Tensor  # (B, F) int64, one column per label head, -1 = missing
     targets: torch.Tensor | None = None  # (B, R) float32 continuous targets, NaN = missing
     mask: torch.Tensor | None = None  # (B, T) bool, the valid steps of padded sequences; None = all valid
+    soft: torch.Tensor | None = None  # (B, K) a teacher's class probabilities for column 0 (--teacher); None = none
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -30,7 +31,7 @@ class Batch:
     def to(self, device: torch.device | str) -> "Batch":
         def move(t):
             return None if t is None else t.to(device)
-        return Batch(self.x.to(device), self.labels.to(device), move(self.targets), move(self.mask))
+        return Batch(self.x.to(device), self.labels.to(device), move(self.targets), move(self.mask), move(self.soft))
 
 
 def inputs_batch(x: torch.Tensor, mask: torch.Tensor | None = None, n_heads: int = 1) -> Batch:

@@ -54,11 +54,12 @@ class ArrayData:
     targets: torch.Tensor | None = None  # (N, R) float32 continuous targets, standardised; NaN = missing
     lengths: torch.Tensor | None = None  # (N,) int64 valid steps of padded sequences (x is (N, T, C))
     ids: np.ndarray | None = None  # (N,) str: the rows' names (a CSV id column, image file names), or None
+    soft: torch.Tensor | None = None  # (N, K) float32 a teacher's class probabilities for column 0 (--teacher)
 
     def __post_init__(self) -> None:
         if self.labels.dim() == 1:  # one column given as a vector
             self.labels = self.labels[:, None]
-        for name in ("labels", "targets", "lengths", "ids"):
+        for name in ("labels", "targets", "lengths", "ids", "soft"):
             t = getattr(self, name)
             if t is not None and t.shape[0] != self.x.shape[0]:
                 raise ValueError(f"x has {self.x.shape[0]} rows but {name} has {t.shape[0]}")
@@ -91,14 +92,14 @@ class ArrayData:
             labels = labels.masked_fill(hide[:, None], -1)
             if targets is not None:
                 targets = targets.masked_fill(hide[:, None], float("nan"))
-        return Batch(self.inputs(idx), labels, targets, self.mask(idx))
+        return Batch(self.inputs(idx), labels, targets, self.mask(idx), None if self.soft is None else self.soft[idx])
 
     def to(self, device: torch.device | str) -> "ArrayData":
         """The same data with every tensor on ``device``."""
         def move(v):
             return v.to(device) if isinstance(v, torch.Tensor) else v
         return ArrayData(self.x.to(device), self.labels.to(device), move(self.shift), move(self.scale),
-                         move(self.targets), move(self.lengths), self.ids)
+                         move(self.targets), move(self.lengths), self.ids, move(self.soft))
 
     def take(self, idx: torch.Tensor | slice, labels: torch.Tensor | None = None) -> "ArrayData":
         """The rows ``idx`` (optionally with other labels), same normalisation."""
@@ -106,7 +107,7 @@ class ArrayData:
             return None if v is None else v[idx]
         ids = None if self.ids is None else self.ids[idx.cpu().numpy() if isinstance(idx, torch.Tensor) else idx]
         return ArrayData(self.x[idx], self.labels[idx] if labels is None else labels, self.shift, self.scale,
-                         rows(self.targets), rows(self.lengths), ids)
+                         rows(self.targets), rows(self.lengths), ids, rows(self.soft))
 
 
 @dataclass

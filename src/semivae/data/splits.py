@@ -9,7 +9,7 @@ the budget is drawn for each head on its own, from the points that head has a la
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -179,8 +179,7 @@ def apply_split(full: ArrayData, split: Split) -> TrainingData:
     if full.targets is not None:  # continuous targets are supervised like labels: only within the budget
         hidden = np.ones(n, dtype=bool)
         hidden[split.pool] = hidden[split.val_pool] = False
-        full = ArrayData(full.x, full.labels, full.shift, full.scale,
-                         full.targets.masked_fill(torch.from_numpy(hidden)[:, None], float("nan")), full.lengths)
+        full = replace(full, targets=full.targets.masked_fill(torch.from_numpy(hidden)[:, None], float("nan")))
     train = full.take(torch.from_numpy(train_idx), visible[train_idx])
     val = full.take(torch.from_numpy(split.val), visible[split.val])
     position = np.full(n, -1)

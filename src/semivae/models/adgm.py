@@ -97,6 +97,7 @@ class ADGM(LatentClassModel):
         self.likelihood = make_likelihood(spec.likelihood, spec.feature_shape)
         self.kl_schedule = KLSchedule.from_config(cfg)
         self.use_consistency(cfg)
+        self.use_teacher(cfg)
         self.use_class_control(cfg)
 
     def feature_encoder(self) -> nn.Module:
@@ -190,6 +191,7 @@ class ADGM(LatentClassModel):
         terms = {"recon": -(w * t["log_px"]).sum(0).mean().detach(), "kl": (w * t["kl_z"]).sum(0).mean().detach(),
                  "aux": (t["log_qa"] - (w * t["log_pa"]).sum(0)).mean().detach(), ce_key: ce.detach()}
         total = self.add_consistency(total, terms, x, mask, {self.y_name: logits}, batch.labels)
+        total = self.add_teacher(total, terms, {self.y_name: logits}, batch, self.alpha)
         total = self.add_class_control(total, terms, len(x))
         return LossOutput(total=total, terms=terms, counts={ce_key: n_lab}, logits={self.y_name: logits})
 

@@ -188,6 +188,8 @@ class ModelConfig:
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
                                     "follows the class it is given; 0 = off (the default: it cost accuracy, "
                                     "docs/benchmarks.md section 11)")
+    teacher_weight: float = opt(1.0, "weight of the --teacher term (cross-entropy against the teachers' probabilities "
+                                     "on unlabelled points), in units of the labelled cross-entropy's weight")
 
     def run_name(self) -> str:
         """How run directories and reports name what was trained."""
@@ -201,6 +203,8 @@ class ModelConfig:
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
         if self.class_control < 0:
             raise UserError(f"--class-control {self.class_control} must be >= 0 (0 turns it off)")
+        if self.teacher_weight < 0:
+            raise UserError(f"--teacher-weight {self.teacher_weight} must be >= 0, e.g. 1")
         if not 0 <= self.augment_rotate <= 45:
             raise UserError(f"--augment-rotate {self.augment_rotate} must be in [0, 45] degrees, e.g. 15 (0: shifts only)")
         if not 0 <= self.augment_elastic <= 5:

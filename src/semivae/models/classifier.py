@@ -9,6 +9,8 @@ i.e. ``--init-from RUN``), the encoder takes that run's encoder weights (the one
 heads read: ``feature_encoder()``) and the head starts fresh; ``--freeze`` keeps the encoder
 fixed (weights and batch-norm statistics), else it trains with its own ``--encoder-lr``.
 Started from nothing it is the plain baseline: the same encoder and head on the labels alone.
+Taught by trained runs (``--teacher``, ``semivae distill``) it is the student: it also learns the
+teachers' probabilities on the unlabelled points, every input perturbed by ``--augment-*``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Classifier(BaseModel):
         self.name, k = spec.heads[0].name, spec.heads[0].size
         self.encoder = make_encoder(arch, spec.data_shape)
         self.use_consistency(cfg)
+        self.use_teacher(cfg)
         if self.encoder.per_step:
             raise UserError("the classifier reads one feature per sequence; use --sequence-latent pooled")
         if cfg.head == "conv":
@@ -104,11 +107,13 @@ class Classifier(BaseModel):
         return Inference(h=h if h.dim() == 2 else h.flatten(1), logits={self.name: self.head(h)})
 
     def forward(self, batch: Batch) -> LossOutput:
-        logits = self.inference(batch.x, batch.mask).logits[self.name]
+        x = self.noisy_inputs(batch)  # perturbed only while a teacher teaches (the noisy student)
+        logits = self.inference(x, batch.mask).logits[self.name]
         y = batch.labels[:, 0]
         labelled = y >= 0
         n = labelled.sum()
         ce = (F.cross_entropy(logits, y.clamp(min=0), reduction="none") * labelled).sum() / n.clamp(min=1)
         terms, total = {"ce": ce.detach()}, ce
-        total = self.add_consistency(total, terms, batch.x, batch.mask, {self.name: logits}, batch.labels)
+        total = self.add_consistency(total, terms, x, batch.mask, {self.name: logits}, batch.labels)
+        total = self.add_teacher(total, terms, {self.name: logits}, batch)
         return LossOutput(total=total, terms=terms, counts={"ce": n}, logits={self.name: logits})

@@ -4,6 +4,8 @@
                     (objectives/consistency.py; with ``--augment-adversarial``, the perturbation
                     also takes a step in the direction that changes pi most: VAT)
     class control   samples the decoder generates for a class must be classified as that class
+    teacher         pi must match trained runs' probabilities on the unlabelled points (--teacher;
+                    train/teacher.py puts them in the batch)
 
 A model calls ``use_<hook>(cfg)`` in its constructor and ``add_<hook>(total, terms, ...)`` in
 ``forward``; a hook that is off returns ``total`` unchanged. ``BaseModel`` inherits them.
@@ -11,6 +13,7 @@ A model calls ``use_<hook>(cfg)`` in its constructor and ``add_<hook>(total, ter
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -79,22 +82,28 @@ def adversarial_direction(model: nn.Module, x: torch.Tensor, mask: torch.Tensor 
     return unit(grad, mask)
 
 
+def _consistency(cfg: "ModelConfig", weight: float, kind: str) -> Consistency:
+    """The consistency settings of the model's options (its perturbations: ``--augment-*``)."""
+    return Consistency(
+        weight, cfg.consistency_threshold, kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
+        rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
+        erase=cfg.augment_erase, gain=cfg.augment_gain, labels=cfg.consistency_labels, align=cfg.consistency_align,
+        temperature=cfg.consistency_temperature, mix=cfg.consistency_mix, adversarial=cfg.augment_adversarial)
+
+
 class Hooks:
     """The hooks as methods of the model (mixed into ``BaseModel``); they use the model's
     ``spec``, ``heads``, ``inference`` and, for class control, ``generate`` and ``prior_shape``."""
 
     consistency: Consistency | None = None  # the consistency hook's settings (None: off)
     class_control: float = 0.0  # the class-control hook's weight (0: off)
+    teacher_weight: float | None = None  # the teacher hook's weight per unit of CE weight (None: the model has no hook)
 
     def use_consistency(self, cfg: "ModelConfig", default: float = 0.0) -> None:
         """Switch the consistency hook on from the model's options (a model with heads calls it);
         ``default`` is the weight when ``--consistency`` is not given."""
         weight = default if cfg.consistency is None else cfg.consistency
-        self.consistency = None if weight <= 0 else Consistency(
-            weight, cfg.consistency_threshold, self.spec.kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
-            rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
-            erase=cfg.augment_erase, gain=cfg.augment_gain, labels=cfg.consistency_labels, align=cfg.consistency_align,
-            temperature=cfg.consistency_temperature, mix=cfg.consistency_mix, adversarial=cfg.augment_adversarial)
+        self.consistency = None if weight <= 0 else _consistency(cfg, weight, self.spec.kind)
         if self.consistency is not None and self.consistency.align:  # running class means, saved with the weights
             for f, head in enumerate(self.spec.heads):
                 self.register_buffer(f"consistency_align_{f}", torch.zeros(2, head.size))  # (2, K)
@@ -121,6 +130,41 @@ class Hooks:
                    for name in logits)
         terms["consistency"] = term.detach()
         return total + self.consistency.weight * term
+
+    def use_teacher(self, cfg: "ModelConfig") -> None:
+        """Let ``forward`` learn from the batch's teacher targets (a model with heads calls it)."""
+        self.teacher_weight = cfg.teacher_weight
+        self.teacher_noise = replace(_consistency(cfg, 1.0, self.spec.kind), mix=0.0)  # each point keeps its target
+
+    def noisy_inputs(self, batch) -> torch.Tensor:
+        """The batch's inputs, perturbed by the ``--augment-*`` options while training on a
+        teacher's targets (the noisy student, Xie et al. 2020; the classifier reads them):
+        (B, ...) -> (B, ...)."""
+        if batch.soft is None or not self.training or self.teacher_weight is None:
+            return batch.x
+        return self.teacher_noise.perturb(batch.x)
+
+    def add_teacher(self, total: torch.Tensor, terms: dict[str, torch.Tensor], logits: dict[str, torch.Tensor],
+                    batch, scale: float = 1.0) -> torch.Tensor:
+        """``total`` plus scale x weight x the teacher term, recorded in ``terms`` as "teacher":
+
+            term = mean over points whose column-0 label is withheld of  -sum_k p_T(k|x) log pi_0(k|x)
+
+        with p_T the teachers' probabilities in ``batch.soft`` (B, K) and pi_0 the first head;
+        ``scale`` is the weight the model gives its labelled cross-entropy, so one unit of
+        ``--teacher-weight`` weighs a taught point like a labelled one. ``total`` unchanged when
+        the batch carries no teacher targets."""
+        if batch.soft is None or not self.teacher_weight or not logits:
+            return total
+        head = logits[self.spec.heads[0].name]  # (B, K)
+        if head.dim() != 2:
+            raise UserError("--teacher teaches one class per point; this model predicts one per step "
+                            "(use --sequence-latent pooled)")
+        unlabelled = (batch.labels[:, 0] < 0).to(head.dtype)  # (B,)
+        ce = -(batch.soft * F.log_softmax(head, -1)).sum(-1)  # (B,)
+        term = (ce * unlabelled).sum() / unlabelled.sum().clamp(min=1)
+        terms["teacher"] = term.detach()
+        return total + scale * self.teacher_weight * term
 
     def use_class_control(self, cfg: "ModelConfig") -> None:
         """Switch the class-control hook on (a model whose decoder takes the class calls it)."""

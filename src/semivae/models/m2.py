@@ -98,7 +98,7 @@ class M1M2(BaseModel):
         return inf
 
     def forward(self, batch: Batch) -> LossOutput:
-        return self.m2(Batch(self.features(batch.x, batch.mask), batch.labels))
+        return self.m2(Batch(self.features(batch.x, batch.mask), batch.labels, soft=batch.soft))
 
     def elbo_terms(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                    sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -143,6 +143,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
         self.enc_y = make_encoder(arch, spec.data_shape)
         self.enc_z = make_encoder(arch, spec.data_shape)
         self.use_consistency(cfg)
+        self.use_teacher(cfg)
         if self.enc_y.per_step:
             raise UserError(f"model {cfg.model} has one class y per sequence; use --sequence-latent pooled "
                             "(per-step latents are offered by --model semivae)")
@@ -321,6 +322,7 @@ class PartiallySpecifiedVAE(LatentClassModel):
         if self.T:
             terms["target_nll"], counts["target_nll"] = reg_nll.detach(), n_lab
         total = self.add_consistency(total, terms, x, mask, {self.y_name: logits_u}, batch.labels)
+        total = self.add_teacher(total, terms, {self.y_name: logits_u}, batch, self.alpha)
         total = self.add_class_control(total, terms, len(x))
         return LossOutput(total=total, terms=terms, counts=counts, logits={self.y_name: logits_u})
 

@@ -116,6 +116,7 @@ class SemiVAE(BaseModel):
             # on by default where it was measured to help: semi-supervised, images (MNIST, 100
             # labels: +3-4 points); off for the supervised sibling (it collapsed on 100 digits)
             self.use_consistency(cfg, IMAGE_SEMI_CONSISTENCY if spec.kind == "image" and self.mode.decoder else 0.0)
+            self.use_teacher(cfg)
         if self.mode.decoder:
             self.mu = nn.Linear(h, arch.latent_dim)
             self.logvar = nn.Linear(h, arch.latent_dim)
@@ -169,6 +170,7 @@ class SemiVAE(BaseModel):
             total = total + ce_total
             terms.update(ce_terms)
             total = self.add_consistency(total, terms, x, mask, inf.logits, batch.labels)
+            total = self.add_teacher(total, terms, inf.logits, batch, self.weights[self.spec.heads[0].name])
             total = self.add_class_control(total, terms, len(x))  # on only with a decoder
         else:  # no heads: the column stays, at 0
             terms["ce"], counts["ce"] = zero, zero

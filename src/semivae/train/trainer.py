@@ -112,11 +112,12 @@ def monitor_of(row: dict) -> tuple[str, float] | None:
 def make_sampler(model: BaseModel, data: TrainingData, cfg: TrainConfig, label_ratio: float,
                  generator: torch.Generator) -> MixedBatchSampler:
     """The 1:1 sampler over the model's pools: the points labelled for any head (when the
-    model has heads) and every point (when it has a decoder, unless all are labelled)."""
+    model has heads) and every point (when it has a decoder or a teacher, unless all are labelled)."""
     n = len(data.train)
     labelled = data.labelled if model.heads else torch.zeros(0, dtype=torch.long)
     all_labelled = len(labelled) == n
-    unlabelled = torch.arange(n) if (model.has_decoder and not all_labelled) else torch.zeros(0, dtype=torch.long)
+    reads = model.has_decoder or data.train.soft is not None  # a teacher's targets teach every point
+    unlabelled = torch.arange(n) if (reads and not all_labelled) else torch.zeros(0, dtype=torch.long)
     return MixedBatchSampler(unlabelled, labelled, cfg.batch_size, label_ratio, generator)
 
 

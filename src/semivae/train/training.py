@@ -39,6 +39,7 @@ from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_
 from ..runs.run import LATENTS
 from . import tensorboard
 from .checkpoint import load_checkpoint
+from .teacher import check_student, with_teacher
 from .distributed import close_world, init_world
 from .loop import FitContext, Interrupted, StopFlag, fit
 from .trainer import TrainingDiverged, monitor_of
@@ -122,17 +123,20 @@ def prepare(cfg: RunConfig):
     rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels, heads) if cfg.data.label_ids else None
     split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
     split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, split_seed, rows)
+    info = data_info(bundle, cfg, split, likelihood)
+    info["notes"] = budget_notes(bundle, split, cfg)
+    torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
+    model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
+    check_labels(model, split, cfg)
+    if cfg.data.teacher:
+        check_student(model, cfg)
+        bundle = with_teacher(bundle, split, cfg.data.teacher)
     data = apply_split(bundle.train, split)
     if not cfg.data.unlabelled:
         if not len(data.labelled):
             raise UserError("--no-unlabelled trains on the labelled points alone, but the budget leaves none; "
                             "raise --labels")
         data = data.labelled_only()
-    info = data_info(bundle, cfg, split, likelihood)
-    info["notes"] = budget_notes(bundle, split, cfg)
-    torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
-    model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
-    check_labels(model, split, cfg)
     if cfg.train.calibrate and (not model.heads or not len(split.val_pool)):
         raise UserError("--calibrate fits on validation labels, but this run has none" +
                         (" (no class layer)" if not model.heads else "; add --val-labels K (e.g. 50) to keep K budget "

@@ -1,0 +1,103 @@
+"""Distillation: ``--teacher`` puts trained runs' probabilities in the batch, the teacher hook
+learns them on unlabelled points, ``semivae distill`` trains the noisy student on the teachers'
+label draw; a teacher that knew other labels, or a run that cannot learn, is refused."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semivae.cli import main
+from semivae.data import Batch
+from semivae.errors import UserError
+from semivae.eval.ensemble import average, member_outputs
+from semivae.models import build_model
+from semivae.nn import ArchConfig
+from semivae.runs import load_run
+from semivae.runs.run import preprocessing
+from semivae.train import train
+from semivae.train.distill import distill
+from semivae.train.teacher import teacher_targets
+from tests.conftest import model_config, spec, tiny_config
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    """Two semi-supervised runs on one label draw (split seed 5), one on another (seed 9)."""
+    root = tmp_path_factory.mktemp("teachers")
+    same = [train(tiny_config(split_seed=5, seed=s, epochs=3), out=root / f"t{s}", progress=False) for s in (1, 2)]
+    other = train(tiny_config(seed=9, epochs=2), out=root / "other", progress=False)
+    return same, other
+
+
+def _classifier(weight=1.0):
+    return build_model(spec((1, 8, 8), 3), ArchConfig(arch="dense", hidden=[16], dropout=0.0),
+                       model_config("classifier", teacher_weight=weight, augment_shift=0.0, augment_rotate=0.0))
+
+
+def test_the_teacher_term_is_the_cross_entropy_on_the_unlabelled_points_alone():
+    torch.manual_seed(0)
+    model = _classifier(weight=2.0)
+    x = torch.rand(6, 1, 8, 8)
+    labels = torch.tensor([[0], [-1], [2], [-1], [-1], [1]])
+    soft = torch.softmax(torch.randn(6, 3), -1)
+    model.eval()  # no dropout, no perturbation: the logits below are the ones the loss reads
+    out = model(Batch(x, labels, soft=soft))
+    logits = model.inference(x).logits["label"]
+    unl = labels[:, 0] < 0
+    want = -(soft[unl] * F.log_softmax(logits[unl], -1)).sum(-1).mean()
+    torch.testing.assert_close(out.terms["teacher"], want)
+    ce = F.cross_entropy(logits[~unl], labels[~unl, 0])
+    torch.testing.assert_close(out.total, ce + 2.0 * want)
+    plain = model(Batch(x, labels))  # no teacher targets: no term
+    assert "teacher" not in plain.terms
+    torch.testing.assert_close(plain.total, ce)
+
+
+def test_a_student_reads_its_teachers_average_on_every_training_point(teachers, tmp_path):
+    (a, b), _ = teachers
+    student = distill([a, b], out=tmp_path / "s", epochs=2, progress=False, threads=1, hidden=[32])
+    run, ra, rb = load_run(student), load_run(a), load_run(b)
+    assert run.config.model.model == "classifier" and run.config.arch.arch == "conv"
+    assert run.config.data.teacher == [str(a), str(b)]
+    assert np.array_equal(run.split.val, ra.split.val) and np.array_equal(run.split.pool, ra.split.pool)
+    rows = [json.loads(line) for line in (student / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["teacher"] > 0 for r in rows if r.get("stage") == "train")
+    bundle = ra.dataset()
+    soft = teacher_targets([str(a), str(b)], bundle, ra.split)  # (N, K) over the whole training file
+    shift, scale = preprocessing(ra.data_info)
+    points = replace(bundle.train, shift=shift, scale=scale)
+    want = average([member_outputs(r, points)["proba"] for r in (ra, rb)])["label"]
+    assert soft.shape == (len(bundle.train), 10) and np.allclose(soft.numpy(), want, atol=1e-6)
+
+def test_teachers_of_other_labels_are_refused(teachers, tmp_path):
+    (a, _), other = teachers
+    with pytest.raises(UserError, match="drew different labels"):
+        distill([a, other], out=tmp_path / "mixed", epochs=1, progress=False)
+    with pytest.raises(UserError, match="beyond this run's budget"):  # the student's own draw differs
+        train(tiny_config(teacher=[str(a)], model="classifier", seed=3), out=tmp_path / "own", progress=False)
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "own").exists()
+
+
+def test_runs_that_cannot_learn_from_a_teacher_are_refused(teachers, tmp_path):
+    (a, _), _ = teachers
+    with pytest.raises(UserError, match="--no-unlabelled"):
+        distill(a, out=tmp_path / "x", unlabelled=False, progress=False)
+    with pytest.raises(UserError, match="no class layer"):
+        distill(a, out=tmp_path / "y", model="semivae", mode="unsupervised", progress=False)
+    vae = train(tiny_config(mode="unsupervised", epochs=1, split_seed=5, seed=1), out=tmp_path / "vae", progress=False)
+    with pytest.raises(UserError, match="has no class layer"):
+        distill(vae, out=tmp_path / "z", progress=False)
+
+
+def test_distill_on_the_command_line(teachers, tmp_path, capsys):
+    (a, b), _ = teachers
+    out = tmp_path / "cli"
+    assert main(["distill", str(a), str(b), "--epochs", "1", "--threads", "1", "--quiet", "--out", str(out)]) == 0
+    assert "run written to" in capsys.readouterr().out and (out / "model.safetensors").is_file()
+    assert main(["distill", str(tmp_path / "nothing"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and not (tmp_path / "n").exists()
