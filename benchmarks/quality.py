@@ -115,6 +115,27 @@ def distill(a, extra: dict) -> list[dict]:
     return results.rows
 
 
+def agree(a, extra: dict) -> list[dict]:
+    """Where a student's test predictions part from its teachers': of the teachers' errors, the
+    share it gets right; of their right answers, the share it gets wrong. ``--group STUDENT
+    TEACHER [TEACHER ...]`` per draw."""
+    from semivae.eval.ensemble import average, member_outputs
+
+    def predicted(paths: list[str]) -> np.ndarray:  # the runs' averaged test probabilities' argmax
+        runs = [semivae.load(p) for p in paths]
+        return average([member_outputs(r, r.split_data("test"))["proba"] for r in runs])["label"].argmax(1)
+
+    results = ResultsFile(a.out, vars(a))
+    for draw, (student, *teachers) in enumerate(a.group):
+        y = semivae.load(student).split_data("test").labels[:, 0].numpy()
+        s, t = predicted([student]), predicted(teachers)
+        wrong = t != y
+        results.add({"tag": a.tag, "draw": draw, "student": student, "teachers": teachers,
+                     "agreement": float(np.mean(s == t)), "fixed": float(np.mean(s[wrong] == y[wrong])),
+                     "broken": float(np.mean(s[~wrong] != y[~wrong])), "teacher_errors": int(wrong.sum())})
+    return results.rows
+
+
 def judge(a, extra: dict) -> list[dict]:
     """Train the judge: a conv classifier on every training label, no validation carve."""
     t0 = time.perf_counter()
@@ -297,6 +318,14 @@ def table(rows: list[dict], command: str) -> str:
                          f"{acc.std():.4f} | {np.mean([r['log_loss'] for r in rs]):.3f} | "
                          f"{np.mean([r['seconds'] for r in rs]):.0f} |")
         return "\n".join(lines)
+    if command == "agree":
+        lines = ["| configuration | draws | agreement with the teachers | teachers' errors fixed | right answers lost |",
+                 "|---|---|---|---|---|"]
+        for tag in dict.fromkeys(r["tag"] for r in rows):
+            rs = [r for r in rows if r["tag"] == tag]
+            lines.append(f"| {tag} | {len(rs)} | " + " | ".join(f"{np.mean([r[k] for r in rs]):.3f}"
+                                                            for k in ("agreement", "fixed", "broken")) + " |")
+        return "\n".join(lines)
     if command == "distill":
         lines = ["| configuration | draws | teacher accuracy | student accuracy | per draw | log loss (teacher) | ECE | "
                  "s / run |", "|---|---|---|---|---|---|---|---|"]
@@ -349,6 +378,9 @@ def main() -> None:
     d.add_argument("--draws", type=int, nargs="+", default=None, help="each group's draw, the student's seed")
     d.add_argument("--epochs", type=int, default=10)
     d.add_argument("--keep", default=None, help="folder to keep each student in (default: thrown away)")
+    ag = sub.add_parser("agree")
+    ag.add_argument("--group", nargs="+", action="append", required=True, help="STUDENT TEACHER [TEACHER ...] (repeat)")
+    ag.add_argument("--tag", default="student")
     j = sub.add_parser("judge")
     j.add_argument("--epochs", type=int, default=3)
     g = sub.add_parser("control")
@@ -374,11 +406,11 @@ def main() -> None:
     for q in (c, j, g, o):
         q.add_argument("--dataset", default="mnist")
         q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
-    for q in (c, e, j, g, r, o, d):
+    for q in (c, e, j, g, r, o, d, ag):
         q.add_argument("--out", required=True)
     d.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra distill options")
     a = p.parse_args()
-    commands = {"classify": classify, "ensemble": ensemble, "distill": distill, "judge": judge, "control": control,
+    commands = {"classify": classify, "ensemble": ensemble, "distill": distill, "agree": agree, "judge": judge, "control": control,
                 "relatents": relatents,
                 "owndata": own_data}
     rows = commands[a.command](a, parse_set(getattr(a, "set", [])))

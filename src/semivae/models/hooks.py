@@ -98,6 +98,7 @@ class Hooks:
     consistency: Consistency | None = None  # the consistency hook's settings (None: off)
     class_control: float = 0.0  # the class-control hook's weight (0: off)
     teacher_weight: float | None = None  # the teacher hook's weight per unit of CE weight (None: the model has no hook)
+    teacher_noise: Consistency | None = None  # the perturbations the classifier's inputs take while taught
 
     def use_consistency(self, cfg: "ModelConfig", default: float = 0.0) -> None:
         """Switch the consistency hook on from the model's options (a model with heads calls it);
