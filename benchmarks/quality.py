@@ -10,9 +10,6 @@ of generation, judged by an independent classifier.
         --set split_seed=0 --keep bench-results/runs --out bench-results/members.json    # and --seeds 0, 200
     python benchmarks/quality.py ensemble --group bench-results/runs/member-100-{0,100,200} \
         --out bench-results/ensemble.json                                                  # one --group per draw
-    # a conv student taught by each draw's kept runs (semivae distill), beside its teachers
-    python benchmarks/quality.py distill --group bench-results/runs/member-100-{0,100,200} --draws 0 \
-        --epochs 10 --tag student --set augment_flip=true --out bench-results/student.json      # one --group per draw
     # the judge: a conv classifier on every training label; then the share of generated samples
     # it recognises as the class they were generated for
     python benchmarks/quality.py judge --dataset mnist --out bench-results/judge-mnist
@@ -90,49 +87,6 @@ def ensemble(a, extra: dict) -> list[dict]:
                      "member_log_loss": [m["log_loss"] for m in res["members"]],
                      "accuracy": res["accuracy"], "log_loss": res["log_loss"], "ece": res["ece"],
                      "seconds": sum(seconds)})
-    return results.rows
-
-
-def distill(a, extra: dict) -> list[dict]:
-    """A student per ``--group`` of kept teacher runs (``semivae distill``), seeded by ``--draws``
-    (default: the group's index), scored beside its teachers' ensemble (or single teacher)."""
-    results = ResultsFile(a.out, vars(a))
-    done = {(r["tag"], r["draw"]) for r in results.rows}
-    draws = a.draws or list(range(len(a.group)))
-    for draw, group in zip(draws, a.group):
-        if (a.tag, draw) in done:
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(a.keep) / f"{a.tag}-{draw}" if a.keep else Path(tmp) / "r"
-            t0 = time.perf_counter()
-            run = semivae.distill(group, out=out, progress=False, seed=draw, epochs=a.epochs, **extra)
-            seconds = time.perf_counter() - t0
-            res, teacher = semivae.evaluate(run), semivae.evaluate(group if len(group) > 1 else group[0])
-            results.add({"tag": a.tag, "draw": draw, "teachers": group, "epochs": a.epochs, "set": extra,
-                         "teacher_accuracy": teacher["accuracy"], "teacher_log_loss": teacher["log_loss"],
-                         "accuracy": res["accuracy"], "log_loss": res["log_loss"], "ece": res["ece"],
-                         "seconds": seconds})
-    return results.rows
-
-
-def agree(a, extra: dict) -> list[dict]:
-    """Where a student's test predictions part from its teachers': of the teachers' errors, the
-    share it gets right; of their right answers, the share it gets wrong. ``--group STUDENT
-    TEACHER [TEACHER ...]`` per draw."""
-    from semivae.eval.ensemble import average, member_outputs
-
-    def predicted(paths: list[str]) -> np.ndarray:  # the runs' averaged test probabilities' argmax
-        runs = [semivae.load(p) for p in paths]
-        return average([member_outputs(r, r.split_data("test"))["proba"] for r in runs])["label"].argmax(1)
-
-    results = ResultsFile(a.out, vars(a))
-    for draw, (student, *teachers) in enumerate(a.group):
-        y = semivae.load(student).split_data("test").labels[:, 0].numpy()
-        s, t = predicted([student]), predicted(teachers)
-        wrong = t != y
-        results.add({"tag": a.tag, "draw": draw, "student": student, "teachers": teachers,
-                     "agreement": float(np.mean(s == t)), "fixed": float(np.mean(s[wrong] == y[wrong])),
-                     "broken": float(np.mean(s[~wrong] != y[~wrong])), "teacher_errors": int(wrong.sum())})
     return results.rows
 
 
@@ -318,25 +272,6 @@ def table(rows: list[dict], command: str) -> str:
                          f"{acc.std():.4f} | {np.mean([r['log_loss'] for r in rs]):.3f} | "
                          f"{np.mean([r['seconds'] for r in rs]):.0f} |")
         return "\n".join(lines)
-    if command == "agree":
-        lines = ["| configuration | draws | agreement with the teachers | teachers' errors fixed | right answers lost |",
-                 "|---|---|---|---|---|"]
-        for tag in dict.fromkeys(r["tag"] for r in rows):
-            rs = [r for r in rows if r["tag"] == tag]
-            lines.append(f"| {tag} | {len(rs)} | " + " | ".join(f"{np.mean([r[k] for r in rs]):.3f}"
-                                                            for k in ("agreement", "fixed", "broken")) + " |")
-        return "\n".join(lines)
-    if command == "distill":
-        lines = ["| configuration | draws | teacher accuracy | student accuracy | per draw | log loss (teacher) | ECE | "
-                 "s / run |", "|---|---|---|---|---|---|---|---|"]
-        for tag in dict.fromkeys(r["tag"] for r in rows):
-            rs = [r for r in rows if r["tag"] == tag]
-            acc, tea = np.array([r["accuracy"] for r in rs]), np.array([r["teacher_accuracy"] for r in rs])
-            lines.append(f"| {tag} | {len(rs)} | {tea.mean():.4f} ± {tea.std():.4f} | {acc.mean():.4f} ± {acc.std():.4f}"
-                         f" | {' / '.join(f'{v:.4f}' for v in acc)} | {np.mean([r['log_loss'] for r in rs]):.2f} "
-                         f"({np.mean([r['teacher_log_loss'] for r in rs]):.2f}) | "
-                         f"{np.mean([r['ece'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
-        return "\n".join(lines)
     if command == "classify":
         lines = ["| configuration | labels | draws | epochs | val accuracy | val log loss | test accuracy | log loss | "
                  "s / run |", "|---|---|---|---|---|---|---|---|---|"]
@@ -373,14 +308,6 @@ def main() -> None:
     e = sub.add_parser("ensemble")
     e.add_argument("--group", nargs="+", action="append", required=True, help="one draw's kept runs (repeat per draw)")
     e.add_argument("--tag", default="ensemble")
-    d = sub.add_parser("distill")
-    d.add_argument("--group", nargs="+", action="append", required=True, help="one draw's teacher runs (repeat)")
-    d.add_argument("--draws", type=int, nargs="+", default=None, help="each group's draw, the student's seed")
-    d.add_argument("--epochs", type=int, default=10)
-    d.add_argument("--keep", default=None, help="folder to keep each student in (default: thrown away)")
-    ag = sub.add_parser("agree")
-    ag.add_argument("--group", nargs="+", action="append", required=True, help="STUDENT TEACHER [TEACHER ...] (repeat)")
-    ag.add_argument("--tag", default="student")
     j = sub.add_parser("judge")
     j.add_argument("--epochs", type=int, default=3)
     g = sub.add_parser("control")
@@ -401,16 +328,15 @@ def main() -> None:
     o.add_argument("--fraction", type=float, default=0.1)
     o.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     o.add_argument("--epochs", type=int, default=100)
-    for q in (c, g, o, d):
+    for q in (c, g, o):
         q.add_argument("--tag", default="default")
     for q in (c, j, g, o):
         q.add_argument("--dataset", default="mnist")
         q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
-    for q in (c, e, j, g, r, o, d, ag):
+    for q in (c, e, j, g, r, o):
         q.add_argument("--out", required=True)
-    d.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra distill options")
     a = p.parse_args()
-    commands = {"classify": classify, "ensemble": ensemble, "distill": distill, "agree": agree, "judge": judge, "control": control,
+    commands = {"classify": classify, "ensemble": ensemble, "judge": judge, "control": control,
                 "relatents": relatents,
                 "owndata": own_data}
     rows = commands[a.command](a, parse_set(getattr(a, "set", [])))

@@ -58,8 +58,8 @@ def check_teacher(run: Run, bundle: DataBundle, split: Split) -> None:
                         f"{len(bundle.train)}); give the student the teacher's --dataset")
     if not _same_draw(run.split, split):
         raise UserError(f"--teacher {run.path} drew other labels or another validation carve than this run, so it "
-                        "would teach labels beyond this run's budget; give the student the teacher's --labels, "
-                        "--val-labels and --split-seed (or its --seed), or use `semivae distill`, which copies them")
+                        "would teach labels beyond this run's budget; keep the teacher's --labels, --val-labels and "
+                        "--split-seed (or its --seed): `semivae distill` copies them unless you override them")
 
 
 def teacher_targets(paths: list[str], bundle: DataBundle, split: Split) -> torch.Tensor:

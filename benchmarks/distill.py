@@ -1,0 +1,115 @@
+"""Distillation (issue 15): conv students taught by kept runs (``semivae distill``), scored
+beside their teachers, and where their test predictions part.
+
+    # the student of each draw's kept runs (quality.py classify --keep), one --group per draw
+    SEMIVAE_DATA=../shared/datasets python benchmarks/distill.py students \
+        --group bench-results/runs/member-100-{0,100,200} --draws 0 --epochs 10 --tag student \
+        --set threads=1 augment_flip=true --keep bench-results/students --out bench-results/students.json
+    # of the teachers' test errors, the share a student fixes; of their right answers, the share it loses
+    python benchmarks/distill.py agree --group bench-results/students/student-0 \
+        bench-results/runs/member-100-{0,100,200} --out bench-results/agree.json
+
+Rows are appended as runs finish (a restart skips them) and a Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import semivae
+from results_file import ResultsFile, parse_set
+
+
+def students(a, extra: dict) -> list[dict]:
+    """A student per ``--group`` of kept teacher runs (``semivae distill``), seeded by ``--draws``
+    (default: the group's index), scored beside its teachers' ensemble (or single teacher)."""
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["tag"], r["draw"]) for r in results.rows}
+    draws = a.draws or list(range(len(a.group)))
+    for draw, group in zip(draws, a.group):
+        if (a.tag, draw) in done:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(a.keep) / f"{a.tag}-{draw}" if a.keep else Path(tmp) / "r"
+            t0 = time.perf_counter()
+            run = semivae.distill(group, out=out, progress=False, seed=draw, epochs=a.epochs, **extra)
+            seconds = time.perf_counter() - t0
+            res, teacher = semivae.evaluate(run), semivae.evaluate(group if len(group) > 1 else group[0])
+            results.add({"tag": a.tag, "draw": draw, "teachers": group, "epochs": a.epochs, "set": extra,
+                         "teacher_accuracy": teacher["accuracy"], "teacher_log_loss": teacher["log_loss"],
+                         "accuracy": res["accuracy"], "log_loss": res["log_loss"], "ece": res["ece"],
+                         "seconds": seconds})
+    return results.rows
+
+
+def agree(a, extra: dict) -> list[dict]:
+    """Where a student's test predictions part from its teachers': of the teachers' errors, the
+    share it gets right; of their right answers, the share it gets wrong. ``--group STUDENT
+    TEACHER [TEACHER ...]`` per draw."""
+    from semivae.eval.ensemble import average, member_outputs
+
+    def predicted(paths: list[str]) -> np.ndarray:  # the runs' averaged test probabilities' argmax
+        runs = [semivae.load(p) for p in paths]
+        return average([member_outputs(r, r.split_data("test"))["proba"] for r in runs])["label"].argmax(1)
+
+    results = ResultsFile(a.out, vars(a))
+    for draw, (student, *teachers) in enumerate(a.group):
+        y = semivae.load(student).split_data("test").labels[:, 0].numpy()
+        s, t = predicted([student]), predicted(teachers)
+        wrong = t != y
+        results.add({"tag": a.tag, "draw": draw, "student": student, "teachers": teachers,
+                     "agreement": float(np.mean(s == t)), "fixed": float(np.mean(s[wrong] == y[wrong])),
+                     "broken": float(np.mean(s[~wrong] != y[~wrong])), "teacher_errors": int(wrong.sum())})
+    return results.rows
+
+
+def table(rows: list[dict], command: str) -> str:
+    if command == "agree":
+        lines = ["| configuration | draws | agreement with the teachers | teachers' errors fixed | "
+                 "right answers lost |", "|---|---|---|---|---|"]
+        for tag in dict.fromkeys(r["tag"] for r in rows):
+            rs = [r for r in rows if r["tag"] == tag]
+            lines.append(f"| {tag} | {len(rs)} | " + " | ".join(f"{np.mean([r[k] for r in rs]):.3f}"
+                                                            for k in ("agreement", "fixed", "broken")) + " |")
+        return "\n".join(lines)
+    if command == "students":
+        lines = ["| configuration | draws | teacher accuracy | student accuracy | per draw | log loss (teacher) | "
+                 "ECE | s / run |", "|---|---|---|---|---|---|---|---|"]
+        for tag in dict.fromkeys(r["tag"] for r in rows):
+            rs = [r for r in rows if r["tag"] == tag]
+            acc, tea = np.array([r["accuracy"] for r in rs]), np.array([r["teacher_accuracy"] for r in rs])
+            lines.append(f"| {tag} | {len(rs)} | {tea.mean():.4f} ± {tea.std():.4f} | "
+                         f"{acc.mean():.4f} ± {acc.std():.4f} | {' / '.join(f'{v:.4f}' for v in acc)} | "
+                         f"{np.mean([r['log_loss'] for r in rs]):.2f} "
+                         f"({np.mean([r['teacher_log_loss'] for r in rs]):.2f}) | "
+                         f"{np.mean([r['ece'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+        return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("students")
+    d.add_argument("--group", nargs="+", action="append", required=True, help="one draw's teacher runs (repeat)")
+    d.add_argument("--draws", type=int, nargs="+", default=None, help="each group's draw, the student's seed")
+    d.add_argument("--epochs", type=int, default=10)
+    d.add_argument("--tag", default="student")
+    d.add_argument("--keep", default=None, help="folder to keep each student in (default: thrown away)")
+    d.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra distill options")
+    ag = sub.add_parser("agree")
+    ag.add_argument("--group", nargs="+", action="append", required=True, help="STUDENT TEACHER [TEACHER ...] (repeat)")
+    ag.add_argument("--tag", default="student")
+    for q in (d, ag):
+        q.add_argument("--out", required=True)
+    a = p.parse_args()
+    rows = {"students": students, "agree": agree}[a.command](a, parse_set(getattr(a, "set", [])))
+    print(table(rows, a.command))
+
+
+if __name__ == "__main__":
+    main()
