@@ -30,5 +30,6 @@ from .train.distill import distill  # noqa: E402
 
 load = load_run
 
-__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "distill", "embed", "evaluate", "load", "load_run",
+__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "distill", "embed", "evaluate", "load",
+           "load_run",
            "predict", "resolve", "score", "suggest", "train"]

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "as a new run", description="Distillation: the teachers' data and label draw, a classifier "
                         "(conv for images) that learns the teachers' averaged probabilities on every unlabelled point "
                         "through shifts (--augment-*); any train option overrides.")
-    ds.add_argument("teachers", nargs="+", metavar="RUN", help="trained run(s) with a class layer; several: their average")
+    ds.add_argument("teachers", nargs="+", metavar="RUN",
+                    help="trained run(s) with a class layer; several: their average")
     _add_run_flags(ds)
 
     sw = sub.add_parser("sweep", help="label budgets x seeds x configurations, resumable; one CSV, a plot and a page",

@@ -32,8 +32,8 @@ class DataConfig:
                                  "alone, e.g. a VAE of its labels only)")
     joint_labels: bool = opt(False, "with several label columns: the budget draws points (class-balanced on the "
                                     "first column) that keep every column's label, instead of each column apart")
-    teacher: list[str] | None = opt(None, "trained runs (comma-separated; several are averaged) whose class probabilities "
-                                          "this run learns on its unlabelled points (distillation); they must share this "
-                                          "run's data and label draw (`semivae distill` copies them)")
+    teacher: list[str] | None = opt(None, "trained runs (comma-separated; several are averaged) whose class "
+                                          "probabilities this run learns on its unlabelled points (distillation); they "
+                                          "must share this run's data and label draw (`semivae distill` copies them)")
     anomaly_class: str | None = opt(None, "anomaly protocol: this class (name or index) is anomalous; train on the "
                                     "others, test on held-out normal points plus every anomalous one")
