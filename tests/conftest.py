@@ -23,6 +23,18 @@ def tiny():
     return tiny_config
 
 
+@pytest.fixture(scope="session")
+def one_draw_runs(tmp_path_factory):
+    """Two tiny runs on one label draw (split seed 7, seeds 1 and 2) and one on another (seed 3),
+    trained once and only read: an ensemble's members, a student's teachers."""
+    from semivae.train import train
+
+    root = tmp_path_factory.mktemp("draw")
+    same = [train(tiny_config(split_seed=7, seed=s, epochs=2), out=root / f"s{s}", progress=False) for s in (1, 2)]
+    other = train(tiny_config(seed=3, epochs=2), out=root / "other", progress=False)
+    return same, other
+
+
 def spec(shape, n_classes, likelihood="bernoulli", n_targets=0, kind=None):
     """A ModelSpec with one head of ``n_classes`` classes (fed to the decoder)."""
     heads = (Head("label", tuple(str(k) for k in range(n_classes))),) if n_classes else ()

@@ -15,15 +15,10 @@ from semivae.runs import load_run
 from semivae.train import train
 
 
-@pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    """Two runs on one label draw (split seed 7, seeds 1 and 2) and one on another (seed 3)."""
-    from tests.conftest import tiny_config
-
-    root = tmp_path_factory.mktemp("ens")
-    same = [train(tiny_config(split_seed=7, seed=s, epochs=2), out=root / f"s{s}", progress=False) for s in (1, 2)]
-    other = train(tiny_config(seed=3, epochs=2), out=root / "other", progress=False)
-    return same, other
+@pytest.fixture
+def members(one_draw_runs):
+    """Two runs on one label draw and one on another (conftest)."""
+    return one_draw_runs
 
 
 def test_average_is_the_mean_per_head():

@@ -24,13 +24,10 @@ from semivae.train.teacher import teacher_targets
 from tests.conftest import model_config, spec, tiny_config
 
 
-@pytest.fixture(scope="module")
-def teachers(tmp_path_factory):
-    """Two semi-supervised runs on one label draw (split seed 5), one on another (seed 9)."""
-    root = tmp_path_factory.mktemp("teachers")
-    same = [train(tiny_config(split_seed=5, seed=s, epochs=3), out=root / f"t{s}", progress=False) for s in (1, 2)]
-    other = train(tiny_config(seed=9, epochs=2), out=root / "other", progress=False)
-    return same, other
+@pytest.fixture
+def teachers(one_draw_runs):
+    """Two semi-supervised runs on one label draw, one on another (conftest)."""
+    return one_draw_runs
 
 
 def _classifier(weight=1.0):
@@ -67,7 +64,7 @@ def test_a_student_reads_its_teachers_average_on_every_training_point(teachers, 
     rows = [json.loads(line) for line in (student / "metrics.jsonl").read_text().splitlines()]
     assert all(r["teacher"] > 0 for r in rows if r.get("stage") == "train")
     bundle = ra.dataset()
-    soft = teacher_targets([str(a), str(b)], bundle, ra.split)  # (N, K) over the whole training file
+    soft = teacher_targets([str(a), str(b)], bundle, ra.split, ra.data_info)  # (N, K) over the whole training file
     shift, scale = preprocessing(ra.data_info)
     points = replace(bundle.train, shift=shift, scale=scale)
     want = average([member_outputs(r, points)["proba"] for r in (ra, rb)])["label"]

@@ -23,9 +23,7 @@ from .training import train
 # what the student starts from, measured in docs/benchmarks.md section 11 (Fashion-MNIST, 100 labels)
 STUDENT = {"model": {"model": "classifier", "augment_shift": 2.0, "augment_rotate": 0.0, "augment_elastic": 0.0},
            "data": {"label_ratio": 0.125}}
-SHARED = ("dataset", "data_dir", "labels", "labels_per_class", "label_fraction", "val_fraction", "val_labels",
-          "oracle_val_labels", "label_column", "id_column", "feature_columns", "label_ids", "joint_labels",
-          "anomaly_class")
+STUDENT_OWN = ("teacher", "label_ratio", "unlabelled")  # the data options the student does not take over
 
 
 def distill_config(teachers: list[Run], overrides: dict, file_cfg: dict | None = None) -> RunConfig:
@@ -34,7 +32,7 @@ def distill_config(teachers: list[Run], overrides: dict, file_cfg: dict | None =
     if not teachers:
         raise UserError("distill needs at least one teacher run; give its run directory")
     first = teachers[0].config
-    data = {k: v for k, v in asdict(first.data).items() if k in SHARED}
+    data = {k: v for k, v in asdict(first.data).items() if k not in STUDENT_OWN}
     data["split_seed"] = first.train.seed if first.data.split_seed is None else first.data.split_seed
     data["teacher"] = [str(t.path) for t in teachers]
     arch = "conv" if teachers[0].kind == "image" else first.arch.arch

@@ -28,15 +28,13 @@ from ..data import DataBundle
 from ..data.packed import PackedData
 from ..data.splits import Split
 from ..errors import UserError
-from ..eval.ensemble import average, member_outputs, shared_reads
+from ..eval.ensemble import average, member_outputs
 from ..runs import Run, as_run
-from ..runs.run import preprocessing
 
-
-def _training_points(run: Run):
-    """A run's whole training file (validation carve included), normalised as it trained."""
-    shift, scale = preprocessing(run.data_info)
-    return replace(run.dataset().train, shift=shift, scale=scale)
+# what data.json says of the data itself: equal for teacher and student, the student's reading of
+# the training points is the teacher's (same file, classes and normalisation), so it is read once
+DATA_KEYS = ("dataset", "source", "kind", "shape", "heads", "shift", "scale", "label_column", "anomaly_class",
+             "n_train", "n_val")
 
 
 def _same_draw(a: Split, b: Split) -> bool:
@@ -44,27 +42,24 @@ def _same_draw(a: Split, b: Split) -> bool:
             and np.array_equal(a.val_pool, b.val_pool))
 
 
-def check_teacher(run: Run, bundle: DataBundle, split: Split) -> None:
-    """Refuses a teacher that predicts other classes, read other data or knew other labels."""
+def check_teacher(run: Run, info: dict, split: Split) -> None:
+    """Refuses a teacher without classes, one that read other data (``info``: the student's
+    data.json) or one that knew other labels."""
     if not run.model.heads:
         raise UserError(f"--teacher {run.path} has no class layer; a teacher must be a run trained with labels")
-    ours, theirs = list(bundle.heads[0].classes), list(run.spec.heads[0].classes)
-    if ours != theirs:
-        raise UserError(f"--teacher {run.path} predicts {theirs[:5]}... but this run's classes are {ours[:5]}...; "
-                        "train the student on the teacher's data and label column")
-    y = run.dataset().train.labels
-    if len(y) != len(bundle.train) or not torch.equal(y[:, 0], bundle.train.labels[:, 0]):
-        raise UserError(f"--teacher {run.path} trained on other data ({len(y)} training points, this run has "
-                        f"{len(bundle.train)}); give the student the teacher's --dataset")
+    differ = [k for k in DATA_KEYS if run.data_info.get(k) != info.get(k)]
+    if differ:
+        raise UserError(f"--teacher {run.path} trained on other data (its {', '.join(differ)} differ from this run's); "
+                        "give the student the teacher's --dataset and data options, or use `semivae distill`")
     if not _same_draw(run.split, split):
         raise UserError(f"--teacher {run.path} drew other labels or another validation carve than this run, so it "
                         "would teach labels beyond this run's budget; keep the teacher's --labels, --val-labels and "
                         "--split-seed (or its --seed): `semivae distill` copies them unless you override them")
 
 
-def teacher_targets(paths: list[str], bundle: DataBundle, split: Split) -> torch.Tensor:
+def teacher_targets(paths: list[str], bundle: DataBundle, split: Split, info: dict) -> torch.Tensor:
     """The teachers' averaged, calibrated probabilities of column 0's classes on every point of
-    ``bundle.train``: (N, K) float32."""
+    ``bundle.train`` (which every teacher read alike: ``check_teacher``): (N, K) float32."""
     if isinstance(bundle.train, PackedData):
         raise UserError("--teacher works on data held in memory, not on a packed set on disk; drop --teacher")
     teachers = [as_run(p) for p in paths]
@@ -73,11 +68,9 @@ def teacher_targets(paths: list[str], bundle: DataBundle, split: Split) -> torch
             raise UserError(f"teachers {teachers[0].path} and {t.path} drew different labels; train an ensemble's "
                             "members with one --split-seed")
     for t in teachers:
-        check_teacher(t, bundle, split)
-    datas = shared_reads(teachers, _training_points)
-    name = bundle.heads[0].name
-    probas = [member_outputs(t, d)["proba"] for t, d in zip(teachers, datas)]
-    return torch.from_numpy(average(probas)[name]).float()  # (N, K)
+        check_teacher(t, info, split)
+    probas = [member_outputs(t, bundle.train)["proba"] for t in teachers]
+    return torch.from_numpy(average(probas)[bundle.heads[0].name]).float()  # (N, K)
 
 
 def check_student(model: torch.nn.Module, cfg) -> None:
@@ -89,8 +82,8 @@ def check_student(model: torch.nn.Module, cfg) -> None:
                         "(the student `semivae distill` trains) or a semi-supervised model")
 
 
-def with_teacher(bundle: DataBundle, split: Split, paths: list[str] | None) -> DataBundle:
+def with_teacher(bundle: DataBundle, split: Split, info: dict, paths: list[str] | None) -> DataBundle:
     """``bundle`` with the teachers' soft targets on its training points (unchanged without)."""
     if not paths:
         return bundle
-    return replace(bundle, train=replace(bundle.train, soft=teacher_targets(paths, bundle, split)))
+    return replace(bundle, train=replace(bundle.train, soft=teacher_targets(paths, bundle, split, info)))

@@ -130,7 +130,7 @@ def prepare(cfg: RunConfig):
     check_labels(model, split, cfg)
     if cfg.data.teacher:
         check_student(model, cfg)
-        bundle = with_teacher(bundle, split, cfg.data.teacher)
+        bundle = with_teacher(bundle, split, info, cfg.data.teacher)
     data = apply_split(bundle.train, split)
     if not cfg.data.unlabelled:
         if not len(data.labelled):
