@@ -5,6 +5,8 @@ beside their teachers, and where their test predictions part.
     SEMIVAE_DATA=../shared/datasets python benchmarks/distill.py students \
         --group bench-results/runs/member-100-{0,100,200} --draws 0 --epochs 10 --tag student \
         --set threads=1 augment_flip=true --keep bench-results/students --out bench-results/students.json
+    # a screen on the budget's validation labels (teachers trained with --val-labels; the test split untouched)
+    python benchmarks/distill.py students --group bench-results/t/default-1000-0 --split val --tag weak ...
     # of the teachers' test errors, the share a student fixes; of their right answers, the share it loses
     python benchmarks/distill.py agree --group bench-results/students/student-0 \
         bench-results/runs/member-100-{0,100,200} --out bench-results/agree.json
@@ -25,9 +27,29 @@ import semivae
 from results_file import ResultsFile, parse_set
 
 
+def scored(paths: list, split: str) -> dict:
+    """The runs' (averaged) scores on the test split, or on the budget's validation labels alone
+    (``val``: the points of ``--val-labels``, never the carve's other labels)."""
+    if split == "test":
+        return semivae.evaluate(paths if len(paths) > 1 else paths[0])
+    from semivae.eval.ensemble import average, member_outputs
+
+    runs = [semivae.load(p) for p in paths]
+    data, split_ = runs[0].split_data("val"), runs[0].split
+    at = {int(i): n for n, i in enumerate(split_.val)}
+    rows = np.array([at[int(i)] for i in split_.val_labelled[0]])  # (V,) positions of the budget's val labels
+    if not len(rows):
+        raise SystemExit("--split val needs teachers trained with --val-labels")
+    proba = average([member_outputs(r, data)["proba"] for r in runs])["label"][rows]  # (V, K)
+    y = data.labels[rows, 0].numpy()
+    return {"accuracy": float(np.mean(proba.argmax(1) == y)), "ece": None,
+            "log_loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))))}
+
+
 def students(a, extra: dict) -> list[dict]:
     """A student per ``--group`` of kept teacher runs (``semivae distill``), seeded by ``--draws``
-    (default: the group's index), scored beside its teachers' ensemble (or single teacher)."""
+    (default: the group's index), scored beside its teachers' ensemble (or single teacher) on
+    ``--split`` (``val`` for a screen on the budget's validation labels)."""
     results = ResultsFile(a.out, vars(a))
     done = {(r["tag"], r["draw"]) for r in results.rows}
     draws = a.draws or list(range(len(a.group)))
@@ -39,8 +61,9 @@ def students(a, extra: dict) -> list[dict]:
             t0 = time.perf_counter()
             run = semivae.distill(group, out=out, progress=False, seed=draw, epochs=a.epochs, **extra)
             seconds = time.perf_counter() - t0
-            res, teacher = semivae.evaluate(run), semivae.evaluate(group if len(group) > 1 else group[0])
-            results.add({"tag": a.tag, "draw": draw, "teachers": group, "epochs": a.epochs, "set": extra,
+            res, teacher = scored([run], a.split), scored(group, a.split)
+            results.add({"tag": a.tag, "draw": draw, "split": a.split, "teachers": group, "epochs": a.epochs,
+                         "set": extra,
                          "teacher_accuracy": teacher["accuracy"], "teacher_log_loss": teacher["log_loss"],
                          "accuracy": res["accuracy"], "log_loss": res["log_loss"], "ece": res["ece"],
                          "seconds": seconds})
@@ -68,6 +91,10 @@ def agree(a, extra: dict) -> list[dict]:
     return results.rows
 
 
+def ece(rows: list[dict]) -> str:
+    return "-" if any(r["ece"] is None for r in rows) else f"{np.mean([r['ece'] for r in rows]):.3f}"
+
+
 def table(rows: list[dict], command: str) -> str:
     if command == "agree":
         lines = ["| configuration | draws | agreement with the teachers | teachers' errors fixed | "
@@ -87,7 +114,7 @@ def table(rows: list[dict], command: str) -> str:
                          f"{acc.mean():.4f} ± {acc.std():.4f} | {' / '.join(f'{v:.4f}' for v in acc)} | "
                          f"{np.mean([r['log_loss'] for r in rs]):.2f} "
                          f"({np.mean([r['teacher_log_loss'] for r in rs]):.2f}) | "
-                         f"{np.mean([r['ece'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+                         f"{ece(rs)} | {np.mean([r['seconds'] for r in rs]):.0f} |")
         return "\n".join(lines)
 
 
@@ -99,6 +126,7 @@ def main() -> None:
     d.add_argument("--draws", type=int, nargs="+", default=None, help="each group's draw, the student's seed")
     d.add_argument("--epochs", type=int, default=10)
     d.add_argument("--tag", default="student")
+    d.add_argument("--split", choices=["test", "val"], default="test", help="the split scored (val: a screen)")
     d.add_argument("--keep", default=None, help="folder to keep each student in (default: thrown away)")
     d.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra distill options")
     ag = sub.add_parser("agree")
