@@ -22,28 +22,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import semivae
-from results_file import ResultsFile, parse_set
+from results_file import ResultsFile, grouped, parse_set
 
 
 def scored(paths: list, split: str) -> dict:
     """The runs' (averaged) scores on the test split, or on the budget's validation labels alone
     (``val``: the points of ``--val-labels``, never the carve's other labels)."""
     if split == "test":
-        return semivae.evaluate(paths if len(paths) > 1 else paths[0])
-    from semivae.eval.ensemble import average, member_outputs
+        return semivae.evaluate(paths)
+    from semivae.eval.ensemble import evaluate_members
 
     runs = [semivae.load(p) for p in paths]
-    data, split_ = runs[0].split_data("val"), runs[0].split
-    at = {int(i): n for n, i in enumerate(split_.val)}
-    rows = np.array([at[int(i)] for i in split_.val_labelled[0]])  # (V,) positions of the budget's val labels
+    rows = np.flatnonzero(np.isin(runs[0].split.val, runs[0].split.val_labelled[0]))  # (V,) the budget's val labels
     if not len(rows):
         raise SystemExit("--split val needs teachers trained with --val-labels")
-    proba = average([member_outputs(r, data)["proba"] for r in runs])["label"][rows]  # (V, K)
-    y = data.labels[rows, 0].numpy()
-    return {"accuracy": float(np.mean(proba.argmax(1) == y)), "ece": None,
-            "log_loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))))}
+    data = runs[0].split_data("val").take(torch.from_numpy(rows))
+    return evaluate_members(runs, [data] * len(runs), "val")
 
 
 def students(a, extra: dict) -> list[dict]:
@@ -91,30 +88,24 @@ def agree(a, extra: dict) -> list[dict]:
     return results.rows
 
 
-def ece(rows: list[dict]) -> str:
-    return "-" if any(r["ece"] is None for r in rows) else f"{np.mean([r['ece'] for r in rows]):.3f}"
-
-
 def table(rows: list[dict], command: str) -> str:
     if command == "agree":
         lines = ["| configuration | draws | agreement with the teachers | teachers' errors fixed | "
                  "right answers lost |", "|---|---|---|---|---|"]
-        for tag in dict.fromkeys(r["tag"] for r in rows):
-            rs = [r for r in rows if r["tag"] == tag]
+        for tag, rs in grouped(rows, "tag"):
             lines.append(f"| {tag} | {len(rs)} | " + " | ".join(f"{np.mean([r[k] for r in rs]):.3f}"
                                                             for k in ("agreement", "fixed", "broken")) + " |")
         return "\n".join(lines)
     if command == "students":
         lines = ["| configuration | draws | teacher accuracy | student accuracy | per draw | log loss (teacher) | "
                  "ECE | s / run |", "|---|---|---|---|---|---|---|---|"]
-        for tag in dict.fromkeys(r["tag"] for r in rows):
-            rs = [r for r in rows if r["tag"] == tag]
+        for tag, rs in grouped(rows, "tag"):
             acc, tea = np.array([r["accuracy"] for r in rs]), np.array([r["teacher_accuracy"] for r in rs])
             lines.append(f"| {tag} | {len(rs)} | {tea.mean():.4f} ± {tea.std():.4f} | "
                          f"{acc.mean():.4f} ± {acc.std():.4f} | {' / '.join(f'{v:.4f}' for v in acc)} | "
                          f"{np.mean([r['log_loss'] for r in rs]):.2f} "
                          f"({np.mean([r['teacher_log_loss'] for r in rs]):.2f}) | "
-                         f"{ece(rs)} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+                         f"{np.mean([r['ece'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
         return "\n".join(lines)
 
 

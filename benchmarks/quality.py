@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import semivae
-from results_file import ResultsFile, parse_set
+from results_file import ResultsFile, grouped, parse_set
 
 
 def _val(run: Path) -> dict:
@@ -257,16 +257,14 @@ def table(rows: list[dict], command: str) -> str:
         return ""
     if command == "owndata":
         lines = ["| configuration | model | labels | draws | test accuracy |", "|---|---|---|---|---|"]
-        for key in dict.fromkeys((r["tag"], r["model"]) for r in rows):
-            rs = [r for r in rows if (r["tag"], r["model"]) == key]
+        for key, rs in grouped(rows, "tag", "model"):
             acc = np.array([r["accuracy"] for r in rs])
             lines.append(f"| {key[0]} | {key[1]} | {rs[0]['n_labels']} | {len(rs)} | {acc.mean():.4f} ± {acc.std():.4f} |")
         return "\n".join(lines)
     if command == "ensemble":
         lines = ["| configuration | draws | members | member accuracy | ensemble accuracy | log loss | s / ensemble |",
                  "|---|---|---|---|---|---|---|"]
-        for tag in dict.fromkeys(r["tag"] for r in rows):
-            rs = [r for r in rows if r["tag"] == tag]
+        for tag, rs in grouped(rows, "tag"):
             mem, acc = np.array([np.mean(r["member_accuracy"]) for r in rs]), np.array([r["accuracy"] for r in rs])
             lines.append(f"| {tag} | {len(rs)} | {rs[0]['members']} | {mem.mean():.4f} | {acc.mean():.4f} ± "
                          f"{acc.std():.4f} | {np.mean([r['log_loss'] for r in rs]):.3f} | "
@@ -275,8 +273,7 @@ def table(rows: list[dict], command: str) -> str:
     if command == "classify":
         lines = ["| configuration | labels | draws | epochs | val accuracy | val log loss | test accuracy | log loss | "
                  "s / run |", "|---|---|---|---|---|---|---|---|---|"]
-        for key in dict.fromkeys((r["tag"], r["budget"]) for r in rows):
-            rs = [r for r in rows if (r["tag"], r["budget"]) == key]
+        for key, rs in grouped(rows, "tag", "budget"):
             val = np.array([r["val_accuracy"] or np.nan for r in rs])
             val_ll = np.array([r.get("val_log_loss") or np.nan for r in rs])
             acc, ll, sec = (np.array([r[f] for r in rs]) for f in ("accuracy", "log_loss", "seconds"))
@@ -286,8 +283,7 @@ def table(rows: list[dict], command: str) -> str:
         return "\n".join(lines)
     lines = ["| configuration | draws | recognised | worst class | spread (real) | test accuracy | s / run |",
              "|---|---|---|---|---|---|---|"]
-    for tag in dict.fromkeys(r["tag"] for r in rows):
-        rs = [r for r in rows if r["tag"] == tag]
+    for tag, rs in grouped(rows, "tag"):
         rec = np.array([r["recognised"] for r in rs])
         worst = np.array([r["per_class"] for r in rs]).mean(0)
         lines.append(f"| {tag} | {len(rs)} | {rec.mean():.3f} ± {rec.std():.3f} | {worst.min():.2f} (class "

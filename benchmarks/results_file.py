@@ -21,6 +21,15 @@ def parse_set(items: list[str]) -> dict:
     return {k: value(v) for k, v in (s.split("=", 1) for s in items)}
 
 
+def grouped(rows: list[dict], *keys: str):
+    """``(key, rows)`` per distinct value of ``keys`` (one key: the value, several: a tuple), in
+    first-seen order: one line of a results table each."""
+    def key(r: dict):
+        return r[keys[0]] if len(keys) == 1 else tuple(r[k] for k in keys)
+    for k in dict.fromkeys(key(r) for r in rows):
+        yield k, [r for r in rows if key(r) == k]
+
+
 class ResultsFile:
     def __init__(self, path: str, argv: dict):
         self.path = Path(path)
