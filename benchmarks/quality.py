@@ -259,7 +259,8 @@ def table(rows: list[dict], command: str) -> str:
         lines = ["| configuration | model | labels | draws | test accuracy |", "|---|---|---|---|---|"]
         for key, rs in grouped(rows, "tag", "model"):
             acc = np.array([r["accuracy"] for r in rs])
-            lines.append(f"| {key[0]} | {key[1]} | {rs[0]['n_labels']} | {len(rs)} | {acc.mean():.4f} ± {acc.std():.4f} |")
+            lines.append(f"| {key[0]} | {key[1]} | {rs[0]['n_labels']} | {len(rs)} | "
+                         f"{acc.mean():.4f} ± {acc.std():.4f} |")
         return "\n".join(lines)
     if command == "ensemble":
         lines = ["| configuration | draws | members | member accuracy | ensemble accuracy | log loss | s / ensemble |",
