@@ -5,6 +5,8 @@
         --budgets 100 1000 --seeds 0 1 2 --out bench-results/calibration-mnist.json
     # active learning: 1 label per class, then 5 rounds of 20 suggested vs 20 random labels
     python benchmarks/production.py active --dataset mnist --seeds 0 1 2 --out bench-results/active-mnist.json
+    # the first budget: 100 typical points of a VAE trained without labels vs 100 random class-balanced labels
+    python benchmarks/production.py first --dataset fashion-mnist --n 100 --seeds 0 1 2 --out bench-results/first.json
     # inference throughput, PyTorch vs onnxruntime on CPU
     python benchmarks/production.py onnx --dataset mnist --out bench-results/onnx-speed.json
 
@@ -14,8 +16,12 @@ Active learning: both arms start from the same run (1 label per class, drawn by 
 each round adds 20 labels, chosen by ``semivae.suggest`` (uncertainty with diversity) or
 uniformly at random among the unlabelled training points, and fine-tunes the previous
 round's model (``init_from``) for ``--round-epochs`` epochs; no validation carve, fixed
-epochs, nothing tuned on the test split. Rows are appended as runs finish (a restart skips
-them) and a Markdown table is printed.
+epochs, nothing tuned on the test split. The first budget (``first``): a VAE trained without
+labels (``--mode unsupervised``, ``--vae-epochs``) names ``--n`` typical points
+(``semivae.suggest(..., strategy="typical")``) and the model is trained on their labels, against
+the same model on ``--n`` labels drawn class-balanced at random by the seed (the draw every other
+benchmark uses); both train on every label they have (``--val-labels 0``) for ``--epochs``.
+Rows are appended as runs finish (a restart skips them) and a Markdown table is printed.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 
 import semivae
-from results_file import ResultsFile, parse_set
+from results_file import ResultsFile, grouped, parse_set
 
 
 def _train(out: Path, **options) -> tuple[Path, float]:
@@ -107,6 +113,36 @@ def active(a, extra: dict) -> list[dict]:
     return results.rows
 
 
+def first(a, extra: dict) -> list[dict]:
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["arm"], r["seed"]) for r in results.rows}
+    base = {"dataset": a.dataset, "val_labels": 0, "epochs": a.epochs, **extra}
+    for seed in a.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(a.keep) if a.keep else Path(tmp)
+            for arm in ("typical", "random"):
+                if (arm, seed) in done:
+                    continue
+                t0 = time.perf_counter()
+                if arm == "typical":
+                    vae, _ = _train(root / f"vae-{seed}", dataset=a.dataset, mode="unsupervised", seed=seed,
+                                    epochs=a.vae_epochs, **{k: v for k, v in extra.items() if k == "threads"})
+                    picked = np.array([s["row"] for s in semivae.suggest(vae, a.n, strategy="typical")])
+                    _write_ids(root / f"typical-{seed}.csv", picked)
+                    run, _ = _train(root / f"typical-{seed}", label_ids=str(root / f"typical-{seed}.csv"), seed=seed,
+                                    **base)
+                else:
+                    run, _ = _train(root / f"random-{seed}", labels=str(a.n), seed=seed, **base)
+                trained = semivae.load(run)
+                per_class = np.bincount(trained.dataset().train.labels.numpy()[trained.split.pool, 0],
+                                        minlength=trained.model.heads[0].size)
+                res = semivae.evaluate(run)
+                results.add({"dataset": a.dataset, "arm": arm, "seed": seed, "n_labels": a.n,
+                             "labels_per_class": per_class.tolist(), "accuracy": res["accuracy"],
+                             "log_loss": res["log_loss"], "seconds": time.perf_counter() - t0, "set": extra})
+    return results.rows
+
+
 def onnx_speed(a, extra: dict) -> list[dict]:
     import onnxruntime as ort
 
@@ -165,6 +201,14 @@ def table(rows: list[dict], command: str) -> str:
             draws = len({r["seed"] for r in rows if (r["dataset"], r["round"]) == key})
             lines.append(f"| {key[0]} | {key[1]} | {int(np.mean(n))} | {cells[0]} | {cells[1]} | {draws} |")
         return "\n".join(lines)
+    if command == "first":
+        lines = ["| dataset | labels | arm | draws | accuracy | per draw | fewest labels of a class |",
+                 "|---|---|---|---|---|---|---|"]
+        for (dataset, n, arm), rs in grouped(rows, "dataset", "n_labels", "arm"):
+            v = np.array([r["accuracy"] for r in rs])
+            lines.append(f"| {dataset} | {n} | {arm} | {len(rs)} | {v.mean():.4f} ± {v.std():.4f} | "
+                         f"{' / '.join(f'{x:.4f}' for x in v)} | {min(min(r['labels_per_class']) for r in rs)} |")
+        return "\n".join(lines)
     return "\n".join(f"{r['arch']} {r['engine']}: {r['samples_per_s']:.0f} samples/s ({r['threads']} threads, "
                      f"batch {r['batch_size']})" for r in rows)
 
@@ -182,17 +226,24 @@ def main() -> None:
     ac.add_argument("--per-round", type=int, default=20)
     ac.add_argument("--first-epochs", type=int, default=5)
     ac.add_argument("--round-epochs", type=int, default=2)
+    f = sub.add_parser("first")
+    f.add_argument("--n", type=int, default=100, help="labels in the first budget")
+    f.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    f.add_argument("--epochs", type=int, default=20, help="of the model trained on the labels")
+    f.add_argument("--vae-epochs", type=int, default=20, help="of the VAE whose latents pick the typical points")
+    f.add_argument("--keep", help="keep the runs and label files in this folder")
     o = sub.add_parser("onnx")
     o.add_argument("--archs", nargs="+", default=["dense", "conv"])
     o.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     o.add_argument("--batch-size", type=int, default=256)
     o.add_argument("--seconds", type=float, default=5.0)
-    for q in (c, ac, o):
+    for q in (c, ac, f, o):
         q.add_argument("--dataset", default="mnist")
         q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
         q.add_argument("--out", required=True)
     a = p.parse_args()
-    rows = {"calibration": calibration, "active": active, "onnx": onnx_speed}[a.command](a, parse_set(a.set))
+    command = {"calibration": calibration, "active": active, "first": first, "onnx": onnx_speed}[a.command]
+    rows = command(a, parse_set(a.set))
     print(table(rows, a.command))
 
 

@@ -1,11 +1,13 @@
-"""Which points to label next: uncertainty with diversity, ids out, --label-ids back in."""
+"""Which points to label next: uncertainty with diversity, typical points before any label, ids
+out, --label-ids back in."""
 
 import numpy as np
 import pytest
 
 from semivae.data.budget import read_label_ids
 from semivae.errors import UserError
-from semivae.eval.suggest import diverse_batch, margin_uncertainty, suggest, suggestions_csv
+from semivae.cli import main
+from semivae.eval.suggest import diverse_batch, margin_uncertainty, suggest, suggestions_csv, typical_batch
 from semivae.runs import load_run
 from semivae.train import train
 
@@ -27,6 +29,47 @@ def test_a_diverse_batch_spreads_over_clusters_instead_of_taking_one_confusion_n
     assert (plain < 50).all()  # uncertainty alone takes both from the first cluster
     anchors = z[:1]  # a labelled point in cluster a pushes the first pick to cluster b
     assert diverse_batch(u, z, 1, anchors)[0] >= 50
+
+
+def _blobs():
+    """Three clusters of 300 / 200 / 100 points: a tight core of 90 % and a loose rim each."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for centre, size in ((0.0, 300), (10.0, 200), (20.0, 100)):
+        core = rng.normal(0, 0.1, size=(size * 9 // 10, 2))
+        rim = rng.normal(0, 2.0, size=(size - len(core), 2))
+        parts.append(np.concatenate([core, rim]) + centre)
+    return np.concatenate(parts), np.repeat([0, 1, 2], [300, 200, 100])
+
+
+def test_typical_points_cover_each_cluster_once_from_its_dense_core():
+    z, blob = _blobs()
+    picked = typical_batch(z, 3, np.zeros(0, dtype=np.int64))
+    assert sorted(blob[picked].tolist()) == [0, 1, 2]  # one per cluster, not three from the largest
+    centres = np.array([[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]])
+    assert (np.linalg.norm(z[picked] - centres[blob[picked]], axis=1) < 0.3).all()  # the core, never the rim
+    assert np.array_equal(picked, typical_batch(z, 3, np.zeros(0, dtype=np.int64)))  # deterministic
+    labelled = np.array([0, 300])  # clusters 0 and 1 already hold a label: the next pick covers cluster 2
+    assert blob[typical_batch(z, 1, labelled)[0]] == 2
+
+
+def test_a_run_without_labels_suggests_typical_points_and_margin_is_refused(tiny, tmp_path, capsys):
+    vae = load_run(train(tiny(mode="unsupervised", epochs=2), out=tmp_path / "vae", progress=False))
+    rows = suggest(vae, 10)
+    picked = [r["row"] for r in rows]
+    assert len(set(picked)) == 10 and not set(vae.split.val.tolist()) & set(picked)
+    assert all(r["predicted"] == "" and r["uncertainty"] is None for r in rows)
+    assert suggestions_csv(vae, rows).splitlines()[1].endswith(",,")
+    with pytest.raises(UserError, match="--strategy typical"):
+        suggest(vae, 10, strategy="margin")
+    semi = load_run(train(tiny(labels_per_class=2, epochs=2), out=tmp_path / "semi", progress=False))
+    rows = suggest(semi, 5, strategy="typical")  # a run with labels: typical points among those it did not see
+    assert not set(semi.split.pool.tolist()) & {r["row"] for r in rows}
+    assert all(0 <= r["uncertainty"] <= 1 for r in rows)
+    out = tmp_path / "bad.csv"
+    assert main(["suggest", str(tmp_path / "vae"), "--strategy", "nearest", "--out", str(out)]) == 2
+    assert "--strategy" in capsys.readouterr().err and not out.exists()
+    assert main(["suggest", str(tmp_path / "vae"), "--n", "4", "--out", str(out)]) == 0 and out.is_file()
 
 
 def test_suggest_picks_unseen_rows_and_the_file_feeds_the_next_run(tiny, tmp_path):

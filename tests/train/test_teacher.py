@@ -54,6 +54,33 @@ def test_the_teacher_term_is_the_cross_entropy_on_the_unlabelled_points_alone():
     torch.testing.assert_close(plain.total, ce)
 
 
+def test_teacher_mix_blends_taught_points_and_their_targets_alike_and_leaves_labelled_ones():
+    torch.manual_seed(0)
+    model = build_model(spec((1, 8, 8), 3), ArchConfig(arch="dense", hidden=[16], dropout=0.0),
+                        model_config("classifier", teacher_mix=0.75, augment_shift=0.0, augment_rotate=0.0))
+    x = torch.rand(8, 1, 8, 8)
+    labels = torch.tensor([[0], [-1], [2], [-1], [-1], [1], [-1], [-1]])
+    soft = torch.softmax(torch.randn(8, 3), -1)
+    mixed = model.taught_batch(Batch(x, labels, soft=soft))
+    known = labels[:, 0] >= 0
+    assert torch.equal(mixed.x[known], x[known]) and torch.equal(mixed.labels, labels)
+    rows = torch.nonzero(~known).flatten()
+    for i in rows:  # x_i' = lam x_i + (1 - lam) x_j with j taught, lam >= 0.5, and the targets blended by that lam
+        fits = []
+        for j in rows:
+            d = (x[i] - x[j]).flatten()
+            lam = 1.0 if i == j else float(((mixed.x[i] - x[j]).flatten() @ d) / (d @ d))
+            if torch.allclose(mixed.x[i], lam * x[i] + (1 - lam) * x[j], atol=1e-5):
+                fits.append(torch.allclose(mixed.soft[i], lam * soft[i] + (1 - lam) * soft[j], atol=1e-5)
+                            and lam >= 0.5 - 1e-5)
+        assert fits and all(fits)
+    assert not torch.allclose(mixed.x[rows], x[rows])  # some taught point was blended
+    model.eval()
+    assert model.taught_batch(Batch(x, labels, soft=soft)).x is x  # no mixing outside training
+    with pytest.raises(UserError, match="--teacher-mix"):
+        model_config("classifier", teacher_mix=-1.0).validate()
+
+
 def test_a_student_reads_its_teachers_average_on_every_training_point(teachers, tmp_path):
     (a, b), _ = teachers
     student = distill([a, b], out=tmp_path / "s", epochs=2, progress=False, threads=1, hidden=[32])

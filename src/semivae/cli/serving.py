@@ -32,9 +32,14 @@ def add_parsers(sub) -> None:
     ca.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     _device(ca)
 
-    sg = sub.add_parser("suggest", help="which unlabelled training points to label next (uncertain and diverse)")
-    sg.add_argument("run", help="run directory of a model with a class layer")
+    sg = sub.add_parser("suggest", help="which unlabelled training points to label next (uncertain and diverse, or "
+                        "typical before any label)")
+    sg.add_argument("run", help="run directory (a run without labels, e.g. --mode unsupervised, gets typical points)")
     sg.add_argument("--n", type=int, default=50, help="how many points (default: 50)")
+    sg.add_argument("--strategy", default="auto", choices=["auto", "margin", "typical"],
+                    help="margin: uncertain and diverse; typical: one representative point per k-means cluster of "
+                         "the latent space, for a first budget; auto (default): typical for a run without a class "
+                         "layer, margin otherwise")
     sg.add_argument("--pool", type=int, default=None,
                     help="draw the diverse batch from the N most uncertain candidates (default: max(10 n, 1000))")
     sg.add_argument("--with-labelled", action="store_true",
@@ -98,7 +103,7 @@ def cmd_suggest(a: argparse.Namespace) -> int:
     from .commands import _emit_csv
 
     run = load_run(a.run, a.device)
-    rows = suggest(run, a.n, pool=a.pool, data_dir=a.data_dir)
+    rows = suggest(run, a.n, pool=a.pool, strategy=a.strategy, data_dir=a.data_dir)
     return _emit_csv(suggestions_csv(run, rows, a.with_labelled), a.out)
 
 

@@ -11,8 +11,20 @@ the point maximising
                               dimension standardised) to the nearest point labelled or picked
 
 (a weighted farthest-first traversal, Sener & Savarese 2018's core-set idea weighted by
-uncertainty). Rows are indices into the training split, ids the data's own where it has them;
-``--label-ids FILE`` on the next ``semivae train`` reads the file back.
+uncertainty).
+
+Before any label (a run without a class layer, or ``--strategy typical``) there is nothing to be
+uncertain with, and with few labels uncertainty picks outliers; the typical points are picked
+instead (TypiClust, Hacohen et al. 2022, "Active learning on a budget"): k-means with L + n
+clusters on the standardised latent means of every training point (L: the labels the run has),
+then n times, from the largest cluster among those holding the fewest labelled or picked points,
+the point of highest typicality
+
+    t_i = 1 / (mean distance to its k nearest points in the cluster),   k = min(20, |cluster| / 2)
+
+(clusters of fewer than 5 points are skipped), so a small budget covers the dense regions of
+the data, each with one representative point. Rows are indices into the training split, ids the
+data's own where it has them; ``--label-ids FILE`` on the next ``semivae train`` reads the file back.
 """
 
 from __future__ import annotations
@@ -59,22 +71,71 @@ def diverse_batch(u: np.ndarray, z: np.ndarray, n: int, anchors: np.ndarray | No
     return np.asarray(picked, dtype=np.int64)
 
 
-def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, data_dir: str | None = None,
-            device: str | None = None) -> list[dict]:
+K_TYPICAL, MIN_CLUSTER = 20, 5  # TypiClust's neighbours for typicality and smallest cluster drawn from
+
+
+def typical_batch(z: np.ndarray, n: int, labelled: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` rows of ``z`` (N, D), none of ``labelled`` (indices of rows already
+    labelled), picked as the module docstring's typical points: k-means with len(labelled) + n
+    clusters, then the most typical point of the largest least-covered cluster, n times."""
+    from sklearn.cluster import KMeans
+    from sklearn.neighbors import NearestNeighbors
+
+    z = np.asarray(z, dtype=np.float64)
+    k = min(len(labelled) + n, len(z))
+    cluster = KMeans(k, n_init=1, random_state=seed).fit_predict(z)  # (N,)
+    sizes = np.bincount(cluster, minlength=k)  # (C,)
+    covered = np.bincount(cluster[labelled], minlength=k) if len(labelled) else np.zeros(k, dtype=np.int64)
+    taken = np.zeros(len(z), dtype=bool)
+    taken[labelled] = True
+    picked: list[int] = []
+    for _ in range(n):
+        left = sizes - np.bincount(cluster[taken], minlength=k)  # (C,) points not yet labelled or picked
+        open_ = np.flatnonzero((left > 0) & (sizes >= MIN_CLUSTER))
+        open_ = open_ if len(open_) else np.flatnonzero(left > 0)  # only small clusters left
+        if not len(open_):
+            break
+        least = open_[covered[open_] == covered[open_].min()]
+        c = least[np.argmax(sizes[least])]  # the largest of the least covered
+        members = np.flatnonzero((cluster == c) & ~taken)  # (M,)
+        nn = min(K_TYPICAL, sizes[c] // 2)
+        i = int(members[0])
+        if nn >= 1:  # typicality over the whole cluster, the point itself left out
+            dist, _ = NearestNeighbors(n_neighbors=nn + 1).fit(z[cluster == c]).kneighbors(z[members])  # (M, nn + 1)
+            i = int(members[np.argmax(1.0 / (dist[:, 1:].mean(1) + 1e-12))])
+        picked.append(i)
+        taken[i] = True
+        covered[c] += 1
+    return np.asarray(picked, dtype=np.int64)
+
+
+STRATEGIES = ("auto", "margin", "typical")
+
+
+def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, strategy: str = "auto",
+            data_dir: str | None = None, device: str | None = None) -> list[dict]:
     """The ``n`` training points to label next, best first: {rank, row, id, predicted,
-    uncertainty}. ``pool`` (default max(10 n, 1000)) bounds the most uncertain candidates the
-    diverse batch is drawn from."""
+    uncertainty} (the last two empty for a run without a class layer). ``strategy``: margin
+    (uncertain and diverse; ``pool``, default max(10 n, 1000), bounds the most uncertain
+    candidates the batch is drawn from), typical (representative points, for a first budget), or
+    auto: typical for a run without a class layer, margin otherwise."""
     run = as_run(run, device)
     if n < 1:
         raise UserError(f"--n {n} must be >= 1; ask for at least one point")
-    if not run.model.heads:
-        raise UserError(f"run {run.path} has no class layer to be uncertain with; train with --mode semi or supervised")
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown --strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy == "margin" and not run.model.heads:
+        raise UserError(f"run {run.path} has no class layer to be uncertain with; use --strategy typical, or train "
+                        "with --mode semi or supervised")
     shift, scale = preprocessing(run.data_info)
     full = replace(run.dataset(data_dir).train, shift=shift, scale=scale)
-    seen = np.union1d(np.union1d(run.split.pool, run.split.val_pool), run.split.val)
+    labelled = run.split.pool if run.model.heads else np.zeros(0, dtype=np.int64)  # a VAE learned from no label
+    seen = np.union1d(np.union1d(labelled, run.split.val_pool), run.split.val)
     candidates = np.setdiff1d(np.arange(len(full)), seen)
     if not len(candidates):
         raise UserError(f"run {run.path} saw every training label; there is nothing left to suggest")
+    if strategy == "typical" or not run.model.heads:
+        return _typical(run, full, candidates, labelled, n)
     data = full.take(torch.from_numpy(candidates))
     head = run.model.heads[0]
     p = model_outputs(run.model, data, device=model_device(run.model), elbo=False)["proba"][head.name]
@@ -85,7 +146,6 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, data
     z, _ = latent(run, data.take(torch.from_numpy(top)))
     z = z.reshape(len(z), -1)
     mean, std = z.mean(0), z.std(0) + 1e-8
-    labelled = run.split.pool
     anchors = None
     if len(labelled):
         anchors = (latent(run, full.take(torch.from_numpy(labelled)))[0].reshape(len(labelled), -1) - mean) / std
@@ -93,6 +153,24 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, data
     ids = row_ids(full)
     return [{"rank": r + 1, "row": int(candidates[i]), "id": ids[candidates[i]],
              "predicted": head.classes[int(p[i].argmax())], "uncertainty": float(u[i])} for r, i in enumerate(picked)]
+
+
+def _typical(run: Run, full, candidates: np.ndarray, labelled: np.ndarray, n: int) -> list[dict]:
+    """``suggest``'s rows by ``typical_batch`` over the candidates and the ``labelled`` points."""
+    rows = np.concatenate([candidates, labelled])  # the labelled points last
+    z = latent(run, full.take(torch.from_numpy(rows)))[0].reshape(len(rows), -1)  # (N, D) latent means
+    z = (z - z.mean(0)) / (z.std(0) + 1e-8)
+    picked = typical_batch(z, n, np.arange(len(candidates), len(rows)), seed=run.config.train.seed)
+    ids, head = row_ids(full), run.model.heads[0] if run.model.heads else None
+    p = None
+    if head is not None:
+        data = full.take(torch.from_numpy(rows[picked]))
+        p = model_outputs(run.model, data, device=model_device(run.model), elbo=False)["proba"][head.name]
+        p = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(head.name, 1.0))
+    return [{"rank": r + 1, "row": int(rows[i]), "id": ids[rows[i]],
+             "predicted": "" if p is None else head.classes[int(p[r].argmax())],
+             "uncertainty": None if p is None else float(margin_uncertainty(p[r:r + 1])[0])}
+            for r, i in enumerate(picked)]
 
 
 def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> str:
@@ -106,5 +184,6 @@ def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> 
         for r in np.union1d(run.split.pool, run.split.val_pool):
             w.writerow(["", int(r), ids[int(r)], "", ""])
     for s in rows:
-        w.writerow([s["rank"], s["row"], s["id"], s["predicted"], f"{s['uncertainty']:.6g}"])
+        u = "" if s["uncertainty"] is None else f"{s['uncertainty']:.6g}"
+        w.writerow([s["rank"], s["row"], s["id"], s["predicted"], u])
     return buf.getvalue()

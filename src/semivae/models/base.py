@@ -190,6 +190,9 @@ class ModelConfig:
                                     "docs/benchmarks.md section 11)")
     teacher_weight: float = opt(1.0, "weight of the --teacher term (cross-entropy against the teachers' probabilities "
                                      "on unlabelled points), in units of the labelled cross-entropy's weight")
+    teacher_mix: float = opt(0.0, "--teacher on images and vectors: blend each taught point with another taught point "
+                                  "of the batch, and their teacher targets alike (mixup, lambda ~ Beta(a, a)), e.g. "
+                                  "0.75; 0 = off")
 
     def run_name(self) -> str:
         """How run directories and reports name what was trained."""
@@ -203,8 +206,9 @@ class ModelConfig:
             raise UserError(f"unknown --kl-schedule {self.kl_schedule!r}; choose constant, warmup or capacity")
         if self.class_control < 0:
             raise UserError(f"--class-control {self.class_control} must be >= 0 (0 turns it off)")
-        if self.teacher_weight < 0:
-            raise UserError(f"--teacher-weight {self.teacher_weight} must be >= 0, e.g. 1")
+        if self.teacher_weight < 0 or self.teacher_mix < 0:
+            raise UserError(f"--teacher-weight {self.teacher_weight} and --teacher-mix {self.teacher_mix} must be "
+                            ">= 0, e.g. 1 and 0.75 (0: no mixing)")
         if not 0 <= self.augment_rotate <= 45:
             raise UserError(f"--augment-rotate {self.augment_rotate} must be in [0, 45] degrees, e.g. 15 (0: shifts only)")
         if not 0 <= self.augment_elastic <= 5:

@@ -107,7 +107,8 @@ class Classifier(BaseModel):
         return Inference(h=h if h.dim() == 2 else h.flatten(1), logits={self.name: self.head(h)})
 
     def forward(self, batch: Batch) -> LossOutput:
-        x = self.noisy_inputs(batch)  # perturbed only while a teacher teaches (the noisy student)
+        batch = self.taught_batch(batch)  # perturbed (and mixed) only while a teacher teaches: the noisy student
+        x = batch.x
         logits = self.inference(x, batch.mask).logits[self.name]
         y = batch.labels[:, 0]
         labelled = y >= 0

@@ -24,6 +24,7 @@ from ..errors import UserError
 from ..objectives.consistency import Consistency
 
 if TYPE_CHECKING:
+    from ..data.batch import Batch
     from .base import ModelConfig
 
 VAT_XI = 0.1  # length of the power iteration's probe step (Miyato et al.'s xi; their 1e-6 loses the direction
@@ -99,6 +100,7 @@ class Hooks:
     class_control: float = 0.0  # the class-control hook's weight (0: off)
     teacher_weight: float | None = None  # the teacher hook's weight per unit of CE weight (None: the model has no hook)
     teacher_noise: Consistency | None = None  # the perturbations the classifier's inputs take while taught
+    teacher_mix: float = 0.0  # mixup's Beta parameter between taught points (0: off)
 
     def use_consistency(self, cfg: "ModelConfig", default: float = 0.0) -> None:
         """Switch the consistency hook on from the model's options (a model with heads calls it);
@@ -134,16 +136,31 @@ class Hooks:
 
     def use_teacher(self, cfg: "ModelConfig") -> None:
         """Let ``forward`` learn from the batch's teacher targets (a model with heads calls it)."""
-        self.teacher_weight = cfg.teacher_weight
-        self.teacher_noise = replace(_consistency(cfg, 1.0, self.spec.kind), mix=0.0)  # each point keeps its target
+        if cfg.teacher_mix and self.spec.kind not in ("image", "vector"):
+            raise UserError(f"--teacher-mix blends images or vectors, not {self.spec.kind}; drop it")
+        self.teacher_weight, self.teacher_mix = cfg.teacher_weight, cfg.teacher_mix
+        self.teacher_noise = replace(_consistency(cfg, 1.0, self.spec.kind), mix=0.0)  # mixing: taught_batch's own
 
-    def noisy_inputs(self, batch) -> torch.Tensor:
-        """The batch's inputs, perturbed by the ``--augment-*`` options while training on a
-        teacher's targets (the noisy student, Xie et al. 2020; the classifier reads them):
-        (B, ...) -> (B, ...)."""
+    def taught_batch(self, batch: "Batch") -> "Batch":
+        """The batch as the student learns from it while a teacher teaches (the noisy student,
+        Xie et al. 2020; the classifier reads it): its inputs perturbed by the ``--augment-*``
+        options; with ``--teacher-mix a``, each taught (unlabelled) point then blended with
+        another taught point, lambda ~ Beta(a, a) kept >= 0.5, and its teacher targets alike
+        (mixup, Zhang et al. 2018); labelled points keep their own input and label. The batch
+        unchanged outside training or without teacher targets."""
         if batch.soft is None or not self.training or self.teacher_weight is None:
-            return batch.x
-        return self.teacher_noise.perturb(batch.x)
+            return batch
+        x, soft = self.teacher_noise.perturb(batch.x), batch.soft  # (B, ...), (B, K)
+        if self.teacher_mix > 0:
+            taught = batch.labels[:, 0] < 0  # (B,)
+            rows = torch.nonzero(taught).flatten()  # (U,)
+            partner = torch.arange(len(x), device=x.device)
+            partner[rows] = rows[torch.randperm(len(rows), device=x.device)]  # a taught point mixes with a taught one
+            lam = torch.distributions.Beta(self.teacher_mix, self.teacher_mix).sample((len(x),)).to(x)  # (B,)
+            lam = torch.where(taught, torch.maximum(lam, 1 - lam), torch.ones_like(lam))
+            x = lam.view(-1, *([1] * (x.dim() - 1))) * x + (1 - lam.view(-1, *([1] * (x.dim() - 1)))) * x[partner]
+            soft = lam[:, None] * soft + (1 - lam[:, None]) * soft[partner]
+        return replace(batch, x=x, soft=soft)
 
     def add_teacher(self, total: torch.Tensor, terms: dict[str, torch.Tensor], logits: dict[str, torch.Tensor],
                     batch, scale: float = 1.0) -> torch.Tensor:
