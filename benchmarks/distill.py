@@ -10,6 +10,8 @@ beside their teachers, and where their test predictions part.
     # of the teachers' test errors, the share a student fixes; of their right answers, the share it loses
     python benchmarks/distill.py agree --group bench-results/students/student-0 \
         bench-results/runs/member-100-{0,100,200} --out bench-results/agree.json
+    # pi averaged with pi of the mirrored image (test-time views), on val budget labels or test
+    python benchmarks/distill.py mirror --runs bench-results/students/student-0 --split test --out bench-results/m.json
 
 Rows are appended as runs finish (a restart skips them) and a Markdown table is printed.
 """
@@ -28,6 +30,16 @@ import semivae
 from results_file import ResultsFile, grouped, parse_set
 
 
+def split_points(run, split: str):
+    """The test split, or the budget's validation labels alone (``val``)."""
+    if split == "test":
+        return run.split_data("test")
+    rows = np.flatnonzero(np.isin(run.split.val, run.split.val_labelled[0]))  # (V,) the budget's val labels
+    if not len(rows):
+        raise SystemExit("--split val needs runs trained with --val-labels")
+    return run.split_data("val").take(torch.from_numpy(rows))
+
+
 def scored(paths: list, split: str) -> dict:
     """The runs' (averaged) scores on the test split, or on the budget's validation labels alone
     (``val``: the points of ``--val-labels``, never the carve's other labels)."""
@@ -36,11 +48,7 @@ def scored(paths: list, split: str) -> dict:
     from semivae.eval.ensemble import evaluate_members
 
     runs = [semivae.load(p) for p in paths]
-    rows = np.flatnonzero(np.isin(runs[0].split.val, runs[0].split.val_labelled[0]))  # (V,) the budget's val labels
-    if not len(rows):
-        raise SystemExit("--split val needs teachers trained with --val-labels")
-    data = runs[0].split_data("val").take(torch.from_numpy(rows))
-    return evaluate_members(runs, [data] * len(runs), "val")
+    return evaluate_members(runs, [split_points(runs[0], split)] * len(runs), "val")
 
 
 def students(a, extra: dict) -> list[dict]:
@@ -88,7 +96,36 @@ def agree(a, extra: dict) -> list[dict]:
     return results.rows
 
 
+@torch.no_grad()
+def mirror(a, extra: dict) -> list[dict]:
+    """Each run's accuracy and log loss from pi (softmax of the logits, uncalibrated) and from pi
+    averaged with pi of the left-right mirrored image, on ``--split``."""
+    results = ResultsFile(a.out, vars(a))
+    for path in a.runs:
+        run = semivae.load(path)
+        run.model.eval()
+        data = split_points(run, a.split)
+        y = data.labels[:, 0].numpy()
+        row, head = {"run": path, "split": a.split, "n": len(y)}, run.model.heads[0].name
+        probs: dict[str, list] = {"": [], "_with_mirror": []}
+        for i in range(0, len(y), 2048):
+            x = data.inputs(torch.arange(i, min(i + 2048, len(y))))  # (B, C, H, W)
+            plain = run.model.inference(x, sample=False).logits[head].softmax(-1)  # (B, K)
+            mirrored = run.model.inference(x.flip(-1), sample=False).logits[head].softmax(-1)
+            probs[""].append(plain)
+            probs["_with_mirror"].append((plain + mirrored) / 2)
+        for name, parts in probs.items():
+            p = torch.cat(parts).numpy()  # (N, K)
+            row["accuracy" + name] = float(np.mean(p.argmax(1) == y))
+            row["log_loss" + name] = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+        results.add(row)
+    return results.rows
+
+
 def table(rows: list[dict], command: str) -> str:
+    if command == "mirror":
+        return "\n".join(f"{r['run']}: {r['accuracy']:.4f} / {r['log_loss']:.3f} -> {r['accuracy_with_mirror']:.4f} / "
+                         f"{r['log_loss_with_mirror']:.3f} ({r['split']}, {r['n']} points)" for r in rows)
     if command == "agree":
         lines = ["| configuration | draws | agreement with the teachers | teachers' errors fixed | "
                  "right answers lost |", "|---|---|---|---|---|"]
@@ -123,10 +160,13 @@ def main() -> None:
     ag = sub.add_parser("agree")
     ag.add_argument("--group", nargs="+", action="append", required=True, help="STUDENT TEACHER [TEACHER ...] (repeat)")
     ag.add_argument("--tag", default="student")
-    for q in (d, ag):
+    m = sub.add_parser("mirror")
+    m.add_argument("--runs", nargs="+", required=True, help="kept runs of image classifiers")
+    m.add_argument("--split", choices=["test", "val"], default="test")
+    for q in (d, ag, m):
         q.add_argument("--out", required=True)
     a = p.parse_args()
-    rows = {"students": students, "agree": agree}[a.command](a, parse_set(getattr(a, "set", [])))
+    rows = {"students": students, "agree": agree, "mirror": mirror}[a.command](a, parse_set(getattr(a, "set", [])))
     print(table(rows, a.command))
 
 

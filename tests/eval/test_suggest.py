@@ -60,6 +60,7 @@ def test_a_run_without_labels_suggests_typical_points_and_margin_is_refused(tiny
     assert len(set(picked)) == 10 and not set(vae.split.val.tolist()) & set(picked)
     assert all(r["predicted"] == "" and r["uncertainty"] is None for r in rows)
     assert suggestions_csv(vae, rows).splitlines()[1].endswith(",,")
+    assert len(suggestions_csv(vae, rows, with_labelled=True).splitlines()) == 11  # the VAE learned from no label
     with pytest.raises(UserError, match="--strategy typical"):
         suggest(vae, 10, strategy="margin")
     semi = load_run(train(tiny(labels_per_class=2, epochs=2), out=tmp_path / "semi", progress=False))

@@ -112,6 +112,12 @@ def typical_batch(z: np.ndarray, n: int, labelled: np.ndarray, seed: int = 0) ->
 STRATEGIES = ("auto", "margin", "typical")
 
 
+def labelled_rows(run: Run) -> np.ndarray:
+    """The training rows whose labels the run learned from: none for a run without a class layer
+    (a VAE's budget lists the data's labels, but it never read them)."""
+    return run.split.pool if run.model.heads else np.zeros(0, dtype=np.int64)
+
+
 def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, strategy: str = "auto",
             data_dir: str | None = None, device: str | None = None) -> list[dict]:
     """The ``n`` training points to label next, best first: {rank, row, id, predicted,
@@ -129,7 +135,7 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, stra
                         "with --mode semi or supervised")
     shift, scale = preprocessing(run.data_info)
     full = replace(run.dataset(data_dir).train, shift=shift, scale=scale)
-    labelled = run.split.pool if run.model.heads else np.zeros(0, dtype=np.int64)  # a VAE learned from no label
+    labelled = labelled_rows(run)
     seen = np.union1d(np.union1d(labelled, run.split.val_pool), run.split.val)
     candidates = np.setdiff1d(np.arange(len(full)), seen)
     if not len(candidates):
@@ -181,7 +187,7 @@ def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> 
     w.writerow(["rank", "row", "id", "predicted", "uncertainty"])
     if with_labelled:
         ids = row_ids(run.dataset().train)  # read once: Run caches its dataset
-        for r in np.union1d(run.split.pool, run.split.val_pool):
+        for r in np.union1d(labelled_rows(run), run.split.val_pool):
             w.writerow(["", int(r), ids[int(r)], "", ""])
     for s in rows:
         u = "" if s["uncertainty"] is None else f"{s['uncertainty']:.6g}"
