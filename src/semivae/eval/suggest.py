@@ -85,12 +85,12 @@ def typical_batch(z: np.ndarray, n: int, labelled: np.ndarray, seed: int = 0) ->
     k = min(len(labelled) + n, len(z))
     cluster = KMeans(k, n_init=1, random_state=seed).fit_predict(z)  # (N,)
     sizes = np.bincount(cluster, minlength=k)  # (C,)
-    covered = np.bincount(cluster[labelled], minlength=k) if len(labelled) else np.zeros(k, dtype=np.int64)
+    covered = np.bincount(cluster[labelled], minlength=k)  # (C,) labelled or picked points
     taken = np.zeros(len(z), dtype=bool)
     taken[labelled] = True
+    left = sizes - covered  # (C,) points not yet labelled or picked
     picked: list[int] = []
     for _ in range(n):
-        left = sizes - np.bincount(cluster[taken], minlength=k)  # (C,) points not yet labelled or picked
         open_ = np.flatnonzero((left > 0) & (sizes >= MIN_CLUSTER))
         open_ = open_ if len(open_) else np.flatnonzero(left > 0)  # only small clusters left
         if not len(open_):
@@ -106,6 +106,7 @@ def typical_batch(z: np.ndarray, n: int, labelled: np.ndarray, seed: int = 0) ->
         picked.append(i)
         taken[i] = True
         covered[c] += 1
+        left[c] -= 1
     return np.asarray(picked, dtype=np.int64)
 
 
@@ -144,8 +145,7 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, stra
         return _typical(run, full, candidates, labelled, n)
     data = full.take(torch.from_numpy(candidates))
     head = run.model.heads[0]
-    p = model_outputs(run.model, data, device=model_device(run.model), elbo=False)["proba"][head.name]
-    p = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(head.name, 1.0))
+    p = _proba(run, data)
     u = margin_uncertainty(p)
     size = max(n, pool if pool is not None else max(10 * n, 1000))
     top = np.argsort(-u, kind="stable")[:size]  # the most uncertain candidates
@@ -161,6 +161,13 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, stra
              "predicted": head.classes[int(p[i].argmax())], "uncertainty": float(u[i])} for r, i in enumerate(picked)]
 
 
+def _proba(run: Run, data) -> np.ndarray:
+    """The run's first head's probabilities on ``data``, through its temperature: (N, K)."""
+    head = run.model.heads[0]
+    p = model_outputs(run.model, data, device=model_device(run.model), elbo=False)["proba"][head.name]
+    return apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(head.name, 1.0))
+
+
 def _typical(run: Run, full, candidates: np.ndarray, labelled: np.ndarray, n: int) -> list[dict]:
     """``suggest``'s rows by ``typical_batch`` over the candidates and the ``labelled`` points."""
     rows = np.concatenate([candidates, labelled])  # the labelled points last
@@ -168,11 +175,7 @@ def _typical(run: Run, full, candidates: np.ndarray, labelled: np.ndarray, n: in
     z = (z - z.mean(0)) / (z.std(0) + 1e-8)
     picked = typical_batch(z, n, np.arange(len(candidates), len(rows)), seed=run.config.train.seed)
     ids, head = row_ids(full), run.model.heads[0] if run.model.heads else None
-    p = None
-    if head is not None:
-        data = full.take(torch.from_numpy(rows[picked]))
-        p = model_outputs(run.model, data, device=model_device(run.model), elbo=False)["proba"][head.name]
-        p = apply_temperature(p / p.sum(1, keepdims=True), run.temperatures.get(head.name, 1.0))
+    p = None if head is None else _proba(run, full.take(torch.from_numpy(rows[picked])))  # (n, K)
     return [{"rank": r + 1, "row": int(rows[i]), "id": ids[rows[i]],
              "predicted": "" if p is None else head.classes[int(p[r].argmax())],
              "uncertainty": None if p is None else float(margin_uncertainty(p[r:r + 1])[0])}

@@ -158,7 +158,8 @@ class Hooks:
             partner[rows] = rows[torch.randperm(len(rows), device=x.device)]  # a taught point mixes with a taught one
             lam = torch.distributions.Beta(self.teacher_mix, self.teacher_mix).sample((len(x),)).to(x)  # (B,)
             lam = torch.where(taught, torch.maximum(lam, 1 - lam), torch.ones_like(lam))
-            x = lam.view(-1, *([1] * (x.dim() - 1))) * x + (1 - lam.view(-1, *([1] * (x.dim() - 1)))) * x[partner]
+            w = lam.view(-1, *([1] * (x.dim() - 1)))  # (B, 1, ...) to broadcast over a point's values
+            x = w * x + (1 - w) * x[partner]
             soft = lam[:, None] * soft + (1 - lam[:, None]) * soft[partner]
         return replace(batch, x=x, soft=soft)
 
