@@ -22,7 +22,8 @@ labels (``--mode unsupervised``, ``--vae-epochs``) names ``--n`` typical points
 the same model on ``--n`` labels drawn class-balanced at random by the seed (the draw every other
 benchmark uses); both train on every label they have (``--val-labels 0``) for ``--epochs``.
 ``--arms typical-margin`` adds a third: ``--n`` // 2 typical points, the model trained on them, then
-the rest of the budget by margin (``strategy="margin"``) and the model trained again on all of them.
+the rest of the budget by margin (``strategy="margin"``) and the model trained again on all of them;
+its rows also give ``half_accuracy``, the test accuracy of the model margin asked.
 Rows are appended as runs finish (a restart skips them) and a Markdown table is printed.
 """
 
@@ -126,7 +127,7 @@ def first(a, extra: dict) -> list[dict]:
             for arm in a.arms:
                 if (arm, seed) in done:
                     continue
-                t0 = time.perf_counter()
+                t0, extra_row = time.perf_counter(), {}
                 if arm == "random":
                     run, _ = _train(root / f"random-{seed}", labels=str(a.n), seed=seed, **base)
                     seconds = time.perf_counter() - t0
@@ -142,6 +143,7 @@ def first(a, extra: dict) -> list[dict]:
                         _write_ids(root / f"half-{seed}.csv", picked)
                         half, _ = _train(root / f"half-{seed}", label_ids=str(root / f"half-{seed}.csv"), seed=seed,
                                          **base)
+                        extra_row["half_accuracy"] = semivae.evaluate(half)["accuracy"]  # the model margin asks
                         more = [s["row"] for s in semivae.suggest(half, a.n - n_typical, strategy="margin")]
                         picked = np.union1d(picked, more)
                     _write_ids(root / f"{arm}-{seed}.csv", picked)
@@ -154,7 +156,7 @@ def first(a, extra: dict) -> list[dict]:
                 res = semivae.evaluate(run)
                 results.add({"dataset": a.dataset, "arm": arm, "seed": seed, "n_labels": a.n,
                              "labels_per_class": per_class.tolist(), "accuracy": res["accuracy"],
-                             "log_loss": res["log_loss"], "seconds": seconds, "set": extra})
+                             "log_loss": res["log_loss"], "seconds": seconds, **extra_row, "set": extra})
     return results.rows
 
 
