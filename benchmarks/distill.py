@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import semivae
+from semivae.eval.metrics import accuracy, log_loss
 from results_file import ResultsFile, grouped, parse_set
 
 
@@ -116,8 +117,7 @@ def mirror(a, extra: dict) -> list[dict]:
             probs["_with_mirror"].append((plain + mirrored) / 2)
         for name, parts in probs.items():
             p = torch.cat(parts).numpy()  # (N, K)
-            row["accuracy" + name] = float(np.mean(p.argmax(1) == y))
-            row["log_loss" + name] = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+            row["accuracy" + name], row["log_loss" + name] = accuracy(y, p), log_loss(y, p)
         results.add(row)
     return results.rows
 

@@ -141,8 +141,8 @@ def first(a, extra: dict) -> list[dict]:
                     picked = np.array([s["row"] for s in semivae.suggest(vae, n_typical, strategy="typical")])
                     if arm == "typical-margin":  # half typical, a model trained on them names the other half
                         _write_ids(root / f"half-{seed}.csv", picked)
-                        half, _ = _train(root / f"half-{seed}", label_ids=str(root / f"half-{seed}.csv"), seed=seed,
-                                         **base)
+                        half = semivae.load(_train(root / f"half-{seed}", label_ids=str(root / f"half-{seed}.csv"),
+                                                   seed=seed, **base)[0])
                         extra_row["half_accuracy"] = semivae.evaluate(half)["accuracy"]  # the model margin asks
                         more = [s["row"] for s in semivae.suggest(half, a.n - n_typical, strategy="margin")]
                         picked = np.union1d(picked, more)
@@ -153,7 +153,7 @@ def first(a, extra: dict) -> list[dict]:
                 trained = semivae.load(run)
                 per_class = np.bincount(trained.dataset().train.labels.numpy()[trained.split.pool, 0],
                                         minlength=trained.model.heads[0].size)
-                res = semivae.evaluate(run)
+                res = semivae.evaluate(trained)
                 results.add({"dataset": a.dataset, "arm": arm, "seed": seed, "n_labels": a.n,
                              "labels_per_class": per_class.tolist(), "accuracy": res["accuracy"],
                              "log_loss": res["log_loss"], "seconds": seconds, **extra_row, "set": extra})

@@ -88,9 +88,9 @@ def typical_batch(z: np.ndarray, n: int, labelled: np.ndarray, seed: int = 0) ->
     covered = np.bincount(cluster[labelled], minlength=k)  # (C,) labelled or picked points
     taken = np.zeros(len(z), dtype=bool)
     taken[labelled] = True
-    left = sizes - covered  # (C,) points not yet labelled or picked
     picked: list[int] = []
     for _ in range(n):
+        left = sizes - covered  # (C,) points not yet labelled or picked
         open_ = np.flatnonzero((left > 0) & (sizes >= MIN_CLUSTER))
         open_ = open_ if len(open_) else np.flatnonzero(left > 0)  # only small clusters left
         if not len(open_):
@@ -106,7 +106,6 @@ def typical_batch(z: np.ndarray, n: int, labelled: np.ndarray, seed: int = 0) ->
         picked.append(i)
         taken[i] = True
         covered[c] += 1
-        left[c] -= 1
     return np.asarray(picked, dtype=np.int64)
 
 
