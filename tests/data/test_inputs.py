@@ -60,6 +60,11 @@ def test_image_folders_name_rows_by_file(tmp_path):
     info = {"kind": "image", "shape": [1, 8, 8], "shift": 0.0, "scale": 1 / 255}
     d = load_inputs(tmp_path / "train" / "dog", info)
     assert d.ids.tolist() == ["dog0.png", "dog1.png", "dog2.png"]
+    one = load_inputs(tmp_path / "train" / "dog" / "dog2.png", info)  # one image file: one row, the same pixels
+    assert one.ids.tolist() == ["dog2.png"] and torch.equal(one.x[0], d.x[2])
+    (tmp_path / "d.csv").write_text("a\n1\n")
+    with pytest.raises(UserError, match="cannot read .*d.csv for a model trained on image data; give a folder"):
+        load_inputs(tmp_path / "d.csv", info)
 
 
 def test_training_arrays_encode_classes_and_keep_unlabelled_rows(tmp_path):

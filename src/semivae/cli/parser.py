@@ -104,14 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("score", help="anomaly scores of new data as CSV: score, flag, predicted class")
     sc.add_argument("run", help="run directory written by `semivae anomaly` or `semivae feedback`")
-    sc.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    sc.add_argument("input", help=".npz (x), image folder or file, or .csv, of the same form as the training data")
     sc.add_argument("--score", default=None, help="which score (default: the run's default, see anomaly.json)")
     sc.add_argument("--out", help="CSV file to write (default: stdout)")
     _device_flag(sc)
 
     fb = sub.add_parser("feedback", help="fine-tune an anomaly run on marked false positives / negatives")
     fb.add_argument("run", help="run directory written by `semivae anomaly`")
-    fb.add_argument("--false-positives", help="normal points the detector flagged (.npz x, image folder or .csv)")
+    fb.add_argument("--false-positives", help="normal points the detector flagged (.npz x, image folder or file, or .csv)")
     fb.add_argument("--false-negatives", help="anomalies the detector missed (same forms)")
     fb.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default: 5)")
     fb.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's)")
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("predict", help="class probabilities (and continuous targets) for new data, as CSV")
     r.add_argument("run", nargs="+", help="run directory written by `semivae train`; several: their ensemble")
-    r.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
+    r.add_argument("input", help=".npz (x), image folder or file, or .csv, of the same form as the training data")
     r.add_argument("--out", help="CSV file to write (default: stdout): row, id, predicted, p_<class>..., and "
                    "unknown_score / unknown (1 = unlike the training data) where the run has a threshold")
     _device_flag(r)

@@ -20,18 +20,19 @@ import torch
 
 from ..errors import UserError
 from .dataset import ArrayData, data_kind
-from .files import check_inputs, input_image_files, read_images, read_npz_inputs, read_npz_series
+from .files import IMAGE_EXTS, check_inputs, input_image_files, read_images, read_npz_inputs, read_npz_series
 from .tables import read_csv
 from .sequences import sequence_inputs
 
-FORMS = {"image": ("dir", ".npz"), "vector": (".csv", ".npz"), "sequence": (".npz",)}
+FORMS = {"image": ("dir", ".npz", *IMAGE_EXTS), "vector": (".csv", ".npz"), "sequence": (".npz",)}
+FORM_NAMES = {"image": "a folder of images, one image file or a .npz", "vector": "a .csv or a .npz", "sequence": "a .npz"}
 
 
 def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
     """Read new inputs of the training data's form (see the module docstring).
 
     ``source`` is a path (``.npz`` with key ``x``, a folder of images, directly in it else in
-    its sub-folders, sorted; or a ``.csv``), an array-like (NumPy, torch, nested lists), a
+    its sub-folders, sorted; one image file; or a ``.csv``), an array-like (NumPy, torch, nested lists), a
     pandas data frame (columns matched by name) or an :class:`ArrayData` (returned as is).
     """
     if isinstance(source, ArrayData):
@@ -57,16 +58,17 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
     if suffix is None:
         raise UserError(f"no such file or folder: {p}; check the path")
     if suffix not in forms:
-        raise UserError(f"{p} is not a form for {kind} data; give a {' or '.join(f.replace('dir', 'folder') for f in forms)}")
+        raise UserError(f"cannot read {p} for a model trained on {kind} data; give {FORM_NAMES[kind]}")
     if kind == "sequence":
         x, lengths = read_npz_series(p)
         return _wrap(x, lengths, info, from_folder=False, what=f"x in {p}")
-    if suffix == "dir":
+    if suffix == "dir" or suffix in IMAGE_EXTS:
         if len(shape) != 3 or shape[0] not in (1, 3):
-            raise UserError(f"the model expects samples of shape {shape}, which an image folder cannot supply; give a .npz")
-        files = input_image_files(p)
+            raise UserError(f"the model expects samples of shape {shape}, which image files cannot supply; give a .npz")
+        files = input_image_files(p) if suffix == "dir" else [p]
         x = read_images(files, channels=shape[0], size=(shape[1], shape[2]))
-        return _wrap(x, None, info, from_folder=True, what=str(p), ids=[f.relative_to(p).as_posix() for f in files])
+        ids = [f.relative_to(p).as_posix() for f in files] if suffix == "dir" else [p.name]
+        return _wrap(x, None, info, from_folder=True, what=str(p), ids=ids)
     if suffix == ".npz":
         return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=f"x in {p}")
     x, _, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=False,
