@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from semivae.cli import main
 
@@ -88,6 +89,13 @@ CASES = {
     "two budgets": (["train", *FAST, "--labels", "10", "--label-ids", "{tmp}/ids.csv"], "give one label budget"),
     "label ids off the data": (["train", *FAST, "--label-ids", "{tmp}/ids.csv"], "outside the training split"),
     "id column missing": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--id-column", "name"], "no id column 'name'"),
+    "semi on images without labels": (["train", *FAST, "--dataset", "{tmp}/pics"],
+                                      "mode semi needs a label column with at least 2 classes and the data has no "
+                                      "labels; use --mode unsupervised"),
+    "loose images beside class folders": (["train", *FAST, "--dataset", "{tmp}/mixed"],
+                                          "lies directly in"),
+    "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],
+                                 "for a model trained on image data; give a folder of images, one image file or a .npz"),
 }
 
 
@@ -101,6 +109,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, run, tmp_path, ca
     (tmp_path / "ids.csv").write_text("row\n3\n99999\n")
     (tmp_path / "byid.csv").write_text("id,label\n7,3\n")
     (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    for name in ("pics/a.png", "pics/b.png", "mixed/a.png", "mixed/cat/b.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((8, 8), 9, np.uint8)).save(tmp_path / name)
     places = {"tmp": tmp_path, "run": run, "idx": _mnist_with_bad_magic(tmp_path) if case == "idx bad magic" else "",
               "truncated": _damaged(run, tmp_path, "model.safetensors",
                                     lambda p: p.write_bytes(p.read_bytes()[:100])) if case == "truncated weights" else "",

@@ -152,3 +152,32 @@ def test_tabular_csv_end_to_end(tmp_path, capsys):
     assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0
     pred = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["predicted"] for r in pred] == ["pos", "neg"]
+
+
+def test_first_labels_for_a_folder_of_unlabelled_images(tmp_path, capsys):
+    """Before any label: a VAE on a folder of loose images names the files to label first; once
+    sorted into class folders, they train a classifier that predicts on one image file."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    (tmp_path / "pics").mkdir()
+    for i in range(120):
+        Image.fromarray((d.images[i] * 15).astype(np.uint8)).save(tmp_path / "pics" / f"img{i:03d}.png")
+    assert main(["train", "--dataset", str(tmp_path / "pics"), "--mode", "unsupervised", *FAST,
+                 "--out", str(tmp_path / "vae")]) == 0
+    assert main(["suggest", str(tmp_path / "vae"), "--n", "10", "--out", str(tmp_path / "first.csv")]) == 0
+    picked = [r["id"] for r in csv.DictReader(io.StringIO((tmp_path / "first.csv").read_text()))]
+    assert len(set(picked)) == 10 and all((tmp_path / "pics" / f).is_file() for f in picked)
+    for f in ("img000.png", "img001.png", "img010.png", "img011.png"):  # labelled: moved into class folders
+        (tmp_path / "pics" / f"c{d.target[int(f[3:6])]}").mkdir(exist_ok=True)
+        (tmp_path / "pics" / f).rename(tmp_path / "pics" / f"c{d.target[int(f[3:6])]}" / f)
+    (tmp_path / "pics" / "unlabelled").mkdir()
+    for f in (tmp_path / "pics").glob("*.png"):
+        f.rename(tmp_path / "pics" / "unlabelled" / f.name)
+    assert main(["train", "--dataset", str(tmp_path / "pics"), "--val-fraction", "0", *FAST,
+                 "--out", str(tmp_path / "semi")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "semi"), str(tmp_path / "pics" / "unlabelled" / "img005.png")]) == 0
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["id"] == "img005.png" and row["predicted"] in ("c0", "c1")

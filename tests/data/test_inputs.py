@@ -67,6 +67,16 @@ def test_image_folders_name_rows_by_file(tmp_path):
         load_inputs(tmp_path / "d.csv", info)
 
 
+def test_an_image_folder_before_any_label_loads_unlabelled(tmp_path):
+    for name in ("loose/a.png", "loose/b.png", "sorted/unlabelled/a.png", "sorted/unlabelled/b.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), 9, np.uint8)).save(tmp_path / name)
+    for folder, ids in (("loose", ["a.png", "b.png"]), ("sorted", ["unlabelled/a.png", "unlabelled/b.png"])):
+        bundle = load_dataset(str(tmp_path / folder))
+        assert bundle.heads[0].classes == () and (bundle.train.labels == -1).all()
+        assert bundle.train.ids.tolist() == ids and len(bundle.test.x) == 0
+
+
 def test_training_arrays_encode_classes_and_keep_unlabelled_rows(tmp_path):
     x = np.random.default_rng(0).normal(size=(12, 2))
     y = np.array(["b", "a", "", "b", "a", None, "b", "a", "b", "a", "b", "a"], dtype=object)

@@ -262,16 +262,18 @@ def _subdirs(folder: Path) -> list[Path]:
 
 def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Read ``folder/<class>/*`` (+ optional ``folder/unlabelled/*``) -> (x, y, classes, ids),
-    the ids being the files' paths relative to ``folder``."""
-    loose = list_images(folder)
+    the ids being the files' paths relative to ``folder``. Before any label exists, the images
+    may all lie in ``unlabelled/`` or directly in ``folder`` (then it has no sub-folder): no classes."""
+    loose, dirs = list_images(folder), _subdirs(folder)
+    if loose and not dirs:  # no labels yet: every image unlabelled
+        return read_images(loose), np.full(len(loose), -1, dtype=np.int64), [], [f.name for f in loose]
     if loose:
         raise UserError(
             f"{loose[0]} lies directly in {folder}; move images into one sub-folder per class (or unlabelled/)"
         )
-    dirs = _subdirs(folder)
     class_dirs = [d for d in dirs if d.name.lower() not in UNLABELLED_DIRS]
-    if not class_dirs:
-        raise UserError(f"{folder} has no class sub-folders; put the images into one sub-folder per class")
+    if not class_dirs and not any(list_images(d) for d in dirs):
+        raise UserError(f"{folder} holds no images; put them into one sub-folder per class (and unlabelled/)")
     files: list[Path] = []
     labels: list[int] = []
     for k, d in enumerate(class_dirs):

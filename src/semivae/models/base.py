@@ -83,6 +83,15 @@ class ModelSpec:
     def decoder_heads(self) -> tuple[Head, ...]:
         return tuple(h for h in self.heads if h.feeds_decoder)
 
+    def describe_classes(self) -> str:
+        """What the data's labels hold, for errors: "the data has no labels", "... 1 class", ..."""
+        sizes = [h.size for h in self.heads]
+        if not any(sizes):
+            return "the data has no labels"
+        if len(sizes) == 1:
+            return f"the data's labels have {sizes[0]} class{'' if sizes[0] == 1 else 'es'}"
+        return f"the data's label columns have {', '.join(map(str, sizes))} classes"
+
 
 # ------------------------------------------------------------------ what a model returns
 

@@ -49,8 +49,8 @@ class Classifier(BaseModel):
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ClassifierConfig):
         super().__init__()
         if len(spec.heads) != 1 or spec.heads[0].size < 2:
-            raise UserError(f"the classifier needs one label column with at least 2 classes, the data has "
-                            f"{[h.size for h in spec.heads] or 'none'}")
+            raise UserError(f"the classifier needs one label column with at least 2 classes and "
+                            f"{spec.describe_classes()}; give it data with such a column (--label-column picks one)")
         self.spec, self.heads, self.cfg = spec, spec.heads, cfg
         self.name, k = spec.heads[0].name, spec.heads[0].size
         self.encoder = make_encoder(arch, spec.data_shape)

@@ -89,9 +89,8 @@ def gaussian_head(layer: nn.Module, inp: torch.Tensor) -> tuple[torch.Tensor, to
 def check_latent_class(spec: ModelSpec, model: str) -> None:
     """The latent class y is the data's one label column, with at least 2 classes, fed to the decoder."""
     if len(spec.heads) != 1 or spec.heads[0].size < 2:
-        raise UserError(f"model {model} needs one label column with at least 2 classes, the data has "
-                        f"{[h.size for h in spec.heads] or 'none'}; use --model semivae (--mode unsupervised "
-                        "without labels)")
+        raise UserError(f"model {model} needs one label column with at least 2 classes and "
+                        f"{spec.describe_classes()}; use --model semivae (--mode unsupervised without labels)")
     if not spec.heads[0].feeds_decoder:
         raise UserError(f"model {model}'s class is a latent variable of the decoder; drop --decoder-heads")
 

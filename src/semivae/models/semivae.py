@@ -99,8 +99,8 @@ class SemiVAE(BaseModel):
         self.spec, self.mode = spec, MODES[cfg.mode]
         if self.mode.classifier:
             if not spec.heads or any(h.size < 2 for h in spec.heads):
-                raise UserError(f"mode {cfg.mode} needs a label column with at least 2 classes, the data has "
-                                f"{[h.size for h in spec.heads] or 'none'}; use --mode unsupervised")
+                raise UserError(f"mode {cfg.mode} needs a label column with at least 2 classes and "
+                                f"{spec.describe_classes()}; use --mode unsupervised")
         self.heads = spec.heads if self.mode.classifier else ()
         self.has_decoder = self.has_importance_weights = self.mode.decoder
         self.weights = {h.name: (cfg.head_weight(h.name) if self.mode.decoder else cfg.head_alpha.get(h.name, 1.0))
