@@ -249,6 +249,9 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"--label-fraction {d.label_fraction} is outside 0..1; give e.g. 0.01 for 1 %")
     if not 0.0 <= d.val_fraction < 1.0:
         raise UserError(f"--val-fraction {d.val_fraction} is outside [0, 1); give e.g. 0.1")
+    if d.image_size is not None and not (len(d.image_size) in (1, 2) and all(4 <= v <= 1024 for v in d.image_size)):
+        size = ",".join(map(str, d.image_size))
+        raise UserError(f"--image-size {size} must be H,W (or one side) of 4 to 1024 pixels; e.g. --image-size 64")
     if d.label_ratio <= 0:
         raise UserError(f"--label-ratio {d.label_ratio} must be > 0; 1 means 1:1 labelled:unlabelled")
     if not 0 < t.unknown_fpr < 1:

@@ -77,6 +77,24 @@ def test_an_image_folder_before_any_label_loads_unlabelled(tmp_path):
         assert bundle.train.ids.tolist() == ids and len(bundle.test.x) == 0
 
 
+def test_image_size_resizes_a_folder_of_mixed_sizes_in_training_and_prediction(tmp_path):
+    for i, (w, h) in enumerate([(20, 30), (40, 40), (33, 12), (16, 16)]):
+        (tmp_path / "pics" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((h, w), 60 * i, np.uint8)).save(tmp_path / "pics" / f"c{i % 2}" / f"{i}.png")
+    with pytest.raises(UserError, match="resize all images to one size, e.g. with --image-size"):
+        load_dataset(str(tmp_path / "pics"))
+    bundle = load_dataset(str(tmp_path / "pics"), image_size=[8, 12])
+    assert bundle.train.shape == (1, 8, 12) and bundle.meta["image_size"] == [8, 12]
+    assert sorted(int(v) for v in np.concatenate([bundle.train.x[:, 0, 0, 0], bundle.test.x[:, 0, 0, 0]])) == [
+        0, 60, 120, 180]  # flat images keep their grey level
+    info = {"kind": "image", "shape": [1, 8, 12], "shift": 0.0, "scale": 1 / 255, "image_size": [8, 12]}
+    assert load_inputs(tmp_path / "pics" / "c1" / "1.png", info).x.shape == (1, 1, 8, 12)  # predict resizes alike
+    with pytest.raises(UserError, match="is 40x40 but the model expects 12x8"):
+        load_inputs(tmp_path / "pics" / "c1" / "1.png", {**info, "image_size": None})  # a run trained without it
+    with pytest.raises(UserError, match="--image-size resizes the images of a folder"):
+        load_dataset("digits", image_size=[16])
+
+
 def test_training_arrays_encode_classes_and_keep_unlabelled_rows(tmp_path):
     x = np.random.default_rng(0).normal(size=(12, 2))
     y = np.array(["b", "a", "", "b", "a", None, "b", "a", "b", "a", "b", "a"], dtype=object)

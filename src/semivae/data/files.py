@@ -260,13 +260,16 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+def read_image_folder(folder: Path, size: tuple[int, int] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Read ``folder/<class>/*`` (+ optional ``folder/unlabelled/*``) -> (x, y, classes, ids),
     the ids being the files' paths relative to ``folder``. Before any label exists, the images
-    may all lie in ``unlabelled/`` or directly in ``folder`` (then it has no sub-folder): no classes."""
+    may all lie in ``unlabelled/`` or directly in ``folder`` (then it has no sub-folder): no classes.
+    ``size`` (H, W) resizes every image to it; without it they must all share the first one's size."""
     loose, dirs = list_images(folder), _subdirs(folder)
     if loose and not dirs:  # no labels yet: every image unlabelled
-        return read_images(loose), np.full(len(loose), -1, dtype=np.int64), [], [f.name for f in loose]
+        return read_images(loose, size=size, resize=size is not None), np.full(len(loose), -1, dtype=np.int64), [], \
+            [f.name for f in loose]
     if loose:
         raise UserError(
             f"{loose[0]} lies directly in {folder}; move images into one sub-folder per class (or unlabelled/)"
@@ -287,7 +290,7 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], 
             imgs = list_images(d)
             files += imgs
             labels += [-1] * len(imgs)
-    x = read_images(files)
+    x = read_images(files, size=size, resize=size is not None)
     return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], [f.relative_to(folder).as_posix() for f in files]
 
 
@@ -302,23 +305,25 @@ def input_image_files(folder: Path) -> list[Path]:
 
 
 def read_images(
-    files: list[Path], channels: int | None = None, size: tuple[int, int] | None = None
+    files: list[Path], channels: int | None = None, size: tuple[int, int] | None = None, resize: bool = False
 ) -> np.ndarray:
     """Load images into uint8 (N, C, H, W).
 
     ``channels=None`` picks 1 (greyscale) unless some image has colour, then 3 (RGB).
-    ``size`` is the required (H, W); by default all images must match the first one.
+    ``size`` is the required (H, W); by default all images must match the first one. With
+    ``resize`` every image is resized to ``size`` (bilinear, antialiased; the aspect not kept).
     """
     arrays: list[np.ndarray] = []
     first: Path | None = None
     for f in files:
-        a = _read_image(f)
+        a = _read_image(f, size if resize else None)
         if size is None:
             size, first = a.shape[:2], f
         if a.shape[:2] != tuple(size):
             h, w = a.shape[:2]
             ref = f"{first} is {size[1]}x{size[0]}" if first else f"the model expects {size[1]}x{size[0]}"
-            raise UserError(f"image {f} is {w}x{h} but {ref} (width x height); resize all images to one size")
+            raise UserError(f"image {f} is {w}x{h} but {ref} (width x height); resize all images to one size, "
+                            "e.g. with --image-size H,W when training")
         arrays.append(a)
     if channels is None:
         channels = 3 if any(a.ndim == 3 for a in arrays) else 1
@@ -331,11 +336,12 @@ def read_images(
     return out
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """One image as (H, W) uint8 if it is grey, else (H, W, 3) uint8."""
+def _read_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image as (H, W) uint8 if it is grey, else (H, W, 3) uint8; resized to ``size`` (H, W) if given."""
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = im.convert("RGB")
+            rgb = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read image {path} ({err}); replace or remove that file") from None
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():

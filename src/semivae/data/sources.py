@@ -98,19 +98,23 @@ DATASETS: dict[str, Loader] = {
 
 def load_dataset(
     name_or_path: str, data_dir: str | None = None, *, label_column: str = "label", download: bool = True,
-    id_column: str | None = None, feature_columns: list[str] | None = None,
+    id_column: str | None = None, feature_columns: list[str] | None = None, image_size: list[int] | None = None,
 ) -> DataBundle:
     """Load a named data set (see :data:`DATASETS`) or user data from a path.
 
     Paths are read by form: ``.npz`` (``x``, optional ``y``/``x_test``/``y_test``/``classes``;
     with ``lengths`` the rows are sequences), ``.csv`` (numeric features plus
     ``label_column``), a folder in the UCI-HAR layout, or a folder with one sub-folder of
-    images per class (plus optional ``unlabelled/``). Without a test split in the data, a
-    stratified 20 % of the labelled points is held out with a fixed seed.
+    images per class (plus optional ``unlabelled/``; ``image_size`` (H, W) or (S,) resizes
+    them as they are read). Without a test split in the data, a stratified 20 % of the
+    labelled points is held out with a fixed seed.
     """
     loader = DATASETS.get(name_or_path.strip().lower())
     if loader is not None or Path(name_or_path).suffix.lower() != ".csv":
         _refuse_csv_options(name_or_path, label_column, id_column, feature_columns)
+    if image_size is not None and not _is_image_folder(name_or_path):
+        raise UserError(f"--image-size resizes the images of a folder as they are read, but {name_or_path!r} is not an "
+                        "image folder; drop --image-size (or resize the images before saving them)")
     if loader is not None:
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
@@ -119,7 +123,9 @@ def load_dataset(
             return load_packed(path)
         if is_har_folder(path):
             return load_har_folder(path)
-        return read_smallnorb(path) if find_norb(path) else _load_image_folder(path, label_column)
+        if not find_norb(path):
+            return _load_image_folder(path, label_column, image_size)
+        return read_smallnorb(path)
     if path.is_file() and is_dsprites_file(path):
         return read_dsprites(path)
     if path.is_file():
@@ -133,6 +139,12 @@ def load_dataset(
         f"unknown data set '{name_or_path}' and no such file or folder; "
         f"use one of {', '.join(DATASETS)} or a path to a .npz file, .csv file or image folder"
     )
+
+
+def _is_image_folder(source: str) -> bool:
+    path = Path(source).expanduser()
+    return source.strip().lower() not in DATASETS and path.is_dir() and not (
+        is_packed(path) or is_har_folder(path) or find_norb(path))
 
 
 def _refuse_csv_options(source: str, label_column: str, id_column: str | None,
@@ -184,10 +196,13 @@ def _check_labels(y: np.ndarray, k: int, what: str) -> None:
         )
 
 
-def _load_image_folder(path: Path, label_column: str) -> DataBundle:
-    x, y, classes, ids = read_image_folder(path)
-    return _assemble(path, x, y[:, None], None, None, [LabelColumn("label", tuple(classes))], label_column, None,
-                     ids=(ids, None))
+def _load_image_folder(path: Path, label_column: str, image_size: list[int] | None = None) -> DataBundle:
+    size = None if image_size is None else (image_size[0], image_size[-1])  # (H, W)
+    x, y, classes, ids = read_image_folder(path, size)
+    bundle = _assemble(path, x, y[:, None], None, None, [LabelColumn("label", tuple(classes))], label_column, None,
+                       ids=(ids, None))
+    bundle.meta["image_size"] = None if size is None else list(size)  # predict resizes new images alike
+    return bundle
 
 
 def _load_csv(path: Path, label_column: str, id_column: str | None = None,

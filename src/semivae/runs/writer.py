@@ -71,7 +71,7 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         "heads": [{"name": h.name, "classes": list(h.classes)} for h in bundle.heads], "likelihood": likelihood,
         "shift": _jsonable(bundle.train.shift), "scale": _jsonable(bundle.train.scale),
         "source": bundle.meta.get("source", bundle.name), "feature_names": bundle.meta.get("feature_names"),
-        "channel_names": bundle.meta.get("channel_names"),
+        "channel_names": bundle.meta.get("channel_names"), "image_size": bundle.meta.get("image_size"),
         "label_column": cfg.data.label_column, "id_column": cfg.data.id_column,
         **{k: bundle.meta.get(k) for k in ("target_names", "target_mean", "target_std")},
         "anomaly_class": bundle.meta.get("anomaly_class"), "n_train": len(bundle.train) - len(split.val),
