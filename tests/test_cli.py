@@ -148,6 +148,12 @@ def test_tabular_csv_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9  # two well separated blobs
+    (tmp_path / "t.csv").write_text("\n".join(rows[:1] + [r for r in rows[1:61] if not r.endswith(",")]) + "\n")
+    assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--test-data", str(tmp_path / "t.csv"), "--hidden", "16",
+                 "--latent-dim", "2", "--epochs", "2", "--out", str(tmp_path / "own-test"), "--quiet", "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "own-test"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 20  # the file's labelled rows; none of d.csv's held out
     (tmp_path / "new.csv").write_text("f3,f2,f1\n0.3,30,3\n-0.3,-30,-3\n")  # columns matched by name
     assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0
     pred = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

@@ -266,6 +266,27 @@ def test_image_folder_rgb_and_errors(tmp_path):
         load_dataset(str(root))
 
 
+def test_image_folder_test_data_is_the_test_split(tmp_path):
+    for c in ("cat", "dog"):
+        for i in range(4):
+            save_img(tmp_path / "train" / c / f"{i}.png", 10 * i)
+    save_img(tmp_path / "test" / "dog" / "t1.png", 7)
+    save_img(tmp_path / "test" / "dog" / "t2.png", 8)
+    save_img(tmp_path / "test" / "unlabelled" / "u.png", 9)  # no label: not a test point
+    b = load_dataset(str(tmp_path / "train"), test_data=str(tmp_path / "test"))
+    assert len(b.train) == 8 and (b.train.labels >= 0).all()  # no training label held out
+    assert b.test.labels[:, 0].tolist() == [1, 1] and b.test.ids.tolist() == ["dog/t1.png", "dog/t2.png"]
+    save_img(tmp_path / "test" / "bird" / "b.png", 1)
+    with pytest.raises(UserError, match="has class 'bird', which the training data lacks") as err:
+        load_dataset(str(tmp_path / "train"), test_data=str(tmp_path / "test"))
+    one_line(err)
+    save_img(tmp_path / "big" / "cat" / "1.png", 1, size=(9, 9))
+    with pytest.raises(UserError, match=r"of shape \(1, 9, 9\) .* \(or --image-size H,W\)"):
+        load_dataset(str(tmp_path / "train"), test_data=str(tmp_path / "big"))
+    with pytest.raises(UserError, match="must be an image folder, the form of the training data"):
+        load_dataset(str(tmp_path / "train"), test_data=str(tmp_path / "train" / "cat" / "1.png"))
+
+
 # ------------------------------------------------------------------------------ csv
 
 
@@ -280,6 +301,23 @@ def test_csv_string_labels_and_unlabelled(tmp_path):
     assert b.kind == "vector" and list(b.heads[0].classes) == ["no", "yes"] and b.meta["feature_names"] == ["f1", "f2"]
     assert b.meta["label_column"] == "label" and len(b.train) + len(b.test) == 22
     assert len(b.test) == 4 and int((b.train.labels[:, 0] == -1).sum()) == 2
+
+
+def test_csv_test_data_matches_classes_and_columns_by_name(tmp_path):
+    rows = ["f1,label,f2"] + [f"{i},{'yes' if i % 2 else 'no'},{i * 2}" for i in range(20)]
+    train = write_csv(tmp_path / "d.csv", "\n".join(rows) + "\n")
+    test = write_csv(tmp_path / "t.csv", "f2,f1,label\n4,2,no\n5,3,\n7,3,yes\n")  # columns in another order
+    b = load_dataset(str(train), test_data=str(test))
+    assert len(b.train) == 20 and b.test.labels[:, 0].tolist() == [0, 1]
+    assert b.test.x[1].tolist() == [3.0, 7.0]  # raw values in the training columns' order (f1, f2)
+    with pytest.raises(UserError, match="has class 'maybe'"):
+        load_dataset(str(train), test_data=str(write_csv(tmp_path / "m.csv", "f1,f2,label\n1,2,maybe\n")))
+    with pytest.raises(UserError, match="has no labelled point"):
+        load_dataset(str(train), test_data=str(write_csv(tmp_path / "u.csv", "f1,f2,label\n1,2,\n")))
+    with pytest.raises(UserError, match="must be a .csv file"):
+        load_dataset(str(train), test_data=str(tmp_path))
+    with pytest.raises(UserError, match="--test-data gives the test split of an image folder or a .csv"):
+        load_dataset("digits", test_data=str(test))
 
 
 def test_csv_int_labels_numeric_order(tmp_path):

@@ -61,5 +61,5 @@ def load_for_config(data_cfg, data_dir: str | None = None) -> DataBundle:
     """The dataset a run's ``[data]`` section describes, with the anomaly protocol applied."""
     bundle = load_dataset(data_cfg.dataset, data_dir or data_cfg.data_dir, label_column=data_cfg.label_column,
                           id_column=data_cfg.id_column, feature_columns=data_cfg.feature_columns,
-                          image_size=data_cfg.image_size)
+                          image_size=data_cfg.image_size, test_data=data_cfg.test_data)
     return apply_anomaly(bundle, data_cfg.anomaly_class) if data_cfg.anomaly_class is not None else bundle

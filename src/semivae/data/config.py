@@ -21,6 +21,9 @@ class DataConfig:
     val_labels: int = opt(0, "labels taken from the budget for validation (early stopping on log loss); they are not trained on")
     oracle_val_labels: bool = opt(False, "use the validation split's labels beyond the budget (unrealistic; reported as such)")
     label_ratio: float = opt(1.0, "labelled points per unlabelled point in each batch (paper: 1 = 1:1)")
+    test_data: str | None = opt(None, "an image folder or .csv of the training data's form whose labelled points are "
+                                      "the test split (classes matched by name), so none of the training data's labels "
+                                      "is held out for testing")
     image_size: list[int] | None = opt(None, "an image folder: resize every image to H,W pixels as it is read (one "
                                              "number: square), in training and in predict; without it all images "
                                              "must share the first one's size")

@@ -99,6 +99,7 @@ DATASETS: dict[str, Loader] = {
 def load_dataset(
     name_or_path: str, data_dir: str | None = None, *, label_column: str = "label", download: bool = True,
     id_column: str | None = None, feature_columns: list[str] | None = None, image_size: list[int] | None = None,
+    test_data: str | None = None,
 ) -> DataBundle:
     """Load a named data set (see :data:`DATASETS`) or user data from a path.
 
@@ -106,8 +107,9 @@ def load_dataset(
     with ``lengths`` the rows are sequences), ``.csv`` (numeric features plus
     ``label_column``), a folder in the UCI-HAR layout, or a folder with one sub-folder of
     images per class (plus optional ``unlabelled/``; ``image_size`` (H, W) or (S,) resizes
-    them as they are read). Without a test split in the data, a stratified 20 % of the
-    labelled points is held out with a fixed seed.
+    them as they are read). Without a test split in the data (or ``test_data``: a folder or
+    ``.csv`` of the same form, for those two), a stratified 20 % of the labelled points is
+    held out with a fixed seed.
     """
     loader = DATASETS.get(name_or_path.strip().lower())
     if loader is not None or Path(name_or_path).suffix.lower() != ".csv":
@@ -115,6 +117,7 @@ def load_dataset(
     if image_size is not None and not _is_image_folder(name_or_path):
         raise UserError(f"--image-size resizes the images of a folder as they are read, but {name_or_path!r} is not an "
                         "image folder; drop --image-size (or resize the images before saving them)")
+    test = None if test_data is None else _test_path(name_or_path, test_data)
     if loader is not None:
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
@@ -124,7 +127,7 @@ def load_dataset(
         if is_har_folder(path):
             return load_har_folder(path)
         if not find_norb(path):
-            return _load_image_folder(path, label_column, image_size)
+            return _load_image_folder(path, label_column, image_size, test)
         return read_smallnorb(path)
     if path.is_file() and is_dsprites_file(path):
         return read_dsprites(path)
@@ -133,7 +136,7 @@ def load_dataset(
         if file_loader is None:
             raise UserError(f"{path} is not a .npz or .csv file or an image folder; convert it to one of those forms")
         if file_loader is _load_csv:
-            return _load_csv(path, label_column, id_column, feature_columns)
+            return _load_csv(path, label_column, id_column, feature_columns, test)
         return file_loader(path, label_column)
     raise UserError(
         f"unknown data set '{name_or_path}' and no such file or folder; "
@@ -145,6 +148,35 @@ def _is_image_folder(source: str) -> bool:
     path = Path(source).expanduser()
     return source.strip().lower() not in DATASETS and path.is_dir() and not (
         is_packed(path) or is_har_folder(path) or find_norb(path))
+
+
+def _test_path(source: str, test_data: str) -> Path:
+    """``--test-data``'s path, refused unless the training data is an image folder or a .csv and it has that form."""
+    is_csv = Path(source).suffix.lower() == ".csv" and source.strip().lower() not in DATASETS
+    if not (is_csv or _is_image_folder(source)):
+        raise UserError(f"--test-data gives the test split of an image folder or a .csv, but {source!r} is neither; "
+                        "drop it (a .npz holds its own x_test / y_test)")
+    test = Path(test_data).expanduser()
+    if (test.is_dir(), test.suffix.lower() == ".csv" and test.is_file()) != (not is_csv, is_csv):
+        raise UserError(f"--test-data {test_data} must be {'a .csv file' if is_csv else 'an image folder'}, the form "
+                        "of the training data; check the path")
+    return test
+
+
+def _test_split(x: np.ndarray, y: np.ndarray, test_classes: list[str], ids: list[str] | None,
+                classes: list[str], test: Path) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """``--test-data``'s labelled points -> (x, labels (N, 1) in the training classes' indices,
+    matched by name; ids); its unlabelled points are dropped."""
+    index = {c: k for k, c in enumerate(classes)}
+    unknown = [c for c in test_classes if c not in index]
+    if unknown:
+        raise UserError(f"--test-data {test} has class {unknown[0]!r}, which the training data lacks ({classes}); "
+                        "name the test classes as the training ones")
+    keep = np.flatnonzero(y >= 0)
+    if not len(keep):
+        raise UserError(f"--test-data {test} has no labelled point; label the test points")
+    labels = np.asarray([index[c] for c in test_classes], dtype=np.int64)[y[keep]]
+    return x[keep], labels[:, None], None if ids is None else [ids[i] for i in keep]
 
 
 def _refuse_csv_options(source: str, label_column: str, id_column: str | None,
@@ -196,22 +228,35 @@ def _check_labels(y: np.ndarray, k: int, what: str) -> None:
         )
 
 
-def _load_image_folder(path: Path, label_column: str, image_size: list[int] | None = None) -> DataBundle:
+def _load_image_folder(path: Path, label_column: str, image_size: list[int] | None = None,
+                       test: Path | None = None) -> DataBundle:
     size = None if image_size is None else (image_size[0], image_size[-1])  # (H, W)
     x, y, classes, ids = read_image_folder(path, size)
-    bundle = _assemble(path, x, y[:, None], None, None, [LabelColumn("label", tuple(classes))], label_column, None,
-                       ids=(ids, None))
+    x_t = y_t = ids_t = None
+    if test is not None:
+        x_t, y_raw, test_classes, ids_t = read_image_folder(test, size)
+        if x_t.shape[1:] != x.shape[1:]:
+            raise UserError(f"--test-data {test} has images of shape {x_t.shape[1:]} (channels, height, width), the "
+                            f"training data {x.shape[1:]}; give images of one size and colour (or --image-size H,W)")
+        x_t, y_t, ids_t = _test_split(x_t, y_raw, test_classes, ids_t, classes, test)
+    bundle = _assemble(path, x, y[:, None], x_t, y_t, [LabelColumn("label", tuple(classes))], label_column, None,
+                       ids=(ids, ids_t))
     bundle.meta["image_size"] = None if size is None else list(size)  # predict resizes new images alike
     return bundle
 
 
 def _load_csv(path: Path, label_column: str, id_column: str | None = None,
-              feature_columns: list[str] | None = None) -> DataBundle:
+              feature_columns: list[str] | None = None, test: Path | None = None) -> DataBundle:
     x, cells, names, ids = read_csv(path, label_column, feature_columns, id_column=id_column)
     y, classes = encode_labels(cells or [])
+    x_t = y_t = ids_t = None
+    if test is not None:
+        x_t, cells_t, _, ids_t = read_csv(test, label_column, names, id_column=id_column)
+        y_raw, test_classes = encode_labels(cells_t or [])
+        x_t, y_t, ids_t = _test_split(x_t, y_raw, test_classes, ids_t, classes, test)
     head = label_column.replace(".", "_").replace("/", "_")  # a head name is a layer name: no dots
-    return _assemble(path, x, y[:, None], None, None, [LabelColumn(head, tuple(classes))], label_column, names,
-                     ids=(ids, None))
+    return _assemble(path, x, y[:, None], x_t, y_t, [LabelColumn(head, tuple(classes))], label_column, names,
+                     ids=(ids, ids_t))
 
 
 FILE_LOADERS: dict[str, Callable[[Path, str], DataBundle]] = {".npz": _load_npz, ".csv": _load_csv}

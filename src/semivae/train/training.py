@@ -85,7 +85,7 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     def absolute(p: str | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p and Path(p).expanduser().exists() else p
     data = replace(cfg.data, dataset=absolute(cfg.data.dataset), data_dir=absolute(cfg.data.data_dir),
-                   label_ids=absolute(cfg.data.label_ids))
+                   label_ids=absolute(cfg.data.label_ids), test_data=absolute(cfg.data.test_data))
     return replace(cfg, data=data, train=replace(cfg.train, init_from=absolute(cfg.train.init_from)))
 
 
@@ -99,15 +99,16 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
     has_label = (bundle.train.labels >= 0).any(1).numpy()
     hidden = int(has_label[split.val].sum()) - len(split.val_pool)
     if everything and (carved or hidden > 0) and bundle.heads:
-        where = ([f"{carved} went to the test split (20 % of each class, as the data has none: save x_test / y_test "
-                  "to keep them)"] if carved else []) + \
+        where = ([f"{carved} went to the test split (20 % of each class, as the data has none: to keep them, give "
+                  "--test-data (a folder or .csv) or save x_test / y_test in the .npz)"] if carved else []) + \
                 ([f"{hidden} to validation with their labels hidden (--val-fraction {d.val_fraction}: use "
                   "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else [])
         total = len(split.pool) + carved + max(hidden, 0) + len(split.val_pool)
         notes.append(f"of the {total} labelled points, {len(split.pool)} are trained on: {' and '.join(where)}")
     if bundle.meta.get("test_empty"):
         notes.append(f"the test split is empty: {bundle.meta['test_empty']}, so no class can be held out; evaluate "
-                     "needs a test split: label at least two points of every class, or save x_test / y_test")
+                     "needs a test split: label at least two points of every class, or give --test-data "
+                     "(x_test / y_test in a .npz)")
     return notes
 
 
