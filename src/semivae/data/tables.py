@@ -32,6 +32,9 @@ def read_csv(
         raise UserError(f"{path} is empty; add a header row and one row per sample")
     header = [c.strip() for c in rows[0][1]]
     rows = rows[1:]
+    other = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
+    if other:
+        raise UserError(f"{path} separates its columns with {other!r}, not commas; save it as comma-separated text")
     if label_column in header:
         label_idx: int | None = header.index(label_column)
     elif need_label:
@@ -63,6 +66,26 @@ def _numbered_rows(reader):  # type: ignore[no-untyped-def]
         yield reader.line_num, row
 
 
+def _why_not_a_number(cells: np.ndarray, j: int, cell: str) -> str:
+    """The message for a feature cell that is not a number: empty, a text column, or one bad value."""
+    if not cell.strip():
+        return ("empty; semivae does not impute missing features: fill it in (e.g. the column's median) or drop "
+                "that row")
+    numeric = sum(_is_number(v) for v in cells[:, j])
+    if numeric < len(cells) / 2:
+        return (f"'{cell.strip()}' is text, as are most of that column's cells; encode the column as numbers "
+                "(one 0/1 column per category) or leave it out with --feature-columns")
+    return f"'{cell.strip()}' is not a number; fill in a numeric value or drop that row"
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) -> np.ndarray:
     cells = np.array([[r[c] for c in cols] for _, r in rows], dtype=str).reshape(len(rows), len(cols))
     try:
@@ -75,10 +98,8 @@ def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) 
                 try:
                     float(r[c])
                 except ValueError:
-                    raise UserError(
-                        f"{path} line {line}, column '{header[c]}': '{r[c].strip()}' is not a number; "
-                        "fill in a numeric value or drop that row"
-                    ) from None
+                    why = _why_not_a_number(cells, cols.index(c), r[c])
+                    raise UserError(f"{path} line {line}, column '{header[c]}': {why}") from None
         raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
     bad = np.argwhere(~np.isfinite(x))
     if len(bad):
