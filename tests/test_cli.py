@@ -149,11 +149,16 @@ def test_tabular_csv_end_to_end(tmp_path, capsys):
     assert main(["evaluate", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9  # two well separated blobs
     (tmp_path / "t.csv").write_text("\n".join(rows[:1] + [r for r in rows[1:61] if not r.endswith(",")]) + "\n")
-    assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--test-data", str(tmp_path / "t.csv"), "--hidden", "16",
-                 "--latent-dim", "2", "--epochs", "2", "--out", str(tmp_path / "own-test"), "--quiet", "--threads", "1"]) == 0
+    own = str(tmp_path / "own-test")
+    assert main(["train", "--dataset", str(tmp_path / "d.csv"), "--test-data", str(tmp_path / "t.csv"), "--hidden",
+                 "16", "--latent-dim", "2", "--epochs", "2", "--out", own, "--quiet", "--threads", "1"]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "own-test"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 20  # the file's labelled rows; none of d.csv's held out
+    assert main(["evaluate", own, "--json"]) == 0
+    test_split = json.loads(capsys.readouterr().out)
+    assert test_split["n"] == 20  # the file's labelled rows; none of d.csv's held out
+    assert main(["evaluate", own, "--data", str(tmp_path / "t.csv"), "--json"]) == 0
+    given = json.loads(capsys.readouterr().out)  # the same file scored after training: the same figures
+    assert given["split"] == "given" and given["accuracy"] == test_split["accuracy"]
     (tmp_path / "new.csv").write_text("f3,f2,f1\n0.3,30,3\n-0.3,-30,-3\n")  # columns matched by name
     assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0
     pred = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -187,3 +192,6 @@ def test_first_labels_for_a_folder_of_unlabelled_images(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "semi"), str(tmp_path / "pics" / "unlabelled" / "img005.png")]) == 0
     (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
     assert row["id"] == "img005.png" and row["predicted"] in ("c0", "c1")
+    assert main(["evaluate", str(tmp_path / "semi"), "--data", str(tmp_path / "pics"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)  # scored on the 4 labelled files, the sub-folders naming their classes
+    assert res["n"] == 120 and res["confusion"] and np.array(res["confusion"]).sum() == 4

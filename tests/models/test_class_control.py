@@ -85,3 +85,21 @@ def test_a_detached_class_keeps_the_reconstruction_out_of_pi(decoder_class):
     pi_grad = sum(p.grad.abs().sum() for p in m.pi.parameters() if p.grad is not None)
     assert (pi_grad > 0) == (decoder_class == "soft")
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())  # the trunk still learns
+
+
+def test_labels_feed_the_decoder_where_known_and_pi_elsewhere():
+    from tests.conftest import batch
+
+    torch.manual_seed(0)
+    cfg = model_config(class_control=0.0, consistency=0.0, decoder_class="labels", alpha=0.0)
+    m = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[16], latent_dim=2, dropout=0.0), cfg)
+    x, y = torch.rand(6, 1, 8, 8), torch.tensor([2, 0, 1, 1, 0, 2])
+    known = torch.tensor([True, True, True, False, False, False])
+    logits = m.inference(x, sample=False).logits
+    fed = m.pi.decoder_input(logits, "labels", batch(x, y, known).labels)  # (6, 3)
+    assert torch.equal(fed[:3], torch.eye(3)[y[:3]]) and torch.allclose(fed[3:], logits["label"][3:].softmax(-1))
+    m(batch(x, y)).total.backward()  # every point labelled, alpha 0: the reconstruction reaches pi nowhere
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m.pi.parameters())
+    m.zero_grad()
+    m(batch(x, y, known)).total.backward()  # through the unlabelled points it does
+    assert sum(p.grad.abs().sum() for p in m.pi.parameters() if p.grad is not None) > 0

@@ -143,6 +143,18 @@ def read_npz_inputs(path: Path) -> np.ndarray:
     return _read_npz_arrays(path, ("x",))["x"]
 
 
+def read_npz_labels(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """An ``.npz``'s first label column ``y`` (-1 = none) and its ``classes`` if it names them (for evaluation)."""
+    arrays = _read_npz_arrays(path, ("y", "classes"))
+    if arrays["y"] is None:
+        raise UserError(f"{path} has no labels y to score against; save them under the key y")
+    y = np.asarray(arrays["y"])
+    y = y[:, 0] if y.ndim == 2 else y
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"y in {path} must be whole numbers (N,) or (N, F); save the class indices, -1 = none")
+    return y.astype(np.int64), None if arrays["classes"] is None else [str(c) for c in arrays["classes"]]
+
+
 def read_npz_series(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` and ``lengths`` (if any) of an ``.npz`` of sequences (for prediction)."""
     arrays = _read_npz_arrays(path, ("x", "lengths"))

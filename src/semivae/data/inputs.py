@@ -20,7 +20,8 @@ import torch
 
 from ..errors import UserError
 from .dataset import ArrayData, data_kind
-from .files import IMAGE_EXTS, check_inputs, input_image_files, read_images, read_npz_inputs, read_npz_series
+from .files import (IMAGE_EXTS, UNLABELLED_DIRS, check_inputs, input_image_files, read_images, read_npz_inputs,
+                    read_npz_labels, read_npz_series)
 from .tables import read_csv
 from .sequences import sequence_inputs
 
@@ -45,6 +46,35 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
         source, ids = _from_frame(source, info)
     x = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
     return _wrap(x, None, info, from_folder=False, what="the array", ids=ids)
+
+
+def input_labels(source: str | Path, info: dict[str, Any]) -> list[str]:
+    """The class of each row of a labelled file, in :func:`load_inputs`' row order ("" where
+    unknown): an image folder's sub-folder names (``unlabelled/`` none), a ``.csv``'s label
+    column, or an ``.npz``'s ``y`` (named by its ``classes`` where it has them; -1 none)."""
+    labels = _labels_in(Path(source).expanduser(), info)
+    if not any(labels):
+        raise UserError(f"{source} holds no labelled point to score; put images into one sub-folder per class, or "
+                        "fill in the label column or y")
+    return labels
+
+
+def _labels_in(p: Path, info: dict[str, Any]) -> list[str]:
+    kind = data_kind(info["kind"])
+    if p.is_dir() and kind == "image":
+        files = input_image_files(p)
+        names = [f.relative_to(p).parts[0] if len(f.relative_to(p).parts) > 1 else "" for f in files]
+        return ["" if n.lower() in UNLABELLED_DIRS else n for n in names]
+    if p.suffix.lower() == ".csv" and p.is_file():
+        column = info.get("label_column") or "label"
+        _, cells, _, _ = read_csv(p, column, info.get("feature_names"), need_label=True,
+                                  id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
+        return list(cells or [])
+    if p.suffix.lower() == ".npz" and p.is_file():
+        y, classes = read_npz_labels(p)
+        return [("" if v < 0 else classes[v] if classes else str(v)) for v in y.tolist()]
+    raise UserError(f"cannot read labels from {p}; give an image folder with one sub-folder per class, a .csv with "
+                    "the label column or a .npz with y")
 
 
 def _shape(info: dict[str, Any]) -> tuple[int, ...]:

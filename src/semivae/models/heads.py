@@ -51,7 +51,8 @@ class ClassHeads(nn.ModuleDict):
         no gradient back, so the reconstruction does not train pi; ``hard``, a class, one-hot:
         the label where ``labels`` (B, F) knows it, else a straight-through sample of pi
         (``sample``; its argmax when not), so the decoder is told a class and cannot read style
-        from pi's soft values.
+        from pi's soft values; ``labels``, pi itself where the label is unknown and the label,
+        one-hot, where ``labels`` knows it (Berkhahn et al.'s eq. 4 read literally: p(x | y, z)).
         """
         parts = []
         for f, h in enumerate(self.heads):
@@ -61,6 +62,9 @@ class ClassHeads(nn.ModuleDict):
             p = torch.softmax(v, -1)
             if mode == "detached":
                 p = p.detach()
+            elif mode == "labels" and labels is not None:
+                y = labels[:, f].reshape(-1, *([1] * (v.dim() - 2))).expand(p.shape[:-1])  # (B, [T])
+                p = torch.where((y >= 0)[..., None], F.one_hot(y.clamp(min=0), h.size).to(p.dtype), p)
             elif mode == "hard":
                 idx = torch.distributions.Categorical(probs=p).sample() if sample else p.argmax(-1)  # (B, [T])
                 if labels is not None:

@@ -72,7 +72,8 @@ class SemiVAEConfig(ModelConfig):
                                      "(a sample of q(z|x) in training, its mean after)")
     decoder_class: str = opt("soft", "semivae: what the decoder gets from pi, soft (pi itself, the paper's), detached "
                                      "(pi with no gradient back: reconstruction cannot pull pi toward a class) or hard "
-                                     "(a one-hot class: the label where known, else a straight-through sample of pi)")
+                                     "(a one-hot class: the label where known, else a straight-through sample of pi) "
+                                     "or labels (the label, one-hot, where known, else pi: eq. 4's p(x | y, z))")
 
     def run_name(self) -> str:
         return self.mode
@@ -81,8 +82,8 @@ class SemiVAEConfig(ModelConfig):
         super().validate()
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; choose one of {sorted(MODES)}")
-        if self.decoder_class not in ("soft", "detached", "hard"):
-            raise UserError(f"unknown --decoder-class {self.decoder_class!r}; choose soft, detached or hard")
+        if self.decoder_class not in ("soft", "detached", "hard", "labels"):
+            raise UserError(f"unknown --decoder-class {self.decoder_class!r}; choose soft, detached, hard or labels")
         if self.head_input not in ("encoder", "z"):
             raise UserError(f"unknown --head-input {self.head_input!r}; choose encoder or z")
         if self.head_input == "z" and not MODES[self.mode].decoder:
