@@ -12,6 +12,8 @@ beside their teachers, and where their test predictions part.
         bench-results/runs/member-100-{0,100,200} --out bench-results/agree.json
     # pi averaged with pi of the mirrored image (test-time views), on val budget labels or test
     python benchmarks/distill.py mirror --runs bench-results/students/student-0 --split test --out bench-results/m.json
+    # the runs' class marginal on their training images balanced to the budget labels' (prior correction)
+    python benchmarks/distill.py balance --group bench-results/students/student-0 --out bench-results/b.json
 
 Rows are appended as runs finish (a restart skips them) and a Markdown table is printed.
 """
@@ -122,7 +124,37 @@ def mirror(a, extra: dict) -> list[dict]:
     return results.rows
 
 
+def balance(a, extra: dict) -> list[dict]:
+    """Prior correction (Saerens et al. 2002, without EM's prior re-estimation): class weights w (K,)
+    such that the runs' averaged probabilities, reweighted, average to the budget labels' class
+    frequencies f over the training images (no test label read):
+        p'(y | x) = w_y p(y | x) / sum_k w_k p(k | x),   mean_n p'(. | x_n) = f   (iterative scaling)
+    then test accuracy with and without w. ``--group RUN [RUN ...]`` per draw."""
+    from semivae.eval.ensemble import average, member_outputs
+
+    results = ResultsFile(a.out, vars(a))
+    for draw, group in enumerate(a.group):
+        runs = [semivae.load(p) for p in group]
+        train, test, split = runs[0].split_data("train"), runs[0].split_data("test"), runs[0].split
+        p_train = average([member_outputs(r, train)["proba"] for r in runs])["label"]  # (N, K), the carve left out
+        p_test, y = average([member_outputs(r, test)["proba"] for r in runs])["label"], test.labels[:, 0].numpy()
+        budget = runs[0].dataset().train.labels[split.labelled[0], 0].numpy()  # the labels trained on
+        f = np.bincount(budget, minlength=p_train.shape[1]) + 1.0
+        f /= f.sum()  # (K,) the budget labels' frequencies (add-one, so no class is ruled out)
+        w = np.ones_like(f)
+        for _ in range(500):
+            q = p_train * w
+            w *= f / (q / q.sum(1, keepdims=True)).mean(0)
+        balanced = p_test * w / (p_test @ w)[:, None]  # (N, K)
+        results.add({"draw": draw, "runs": group, "marginal": p_train.mean(0).tolist(), "weights": w.tolist(),
+                     "accuracy": accuracy(y, p_test), "balanced_accuracy": accuracy(y, balanced)})
+    return results.rows
+
+
 def table(rows: list[dict], command: str) -> str:
+    if command == "balance":
+        return "\n".join(f"draw {r['draw']}: {r['accuracy']:.4f} -> {r['balanced_accuracy']:.4f} (largest weight "
+                         f"{max(r['weights']):.3g}, smallest class share {min(r['marginal']):.3f})" for r in rows)
     if command == "mirror":
         return "\n".join(f"{r['run']}: {r['accuracy']:.4f} / {r['log_loss']:.3f} -> {r['accuracy_with_mirror']:.4f} / "
                          f"{r['log_loss_with_mirror']:.3f} ({r['split']}, {r['n']} points)" for r in rows)
@@ -163,10 +195,13 @@ def main() -> None:
     m = sub.add_parser("mirror")
     m.add_argument("--runs", nargs="+", required=True, help="kept runs of image classifiers")
     m.add_argument("--split", choices=["test", "val"], default="test")
-    for q in (d, ag, m):
+    b = sub.add_parser("balance")
+    b.add_argument("--group", nargs="+", action="append", required=True, help="one draw's runs (repeat)")
+    for q in (d, ag, m, b):
         q.add_argument("--out", required=True)
     a = p.parse_args()
-    rows = {"students": students, "agree": agree, "mirror": mirror}[a.command](a, parse_set(getattr(a, "set", [])))
+    command = {"students": students, "agree": agree, "mirror": mirror, "balance": balance}[a.command]
+    rows = command(a, parse_set(getattr(a, "set", [])))
     print(table(rows, a.command))
 
 
