@@ -97,7 +97,7 @@ CASES = {
     "image size 2": (["train", "--image-size", "2"], "--image-size 2 must be H,W (or one side) of 4 to 1024 pixels"),
     "evaluate unlabelled images": (["evaluate", "{run}", "--data", "{tmp}/pics"], "holds no labelled point to score"),
     "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],
-                                 "for a model trained on image data; give a folder of images, one image file or a .npz"),
+                                 "for a model trained on image data; give a folder of images, one image file"),
 }
 
 

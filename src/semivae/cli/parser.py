@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fb = sub.add_parser("feedback", help="fine-tune an anomaly run on marked false positives / negatives")
     fb.add_argument("run", help="run directory written by `semivae anomaly`")
-    fb.add_argument("--false-positives", help="normal points the detector flagged (.npz x, image folder or file, or .csv)")
+    fb.add_argument("--false-positives",
+                    help="normal points the detector flagged (.npz x, image folder or file, or .csv)")
     fb.add_argument("--false-negatives", help="anomalies the detector missed (same forms)")
     fb.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs (default: 5)")
     fb.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's)")

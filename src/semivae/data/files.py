@@ -280,8 +280,8 @@ def read_image_folder(folder: Path, size: tuple[int, int] | None = None
     ``size`` (H, W) resizes every image to it; without it they must all share the first one's size."""
     loose, dirs = list_images(folder), _subdirs(folder)
     if loose and not dirs:  # no labels yet: every image unlabelled
-        return read_images(loose, size=size, resize=size is not None), np.full(len(loose), -1, dtype=np.int64), [], \
-            [f.name for f in loose]
+        x = read_images(loose, size=size, resize=size is not None)
+        return x, np.full(len(loose), -1, dtype=np.int64), [], [f.name for f in loose]
     if loose:
         raise UserError(
             f"{loose[0]} lies directly in {folder}; move images into one sub-folder per class (or unlabelled/)"

@@ -26,7 +26,8 @@ from .tables import read_csv
 from .sequences import sequence_inputs
 
 FORMS = {"image": ("dir", ".npz", *IMAGE_EXTS), "vector": (".csv", ".npz"), "sequence": (".npz",)}
-FORM_NAMES = {"image": "a folder of images, one image file or a .npz", "vector": "a .csv or a .npz", "sequence": "a .npz"}
+FORM_NAMES = {"image": "a folder of images, one image file or a .npz", "vector": "a .csv or a .npz",
+              "sequence": "a .npz"}
 
 
 def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
@@ -72,6 +73,9 @@ def _labels_in(p: Path, info: dict[str, Any]) -> list[str]:
         return list(cells or [])
     if p.suffix.lower() == ".npz" and p.is_file():
         y, classes = read_npz_labels(p)
+        if classes and y.max() >= len(classes):
+            raise UserError(f"y in {p} holds class {int(y.max())} but its classes name {len(classes)}; "
+                            "fix y or classes")
         return [("" if v < 0 else classes[v] if classes else str(v)) for v in y.tolist()]
     raise UserError(f"cannot read labels from {p}; give an image folder with one sub-folder per class, a .csv with "
                     "the label column or a .npz with y")

@@ -114,10 +114,11 @@ def load_dataset(
     loader = DATASETS.get(name_or_path.strip().lower())
     if loader is not None or Path(name_or_path).suffix.lower() != ".csv":
         _refuse_csv_options(name_or_path, label_column, id_column, feature_columns)
-    if image_size is not None and not _is_image_folder(name_or_path):
+    exists = loader is not None or Path(name_or_path).expanduser().exists()  # else the error below names the path
+    if image_size is not None and exists and not _is_image_folder(name_or_path):
         raise UserError(f"--image-size resizes the images of a folder as they are read, but {name_or_path!r} is not an "
                         "image folder; drop --image-size (or resize the images before saving them)")
-    test = None if test_data is None else _test_path(name_or_path, test_data)
+    test = None if test_data is None or not exists else _test_path(name_or_path, test_data)
     if loader is not None:
         return loader(data_dir, download, label_column)
     path = Path(name_or_path).expanduser()
