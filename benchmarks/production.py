@@ -21,9 +21,9 @@ labels (``--mode unsupervised``, ``--vae-epochs``) names ``--n`` typical points
 (``semivae.suggest(..., strategy="typical")``) and the model is trained on their labels, against
 the same model on ``--n`` labels drawn class-balanced at random by the seed (the draw every other
 benchmark uses); both train on every label they have (``--val-labels 0``) for ``--epochs``.
-``--arms typical-margin`` adds a third: ``--n`` // 2 typical points, the model trained on them, then
-the rest of the budget by margin (``strategy="margin"``) and the model trained again on all of them;
-its rows also give ``half_accuracy``, the test accuracy of the model margin asked.
+``--arms typical-margin`` adds a third: ``--n`` // 2 typical points (``--typical-share`` of them), the model
+trained on them, then the rest of the budget by margin (``strategy="margin"``) and the model trained again
+on all of them; its rows also give ``half_accuracy``, the test accuracy of the model margin asked.
 Rows are appended as runs finish (a restart skips them) and a Markdown table is printed.
 """
 
@@ -137,13 +137,14 @@ def first(a, extra: dict) -> list[dict]:
                                                   seed=seed, epochs=a.vae_epochs,
                                                   **{k: v for k, v in extra.items() if k == "threads"})
                         t0 = time.perf_counter()
-                    n_typical = a.n if arm == "typical" else a.n // 2
+                    n_typical = a.n if arm == "typical" else int(round(a.n * a.typical_share))
                     picked = np.array([s["row"] for s in semivae.suggest(vae, n_typical, strategy="typical")])
                     if arm == "typical-margin":  # half typical, a model trained on them names the other half
                         _write_ids(root / f"half-{seed}.csv", picked)
                         half = semivae.load(_train(root / f"half-{seed}", label_ids=str(root / f"half-{seed}.csv"),
                                                    seed=seed, **base)[0])
                         extra_row["half_accuracy"] = semivae.evaluate(half)["accuracy"]  # the model margin asks
+                        extra_row["typical_share"] = a.typical_share
                         more = [s["row"] for s in semivae.suggest(half, a.n - n_typical, strategy="margin")]
                         picked = np.union1d(picked, more)
                     _write_ids(root / f"{arm}-{seed}.csv", picked)
@@ -250,6 +251,7 @@ def main() -> None:
     f.add_argument("--vae-epochs", type=int, default=20, help="of the VAE whose latents pick the typical points")
     f.add_argument("--arms", nargs="+", default=["typical", "random"], choices=["typical", "random", "typical-margin"],
                    help="typical-margin: n // 2 typical points, then the rest by margin from a model trained on them")
+    f.add_argument("--typical-share", type=float, default=0.5, help="typical-margin: the typical share of --n")
     f.add_argument("--keep", help="keep the runs and label files in this folder")
     o = sub.add_parser("onnx")
     o.add_argument("--archs", nargs="+", default=["dense", "conv"])
