@@ -156,3 +156,6 @@ def test_a_small_budget_says_where_its_labels_went(tmp_path, capsys):
     assert "of the 50 labelled points" in err and "went to the test split" in err and "--val-fraction 0" in err
     assert main(["evaluate", str(tmp_path / "r")]) == 0
     assert "only 10 points" in capsys.readouterr().err  # evaluate warns about a tiny test split
+    assert main(["train", "--dataset", str(tmp_path / "d.npz"), "--mode", "unsupervised", *FAST,
+                 "--out", str(tmp_path / "vae")]) == 0
+    assert "labelled points" not in capsys.readouterr().err  # a plain VAE trains on no label: nothing to account for

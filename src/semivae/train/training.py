@@ -125,9 +125,9 @@ def prepare(cfg: RunConfig):
     split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
     split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, split_seed, rows)
     info = data_info(bundle, cfg, split, likelihood)
-    info["notes"] = budget_notes(bundle, split, cfg)
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
+    info["notes"] = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
     check_labels(model, split, cfg)
     if cfg.data.teacher:
         check_student(model, cfg)
