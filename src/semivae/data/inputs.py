@@ -99,9 +99,9 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
     if suffix == "dir" or suffix in IMAGE_EXTS:
         if len(shape) != 3 or shape[0] not in (1, 3):
             raise UserError(f"the model expects samples of shape {shape}, which image files cannot supply; give a .npz")
-        files = input_image_files(p) if suffix == "dir" else [p]
-        x = read_images(files, channels=shape[0], size=(shape[1], shape[2]), resize=bool(info.get("image_size")))
+        files = input_image_files(p) if suffix == "dir" else [p]  # ids: paths inside the folder, or the file's name
         ids = [f.relative_to(p).as_posix() for f in files] if suffix == "dir" else [p.name]
+        x = read_images(files, channels=shape[0], size=(shape[1], shape[2]), resize=bool(info.get("image_size")))
         return _wrap(x, None, info, from_folder=True, what=str(p), ids=ids)
     if suffix == ".npz":
         return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=f"x in {p}")

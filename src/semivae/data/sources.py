@@ -114,29 +114,29 @@ def load_dataset(
     loader = DATASETS.get(name_or_path.strip().lower())
     if loader is not None or Path(name_or_path).suffix.lower() != ".csv":
         _refuse_csv_options(name_or_path, label_column, id_column, feature_columns)
-    exists = loader is not None or Path(name_or_path).expanduser().exists()  # else the error below names the path
-    if image_size is not None and exists and not _is_image_folder(name_or_path):
+    path = Path(name_or_path).expanduser()
+    exists = loader is not None or path.exists()  # else the error below names the path
+    folder = loader is None and path.is_dir() and not (is_packed(path) or is_har_folder(path) or find_norb(path))
+    is_csv = loader is None and path.is_file() and path.suffix.lower() == ".csv"
+    if image_size is not None and exists and not folder:
         raise UserError(f"--image-size resizes the images of a folder as they are read, but {name_or_path!r} is not an "
                         "image folder; drop --image-size (or resize the images before saving them)")
-    test = None if test_data is None or not exists else _test_path(name_or_path, test_data)
+    test = _test_path(name_or_path, test_data, folder, is_csv) if test_data is not None and exists else None
     if loader is not None:
         return loader(data_dir, download, label_column)
-    path = Path(name_or_path).expanduser()
+    if folder:
+        return _load_image_folder(path, label_column, image_size, test)
     if path.is_dir():
         if is_packed(path):
             return load_packed(path)
-        if is_har_folder(path):
-            return load_har_folder(path)
-        if not find_norb(path):
-            return _load_image_folder(path, label_column, image_size, test)
-        return read_smallnorb(path)
+        return load_har_folder(path) if is_har_folder(path) else read_smallnorb(path)
     if path.is_file() and is_dsprites_file(path):
         return read_dsprites(path)
     if path.is_file():
         file_loader = FILE_LOADERS.get(path.suffix.lower())
         if file_loader is None:
             raise UserError(f"{path} is not a .npz or .csv file or an image folder; convert it to one of those forms")
-        if file_loader is _load_csv:
+        if is_csv:
             return _load_csv(path, label_column, id_column, feature_columns, test)
         return file_loader(path, label_column)
     raise UserError(
@@ -145,16 +145,9 @@ def load_dataset(
     )
 
 
-def _is_image_folder(source: str) -> bool:
-    path = Path(source).expanduser()
-    return source.strip().lower() not in DATASETS and path.is_dir() and not (
-        is_packed(path) or is_har_folder(path) or find_norb(path))
-
-
-def _test_path(source: str, test_data: str) -> Path:
+def _test_path(source: str, test_data: str, folder: bool, is_csv: bool) -> Path:
     """``--test-data``'s path, refused unless the training data is an image folder or a .csv and it has that form."""
-    is_csv = Path(source).suffix.lower() == ".csv" and source.strip().lower() not in DATASETS
-    if not (is_csv or _is_image_folder(source)):
+    if not (is_csv or folder):
         raise UserError(f"--test-data gives the test split of an image folder or a .csv, but {source!r} is neither; "
                         "drop it (a .npz holds its own x_test / y_test)")
     test = Path(test_data).expanduser()

@@ -60,15 +60,14 @@ class ClassHeads(nn.ModuleDict):
                 continue
             v = logits[h.name]  # (B, [T,] K)
             p = torch.softmax(v, -1)
+            y = None if labels is None else labels[:, f].reshape(-1, *([1] * (v.dim() - 2))).expand(p.shape[:-1])
             if mode == "detached":
                 p = p.detach()
-            elif mode == "labels" and labels is not None:
-                y = labels[:, f].reshape(-1, *([1] * (v.dim() - 2))).expand(p.shape[:-1])  # (B, [T])
+            elif mode == "labels" and y is not None:  # y: (B, [T]), -1 where unknown
                 p = torch.where((y >= 0)[..., None], F.one_hot(y.clamp(min=0), h.size).to(p.dtype), p)
             elif mode == "hard":
                 idx = torch.distributions.Categorical(probs=p).sample() if sample else p.argmax(-1)  # (B, [T])
-                if labels is not None:
-                    y = labels[:, f].reshape(-1, *([1] * (v.dim() - 2))).expand(idx.shape)
+                if y is not None:
                     idx = torch.where(y >= 0, y, idx)
                 one_hot = F.one_hot(idx, h.size).to(p.dtype)
                 p = one_hot + p - p.detach()  # straight-through: forward one-hot, gradient of pi
