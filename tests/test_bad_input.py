@@ -95,6 +95,7 @@ CASES = {
     "loose images beside class folders": (["train", *FAST, "--dataset", "{tmp}/mixed"],
                                           "lies directly in"),
     "image size 2": (["train", "--image-size", "2"], "--image-size 2 must be H,W (or one side) of 4 to 1024 pixels"),
+    "evaluate missing data": (["evaluate", "{run}", "--data", "{tmp}/nope"], "no such file or folder: "),
     "evaluate unlabelled images": (["evaluate", "{run}", "--data", "{tmp}/pics"], "holds no labelled point to score"),
     "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],
                                  "for a model trained on image data; give a folder of images, one image file"),

@@ -61,6 +61,8 @@ def input_labels(source: str | Path, info: dict[str, Any]) -> list[str]:
 
 
 def _labels_in(p: Path, info: dict[str, Any]) -> list[str]:
+    if not p.exists():
+        raise UserError(f"no such file or folder: {p}; check the path")
     kind = data_kind(info["kind"])
     if p.is_dir() and kind == "image":
         files = input_image_files(p)
