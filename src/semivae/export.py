@@ -43,6 +43,7 @@ class ExportGraph(nn.Module):
         self.heads = [h.name for h in run.model.heads]
         self.temperatures = [float(run.temperatures.get(h, 1.0)) for h in self.heads]
         self.has_decoder = run.model.has_decoder
+        self.vector = run.kind == "vector"  # NaN in a vector = a missing feature, as in the library
         self.threshold = float(run.unknown["threshold"]) if run.unknown and run.unknown["score"] == "neg_elbo_point" \
             else None
 
@@ -52,15 +53,19 @@ class ExportGraph(nn.Module):
             (["unknown"] if self.threshold is not None else [])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        mask = None
+        if self.vector:
+            mask = ~torch.isnan(x)  # (N, D) the observed features; the missing ones -> the training mean
+            x = torch.where(mask, x, self.shift)
         x = (x - self.shift) * self.scale  # (N, *shape) normalised as in training
-        inf = self.model.inference(x, None, sample=False)
+        inf = self.model.inference(x, mask, sample=False)
         outs = []
         for name, t in zip(self.heads, self.temperatures):
             logp = torch.log_softmax(inf.logits[name], -1)  # (N, K)
             outs.append(torch.softmax(logp / t, -1))
         outs.append(inf.mu)  # (N, D)
         if self.has_decoder:
-            log_px, kl = self.model.elbo_terms(x, None, sample=False)
+            log_px, kl = self.model.elbo_terms(x, mask, sample=False)
             score = kl - log_px  # (N,)
             outs.append(score)
             if self.threshold is not None:

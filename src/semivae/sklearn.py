@@ -14,7 +14,8 @@ trains one run (``semivae.train``) into ``out`` or a temporary directory that li
 the estimator; the fitted model is held in memory. Options beyond the constructor's go in
 ``options`` by their CLI names, e.g. ``options={"kl_schedule": "warmup"}``.
 
-X is a 2-D feature matrix (vectors, standardised per feature by the run) unless ``input_shape``
+X is a 2-D feature matrix (vectors, standardised per feature by the run; NaN marks a missing
+feature, which the model reads around, as scikit-learn's ``allow_nan`` estimators do) unless ``input_shape``
 is given, e.g. ``(1, 28, 28)`` for flattened MNIST images in [0, 1] or 0..255.
 """
 
@@ -75,10 +76,16 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.options = options
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a NaN feature is missing; the model reads around it
+        return tags
+
     # -- fitting ------------------------------------------------------------------------
     def fit(self, X, y):
         """Train on X (N, D) with labels y (N,), -1 where unlabelled; returns self."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False)
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False,
+                             ensure_all_finite="allow-nan")
         y = column_or_1d(y, warn=True)
         labelled = ~_unlabelled(y)
         if not labelled.any():
@@ -129,7 +136,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     # -- using a fitted model -------------------------------------------------------------
     def _inputs(self, X):
         check_is_fitted(self, "run_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         return read_inputs(self.run_, self._shaped(X))
 
     def predict_proba(self, X) -> np.ndarray:

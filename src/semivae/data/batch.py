@@ -18,7 +18,8 @@ class Batch:
     x: torch.Tensor  # (B, *shape) float32, normalised as in training
     labels: torch.Tensor  # (B, F) int64, one column per label head, -1 = missing
     targets: torch.Tensor | None = None  # (B, R) float32 continuous targets, NaN = missing
-    mask: torch.Tensor | None = None  # (B, T) bool, the valid steps of padded sequences; None = all valid
+    mask: torch.Tensor | None = None  # which entries of x are real: (B, T) bool valid steps of padded sequences,
+    # or (B, D) bool observed features of vectors with missing ones (filled, normalised to 0); None = all
     soft: torch.Tensor | None = None  # (B, K) a teacher's class probabilities for column 0 (--teacher); None = none
 
     def __len__(self) -> int:

@@ -13,8 +13,9 @@ import torch
 
 from .batch import Batch
 
-# What a data set is, asked in one place: images (N, C, H, W), vectors of features (N, D),
-# or sequences (N, T, C) padded to a common length with ``lengths`` the valid steps.
+# What a data set is, asked in one place: images (N, C, H, W), vectors of features (N, D) (with
+# ``observed`` where some are missing), or sequences (N, T, C) padded to a common length with
+# ``lengths`` the valid steps.
 KINDS = ("image", "vector", "sequence")
 _LEGACY_KINDS = {"tabular": "vector"}  # data.json of runs written before the contract
 
@@ -55,11 +56,12 @@ class ArrayData:
     lengths: torch.Tensor | None = None  # (N,) int64 valid steps of padded sequences (x is (N, T, C))
     ids: np.ndarray | None = None  # (N,) str: the rows' names (a CSV id column, image file names), or None
     soft: torch.Tensor | None = None  # (N, K) float32 a teacher's class probabilities for column 0 (--teacher)
+    observed: torch.Tensor | None = None  # (N, D) bool the features a vector holds (missing: filled with shift)
 
     def __post_init__(self) -> None:
         if self.labels.dim() == 1:  # one column given as a vector
             self.labels = self.labels[:, None]
-        for name in ("labels", "targets", "lengths", "ids", "soft"):
+        for name in ("labels", "targets", "lengths", "ids", "soft", "observed"):
             t = getattr(self, name)
             if t is not None and t.shape[0] != self.x.shape[0]:
                 raise ValueError(f"x has {self.x.shape[0]} rows but {name} has {t.shape[0]}")
@@ -77,7 +79,10 @@ class ArrayData:
         return (self.x[idx].float() - self.shift) * self.scale
 
     def mask(self, idx: torch.Tensor) -> torch.Tensor | None:
-        """(B, T) bool valid steps of the rows ``idx``, or None for data without lengths."""
+        """Which entries of the rows ``idx`` are real: (B, T) bool valid steps of sequences, (B, D)
+        bool observed features of vectors with missing ones, or None where all are."""
+        if self.observed is not None:
+            return self.observed[idx]
         if self.lengths is None:
             return None
         steps = torch.arange(self.x.shape[1], device=self.lengths.device)
@@ -99,7 +104,7 @@ class ArrayData:
         def move(v):
             return v.to(device) if isinstance(v, torch.Tensor) else v
         return ArrayData(self.x.to(device), self.labels.to(device), move(self.shift), move(self.scale),
-                         move(self.targets), move(self.lengths), self.ids, move(self.soft))
+                         move(self.targets), move(self.lengths), self.ids, move(self.soft), move(self.observed))
 
     def take(self, idx: torch.Tensor | slice, labels: torch.Tensor | None = None) -> "ArrayData":
         """The rows ``idx`` (optionally with other labels), same normalisation."""
@@ -107,7 +112,34 @@ class ArrayData:
             return None if v is None else v[idx]
         ids = None if self.ids is None else self.ids[idx.cpu().numpy() if isinstance(idx, torch.Tensor) else idx]
         return ArrayData(self.x[idx], self.labels[idx] if labels is None else labels, self.shift, self.scale,
-                         rows(self.targets), rows(self.lengths), ids, rows(self.soft))
+                         rows(self.targets), rows(self.lengths), ids, rows(self.soft), rows(self.observed))
+
+    def stored(self) -> np.ndarray:
+        """The rows as stored, NaN where a feature is missing (as they were read)."""
+        x = self.x.numpy()
+        return x if self.observed is None else np.where(self.observed.numpy(), x, np.nan).astype(x.dtype)
+
+    def append(self, other: "ArrayData", labels: torch.Tensor) -> "ArrayData":
+        """These rows then ``other``'s (inputs of the same form and normalisation), with ``labels``
+        (N + M, F) for all of them; what some rows lack (targets, ids, a teacher's targets) is dropped."""
+        observed = None
+        if self.observed is not None or other.observed is not None:
+            observed = torch.cat([d.observed if d.observed is not None else torch.ones(d.x.shape, dtype=torch.bool)
+                                  for d in (self, other)])
+        lengths = None if self.lengths is None or other.lengths is None else torch.cat([self.lengths, other.lengths])
+        return ArrayData(torch.cat([self.x, other.x.to(self.x.dtype)]), labels, self.shift, self.scale,
+                         lengths=lengths, observed=observed)
+
+
+def fill_missing(x: np.ndarray, fill: np.ndarray | torch.Tensor | float) -> tuple[np.ndarray, torch.Tensor | None]:
+    """Vectors (N, D) with NaN where a feature is missing -> (x with those cells set to ``fill``
+    (D,), the training mean, which the normalisation maps to 0; observed (N, D) bool, or None
+    where nothing is missing). Models read around the missing cells through the batch's mask."""
+    missing = np.isnan(x)
+    if not missing.any():
+        return x, None
+    fill = np.broadcast_to(np.asarray(fill.numpy() if isinstance(fill, torch.Tensor) else fill, x.dtype), x.shape)
+    return np.where(missing, fill, x), torch.from_numpy(~missing)
 
 
 @dataclass

@@ -201,7 +201,8 @@ def check_inputs(x: np.ndarray, what: str, pixel_max: int = 255) -> np.ndarray:
 
     Images are kept ``uint8`` (integer arrays with values in 0..``pixel_max`` become ``uint8``;
     ``pixel_max`` is 255 but for a model trained on other integer units, digits' 0..16) or
-    ``float32`` with values in [0, 1]. Non-finite values are errors.
+    ``float32`` with values in [0, 1]. NaN in a vector marks a missing feature (models read
+    around it); other non-finite values are errors.
     """
     if x.dtype == bool:
         x = x.astype(np.float32)
@@ -209,7 +210,10 @@ def check_inputs(x: np.ndarray, what: str, pixel_max: int = 255) -> np.ndarray:
         raise UserError(f"{what} has dtype {x.dtype}; save the inputs as a numeric array")
     if x.ndim == 2:
         x = x.astype(np.float32)
-        _check_finite(x, what)
+        _check_finite(np.where(np.isnan(x), 0.0, x), what, nan_ok=True)
+        empty = np.flatnonzero(np.isnan(x).all(1)) if x.shape[1] else []
+        if len(empty):
+            raise UserError(f"{what} row {empty[0]} has no feature value at all (every one NaN); drop that row")
         return x
     if x.ndim == 3:
         x = x[:, None]
@@ -235,10 +239,11 @@ def _units(pixel_max: int) -> str:
     return "" if pixel_max == 255 else f" (the model was trained on pixels 0..{pixel_max}, its data's own units)"
 
 
-def _check_finite(x: np.ndarray, what: str) -> None:
+def _check_finite(x: np.ndarray, what: str, nan_ok: bool = False) -> None:
     bad = np.argwhere(~np.isfinite(x))
     if len(bad):
-        raise UserError(f"{what} has a non-finite value at index {tuple(bad[0].tolist())}; replace NaN/inf values")
+        fix = "replace inf values (NaN marks a missing feature)" if nan_ok else "replace NaN/inf values"
+        raise UserError(f"{what} has a non-finite value at index {tuple(bad[0].tolist())}; {fix}")
 
 
 def _labels(y: np.ndarray | None, n: int, what: str) -> np.ndarray | None:

@@ -5,8 +5,8 @@ in the training form (normalisation, shape, padding), every label missing.
 ``shift``/``scale`` (training normalisation, floats or lists), ``label_column``,
 ``feature_names`` and ``id_column`` (CSV data). Arrays follow the ``.npz`` rules
 (:func:`files.check_inputs`): uint8 images in 0..255 (in 0..16 for a model trained on the
-bundled digits, their own units) or floats in [0, 1], (N, D) vectors,
-(N, T, C) sequences. A CSV or data frame's id column comes back as ``ArrayData.ids``.
+bundled digits, their own units) or floats in [0, 1], (N, D) vectors (NaN or an empty CSV
+cell = a missing feature), (N, T, C) sequences. A CSV or data frame's id column comes back as ``ArrayData.ids``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset import ArrayData, data_kind
+from .dataset import ArrayData, data_kind, fill_missing
 from .files import (IMAGE_EXTS, UNLABELLED_DIRS, check_inputs, input_image_files, read_images, read_npz_inputs,
                     read_npz_labels, read_npz_series)
 from .tables import read_csv
@@ -152,9 +152,13 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
                          lengths=torch.from_numpy(lengths), ids=_ids(ids))
     x = check_inputs(x, what, 255 if from_folder else _pixel_max(info))
     _check_shape(x, shape, what)
+    observed = None
     if kind == "image":
         x = _match_image_scale(x, from_folder=from_folder, shift=shift, scale=scale)
-    return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale, ids=_ids(ids))
+    else:  # vectors: NaN = a missing feature, filled with the training mean
+        x, observed = fill_missing(x, shift)
+    return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale, ids=_ids(ids),
+                     observed=observed)
 
 
 def _check_shape(x: np.ndarray, shape: tuple[int, ...], what: str) -> None:

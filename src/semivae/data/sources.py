@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset import ArrayData, DataBundle, LabelColumn
+from .dataset import ArrayData, DataBundle, LabelColumn, fill_missing
 from .download import locate_or_download
 from .files import read_image_folder, read_npz
 from .tables import read_csv
@@ -273,6 +273,14 @@ def encode_labels(cells: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index.get(c, -1) for c in cells], dtype=np.int64), names
 
 
+def _check_observed(x: np.ndarray, feature_names: list[str] | None, path: Path) -> None:
+    """Refuses a feature that no training row holds: nothing would say what it is."""
+    never = np.flatnonzero(np.isnan(x).all(0))
+    if len(never):
+        name = feature_names[never[0]] if feature_names else f"feature {never[0]}"
+        raise UserError(f"{name} in {path} is missing in every training row; drop that column (from a CSV: --feature-columns)")
+
+
 def _assemble(
     path: Path, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None, y_test: np.ndarray | None,
     heads: list[LabelColumn], label_column: str, feature_names: list[str] | None,
@@ -308,7 +316,8 @@ def _assemble(
     shift: torch.Tensor | float
     scale: torch.Tensor | float
     if tabular:
-        mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+        _check_observed(x, feature_names, path)
+        mean, std = np.nanmean(x, axis=0, dtype=np.float64), np.nanstd(x, axis=0, dtype=np.float64)
         shift = torch.from_numpy(mean.astype(np.float32))
         # a feature constant in training keeps its units: new data's deviations stay finite
         scale = torch.from_numpy(np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 1.0).astype(np.float32))
@@ -317,8 +326,9 @@ def _assemble(
 
     def part(xa: np.ndarray, ya: np.ndarray, ta: np.ndarray | None, ia: np.ndarray | None) -> ArrayData:
         tt = None if ta is None else torch.from_numpy(((ta - t_mean) / t_std).astype(np.float32))
+        xa, observed = fill_missing(xa, shift) if tabular else (xa, None)
         return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift, scale, tt,
-                         ids=ia)
+                         ids=ia, observed=observed)
 
     meta = {"source": str(path.resolve()), "feature_names": feature_names, "label_column": label_column, **carve}
     if t is not None:

@@ -1,6 +1,8 @@
 """Reader for ``.csv`` tables with a header row: features, an optional label column, an
-optional id column. Raises :class:`UserError` (one line: what is wrong, then the fix) for
-anything malformed."""
+optional id column. An empty feature cell, or one that pandas reads as missing (``NA``,
+``NaN``, ``null``, ...), is a missing value: NaN in the features, which the models read
+around (data/dataset.py ``fill_missing``). Raises :class:`UserError` (one line: what is wrong,
+then the fix) for anything malformed."""
 
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ import numpy as np
 
 from ..errors import UserError
 
+# the cells pandas' read_csv takes for missing by default (its na_values), compared stripped
+MISSING_CELLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                           "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
 
 def read_csv(
     path: Path, label_column: str, feature_names: list[str] | None = None, need_label: bool = True,
     id_column: str | None = None,
 ) -> tuple[np.ndarray, list[str] | None, list[str], list[str] | None]:
-    """Read a CSV with a header row -> (features float32 (N, D), label cells or None, feature
-    names, ids or None).
+    """Read a CSV with a header row -> (features float32 (N, D), NaN where missing; label cells
+    or None, feature names, ids or None).
 
     Features are every column except ``label_column`` and ``id_column``, or exactly
     ``feature_names`` (matched by name) when given. Label cells are returned stripped; ``""``
@@ -67,10 +73,7 @@ def _numbered_rows(reader):  # type: ignore[no-untyped-def]
 
 
 def _why_not_a_number(cells: np.ndarray, j: int, cell: str) -> str:
-    """The message for a feature cell that is not a number: empty, a text column, or one bad value."""
-    if not cell.strip():
-        return ("empty; semivae does not impute missing features: fill it in (e.g. the column's median) or drop "
-                "that row")
+    """The message for a feature cell that is not a number: a text column, or one bad value."""
     numeric = sum(_is_number(v) for v in cells[:, j])
     if numeric < len(cells) / 2:
         return (f"'{cell.strip()}' is text, as are most of that column's cells; encode the column as numbers "
@@ -79,6 +82,8 @@ def _why_not_a_number(cells: np.ndarray, j: int, cell: str) -> str:
 
 
 def _is_number(v: str) -> bool:
+    if v.strip() in MISSING_CELLS:
+        return True
     try:
         float(v)
     except ValueError:
@@ -88,23 +93,25 @@ def _is_number(v: str) -> bool:
 
 def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) -> np.ndarray:
     cells = np.array([[r[c] for c in cols] for _, r in rows], dtype=str).reshape(len(rows), len(cols))
+    cells = np.char.strip(cells)
+    missing = np.isin(cells, list(MISSING_CELLS))
     try:
-        x = np.char.strip(cells).astype(np.float64)
+        x = np.where(missing, "nan", cells).astype(np.float64)
     except ValueError:
         x = None
     if x is None:  # find the first bad cell to name it
         for line, r in rows:
             for c in cols:
-                try:
-                    float(r[c])
-                except ValueError:
+                if not _is_number(r[c]):
                     why = _why_not_a_number(cells, cols.index(c), r[c])
                     raise UserError(f"{path} line {line}, column '{header[c]}': {why}") from None
         raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
-    bad = np.argwhere(~np.isfinite(x))
+    bad = np.argwhere(np.isinf(x))
     if len(bad):
         i, j = bad[0]
-        raise UserError(
-            f"{path} line {rows[i][0]}, column '{header[cols[j]]}' is NaN/inf; fill in a value or drop that row"
-        )
+        raise UserError(f"{path} line {rows[i][0]}, column '{header[cols[j]]}' is infinite; fill in a finite value, "
+                        "leave the cell empty (missing) or drop that row")
+    empty = np.flatnonzero(np.isnan(x).all(1))
+    if len(empty):
+        raise UserError(f"{path} line {rows[empty[0]][0]} has no feature value at all; drop that row")
     return x.astype(np.float32)

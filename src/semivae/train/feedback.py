@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_npz
-from ..data import ArrayData
 from ..data.splits import TrainingData, apply_split
 from ..errors import UserError
 from ..eval.anomaly import FN, FP, evaluate_anomaly, load_anomaly
@@ -66,13 +65,10 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     marked = [read_inputs(run, p) if p else None for p in (false_positives, false_negatives)]
     data = apply_split(run.dataset().train, run.split)
     k = len(run.classes)
-    xs, ys = [data.train.x], [data.train.labels]
+    n0, train = len(data.train), data.train
     for cls, part in ((k, marked[0]), (k + 1, marked[1])):
         if part is not None:
-            xs.append(part.x.to(data.train.x.dtype))
-            ys.append(torch.full((len(part), 1), cls, dtype=torch.long))
-    n0 = len(data.train)
-    train = ArrayData(torch.cat(xs), torch.cat(ys), data.train.shift, data.train.scale)
+            train = train.append(part, torch.cat([train.labels, torch.full((len(part), 1), cls, dtype=torch.long)]))
     labelled = torch.cat([data.labelled, torch.arange(n0, len(train))])
     head = {"name": run.spec.heads[0].name, "classes": run.classes + [FP, FN]}
     info = dict(run.data_info, heads=[head], feedback={
@@ -88,7 +84,7 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     path = Path(out)
     writer = RunWriter(path, new_cfg, info, run.split)
     names = ("false_positives", "false_negatives")
-    write_npz(path / "feedback.npz", **{name: part.x.numpy() for name, part in zip(names, marked) if part is not None})
+    write_npz(path / "feedback.npz", **{name: part.stored() for name, part in zip(names, marked) if part is not None})
     history = fit(model, TrainingData(train, data.val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
                   progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, True))
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
