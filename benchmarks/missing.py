@@ -73,7 +73,8 @@ def _regressions(x_nan, y, xt_nan, y_test, truth_test, gone_test, mean, std) -> 
         imputer.fit(x_nan)  # every training row, labelled or not
         filled, filled_test = imputer.transform(x_nan), imputer.transform(xt_nan)
         lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(filled[lab], y[lab])
-        rows.append({"model": f"logistic regression, {name}", "accuracy": float((lr.predict(filled_test) == y_test).mean()),
+        accuracy = float((lr.predict(filled_test) == y_test).mean())
+        rows.append({"model": f"logistic regression, {name}", "accuracy": accuracy,
                      "rmse": _rmse(filled_test, truth_test, gone_test, mean, std)})
     return rows
 
@@ -122,7 +123,8 @@ def table(rows: list[dict]) -> str:
     for (rate, model), rs in grouped(rows, "rate", "model"):
         acc = np.array([r["accuracy"] for r in rs])
         rmse = [r["rmse"] for r in rs if np.isfinite(r["rmse"])]
-        out.append(f"| {rate:.0%} | {model} | {acc.mean():.4f} ± {acc.std():.4f} | {' / '.join(f'{v:.4f}' for v in acc)}"
+        per_seed = " / ".join(f"{v:.4f}" for v in acc)
+        out.append(f"| {rate:.0%} | {model} | {acc.mean():.4f} ± {acc.std():.4f} | {per_seed}"
                    f" | {f'{np.mean(rmse):.3f}' if rmse else ''} |")
     return "\n".join(out)
 

@@ -24,12 +24,12 @@ from .eval import evaluate, predict  # noqa: E402
 from .eval.anomaly import score  # noqa: E402
 from .eval.calibration import calibrate  # noqa: E402
 from .eval.embed import embed  # noqa: E402
+from .eval.impute import impute  # noqa: E402
 from .eval.suggest import suggest  # noqa: E402
 from .runs import Run, load_run  # noqa: E402
 from .train.distill import distill  # noqa: E402
 
 load = load_run
 
-__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "distill", "embed", "evaluate", "load",
-           "load_run",
-           "predict", "resolve", "score", "suggest", "train"]
+__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "distill", "embed", "evaluate", "impute",
+           "load", "load_run", "predict", "resolve", "score", "suggest", "train"]

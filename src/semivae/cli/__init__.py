@@ -1,6 +1,6 @@
 """The ``semivae`` command: ``train``, ``finetune``, ``distill``, ``sweep``, ``evaluate``,
 ``predict``, ``anomaly``, ``score``, ``feedback``, ``generate``, ``traverse``, ``disentangle``,
-``embed``, ``export``, ``calibrate``, ``suggest``, ``report``, ``data pack``, ``bench speed``.
+``embed``, ``impute``, ``export``, ``calibrate``, ``suggest``, ``report``, ``data pack``, ``bench speed``.
 Bad input prints one line, ``error: <problem>; <fix>``, and exits with code 2; a run stopped by
 SIGINT / SIGTERM exits 130 / 143 with a checkpoint."""
 

@@ -1,5 +1,5 @@
-"""The commands that take a trained run elsewhere: ``embed``, ``export``, ``calibrate``,
-``suggest``. Each writes its file whole, or nothing on bad input."""
+"""The commands that take a trained run elsewhere: ``embed``, ``impute``, ``export``,
+``calibrate``, ``suggest``. Each writes its file whole, or nothing on bad input."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ def add_parsers(sub) -> None:
     em.add_argument("--out", required=True, help="z.npz (arrays mu, logvar, proba_<head>, classes_<head>, ids) or "
                     "z.csv (row, id, z_*, logvar_*, p_*)")
     _device(em)
+
+    im = sub.add_parser("impute", help="a table's missing cells (empty, NA or NaN) filled in by the model")
+    im.add_argument("run", help="run directory of a model with a decoder, trained on a table")
+    im.add_argument("input", help=".csv or .npz (x, NaN where missing) of the same columns as the training data")
+    im.add_argument("--out", required=True, help="filled.csv (a CSV input as it is, its gaps filled; else row, id, "
+                    "the feature columns) or filled.npz (x, observed, ids)")
+    _device(im)
 
     ex = sub.add_parser("export", help="the run as an ONNX graph: inputs -> probabilities, z mean, anomaly score")
     ex.add_argument("run", help="run directory of a dense or conv model")
@@ -63,6 +70,18 @@ def cmd_embed(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_impute(a: argparse.Namespace) -> int:
+    from ..eval.impute import check_format, impute, imputed_bytes
+    from ..runs import load_run
+
+    check_format(a.out)  # before any work
+    run = load_run(a.run, a.device)
+    filled = impute(run, a.input)
+    write_atomic(Path(a.out), imputed_bytes(run, filled, a.out, source=a.input))
+    print(f"wrote {a.out}: {len(filled['x'])} rows, {int((~filled['observed']).sum())} missing cells filled in")
+    return 0
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from ..export import check_export, export_onnx
 
@@ -107,6 +126,7 @@ def cmd_suggest(a: argparse.Namespace) -> int:
     return _emit_csv(suggestions_csv(run, rows, a.with_labelled), a.out)
 
 
-COMMANDS = {"embed": cmd_embed, "export": cmd_export, "calibrate": cmd_calibrate, "suggest": cmd_suggest}
+COMMANDS = {"embed": cmd_embed, "impute": cmd_impute, "export": cmd_export, "calibrate": cmd_calibrate,
+            "suggest": cmd_suggest}
 
 __all__ = ["COMMANDS", "add_parsers"]

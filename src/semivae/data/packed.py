@@ -7,6 +7,7 @@
     OUT/{train,test}/x.npy        (N, *shape) inputs, uint8 or float32
     OUT/{train,test}/labels.npy   (N, F) int64, -1 = missing
     OUT/{train,test}/lengths.npy  (N,) valid steps of padded sequences (sequences only)
+    OUT/{train,test}/observed.npy (N, D) bool observed features (tables with missing cells only)
 
 chunk by chunk (the data need never be in memory at once), into a temporary folder renamed
 into place at the end, so an interrupted pack leaves nothing. ``--dataset OUT`` reads it back
@@ -63,6 +64,8 @@ class PackedData(ArrayData):
         return (torch.from_numpy(block[back]).float() - self.shift) * self.scale
 
     def mask(self, idx: torch.Tensor) -> torch.Tensor | None:
+        if self.observed is not None:
+            return self.observed[idx.cpu()]
         if self.lengths is None:
             return None
         steps = torch.arange(self.x.shape[1])
@@ -81,8 +84,9 @@ class PackedData(ArrayData):
     def take(self, idx, labels: torch.Tensor | None = None) -> "PackedData":
         sel = np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx)
         lengths = None if self.lengths is None else self.lengths[idx]
+        observed = None if self.observed is None else self.observed[idx]
         return PackedData(self.x, self.labels[idx] if labels is None else labels, self.shift, self.scale, None, lengths,
-                          rows=self.rows[sel])
+                          observed=observed, rows=self.rows[sel])
 
 
 def is_packed(path: Path) -> bool:
@@ -98,9 +102,11 @@ def load_packed(path: Path) -> DataBundle:
             x = np.load(d / "x.npy", mmap_mode="r")
             labels = torch.from_numpy(np.load(d / "labels.npy"))
             lengths = torch.from_numpy(np.load(d / "lengths.npy")) if (d / "lengths.npy").is_file() else None
-            if len(labels) != len(x) or (lengths is not None and len(lengths) != len(x)):
+            observed = torch.from_numpy(np.load(d / "observed.npy")) if (d / "observed.npy").is_file() else None
+            if len(labels) != len(x) or any(v is not None and len(v) != len(x) for v in (lengths, observed)):
                 raise ValueError(f"{split}: {len(x)} inputs but {len(labels)} label rows")
-            parts.append(PackedData(x, labels, _param(meta["shift"]), _param(meta["scale"]), None, lengths))
+            parts.append(PackedData(x, labels, _param(meta["shift"]), _param(meta["scale"]), None, lengths,
+                                    observed=observed))
     except UserError:  # already one line, problem and fix
         raise
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
@@ -151,6 +157,8 @@ def pack(bundle: DataBundle, out: Path, augment_shifts: int = 0, chunk: int = 40
             np.save(tmp / split / "labels.npy", np.tile(data.labels.numpy(), (len(sh), 1)))
             if data.lengths is not None:
                 np.save(tmp / split / "lengths.npy", np.tile(data.lengths.numpy(), len(sh)))
+            if data.observed is not None:  # tables only, so one view
+                np.save(tmp / split / "observed.npy", data.observed.numpy())
         norm = (bundle.train.shift, bundle.train.scale) if type(bundle.train) is ArrayData else (0.0, 1.0)
         meta = {"name": bundle.name, "kind": bundle.kind, "likelihood": bundle.likelihood,
                 "heads": [{"name": h.name, "classes": list(h.classes)} for h in bundle.heads],

@@ -278,7 +278,8 @@ def _check_observed(x: np.ndarray, feature_names: list[str] | None, path: Path) 
     never = np.flatnonzero(np.isnan(x).all(0))
     if len(never):
         name = feature_names[never[0]] if feature_names else f"feature {never[0]}"
-        raise UserError(f"{name} in {path} is missing in every training row; drop that column (from a CSV: --feature-columns)")
+        raise UserError(f"{name} in {path} is missing in every training row; drop that column "
+                        "(from a CSV: --feature-columns)")
 
 
 def _assemble(

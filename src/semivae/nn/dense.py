@@ -35,8 +35,9 @@ def mlp(in_features: int, widths: list[int], dropout: float = 0.0, batch_norm: b
 
 
 class DenseEncoder(nn.Module):
-    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP. With a sequence ``mask``
-    (B, T) the padded steps are zeroed first, so their values do not matter."""
+    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP. With a ``mask`` (a sequence's
+    (B, T) valid steps, a vector's (B, D) observed features) the rest is zeroed first, so the
+    values in padded steps and missing cells do not matter."""
 
     per_step = False
     has_feature_maps = False
@@ -48,7 +49,7 @@ class DenseEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is not None:
-            x = x * mask.view(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)  # (B, T, ...) padded steps -> 0
+            x = x * mask.view(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)  # padded steps, missing cells -> 0
         return self.net(x.flatten(1))  # (B, H)
 
 

@@ -2,9 +2,10 @@
 
 A likelihood turns the decoder's output ``params`` (same shape as the data, (B, *shape))
 into a per-sample log-probability summed over features, a mean, and samples. A likelihood
-with P > 1 parameters per value (``n_params``) takes (B, P, *shape). For padded
-sequences (B, T, ...) a ``mask`` (B, T) restricts the sum to the valid steps, so padding
-changes no log-probability. Models never write likelihood code themselves: they look one
+with P > 1 parameters per value (``n_params``) takes (B, P, *shape). A ``mask`` restricts
+the sum to the real entries: (B, T) the valid steps of padded sequences (B, T, ...), (B, D)
+the observed features of vectors with missing ones; padding and missing cells change no
+log-probability. Models never write likelihood code themselves: they look one
 up by name in ``LIKELIHOODS``.
 """
 
@@ -18,7 +19,7 @@ from torch import nn
 
 
 def _sum_features(t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, *shape) -> (B,), over the valid steps only when ``mask`` (B, T) is given."""
+    """(B, *shape) -> (B,), over the real entries only when ``mask`` ((B, T) or (B, D)) is given."""
     if mask is not None:
         t = t * mask.view(*mask.shape, *([1] * (t.dim() - 2))).to(t.dtype)
     return t.flatten(1).sum(1)
