@@ -57,3 +57,21 @@ def test_packing_onto_an_existing_folder_is_refused(tmp_path, capsys):
     (tmp_path / "p").mkdir()
     assert main(["data", "pack", "digits", str(tmp_path / "p")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_pack_reads_a_file_as_train_does(tmp_path):
+    """`data pack` takes train's reading options: a folder of mixed sizes packs at --image-size,
+    and a run trained from the packed set resizes new images for predict alike."""
+    from PIL import Image
+
+    for i, (w, h) in enumerate([(20, 30), (40, 40), (33, 12), (16, 16), (9, 9), (25, 14)]):
+        (tmp_path / "pics" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((h, w), 40 * i, np.uint8)).save(tmp_path / "pics" / f"c{i % 2}" / f"{i}.png")
+    assert main(["data", "pack", str(tmp_path / "pics"), str(tmp_path / "p"), "--image-size", "8,12", "--quiet"]) == 0
+    b = load_dataset(str(tmp_path / "p"))
+    assert b.train.shape == (1, 8, 12) and b.meta["image_size"] == [8, 12]
+    run = semivae.train(dataset=str(tmp_path / "p"), out=tmp_path / "r", **{**FAST, "labels_per_class": None})
+    proba, _ = semivae.predict(run, tmp_path / "pics" / "c1" / "1.png")  # 40x40, resized as the pack was
+    assert proba.shape == (1, 2)
+    assert main(["data", "pack", "digits", str(tmp_path / "q"), "--image-size", "4"]) == 2  # not a folder
+    assert not (tmp_path / "q").exists()

@@ -309,7 +309,8 @@ def cmd_data(a: argparse.Namespace) -> int:
 
     if a.augment_shifts < 0:
         raise UserError(f"--augment-shifts {a.augment_shifts} must be >= 0")
-    bundle = load_dataset(a.input, a.data_dir, label_column=a.label_column)
+    bundle = load_dataset(a.input, a.data_dir, label_column=a.label_column, image_size=a.image_size,
+                          test_data=a.test_data, id_column=a.id_column, feature_columns=a.feature_columns)
     out = pack(bundle, Path(a.out), a.augment_shifts, progress=not a.quiet)
     n = len(bundle.train) * (2 * a.augment_shifts + 1) ** 2
     print(f"packed {n} training and {len(bundle.test)} test points of {bundle.name} into {out}")

@@ -37,8 +37,7 @@ def _default_text(section: str, name: str) -> str:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section in SECTIONS:
         group = parser.add_argument_group(f"{section} options")
-        klasses = SECTIONS[section] if isinstance(SECTIONS[section], list) else [SECTIONS[section]]
-        types_ = {k: v for klass in reversed(klasses) for k, v in hints(klass).items()}
+        types_ = {k: v for klass in reversed(_klasses(section)) for k, v in hints(klass).items()}
         for name, f in section_fields(section).items():
             group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                                help=f.metadata["help"] + _default_text(section, name), **flag_kwargs(types_[name]))
@@ -189,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="images: add every shift by up to K pixels each way as a new image (K=2: 25x the images)")
     pk.add_argument("--data-dir", help="where a named data set's files live")
     pk.add_argument("--label-column", default="label", help="the label column of a CSV file")
+    _read_flags(pk, PACK_READS)
     pk.add_argument("--quiet", action="store_true", help="no progress bar")
 
     b = sub.add_parser("bench", help="benchmarks")
@@ -204,6 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semivae (the dense paper model) or another registry name with its defaults, e.g. m2")
     s.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
     return p
+
+
+# the [data] options that say how to read a file, which `data pack` takes as `train` does
+PACK_READS = ("image_size", "test_data", "id_column", "feature_columns")
+
+
+def _read_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    fields, types_ = section_fields("data"), {k: v for klass in _klasses("data") for k, v in hints(klass).items()}
+    for name in names:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=fields[name].metadata["help"],
+                       **flag_kwargs(types_[name]))
+
+
+def _klasses(section: str) -> list:
+    return SECTIONS[section] if isinstance(SECTIONS[section], list) else [SECTIONS[section]]
 
 
 def _device_flag(p: argparse.ArgumentParser) -> None:

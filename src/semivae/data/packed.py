@@ -1,7 +1,8 @@
 """Data larger than memory: a data set packed into memory-mapped ``.npy`` files on disk.
 
-``semivae data pack INPUT OUT`` writes any data set the project reads (and, with
-``--augment-shifts K``, images shifted by up to K pixels each way) as
+``semivae data pack INPUT OUT`` writes any data set the project reads, read as ``train`` reads
+it (``--image-size``, ``--test-data``, ... ; and, with ``--augment-shifts K``, images shifted by
+up to K pixels each way), as
 
     OUT/meta.json                 name, kind, heads, likelihood, normalisation, source
     OUT/{train,test}/x.npy        (N, *shape) inputs, uint8 or float32
