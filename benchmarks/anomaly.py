@@ -31,7 +31,7 @@ def one_run(dataset: str, cls: str, mode: str, fraction: float, seed: int, epoch
     budget = {"label_fraction": fraction} if mode == "semi" else {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        name = f"{dataset}-{cls}-{mode}-{fraction}-{seed}-{epochs}"
+        name = f"{Path(dataset).stem}-{cls}-{mode}-{fraction}-{seed}-{epochs}"  # a file's name without folders
         out = Path(a.keep_runs) / name if a.keep_runs else Path(tmp) / "run"
         kept = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
         if kept.get("status") == "completed":

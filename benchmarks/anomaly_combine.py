@@ -1,6 +1,6 @@
 """Which combination of anomaly scores to make the default: measured on stored per-point scores.
 
-    python benchmarks/anomaly_combine.py /work/bench/scores --dataset mnist
+    python benchmarks/anomaly_combine.py /work/bench/scores --dataset mnist [--out table.json]
 
 Reads the run folders that ``benchmarks/anomaly.py --keep-scores DIR`` or ``--keep-runs DIR``
 wrote (validation and test scores of every score, per point; a class's AUROC is the mean over
@@ -13,6 +13,7 @@ combinations per left-out class, their mean and their worst class. Choose on one
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,10 @@ CANDIDATES = {
     "complexity+one_minus_max_pi+latent_nll+knn": ("mean", ("complexity", "one_minus_max_pi", "latent_nll", "knn")),
     "energy+knn": ("mean", ("energy", "knn")),
     "neg_elbo+complexity+energy+latent_nll": ("mean", ("neg_elbo", "complexity", "energy", "latent_nll")),
+    # tables (session 43): complexity applies to images only
+    "energy+latent_nll+knn": ("mean", ("energy", "latent_nll", "knn")),
+    "neg_elbo+energy+latent_nll+knn": ("mean", ("neg_elbo", "energy", "latent_nll", "knn")),
+    "neg_elbo+energy+latent_nll": ("mean", ("neg_elbo", "energy", "latent_nll")),
 }
 
 _NOW = ("complexity", "energy", "latent_nll")
@@ -86,6 +91,7 @@ def main() -> None:
     ap.add_argument("folder")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--extra", action="store_true", help="also anomaly_explore.py's candidates")
+    ap.add_argument("--out", help="also write each class's AUROC per candidate as JSON (appended under --dataset)")
     ap.add_argument("--normalise", choices=("z", "robust", "tail"), default="z",
                     help="how each part is put on one scale before the mean (standardise); z is the library's")
     a = ap.parse_args()
@@ -107,6 +113,12 @@ def main() -> None:
         per_seed.setdefault((mode, cls), []).append(row)
     table = {k: {n: float(np.mean([r[n] for r in rows if n in r])) for n in set().union(*rows)}
              for k, rows in per_seed.items()}  # each class's AUROC: the mean over its seeds
+    if a.out:
+        out = Path(a.out)
+        stored = json.loads(out.read_text()) if out.is_file() else {}
+        stored[a.dataset] = {f"{m}/{c}": {n: round(v, 4) for n, v in sorted(r.items())} for (m, c), r in table.items()}
+        stored[a.dataset]["seeds"] = {f"{m}/{c}": len(v) for (m, c), v in per_seed.items()}
+        out.write_text(json.dumps(stored, indent=1))
     for mode in sorted({m for m, _ in table}):
         rows = {c: r for (m, c), r in table.items() if m == mode}
         names = sorted({n for r in rows.values() for n in r}, key=lambda n: -np.mean([r.get(n, np.nan) for r in rows.values()]))

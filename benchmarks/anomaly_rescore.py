@@ -70,12 +70,13 @@ def main() -> None:
         if a.refit_latents:
             model.class_latents = fit_class_latents(*training_codes(run), tuple(a.components))
         z = read_scores(source)
-        todo = names + [n for n in combined_parts(available_scores(model)) if f"val_{n}" not in z and n not in names]
+        parts = combined_parts(available_scores(model), model.spec.kind)
+        todo = names + [n for n in parts if f"val_{n}" not in z and n not in names]
         torch.manual_seed(0)
         for split, data in scored_splits(run):
             z.update({f"{split}_{n}": s for n, s in compute_scores(model, data, todo).items()})
         if "val_combined" in z:  # the library's parts now, standardised by the validation points
-            stats = combine_stats({k[4:]: v for k, v in z.items() if k.startswith("val_") and k != "val_combined"})
+            stats = combine_stats({k[4:]: v for k, v in z.items() if k.startswith("val_")}, parts)
             for split in ("val", "test"):
                 z[f"{split}_combined"] = combined_score({p: z[f"{split}_{p}"] for p in stats}, stats)
         write_scores(target, z)

@@ -6,6 +6,7 @@ sees 0 there, the likelihood sums over the observed cells only, so what the cell
 changes nothing (Mattei & Frellsen 2019's zero-imputed encoder and masked likelihood)."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -107,6 +108,8 @@ def test_a_run_trains_predicts_scores_and_exports_with_missing_cells(wine_csv, t
     run_dir = tmp_path / "run"
     assert main(["anomaly", "--dataset", str(path), "--anomaly-class", "barbera", "--epochs", "3", "--hidden", "16",
                  "--latent-dim", "2", "--threads", "1", "--out", str(run_dir), "--quiet"]) == 0
+    anomaly = json.loads((run_dir / "anomaly.json").read_text())
+    assert anomaly["default_score"] == "combined" and list(anomaly["combine"])[0] == "neg_elbo"  # a table's parts
     assert main(["predict", str(run_dir), str(path), "--out", str(tmp_path / "p.csv")]) == 0
     assert main(["score", str(run_dir), str(path), "--out", str(tmp_path / "s.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
@@ -173,8 +176,6 @@ def test_impute_fills_the_missing_cells_and_keeps_the_rest(wine_csv, tmp_path):
 
 def test_a_packed_table_keeps_its_missing_cells(wine_csv, tmp_path):
     """`semivae data pack` of a table with gaps: the same masks, and training from disk equals training in memory."""
-    import json
-
     import semivae
     from semivae.data.packed import PackedData
 

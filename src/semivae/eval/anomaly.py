@@ -32,7 +32,8 @@ from ..runs import Run, as_run
 from . import metrics
 from .evaluation import read_inputs, row_ids
 from .neighbours import fit_feature_bank
-from .scores import available_scores, combine_stats, combined_score, compute_scores, first_head_proba
+from .scores import (available_scores, combine_stats, combined_parts, combined_score, compute_scores,
+                     first_head_proba)
 
 FP, FN = "false positive", "false negative"
 
@@ -76,7 +77,7 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
     names = available_scores(model)
     torch.manual_seed(seed)
     val_s = compute_scores(model, val, [n for n in names if n != "combined"], samples, iwae_k)
-    combine = combine_stats(val_s) if "combined" in names else None
+    combine = combine_stats(val_s, combined_parts(names, model.spec.kind)) if "combined" in names else None
     if combine:  # its parts are scored already: only standardise and average them
         val_s["combined"] = combined_score(val_s, combine)
     test_s = compute_scores(model, test, names, samples, iwae_k, combine=combine)

@@ -118,15 +118,17 @@ SCORES: dict[str, Score] = {
 }
 
 
-def combined_parts(names: list[str]) -> tuple[str, ...]:
-    """What ``combined`` averages, given the scores that apply (docs/benchmarks.md section 11): with
-    a feature bank, complexity, energy, latent_nll and knn where there is a class layer (latent_nll
-    where there are class latents), knn alone for a plain VAE; without one, neg_elbo, complexity
-    and energy / latent_nll where they apply."""
+def combined_parts(names: list[str], kind: str = "image") -> tuple[str, ...]:
+    """What ``combined`` averages, given the scores that apply and the data's kind
+    (docs/benchmarks.md section 11): with a feature bank, complexity, energy, latent_nll and knn
+    where there is a class layer (latent_nll where there are class latents), knn alone for a plain
+    VAE; without one, neg_elbo, complexity and energy / latent_nll where they apply. A table has no
+    compressor: neg_elbo takes complexity's place (chosen on the digits as a table, session 43)."""
+    like = "neg_elbo" if kind == "vector" else "complexity"
     if "knn" in names:
         if "energy" not in names:
             return ("knn",)
-        return ("complexity", "energy") + (("latent_nll",) if "latent_nll" in names else ()) + ("knn",)
+        return (like, "energy") + (("latent_nll",) if "latent_nll" in names else ()) + ("knn",)
     return ("neg_elbo", "complexity") + tuple(n for n in ("energy", "latent_nll") if n in names)
 
 
@@ -144,7 +146,7 @@ NEEDS: dict[str, Callable[[BaseModel], bool]] = {
 def available_scores(model: BaseModel) -> list[str]:
     """The scores that apply to ``model`` on its kind of data, ``combined`` last when it applies."""
     names = [n for n in SCORES if NEEDS.get(n, lambda m: m.has_decoder)(model)]
-    return names + (["combined"] if all(p in names for p in combined_parts(names)) else [])
+    return names + (["combined"] if all(p in names for p in combined_parts(names, model.spec.kind)) else [])
 
 
 @torch.no_grad()
@@ -179,7 +181,6 @@ def combined_score(scores: dict[str, np.ndarray], combine: dict[str, tuple[float
     return np.mean([(scores[p] - m) / sd for p, (m, sd) in combine.items()], axis=0)
 
 
-def combine_stats(normal_scores: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
-    """(mean, std) of each part of ``combined`` over normal validation points."""
-    return {p: (float(normal_scores[p].mean()), float(max(normal_scores[p].std(), 1e-12)))
-            for p in combined_parts(list(normal_scores))}
+def combine_stats(normal_scores: dict[str, np.ndarray], parts: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """(mean, std) of each of ``parts`` (``combined_parts``) over normal validation points."""
+    return {p: (float(normal_scores[p].mean()), float(max(normal_scores[p].std(), 1e-12))) for p in parts}
