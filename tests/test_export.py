@@ -47,3 +47,29 @@ def test_the_cli_checks_its_export_and_sequence_models_are_refused(tiny, tmp_pat
                      labels_per_class=None), out=tmp_path / "s", progress=False)
     with pytest.raises(UserError, match="sequence model"):
         export_onnx(seq, tmp_path / "s.onnx")
+
+
+def test_a_run_trained_with_image_size_exports_a_graph_that_resizes(tiny, tmp_path):
+    """--image-size: the graph takes images of any height and width and resizes them as predict
+    resizes files (bilinear, antialiased), so raw images of another size give predict's answer."""
+    from PIL import Image
+
+    from semivae import predict
+
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate([(20, 30), (40, 40), (33, 12), (16, 16), (9, 9), (25, 14)] * 3):
+        (tmp_path / "pics" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((h, w)) * 255).astype(np.uint8)).save(tmp_path / "pics" / f"c{i % 2}" / f"{i}.png")
+    path = train(tiny(dataset=str(tmp_path / "pics"), image_size=[8, 12], labels_per_class=None, epochs=1),
+                 out=tmp_path / "r", progress=False)
+    info = export_onnx(path, tmp_path / "m.onnx")
+    assert info["input_shape"] == ["N", 1, "H", "W"]
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for name in ("1.png", "3.png"):  # 40x40 and 16x16, neither the trained 12x8
+        file = tmp_path / "pics" / "c1" / name
+        raw = np.asarray(Image.open(file), dtype=np.float32)[None, None]  # (1, 1, h, w) as the file holds it
+        got = session.run(["proba"], {"x": raw})[0]
+        expected, _ = predict(path, file)  # Pillow's resize, rounded to whole grey levels
+        assert np.abs(got - expected).max() < 0.02, (got, expected)
+    x = load_digits().images[:3].reshape(3, 1, 8, 8).astype(np.float32) * 16  # any other size, any batch
+    assert session.run(["proba"], {"x": x})[0].shape == (3, 2)

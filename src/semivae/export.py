@@ -1,8 +1,10 @@
 """``semivae export RUN --out model.onnx``: a trained run as one ONNX graph (the ``[export]`` extra).
 
 The graph takes ``x``: float32 inputs in the training data's own units, (N, *shape) with
-any N (e.g. MNIST pixels 0..255 as (N, 1, 28, 28), table features as in the CSV), applies
-the run's normalisation, and returns
+any N (e.g. MNIST pixels 0..255 as (N, 1, 28, 28), table features as in the CSV, NaN where
+one is missing; images of a run trained with ``--image-size`` at any height and width, resized
+in the graph as ``predict`` resizes files: bilinear, antialiased), applies the run's
+normalisation, and returns
 
     proba[_<head>]  (N, K) class probabilities per head (temperature-scaled where calibrated)
     z_mean          (N, D) means of q(z|x)
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .atomic import write_atomic
@@ -44,6 +47,8 @@ class ExportGraph(nn.Module):
         self.temperatures = [float(run.temperatures.get(h, 1.0)) for h in self.heads]
         self.has_decoder = run.model.has_decoder
         self.vector = run.kind == "vector"  # NaN in a vector = a missing feature, as in the library
+        size = run.data_info.get("image_size") if run.kind == "image" else None
+        self.size = None if not size else (int(size[0]), int(size[-1]))  # (H, W) every input is resized to
         self.threshold = float(run.unknown["threshold"]) if run.unknown and run.unknown["score"] == "neg_elbo_point" \
             else None
 
@@ -53,6 +58,8 @@ class ExportGraph(nn.Module):
             (["unknown"] if self.threshold is not None else [])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.size is not None:  # (N, C, h, w) any size -> (N, C, H, W), as Pillow's bilinear resize
+            x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
         mask = None
         if self.vector:
             mask = ~torch.isnan(x)  # (N, D) the observed features; the missing ones -> the training mean
@@ -93,7 +100,9 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     _onnx()
     graph = ExportGraph(run).eval()
     example = torch.zeros(2, *run.spec.data_shape)
-    batch = torch.export.Dim("batch", min=1)
+    dims = {0: torch.export.Dim("batch", min=1)}
+    if graph.size is not None:  # any height and width
+        dims.update({2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)})
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # its notes on absent torchvision ops are not ours
@@ -101,7 +110,7 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(graph, (example,), input_names=["x"], output_names=graph.output_names(),
-                                        dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
+                                        dynamic_shapes=(dims,), opset_version=opset, dynamo=True,
                                         verbose=False)
     finally:
         quiet.setLevel(level)
@@ -109,7 +118,8 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     buf = io.BytesIO()
     program.save(buf)
     write_atomic(Path(out), buf.getvalue())
-    return {"outputs": graph.output_names(), "input_shape": ["N", *run.spec.data_shape], "opset": opset}
+    shape = ["N", *run.spec.data_shape] if graph.size is None else ["N", run.spec.data_shape[0], "H", "W"]
+    return {"outputs": graph.output_names(), "input_shape": shape, "opset": opset}
 
 
 def _check_any_batch(dim: object, run: Run) -> None:
