@@ -187,7 +187,8 @@ def test_a_packed_table_keeps_its_missing_cells(wine_csv, tmp_path):
     assert torch.equal(disk.train.mask(idx), mem.train.mask(idx))
     assert torch.equal(disk.train.take(idx[5:9]).mask(torch.arange(4)), mem.train.mask(idx[5:9]))
     fast = dict(hidden=[16], latent_dim=2, epochs=2, batch_size=32, threads=1, progress=False)
-    runs = [semivae.train(dataset=str(d), out=tmp_path / n, **fast) for n, d in (("m", path), ("d", tmp_path / "packed"))]
+    runs = [semivae.train(dataset=str(d), out=tmp_path / n, **fast)
+            for n, d in (("m", path), ("d", tmp_path / "packed"))]
     rows = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
              for line in (r / "metrics.jsonl").read_text().splitlines()] for r in runs]
     assert rows[0] == rows[1]
