@@ -16,6 +16,8 @@ at least one cell). Per seed and rate, four classifiers on the same cells and la
                               regression on the labelled rows (what a user does first)
   logistic regression, kNN    scikit-learn's KNNImputer (5 neighbours) fitted on every training
                               row, labelled or not, then the same regression
+  logistic regression, VAE    ``semivae.sklearn.SemiVAEImputer`` (the plain VAE, no labels) fitted
+                              on every training row, then the same regression
   semivae, masked             ``semivae.train(x=...)`` given the NaN: the encoder reads 0 there,
                               the likelihood sums over the observed cells (the library's way)
   semivae, mean-filled        the same model given the training means in the gaps, no mask
@@ -65,16 +67,21 @@ def _rmse(filled: np.ndarray, truth: np.ndarray, gone: np.ndarray, mean: np.ndar
     return float(np.sqrt((((filled - truth) / std)[gone] ** 2).mean())) if gone.any() else float("nan")
 
 
-def _regressions(x_nan, y, xt_nan, y_test, truth_test, gone_test, mean, std) -> list[dict]:
+def _regressions(x_nan, y, xt_nan, y_test, truth_test, gone_test, mean, std, imputers=("mean", "kNN"),
+                 epochs: int = 200, extra: dict | None = None, seed: int = 0) -> list[dict]:
     from sklearn.impute import KNNImputer, SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from semivae.sklearn import SemiVAEImputer
+
+    made = {"mean": SimpleImputer, "kNN": lambda: KNNImputer(n_neighbors=5),
+            "VAE": lambda: SemiVAEImputer(epochs=epochs, seed=seed, **(extra or {}))}
     rows = []
     lab = y >= 0
-    for name, imputer in (("mean", SimpleImputer()), ("kNN", KNNImputer(n_neighbors=5))):
-        imputer.fit(x_nan)  # every training row, labelled or not
+    for name in imputers:
+        imputer = made[name]().fit(x_nan)  # every training row, labelled or not
         filled, filled_test = imputer.transform(x_nan), imputer.transform(xt_nan)
         lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(filled[lab], y[lab])
         accuracy = float((lr.predict(filled_test) == y_test).mean())
@@ -108,9 +115,11 @@ def run(a, extra: dict) -> list[dict]:
             x_nan, xt_nan = np.where(gone, np.nan, x), np.where(gone_test, np.nan, x_test)
             mean, std = np.nanmean(x_nan, 0), np.nanstd(x_nan, 0)
             base = {"seed": seed, "rate": rate, "n_labels": int((y >= 0).sum()), "missing_share": float(gone.mean())}
-            if ("logistic regression, mean", seed, rate) not in done:
-                for row in _regressions(x_nan, y, xt_nan, y_test, x_test, gone_test, mean, std):
-                    results.add({**base, **row})
+            todo = [m for m in ("mean", "kNN", "VAE") if (f"logistic regression, {m}", seed, rate) not in done
+                    and (m != "VAE" or rate > 0)]
+            for row in _regressions(x_nan, y, xt_nan, y_test, x_test, gone_test, mean, std, todo, a.epochs, extra,
+                                    seed):
+                results.add({**base, **row})
             arms = {"semivae, masked": (x_nan, xt_nan),
                     "semivae, mean-filled": (np.where(gone, mean, x), np.where(gone_test, mean, x_test))}
             for name, (x_in, xt_in) in arms.items():

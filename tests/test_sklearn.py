@@ -1,4 +1,5 @@
-"""SemiVAEClassifier: scikit-learn's estimator checks, pipelines, model selection, save/load."""
+"""SemiVAEClassifier and SemiVAEImputer: scikit-learn's estimator checks, pipelines, model selection,
+save/load."""
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from semivae.sklearn import SemiVAEClassifier
+from semivae.sklearn import SemiVAEClassifier, SemiVAEImputer
 
 SMALL = {"epochs": 30, "hidden": [32], "latent_dim": 4, "batch_size": 32, "threads": 1, "dropout": 0.0}
 
@@ -20,7 +21,9 @@ EXPECTED_FAILED = {
 }
 
 
-@parametrize_with_checks([SemiVAEClassifier(**SMALL)], expected_failed_checks=lambda est: EXPECTED_FAILED)
+@parametrize_with_checks([SemiVAEClassifier(**SMALL), SemiVAEImputer(epochs=5, hidden=[16], latent_dim=2, threads=1)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED if isinstance(est, SemiVAEClassifier)
+                         else {})
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -63,3 +66,25 @@ def test_save_and_load_as_a_run_directory_and_string_classes(digits, tmp_path):
     assert back.get_params() == {**clf.get_params(), "out": None}
     assert (back.predict(frame) == clf.predict(frame)).all() and set(clf.predict(frame)) <= set(names)
     assert np.allclose(back.predict_proba(frame.iloc[:20]), clf.predict_proba(frame.iloc[:20]))
+
+
+def test_the_imputer_fills_gaps_better_than_column_means(tmp_path):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_breast_cancer(return_X_y=True)
+    gaps = np.random.default_rng(0).random(x.shape) < 0.2
+    x_nan = np.where(gaps, np.nan, x)
+    imp = SemiVAEImputer(epochs=100, hidden=[64], latent_dim=8, dropout=0.0, threads=1)
+    filled = imp.fit_transform(x_nan)
+    assert filled.dtype == np.float64 and (filled[~gaps] == x[~gaps]).all() and np.isfinite(filled).all()
+    std = x.std(0)
+    rmse = np.sqrt((((filled - x) / std)[gaps] ** 2).mean())
+    rmse_mean = np.sqrt((((SimpleImputer().fit_transform(x_nan) - x) / std)[gaps] ** 2).mean())
+    assert rmse < 0.8 * rmse_mean, (rmse, rmse_mean)
+    imp.save(tmp_path / "imp")
+    assert np.allclose(SemiVAEImputer.load(tmp_path / "imp").transform(x_nan[:30]), filled[:30])
+    pipe = make_pipeline(SemiVAEImputer(epochs=5, hidden=[16], threads=1), StandardScaler(), LogisticRegression())
+    assert pipe.fit(x_nan, y).score(x_nan, y) > 0.8

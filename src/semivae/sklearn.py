@@ -1,4 +1,4 @@
-"""``SemiVAEClassifier``: semivae as a scikit-learn estimator.
+"""``SemiVAEClassifier``: semivae as a scikit-learn estimator; ``SemiVAEImputer``: its VAE as an imputer.
 
     from semivae.sklearn import SemiVAEClassifier
     clf = SemiVAEClassifier(epochs=50).fit(X, y)      # y = -1 marks an unlabelled row
@@ -6,6 +6,7 @@
     clf.transform(X_new)                              # means of q(z|x), (N, latent_dim)
     clf.score_samples(X_new)                          # ELBO at the latent means: higher = more normal
     clf.save("my-run"); SemiVAEClassifier.load("my-run")
+    SemiVAEImputer(epochs=200).fit_transform(X_with_nan)   # missing values filled in by the decoder
 
 It follows scikit-learn's semi-supervised convention (``-1`` = unlabelled, as
 ``SelfTrainingClassifier``), so it fits in a ``Pipeline``, ``cross_val_score`` and
@@ -34,14 +35,82 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .eval.embed import latent
 from .eval.evaluation import predict, read_inputs
+from .eval.impute import fill_in
 from .eval.scores import compute_scores
 from .runs import load_run
 from .train import train
 
-ESTIMATOR_FILE = "sklearn.json"  # in the run directory: the estimator's parameters and classes_
+ESTIMATOR_FILE = "sklearn.json"  # in the run directory: the estimator's parameters and fitted attributes
 
 
-class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+class _RunEstimator(BaseEstimator):
+    """What the estimators share: each ``fit`` trains one run (``semivae.train``) into ``out`` or a
+    temporary directory that lives as long as the estimator; ``save`` copies it, ``load`` reads it."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a NaN feature is missing; the model reads around it
+        return tags
+
+    def _fit_run(self, x: np.ndarray, y: np.ndarray | None, settings: dict) -> None:
+        tmp = None
+        if self.out is None:
+            tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
+            path = Path(tmp) / "run"
+        else:
+            path = Path(self.out)
+        try:
+            run_dir = train(x=x, y=y, out=path, progress=self.verbose, carve_test=False,
+                            **{k: v for k, v in settings.items() if v is not None})
+        except BaseException:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.run_ = load_run(run_dir, self.device)
+        self.run_dir_ = str(run_dir)
+        if tmp is not None:  # the temporary run lives as long as this estimator
+            self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, True)
+        (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
+
+    def _description(self) -> dict:
+        return {"params": {k: v for k, v in self.get_params().items() if k != "out"},
+                "n_features_in": int(self.n_features_in_)}
+
+    def _restore(self, d: dict) -> None:
+        """The fitted attributes ``_description`` saved, besides the run."""
+        self.n_features_in_ = d["n_features_in"]
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the fitted run directory (with this estimator's description) to ``path``."""
+        check_is_fitted(self, "run_")
+        dest = Path(path)
+        if dest.exists():
+            raise ValueError(f"{dest} already exists; choose a new path")
+        shutil.copytree(self.run_dir_, dest)
+        return dest
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu"):
+        """The estimator saved at ``path`` (by ``save`` or a ``fit`` with ``out=``), fitted."""
+        p = Path(path)
+        if not (p / ESTIMATOR_FILE).is_file():
+            raise ValueError(f"{p} holds no {ESTIMATOR_FILE}; give a directory that {cls.__name__}.save wrote")
+        d = json.loads((p / ESTIMATOR_FILE).read_text())
+        params = d["params"]
+        if params.get("input_shape") is not None:
+            params["input_shape"] = tuple(params["input_shape"])
+        est = cls(**{**params, "device": device})
+        est._restore(d)
+        est.run_, est.run_dir_ = load_run(p, device), str(p)
+        return est
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cleanup", None)  # the copy does not own the temporary directory
+        return state
+
+
+class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
     """A semi-supervised VAE classifier (Berkhahn et al. 2019 by default; ``model`` picks another).
 
     Parameters mirror ``semivae train``'s options of the same names; ``None`` keeps the
@@ -55,31 +124,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                  val_fraction: float = 0.0, val_labels: int = 0, calibrate: bool = False,
                  input_shape: tuple[int, ...] | None = None, seed: int = 0, threads: int | None = None,
                  device: str = "cpu", out: str | None = None, options: dict | None = None, verbose: bool = False):
-        self.model = model
-        self.mode = mode
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.dropout = dropout
-        self.alpha = alpha
-        self.beta = beta
-        self.val_fraction = val_fraction
-        self.val_labels = val_labels
-        self.calibrate = calibrate
-        self.input_shape = input_shape
-        self.seed = seed
-        self.threads = threads
-        self.device = device
-        self.out = out
-        self.options = options
-        self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True  # a NaN feature is missing; the model reads around it
-        return tags
+        _keep_params(self, locals())
 
     # -- fitting ------------------------------------------------------------------------
     def fit(self, X, y):
@@ -96,24 +141,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         codes = np.full(len(y), -1, dtype=np.int64)
         codes[labelled] = np.searchsorted(self.classes_, y[labelled])
-        settings = {k: v for k, v in self._train_options().items() if v is not None}
-        tmp = None
-        if self.out is None:
-            tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
-            path = Path(tmp) / "run"
-        else:
-            path = Path(self.out)
-        try:
-            run_dir = train(x=self._shaped(X), y=codes, out=path, progress=self.verbose, carve_test=False, **settings)
-        except BaseException:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self.run_ = load_run(run_dir, self.device)
-        self.run_dir_ = str(run_dir)
-        if tmp is not None:  # the temporary run lives as long as this estimator
-            self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, True)
-        (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
+        self._fit_run(self._shaped(X), codes, self._train_options())
         return self
 
     def _train_options(self) -> dict:
@@ -164,39 +192,54 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     # -- a run directory ------------------------------------------------------------------
     def _description(self) -> dict:
-        classes = self.classes_.tolist()
-        return {"params": {k: v for k, v in self.get_params().items() if k != "out"}, "classes": classes,
-                "classes_dtype": str(self.classes_.dtype), "n_features_in": int(self.n_features_in_)}
+        return {**super()._description(), "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype)}
 
-    def save(self, path: str | Path) -> Path:
-        """Copy the fitted run directory (with this estimator's description) to ``path``."""
+    def _restore(self, d: dict) -> None:
+        super()._restore(d)
+        self.classes_ = np.asarray(d["classes"], dtype=d["classes_dtype"])
+
+
+class SemiVAEImputer(TransformerMixin, _RunEstimator):
+    """Missing values (NaN) filled in by a VAE trained on the rows themselves, gaps and all (the
+    plain VAE, ``--mode unsupervised``; ``semivae impute``'s way: each missing value is the
+    decoder's mean at the mean of q(z | the row's observed values)). Observed values pass
+    through unchanged; ``y`` is ignored. On the breast cancer table with a fifth of its cells
+    missing its values are off by 0.64 column standard deviations against kNN's 0.94, and a
+    logistic regression on its output gains 1.1 points (docs/benchmarks.md, section 11).
+    Parameters mirror ``semivae train``'s options."""
+
+    def __init__(self, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3, latent_dim: int | None = None,
+                 hidden: list[int] | None = None, dropout: float | None = None, beta: float | None = None,
+                 seed: int = 0, threads: int | None = None, device: str = "cpu", out: str | None = None,
+                 options: dict | None = None, verbose: bool = False):
+        _keep_params(self, locals())
+
+    def fit(self, X, y=None):
+        """Train the VAE on X (N, D), NaN where a value is missing; returns self."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, ensure_all_finite="allow-nan")
+        settings = {"mode": "unsupervised", "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                    "latent_dim": self.latent_dim, "hidden": self.hidden, "dropout": self.dropout, "beta": self.beta,
+                    "seed": self.seed, "threads": self.threads, "device": self.device, **(self.options or {})}
+        self._fit_run(X.astype(np.float32), None, settings)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """X with every NaN replaced by the model's value: (N, D), X's dtype."""
         check_is_fitted(self, "run_")
-        dest = Path(path)
-        if dest.exists():
-            raise ValueError(f"{dest} already exists; choose a new path")
-        shutil.copytree(self.run_dir_, dest)
-        return dest
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        gaps = np.isnan(X)
+        if not gaps.any():
+            return X.copy()
+        out = X.copy()
+        out[gaps] = fill_in(self.run_, read_inputs(self.run_, X.astype(np.float32)))[gaps]
+        return out
 
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "SemiVAEClassifier":
-        """The estimator saved at ``path`` (by ``save`` or a ``fit`` with ``out=``), fitted."""
-        p = Path(path)
-        if not (p / ESTIMATOR_FILE).is_file():
-            raise ValueError(f"{p} holds no {ESTIMATOR_FILE}; give a directory that SemiVAEClassifier.save wrote")
-        d = json.loads((p / ESTIMATOR_FILE).read_text())
-        params = d["params"]
-        if params.get("input_shape") is not None:
-            params["input_shape"] = tuple(params["input_shape"])
-        est = cls(**{**params, "device": device})
-        est.classes_ = np.asarray(d["classes"], dtype=d["classes_dtype"])
-        est.n_features_in_ = d["n_features_in"]
-        est.run_, est.run_dir_ = load_run(p, device), str(p)
-        return est
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_cleanup", None)  # the copy does not own the temporary directory
-        return state
+def _keep_params(est: BaseEstimator, values: dict) -> None:
+    """``__init__``'s arguments stored as they are, one attribute each (scikit-learn's rule)."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
 
 
 def _unlabelled(y: np.ndarray) -> np.ndarray:
