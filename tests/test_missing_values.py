@@ -138,7 +138,7 @@ def test_scikit_learn_takes_nan_as_missing(wine_csv):
         clf.predict(np.where(np.isnan(x[:3]), np.inf, x[:3]))
 
 
-def test_impute_fills_the_missing_cells_and_keeps_the_rest(wine_csv, tmp_path):
+def test_impute_fills_the_missing_cells_and_keeps_the_rest(wine_csv, tmp_path, capsys):
     """`semivae impute`: observed cells as given, missing ones from the decoder, closer to the truth
     than the training means; refused, in one line, for a model without a decoder or for images."""
     path, x, _ = wine_csv
@@ -146,6 +146,7 @@ def test_impute_fills_the_missing_cells_and_keeps_the_rest(wine_csv, tmp_path):
     run_dir = tmp_path / "run"
     assert main(["train", "--dataset", str(path), "--epochs", "100", "--hidden", "64", "--latent-dim", "8",
                  "--dropout", "0", "--threads", "1", "--out", str(run_dir), "--quiet"]) == 0
+    assert "training feature cells" in capsys.readouterr().err  # the note says how much is missing
     assert main(["impute", str(run_dir), str(path), "--out", str(tmp_path / "f.csv")]) == 0
     given, rows = list(csv.reader(open(path))), list(csv.reader(open(tmp_path / "f.csv")))
     assert rows[0] == given[0] and len(rows) == len(given)  # the user's file back, gaps filled

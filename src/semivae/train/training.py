@@ -112,6 +112,16 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
     return notes
 
 
+def missing_notes(bundle: DataBundle) -> list[str]:
+    """How much of a table is missing, and that the model reads around it."""
+    observed = bundle.train.observed
+    if observed is None:
+        return []
+    gaps = int((~observed).sum())
+    return [f"{gaps} of the {observed.numel()} training feature cells ({gaps / observed.numel():.1%}) are missing; "
+            "the model reads around them (README: Missing values in a table), and `semivae impute` fills them in"]
+
+
 def prepare(cfg: RunConfig):
     """Data, split and model of a configuration: every check on the user's input, no file written."""
     if cfg.train.threads:
@@ -127,7 +137,8 @@ def prepare(cfg: RunConfig):
     info = data_info(bundle, cfg, split, likelihood)
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
-    info["notes"] = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
+    budget = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
+    info["notes"] = budget + missing_notes(bundle)
     check_labels(model, split, cfg)
     if cfg.data.teacher:
         check_student(model, cfg)
