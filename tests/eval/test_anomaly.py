@@ -193,13 +193,14 @@ def test_bad_anomaly_input_is_one_line(argv, needle, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_combined_takes_neg_elbo_for_complexity_on_tables():
-    """complexity needs a compressor, which images have; a table's combined averages neg_elbo in its place."""
+def test_combined_takes_neg_elbo_for_complexity_without_images():
+    """complexity needs a compressor, which images have; a table's or a sequence's combined averages
+    neg_elbo in its place."""
     from semivae.eval.scores import combined_parts
 
     images = ["neg_elbo", "complexity", "energy", "latent_nll", "knn"]
     assert combined_parts(images) == ("complexity", "energy", "latent_nll", "knn")
     table = ["neg_elbo", "energy", "latent_nll", "knn"]
     assert combined_parts(table, "vector") == ("neg_elbo", "energy", "latent_nll", "knn")
-    assert combined_parts(table, "sequence") == ("complexity", "energy", "latent_nll", "knn")  # not measured there
+    assert combined_parts(table, "sequence") == ("neg_elbo", "energy", "latent_nll", "knn")
     assert combined_parts(["neg_elbo", "energy"], "vector") == ("neg_elbo", "complexity", "energy")  # no bank
