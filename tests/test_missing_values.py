@@ -193,3 +193,20 @@ def test_a_packed_table_keeps_its_missing_cells(wine_csv, tmp_path):
     rows = [[{k: v for k, v in json.loads(line).items() if k != "seconds"}
              for line in (r / "metrics.jsonl").read_text().splitlines()] for r in runs]
     assert rows[0] == rows[1]
+
+
+def test_the_weighted_fill_reads_the_observed_cells_only_and_each_row_alone():
+    """conditional_mean (MIWAE's importance-weighted E[x | observed]): what the missing cells hold
+    changes nothing, and with the draws shared a row's value does not depend on its batch."""
+    torch.manual_seed(0)
+    model = build_model(spec((6,), 3, likelihood="gaussian"), ArchConfig(hidden=[8], latent_dim=2),
+                        model_config("semivae")).eval()
+    x, mask = torch.randn(5, 6), torch.rand(5, 6) > 0.3
+    mask[:, 0] = True
+    eps = torch.randn(50, 2)
+    with torch.no_grad():
+        full = model.conditional_mean(x, mask, eps)
+        assert torch.allclose(model.conditional_mean(torch.where(mask, x, torch.randn(5, 6) * 9), mask, eps), full,
+                              atol=1e-6)
+        assert torch.allclose(model.conditional_mean(x[2:4], mask[2:4], eps), full[2:4], atol=1e-6)
+        assert not torch.allclose(full, model.reconstruct(x, mask))  # not the decoder at the mean

@@ -201,8 +201,9 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
 
 class SemiVAEImputer(TransformerMixin, _RunEstimator):
     """Missing values (NaN) filled in by a VAE trained on the rows themselves, gaps and all (the
-    plain VAE, ``--mode unsupervised``; ``semivae impute``'s way: each missing value is the
-    decoder's mean at the mean of q(z | the row's observed values)). Observed values pass
+    plain VAE, ``--mode unsupervised``; ``semivae impute``'s way: each missing value is its mean
+    under the decoder, importance-weighted over ``samples`` draws of z ~ q(z | the row's observed
+    values); ``samples=0``: the decoder at the mean of q). Observed values pass
     through unchanged; ``y`` is ignored. On the breast cancer table with a fifth of its cells
     missing its values are off by 0.64 column standard deviations against kNN's 0.94, and a
     logistic regression on its output gains 1.1 points (docs/benchmarks.md, section 11).
@@ -210,8 +211,8 @@ class SemiVAEImputer(TransformerMixin, _RunEstimator):
 
     def __init__(self, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3, latent_dim: int | None = None,
                  hidden: list[int] | None = None, dropout: float | None = None, beta: float | None = None,
-                 seed: int = 0, threads: int | None = None, device: str = "cpu", out: str | None = None,
-                 options: dict | None = None, verbose: bool = False):
+                 samples: int = 100, seed: int = 0, threads: int | None = None, device: str = "cpu",
+                 out: str | None = None, options: dict | None = None, verbose: bool = False):
         _keep_params(self, locals())
 
     def fit(self, X, y=None):
@@ -231,7 +232,7 @@ class SemiVAEImputer(TransformerMixin, _RunEstimator):
         if not gaps.any():
             return X.copy()
         out = X.copy()
-        out[gaps] = fill_in(self.run_, read_inputs(self.run_, X.astype(np.float32)))[gaps]
+        out[gaps] = fill_in(self.run_, read_inputs(self.run_, X.astype(np.float32)), self.samples)[gaps]
         return out
 
 

@@ -22,6 +22,8 @@ def add_parsers(sub) -> None:
     im.add_argument("input", help=".csv or .npz (x, NaN where missing) of the same columns as the training data")
     im.add_argument("--out", required=True, help="filled.csv (a CSV input as it is, its gaps filled; else row, id, "
                     "the feature columns) or filled.npz (x, observed, ids)")
+    im.add_argument("--samples", type=int, default=100, help="importance-sampling draws of z per row (default: 100; "
+                    "0: the decoder at the mean of q(z|x), faster)")
     _device(im)
 
     ex = sub.add_parser("export", help="the run as an ONNX graph: inputs -> probabilities, z mean, anomaly score")
@@ -76,7 +78,7 @@ def cmd_impute(a: argparse.Namespace) -> int:
 
     check_format(a.out)  # before any work
     run = load_run(a.run, a.device)
-    filled = impute(run, a.input)
+    filled = impute(run, a.input, samples=a.samples)
     write_atomic(Path(a.out), imputed_bytes(run, filled, a.out, source=a.input))
     print(f"wrote {a.out}: {len(filled['x'])} rows, {int((~filled['observed']).sum())} missing cells filled in")
     return 0

@@ -2,10 +2,13 @@
 
 A run trained on vectors reads around missing features (an empty or ``NA`` CSV cell, NaN in an
 array): its encoder sees 0 there (the training mean, normalised) and its likelihood sums over
-the observed cells. Its decoder then says what the missing cells likely held: each is filled
-with the mean of p(x | z, pi) at z = the mean of q(z | x_observed), in the data's own units
-(single imputation at the posterior mean; Mattei & Frellsen 2019 fill in the same way from a
-VAE trained on incomplete data). Observed cells are kept as given.
+the observed cells. Its decoder then says what the missing cells likely held, in the data's own
+units: for the default model, E[x_missing | x_observed] by self-normalised importance sampling
+over ``samples`` draws of z ~ q(z | x_observed), each weighted by how well it explains the
+observed cells (Mattei & Frellsen 2019's MIWAE imputation, for a VAE trained on incomplete
+data; docs/benchmarks.md section 11 measures it against the next option); for other models, or
+with ``samples=0``, the mean of p(x | z, pi) at the mean of q. The draws are seeded and the same
+for every row, so a row's values depend on that row alone. Observed cells are kept as given.
 
 Written as ``.csv`` or ``.npz`` (x, observed, ids). A CSV input comes back as itself, every column
 and row in place, only its missing feature cells filled in; other inputs as row, id, then the
@@ -28,6 +31,8 @@ from ..runs import Run, as_run
 from .evaluation import read_inputs, row_ids
 
 FORMATS = (".csv", ".npz")
+SAMPLES = 100  # importance-sampling draws per row
+ROWS_X_DRAWS = 65536  # a batch's rows times draws: bounds the decoder's work per pass
 
 
 def check_format(out: str | Path) -> str:
@@ -39,9 +44,9 @@ def check_format(out: str | Path) -> str:
 
 
 @torch.no_grad()
-def fill_in(run: Run, data: ArrayData, batch_size: int = 1024) -> np.ndarray:
-    """``data``'s rows with every missing cell replaced by the model's reconstruction: (N, D)
-    float32 in the data's units."""
+def fill_in(run: Run, data: ArrayData, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
+    """``data``'s rows with every missing cell replaced by the model's value (module docstring):
+    (N, D) float32 in the data's units."""
     if run.kind != "vector":
         raise UserError(f"run {run.path} was trained on {run.kind} data; impute fills the missing cells of tables "
                         "(vectors of features)")
@@ -52,26 +57,32 @@ def fill_in(run: Run, data: ArrayData, batch_size: int = 1024) -> np.ndarray:
     x = data.stored().astype(np.float32)
     if data.observed is None:
         return x
+    if samples < 0:
+        raise UserError(f"--samples {samples} must be >= 0 (0: the decoder at the mean of q)")
     dev = model_device(model)
+    weighted = getattr(model, "conditional_mean", None) if samples else None
+    eps = torch.randn(samples, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(dev)  # (k, D)
+    batch_size = max(1, ROWS_X_DRAWS // samples) if weighted else 1024
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
         missing = ~data.observed[idx]
         if not missing.any():
             continue
-        recon = model.reconstruct(data.inputs(idx).to(dev), data.mask(idx).to(dev)).cpu()  # (B, D) normalised
+        x_in, mask = data.inputs(idx).to(dev), data.mask(idx).to(dev)
+        recon = (weighted(x_in, mask, eps) if weighted else model.reconstruct(x_in, mask)).cpu()  # (B, D) normalised
         units = recon / data.scale + data.shift  # (B, D) the data's units
         rows = x[start:start + len(idx)]
         rows[missing.numpy()] = units[missing].numpy()
     return x
 
 
-def impute(run: Run | str | Path, inputs, device: str | None = None) -> dict[str, np.ndarray]:
+def impute(run: Run | str | Path, inputs, samples: int = SAMPLES, device: str | None = None) -> dict[str, np.ndarray]:
     """{"x" (N, D) float32 with the missing cells filled, "observed" (N, D) bool, "ids" (N,)}
     for ``inputs`` (a .csv or .npz of the training form, an array with NaN, a data frame)."""
     run = as_run(run, device)
     data = read_inputs(run, inputs)
     observed = np.ones(data.x.shape, dtype=bool) if data.observed is None else data.observed.numpy()
-    return {"x": fill_in(run, data), "observed": observed, "ids": np.asarray(row_ids(data), dtype=str)}
+    return {"x": fill_in(run, data, samples), "observed": observed, "ids": np.asarray(row_ids(data), dtype=str)}
 
 
 def imputed_bytes(run: Run, filled: dict[str, np.ndarray], out: str | Path, source=None) -> bytes:

@@ -193,8 +193,30 @@ class SemiVAE(BaseModel):
 
     def log_weights(self, x: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x | z, pi) + log p(z) - log q(z|x) for k samples z ~ q(z|x): (k, B)."""
+        return self._weighted(x, k, mask)[0]
+
+    def conditional_mean(self, x: torch.Tensor, mask: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """E[x | the entries ``mask`` marks], by self-normalised importance sampling over the k draws
+        z_s = mu(x) + sigma(x) eps_s of q(z | x): sum_s w_s mean(p(x | z_s, pi)), w the softmax of
+        the log weights, which read the marked entries only (Mattei & Frellsen 2019's MIWAE
+        imputation). ``eps`` (k, D) is shared by every row, so a row's value depends on that row
+        alone: (B, *shape)."""
+        k = len(eps)
+        log_w, params = self._weighted(x, k, mask, eps)  # (k, B), (k*B, [P,] *shape)
+        means = self.likelihood.mean(params).view(k, len(x), *x.shape[1:])  # (k, B, *shape)
+        w = torch.softmax(log_w, 0).view(k, len(x), *([1] * (x.dim() - 1)))  # (k, B, 1...)
+        return (w * means).sum(0)
+
+    def _weighted(self, x: torch.Tensor, k: int, mask: torch.Tensor | None,
+                  eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log weights (k, B), decoder outputs (k*B, [P,] *shape)) of k draws z ~ q(z|x), fresh
+        or ``eps`` (k, D) given."""
         inf = self.inference(x, mask, sample=False)
-        z = reparameterise(inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape))  # (k, B, [T,] D)
+        mu, logvar = inf.mu.expand(k, *inf.mu.shape), inf.logvar.expand(k, *inf.logvar.shape)  # (k, B, [T,] D)
+        if eps is None:
+            z = reparameterise(mu, logvar)
+        else:
+            z = mu + torch.exp(0.5 * logvar) * eps.view(k, *([1] * (mu.dim() - 2)), eps.shape[-1])
         pi = self.pi.decoder_input(inf.logits, self.decoder_class, None, False) if self.mode.classifier else None
         # pi: (B, [T,] sum K_h) | None
         pi = None if pi is None else pi.expand(k, *pi.shape).flatten(0, 1)
@@ -202,7 +224,7 @@ class SemiVAE(BaseModel):
         rep_mask = None if mask is None else mask.expand(k, *mask.shape).flatten(0, 1)
         log_px = self.likelihood.log_prob(x.expand(k, *x.shape).flatten(0, 1), params, rep_mask).view(k, len(x))
         log_pq = standard_normal_log_prob(z) - gaussian_log_prob(z, inf.mu, inf.logvar)  # (k, B[, T])
-        return log_px + (sum_steps(log_pq, mask) if self.per_step else log_pq)
+        return log_px + (sum_steps(log_pq, mask) if self.per_step else log_pq), params
 
     @property
     def latent_dim(self) -> int:
