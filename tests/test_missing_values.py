@@ -111,6 +111,8 @@ def test_a_run_trains_predicts_scores_and_exports_with_missing_cells(wine_csv, t
     anomaly = json.loads((run_dir / "anomaly.json").read_text())
     assert anomaly["default_score"] == "combined" and list(anomaly["combine"])[0] == "neg_elbo"  # a table's parts
     assert main(["predict", str(run_dir), str(path), "--out", str(tmp_path / "p.csv")]) == 0
+    predicted = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [int(r["missing"]) for r in predicted] == np.isnan(x).sum(1).tolist()  # how much each row lacked
     assert main(["score", str(run_dir), str(path), "--out", str(tmp_path / "s.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert len(rows) == len(x) and all(np.isfinite(float(r["score"])) for r in rows)

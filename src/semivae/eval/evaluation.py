@@ -164,15 +164,17 @@ def predict(run: Run | str | Path | list, inputs, head: str | None = None,
 def predict_all(run: Run | str | Path | list, inputs, device: str | None = None) -> str:
     """CSV text of every prediction the run makes: classes per head, for a model with a
     regression head its continuous targets in the data's units, and where the run has an
-    unknown-input threshold the score and the ``unknown`` flag (1 = unlike the training data).
-    Given a list of runs, their ensemble's averages (no unknown flag: each run has its own)."""
+    unknown-input threshold the score and the ``unknown`` flag (1 = unlike the training data);
+    for a table with missing cells, how many each row misses (``missing``). Given a list of
+    runs, their ensemble's averages (no unknown flag: each run has its own)."""
     members, data, out = _predictions(run, inputs, device)
     run, info = members[0], members[0].data_info
     targets = None
     if "targets" in out:
         targets = out["targets"] * np.asarray(info["target_std"]) + np.asarray(info["target_mean"])
+    missing = None if data.observed is None else (~data.observed).sum(1).numpy()
     return proba_csv(run, out["proba"], targets, info.get("target_names"), ids=row_ids(data),
-                     unknown=unknown_flags(run, data) if len(members) == 1 else None)
+                     unknown=unknown_flags(run, data) if len(members) == 1 else None, missing=missing)
 
 
 def row_ids(data: ArrayData) -> list[str]:
@@ -182,11 +184,11 @@ def row_ids(data: ArrayData) -> list[str]:
 
 def proba_csv(run: Run, proba: dict[str, np.ndarray], targets: np.ndarray | None = None,
               target_names: list[str] | None = None, ids: list[str] | None = None,
-              unknown: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+              unknown: tuple[np.ndarray, np.ndarray] | None = None, missing: np.ndarray | None = None) -> str:
     """CSV text: row and id, then per head its predicted class and one probability column per
     class (``predicted``, ``p_<class>``; with several heads ``predicted/<head>``,
     ``p_<class>/<head>``), then one column per predicted continuous target, then
-    ``unknown_score`` and ``unknown`` when given."""
+    ``unknown_score`` and ``unknown`` when given, then ``missing`` (cells a row misses) when given."""
     spec = run.spec
     heads = [h for h in spec.heads if h.name in proba]
     buf = io.StringIO()
@@ -195,7 +197,8 @@ def proba_csv(run: Run, proba: dict[str, np.ndarray], targets: np.ndarray | None
     header = ["row", "id"]
     for h in heads:
         header += [spec.key("predicted", h.name)] + [spec.key(f"p_{c}", h.name) for c in h.classes]
-    w.writerow(header + names + (["unknown_score", "unknown"] if unknown is not None else []))
+    w.writerow(header + names + (["unknown_score", "unknown"] if unknown is not None else []) +
+               (["missing"] if missing is not None else []))
     n = len(next(iter(proba.values())))
     ids = ids or [str(i) for i in range(n)]
     for i in range(n):
@@ -205,5 +208,6 @@ def proba_csv(run: Run, proba: dict[str, np.ndarray], targets: np.ndarray | None
             row += [h.classes[int(p.argmax())]] + [f"{v:.6g}" for v in p]
         row += [f"{v:.6g}" for v in targets[i]] if targets is not None else []
         row += [f"{unknown[0][i]:.6g}", int(unknown[1][i])] if unknown is not None else []
+        row += [int(missing[i])] if missing is not None else []
         w.writerow(row)
     return buf.getvalue()
