@@ -2,6 +2,9 @@
 
     python benchmarks/missing.py classify --rates 0 0.2 0.4 --seeds 0 1 2 --epochs 200 --set threads=1 \
         --out bench-results/missing.json
+    # imputers alone: every row of a table, a share of its cells blanked, the error on those cells
+    python benchmarks/missing.py impute --tables wine digits cancer --rates 0.2 0.4 --seeds 0 1 2 --set threads=1 \
+        --out bench-results/imputers.json
     # a table with gaps as a user's file, for the other benchmarks (anomaly.py --dataset FILE)
     python benchmarks/missing.py write --table digits --rate 0.2 --seed 0 --out bench-results/digits-0.2.csv
     SEMIVAE_DATA=../shared/datasets python benchmarks/missing.py write --table fashion --rate 0.2 \
@@ -16,6 +19,8 @@ at least one cell). Per seed and rate, four classifiers on the same cells and la
                               regression on the labelled rows (what a user does first)
   logistic regression, kNN    scikit-learn's KNNImputer (5 neighbours) fitted on every training
                               row, labelled or not, then the same regression
+  logistic regression, iterative  scikit-learn's IterativeImputer (BayesianRidge, 10 rounds)
+                              fitted on every training row, then the same regression
   logistic regression, VAE    ``semivae.sklearn.SemiVAEImputer`` (the plain VAE, no labels) fitted
                               on every training row, then the same regression
   semivae, masked             ``semivae.train(x=...)`` given the NaN: the encoder reads 0 there,
@@ -76,9 +81,13 @@ def _regressions(x_nan, y, xt_nan, y_test, truth_test, gone_test, mean, std, imp
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+
     from semivae.sklearn import SemiVAEImputer
 
     made = {"mean": SimpleImputer, "kNN": lambda: KNNImputer(n_neighbors=5),
+            "iterative": lambda: IterativeImputer(max_iter=10, random_state=seed),
             "VAE": lambda: SemiVAEImputer(epochs=epochs, seed=seed, **(extra or {}))}
     rows = []
     lab = y >= 0
@@ -119,8 +128,8 @@ def run(a, extra: dict) -> list[dict]:
             x_nan, xt_nan = np.where(gone, np.nan, x), np.where(gone_test, np.nan, x_test)
             mean, std = np.nanmean(x_nan, 0), np.nanstd(x_nan, 0)
             base = {"seed": seed, "rate": rate, "n_labels": int((y >= 0).sum()), "missing_share": float(gone.mean())}
-            todo = [m for m in ("mean", "kNN", "VAE") if (f"logistic regression, {m}", seed, rate) not in done
-                    and (m != "VAE" or rate > 0)]
+            todo = [m for m in ("mean", "kNN", "iterative", "VAE")
+                    if (f"logistic regression, {m}", seed, rate) not in done and (m in ("mean", "kNN") or rate > 0)]
             for row in _regressions(x_nan, y, xt_nan, y_test, x_test, gone_test, mean, std, todo, a.epochs, extra,
                                     seed):
                 results.add({**base, **row})
@@ -162,6 +171,51 @@ def _source(table: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return d.data, d.target, [str(v) for v in d.target_names]
 
 
+def imputers(a, extra: dict) -> list[dict]:
+    """Each imputer fitted on every row of a table with ``rate`` of its cells blanked (seeded; a
+    row keeps one), scored by the RMSE on the blanked cells in column standard deviations:
+    column means, kNN (5 neighbours), scikit-learn's IterativeImputer (BayesianRidge, 10 rounds)
+    and ``SemiVAEImputer`` (its defaults: 200 epochs, 100 weighted draws)."""
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+
+    from semivae.sklearn import SemiVAEImputer
+
+    results = ResultsFile(a.out, vars(a))
+    done = {(r["table"], r["rate"], r["seed"], r["imputer"]) for r in results.rows}
+    for table in a.tables:
+        x, _, _ = _source(table)
+        for rate in a.rates:
+            for seed in a.seeds:
+                rng = np.random.default_rng(seed)
+                gone = rng.random(x.shape) < rate
+                gone[np.arange(len(gone)), rng.integers(0, gone.shape[1], len(gone))] = False
+                x_nan = np.where(gone, np.nan, x)
+                std = np.nanstd(x_nan, 0)
+                std = np.where(std > 0, std, 1.0)
+                made = {"mean": SimpleImputer, "kNN": lambda: KNNImputer(n_neighbors=5),
+                        "iterative": lambda: IterativeImputer(max_iter=10, random_state=seed),
+                        "SemiVAEImputer": lambda: SemiVAEImputer(seed=seed, **extra)}
+                for name, make in made.items():
+                    if (table, rate, seed, name) in done:
+                        continue
+                    t0 = time.perf_counter()
+                    filled = make().fit_transform(x_nan)
+                    results.add({"table": table, "rate": rate, "seed": seed, "imputer": name,
+                                 "rmse": float(np.sqrt((((filled - x) / std)[gone] ** 2).mean())),
+                                 "seconds": time.perf_counter() - t0, "rows": len(x), "columns": x.shape[1]})
+    return results.rows
+
+
+def imputer_table(rows: list[dict]) -> str:
+    out = ["| table, cells missing | " + " | ".join(dict.fromkeys(r["imputer"] for r in rows)) + " |"]
+    out.append("|---|" + "---|" * (len(out[0].split("|")) - 3))
+    for (table, rate), rs in grouped(rows, "table", "rate"):
+        cells = [np.mean([r["rmse"] for r in rs if r["imputer"] == n]) for n in dict.fromkeys(r["imputer"] for r in rows)]
+        out.append(f"| {table}, {rate:.0%} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
+    return "\n".join(out)
+
+
 def write(a) -> None:
     """A table (``_source``) as a CSV with a ``label`` column, or an ``.npz`` (x with NaN, y,
     classes), ``rate`` of its feature cells left empty completely at random (a row keeps at least
@@ -194,6 +248,12 @@ def main() -> None:
     c.add_argument("--epochs", type=int, default=200)
     c.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
     c.add_argument("--out", required=True)
+    m = sub.add_parser("impute", help="imputers alone on tables with blanked cells: RMSE on those cells")
+    m.add_argument("--tables", nargs="+", choices=["digits", "wine", "cancer", "fashion"], default=["wine", "cancer"])
+    m.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4])
+    m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    m.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="SemiVAEImputer options")
+    m.add_argument("--out", required=True)
     w = sub.add_parser("write", help="a scikit-learn table as a CSV with empty cells")
     w.add_argument("--table", choices=["digits", "wine", "cancer", "fashion"], default="digits")
     w.add_argument("--rate", type=float, default=0.2)
@@ -202,6 +262,8 @@ def main() -> None:
     a = p.parse_args()
     if a.command == "write":
         write(a)
+    elif a.command == "impute":
+        print(imputer_table(imputers(a, parse_set(a.set))))
     else:
         print(table(run(a, parse_set(a.set))))
 
