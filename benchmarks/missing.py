@@ -208,10 +208,10 @@ def imputers(a, extra: dict) -> list[dict]:
 
 
 def imputer_table(rows: list[dict]) -> str:
-    out = ["| table, cells missing | " + " | ".join(dict.fromkeys(r["imputer"] for r in rows)) + " |"]
-    out.append("|---|" + "---|" * (len(out[0].split("|")) - 3))
+    names = list(dict.fromkeys(r["imputer"] for r in rows))
+    out = ["| table, cells missing | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for (table, rate), rs in grouped(rows, "table", "rate"):
-        cells = [np.mean([r["rmse"] for r in rs if r["imputer"] == n]) for n in dict.fromkeys(r["imputer"] for r in rows)]
+        cells = [np.mean([r["rmse"] for r in rs if r["imputer"] == n]) for n in names]
         out.append(f"| {table}, {rate:.0%} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
     return "\n".join(out)
 
