@@ -50,8 +50,10 @@ def apply_anomaly(bundle: DataBundle, anomaly_class: str) -> DataBundle:
         return None if a_te is None else torch.cat([a_te, a_tr[keep]])
     flags = np.concatenate([y_te == a, np.ones(int(anomalous_tr.sum()), dtype=bool)])
     y_test = torch.from_numpy(np.where(flags, -1, remap[np.concatenate([y_te, y_tr[anomalous_tr]])]))
+    gaps = te.observed is not None or tr.observed is not None
+    observed = both(te.observed_mask(), tr.observed_mask()) if gaps else None
     test = ArrayData(both(te.x, tr.x), y_test, te.shift, te.scale, both(te.targets, tr.targets),
-                     both(te.lengths, tr.lengths), observed=both(*_observed(te, tr)))
+                     both(te.lengths, tr.lengths), observed=observed)
     meta = dict(bundle.meta, anomaly_class=head.classes[a], test_anomalous=flags)
     heads = [replace(head, classes=tuple(c for k, c in enumerate(head.classes) if k != a))]
     return DataBundle(bundle.name, train, test, heads, bundle.kind, bundle.likelihood, meta)
@@ -63,10 +65,3 @@ def load_for_config(data_cfg, data_dir: str | None = None) -> DataBundle:
                           id_column=data_cfg.id_column, feature_columns=data_cfg.feature_columns,
                           image_size=data_cfg.image_size, test_data=data_cfg.test_data)
     return apply_anomaly(bundle, data_cfg.anomaly_class) if data_cfg.anomaly_class is not None else bundle
-
-
-def _observed(*parts: ArrayData) -> tuple[torch.Tensor | None, ...]:
-    """Each part's observed features, all True where a part misses none but another does."""
-    if all(p.observed is None for p in parts):
-        return tuple(None for _ in parts)
-    return tuple(torch.ones(p.x.shape, dtype=torch.bool) if p.observed is None else p.observed for p in parts)

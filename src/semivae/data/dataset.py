@@ -114,6 +114,10 @@ class ArrayData:
         return ArrayData(self.x[idx], self.labels[idx] if labels is None else labels, self.shift, self.scale,
                          rows(self.targets), rows(self.lengths), ids, rows(self.soft), rows(self.observed))
 
+    def observed_mask(self) -> torch.Tensor:
+        """(N, D) bool: ``observed``, or every entry where nothing is missing."""
+        return torch.ones(self.x.shape, dtype=torch.bool) if self.observed is None else self.observed
+
     def stored(self) -> np.ndarray:
         """The rows as stored, NaN where a feature is missing (as they were read)."""
         x = self.x.numpy()
@@ -122,10 +126,8 @@ class ArrayData:
     def append(self, other: "ArrayData", labels: torch.Tensor) -> "ArrayData":
         """These rows then ``other``'s (inputs of the same form and normalisation), with ``labels``
         (N + M, F) for all of them; what some rows lack (targets, ids, a teacher's targets) is dropped."""
-        observed = None
-        if self.observed is not None or other.observed is not None:
-            observed = torch.cat([d.observed if d.observed is not None else torch.ones(d.x.shape, dtype=torch.bool)
-                                  for d in (self, other)])
+        gaps = self.observed is not None or other.observed is not None
+        observed = torch.cat([self.observed_mask(), other.observed_mask()]) if gaps else None
         lengths = None if self.lengths is None or other.lengths is None else torch.cat([self.lengths, other.lengths])
         return ArrayData(torch.cat([self.x, other.x.to(self.x.dtype)]), labels, self.shift, self.scale,
                          lengths=lengths, observed=observed)

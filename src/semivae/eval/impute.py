@@ -47,6 +47,8 @@ def check_format(out: str | Path) -> str:
 def fill_in(run: Run, data: ArrayData, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
     """``data``'s rows with every missing cell replaced by the model's value (module docstring):
     (N, D) float32 in the data's units."""
+    if samples < 0:
+        raise UserError(f"--samples {samples} must be >= 0 (0: the decoder at the mean of q)")
     if run.kind != "vector":
         raise UserError(f"run {run.path} was trained on {run.kind} data; impute fills the missing cells of tables "
                         "(vectors of features)")
@@ -57,8 +59,6 @@ def fill_in(run: Run, data: ArrayData, samples: int = SAMPLES, seed: int = 0) ->
     x = data.stored().astype(np.float32)
     if data.observed is None:
         return x
-    if samples < 0:
-        raise UserError(f"--samples {samples} must be >= 0 (0: the decoder at the mean of q)")
     dev = model_device(model)
     weighted = getattr(model, "conditional_mean", None) if samples else None
     eps = torch.randn(samples, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(dev)  # (k, D)
@@ -81,8 +81,8 @@ def impute(run: Run | str | Path, inputs, samples: int = SAMPLES, device: str | 
     for ``inputs`` (a .csv or .npz of the training form, an array with NaN, a data frame)."""
     run = as_run(run, device)
     data = read_inputs(run, inputs)
-    observed = np.ones(data.x.shape, dtype=bool) if data.observed is None else data.observed.numpy()
-    return {"x": fill_in(run, data, samples), "observed": observed, "ids": np.asarray(row_ids(data), dtype=str)}
+    return {"x": fill_in(run, data, samples), "observed": data.observed_mask().numpy(),
+            "ids": np.asarray(row_ids(data), dtype=str)}
 
 
 def imputed_bytes(run: Run, filled: dict[str, np.ndarray], out: str | Path, source=None) -> bytes:
@@ -102,7 +102,6 @@ def imputed_bytes(run: Run, filled: dict[str, np.ndarray], out: str | Path, sour
     for i, (ident, row) in enumerate(zip(filled["ids"], x)):
         w.writerow([i, ident, *(f"{v:.7g}" for v in row)])
     return text.getvalue().encode()
-
 
 
 def _csv_like(path: Path, names: list[str], filled: dict[str, np.ndarray]) -> bytes:

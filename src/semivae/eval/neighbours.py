@@ -18,11 +18,12 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from ..atomic import write_atomic
-from ..data.dataset import ArrayData, fill_missing
+from ..data.dataset import ArrayData
 from ..models import BaseModel, model_device
 from ..models.neighbours import MAX_POINTS, FeatureBank, unit_features
 from ..runs import Run, as_run
 from ..runs.run import FEATURE_BANK
+from .evaluation import read_inputs
 
 
 @torch.no_grad()
@@ -54,11 +55,8 @@ def fit_feature_bank(run: Run | str | Path, *, data_dir: str | None = None, seed
     if feedback.is_file():
         with np.load(feedback) as f:
             if "false_positives" in f.files:
-                fp = f["false_positives"]
-                x, observed = fill_missing(fp, data.shift) if fp.ndim == 2 else (fp, None)
-                marked = ArrayData(torch.from_numpy(x), torch.full((len(fp), 1), -1), data.shift, data.scale,
-                                   observed=observed)
-                data = data.append(marked, torch.full((len(data) + len(fp), data.labels.shape[1]), -1))
+                marked = read_inputs(run, f["false_positives"])  # as stored, NaN where a cell was missing
+                data = data.append(marked, torch.full((len(data) + len(marked), data.labels.shape[1]), -1))
     features = top_features(run.model, data)
     if features is None or not len(features):
         return None
