@@ -13,7 +13,7 @@ SRC = ROOT / "src" / "semivae"
 # lowest first; a module may import from its own package or from a lower layer only
 LAYERS = [
     {"errors", "version"},
-    {"atomic", "options"},
+    {"atomic", "options", "masks"},
     {"data", "nn", "objectives"},
     {"models"},
     {"config"},

@@ -76,7 +76,8 @@ def test_anomaly_score_and_feedback_on_sequences(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("make,needle", [
-    (lambda x, lengths: (np.where(np.isfinite(x), x, 0) * np.nan, lengths), "non-finite value"),
+    (lambda x, lengths: (np.where(np.isfinite(x), x, 0) * np.nan, lengths), "has no value on its"),
+    (lambda x, lengths: (np.where(np.arange(x.shape[1])[None, :, None] == 2, np.inf, x), lengths), "infinite value"),
     (lambda x, lengths: (x, np.where(np.arange(len(lengths)) == 3, 0, lengths)), "length 0"),
 ])
 def test_bad_series_are_one_line_errors_and_write_nothing(tmp_path, capsys, make, needle):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semivae.data import load_dataset, load_inputs
-from semivae.data.sequences import HAR_SIGNALS, check_sequences, from_concatenated, pad
+from semivae.data.sequences import HAR_SIGNALS, check_sequences, fill_series, from_concatenated, pad
 from semivae.errors import UserError
 
 
@@ -23,7 +23,8 @@ def test_padding_keeps_lengths_and_zeroes_the_rest():
 @pytest.mark.parametrize("x,lengths,needle", [
     (np.zeros((2, 4, 3)), np.array([4, 0]), "length 0, outside 1..4"),
     (np.zeros((2, 4, 3)), np.array([4, 5]), "length 5, outside 1..4"),
-    (np.full((1, 4, 2), np.nan), np.array([2]), "non-finite value at series 0, step 0"),
+    (np.full((1, 4, 2), np.nan), np.array([2]), "series 0 of x in f.npz has no value on its 2 steps"),
+    (np.where(np.arange(4)[None, :, None] == 1, np.inf, np.zeros((1, 4, 2))), None, "infinite value at series 0, step 1"),
     (np.zeros((2, 4)), None, "(N, T, C)"),
 ])
 def test_bad_series_are_one_line_errors(x, lengths, needle):
@@ -37,6 +38,17 @@ def test_nan_in_padding_is_fine():
     x[0, 2:] = np.nan  # after the series' length: padding, never read
     out, _ = check_sequences(x, np.array([2]), "s")
     assert np.isfinite(out).all()
+
+
+def test_a_missing_value_holds_the_interpolation_of_its_channel_and_is_not_observed():
+    nan = np.nan
+    x = np.array([[[1.0, nan], [nan, nan], [3.0, nan], [nan, nan], [7.0, 7.0]]], dtype=np.float32)  # (1, 5, 2)
+    x, lengths = check_sequences(x, np.array([4]), "s")  # step 4 is padding
+    filled, observed = fill_series(x, lengths, np.array([0.5, -2.0], dtype=np.float32))
+    assert filled[0, :, 0].tolist() == [1, 2, 3, 3, 0]  # between, held at the end, padding 0
+    assert filled[0, :, 1].tolist() == [-2, -2, -2, -2, 0]  # none in this series: the training mean
+    assert observed[0].tolist() == [[True, False], [False, False], [True, False], [False, False], [False, False]]
+    assert fill_series(np.ones((2, 3, 1), np.float32), np.array([3, 2]), np.zeros(1))[1] is None
 
 
 def _npz_sequences(path, n=40, t=12, c=3, seed=0):

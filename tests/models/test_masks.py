@@ -1,5 +1,7 @@
-"""Padded sequences: the mask reaches the encoder, the likelihood, the loss and the scores, so
-whatever sits in the padded steps changes no number about the real ones."""
+"""Padded sequences, with or without missing values: the mask reaches the encoder, the
+likelihood, the loss and the scores, so whatever sits in the padded steps changes no number about
+the real ones; a missing value is read by the encoder (it holds an interpolation) but never by the
+likelihood."""
 
 import pytest
 import torch
@@ -14,28 +16,37 @@ T, C = 5, 3
 LENGTHS = torch.tensor([5, 3, 1, 4, 2, 5])
 
 
-def _data(padding: float) -> ArrayData:
+def _data(padding: float, gaps: bool = False) -> ArrayData:
+    """Six series; ``padding`` fills the padded steps; with ``gaps``, a third of the values are
+    missing, and every channel of step 1 of series 0 (a whole step missing inside a series)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(len(LENGTHS), T, C, generator=g)
     pad = torch.arange(T)[None, :] >= LENGTHS[:, None]  # (N, T) True on padded steps
+    observed = None
+    if gaps:
+        observed = (torch.rand(len(LENGTHS), T, C, generator=g) > 0.33) & ~pad[..., None]  # (N, T, C)
+        observed[:, 0, 0] = True  # every series keeps a value
+        observed[0, 1] = False
     x = x.masked_fill(pad[..., None], padding)
-    return ArrayData(x, torch.tensor([0, 1, -1, 2, -1, 1]), lengths=LENGTHS)
+    return ArrayData(x, torch.tensor([0, 1, -1, 2, -1, 1]), lengths=LENGTHS, observed=observed)
 
 
 @pytest.mark.parametrize("name,kw", [("semivae", {"mode": "semi"}), ("semivae", {"mode": "unsupervised"}),
                                      ("m2", {}), ("pspec", {"structure": "y|z,x", "samples": 3}),
                                      ("m1m2", {"m2_hidden": [8], "m2_latent_dim": 2}), ("adgm", {"aux_dim": 3}),
                                      ("sdgm", {"aux_dim": 3})])
-def test_padding_values_change_no_loss_score_or_prediction(name, kw):
+@pytest.mark.parametrize("arch,gaps", [("dense", False), ("dense", True), ("recurrent", True)])
+def test_padding_and_missing_values_change_no_loss_score_or_prediction(name, kw, arch, gaps):
     torch.manual_seed(0)
-    arch = ArchConfig(hidden=[16], latent_dim=2, dropout=0.0)
+    arch = ArchConfig(arch=arch, hidden=[16, 8], rnn_hidden=8, latent_dim=2, dropout=0.0)
     model = build_model(spec((T, C), 3, "gaussian", kind="sequence"), arch, model_config(name, **kw)).eval()
     results = []
     for padding in (0.0, 1e3):
-        data = _data(padding)
+        data = _data(padding, gaps)
         idx = torch.arange(len(data))
         batch = data.batch(idx)
-        assert torch.equal(batch.mask, torch.arange(T)[None, :] < LENGTHS[:, None])
+        steps = torch.arange(T)[None, :] < LENGTHS[:, None]
+        assert torch.equal(batch.mask, data.observed if gaps else steps)
         out = {}
         with torch.no_grad():
             torch.manual_seed(1)
@@ -73,3 +84,19 @@ def test_the_likelihood_sums_valid_steps_only():
     part = lik.log_prob(x, mean, mask)
     torch.testing.assert_close(part[1], full[1])
     torch.testing.assert_close(part[0], torch.distributions.Normal(0.0, 1.0).log_prob(x[0, :2]).sum())
+    observed = mask[..., None] & (torch.rand(2, T, C) > 0.5)  # (B, T, C): missing values too
+    other = torch.where(observed, x, torch.randn(2, T, C) * 100)
+    torch.testing.assert_close(lik.log_prob(other, mean, observed), lik.log_prob(x, mean, observed))
+    torch.testing.assert_close(lik.log_prob(x, mean, observed),
+                               (torch.distributions.Normal(0.0, 1.0).log_prob(x) * observed).sum((1, 2)))
+
+
+def test_the_steps_of_a_mask_of_values_run_to_the_last_observed_one():
+    from semivae.masks import steps
+
+    observed = torch.zeros(2, 5, 2, dtype=torch.bool)
+    observed[0, [0, 3], 1] = True  # steps 1 and 2 wholly missing inside the series: still its steps
+    observed[1, :2] = True
+    assert steps(observed).tolist() == [[True] * 4 + [False], [True, True, False, False, False]]
+    step_mask = torch.tensor([[True, False]])
+    assert steps(step_mask) is step_mask and steps(None) is None

@@ -13,9 +13,9 @@ import torch
 
 from .batch import Batch
 
-# What a data set is, asked in one place: images (N, C, H, W), vectors of features (N, D) (with
-# ``observed`` where some are missing), or sequences (N, T, C) padded to a common length with
-# ``lengths`` the valid steps.
+# What a data set is, asked in one place: images (N, C, H, W), vectors of features (N, D), or
+# sequences (N, T, C) padded to a common length with ``lengths`` the valid steps; vectors and
+# sequences with missing values carry ``observed``, the real ones.
 KINDS = ("image", "vector", "sequence")
 _LEGACY_KINDS = {"tabular": "vector"}  # data.json of runs written before the contract
 
@@ -56,7 +56,7 @@ class ArrayData:
     lengths: torch.Tensor | None = None  # (N,) int64 valid steps of padded sequences (x is (N, T, C))
     ids: np.ndarray | None = None  # (N,) str: the rows' names (a CSV id column, image file names), or None
     soft: torch.Tensor | None = None  # (N, K) float32 a teacher's class probabilities for column 0 (--teacher)
-    observed: torch.Tensor | None = None  # (N, D) bool the features a vector holds (missing: filled with shift)
+    observed: torch.Tensor | None = None  # (N, *shape) bool the values held (missing: filled with shift; padding False)
 
     def __post_init__(self) -> None:
         if self.labels.dim() == 1:  # one column given as a vector
@@ -79,12 +79,14 @@ class ArrayData:
         return (self.x[idx].float() - self.shift) * self.scale
 
     def mask(self, idx: torch.Tensor) -> torch.Tensor | None:
-        """Which entries of the rows ``idx`` are real: (B, T) bool valid steps of sequences, (B, D)
-        bool observed features of vectors with missing ones, or None where all are."""
+        """Which entries of the rows ``idx`` are real (semivae/masks.py): (B, D) or (B, T, C) bool
+        observed values where some are missing, else (B, T) valid steps of sequences, or None."""
         if self.observed is not None:
             return self.observed[idx]
-        if self.lengths is None:
-            return None
+        return None if self.lengths is None else self.valid_steps(idx)
+
+    def valid_steps(self, idx: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """(B, T) bool: the steps within the sequences' lengths, of the rows ``idx``."""
         steps = torch.arange(self.x.shape[1], device=self.lengths.device)
         return steps[None, :] < self.lengths[idx][:, None]
 
@@ -115,13 +117,25 @@ class ArrayData:
                          rows(self.targets), rows(self.lengths), ids, rows(self.soft), rows(self.observed))
 
     def observed_mask(self) -> torch.Tensor:
-        """(N, D) bool: ``observed``, or every entry where nothing is missing."""
-        return torch.ones(self.x.shape, dtype=torch.bool) if self.observed is None else self.observed
+        """(N, *shape) bool: ``observed``, or every entry (every valid step's) where nothing is missing."""
+        if self.observed is not None:
+            return self.observed
+        if self.lengths is None:
+            return torch.ones(self.x.shape, dtype=torch.bool)
+        return self.valid_steps()[..., None].expand(self.x.shape).clone()
+
+    def gaps(self) -> torch.Tensor | None:
+        """(N, *shape) bool: the missing values (padding is not missing), or None where none are."""
+        if self.observed is None:
+            return None
+        if self.lengths is None:
+            return ~self.observed
+        return ~self.observed & self.valid_steps()[..., None]
 
     def stored(self) -> np.ndarray:
-        """The rows as stored, NaN where a feature is missing (as they were read)."""
-        x = self.x.numpy()
-        return x if self.observed is None else np.where(self.observed.numpy(), x, np.nan).astype(x.dtype)
+        """The rows as stored, NaN where a value is missing (as they were read)."""
+        x, gaps = self.x.numpy(), self.gaps()
+        return x if gaps is None else np.where(gaps.numpy(), np.nan, x).astype(x.dtype)
 
     def append(self, other: "ArrayData", labels: torch.Tensor) -> "ArrayData":
         """These rows then ``other``'s (inputs of the same form and normalisation), with ``labels``
@@ -134,9 +148,10 @@ class ArrayData:
 
 
 def fill_missing(x: np.ndarray, fill: np.ndarray | torch.Tensor | float) -> tuple[np.ndarray, torch.Tensor | None]:
-    """Vectors (N, D) with NaN where a feature is missing -> (x with those cells set to ``fill``
-    (D,), the training mean, which the normalisation maps to 0; observed (N, D) bool, or None
-    where nothing is missing). Models read around the missing cells through the batch's mask."""
+    """Vectors (N, D) (or series (N, T, C)) with NaN where a value is missing -> (x with those
+    cells set to ``fill`` (D,) (or (C,)), the training mean, which the normalisation maps to 0;
+    observed, the same shape as x, bool, or None where nothing is missing). Models read around
+    the missing cells through the batch's mask."""
     missing = np.isnan(x)
     if not missing.any():
         return x, None

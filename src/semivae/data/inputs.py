@@ -12,6 +12,7 @@ cell = a missing feature), (N, T, C) sequences. A CSV or data frame's id column 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from .dataset import ArrayData, data_kind, fill_missing
 from .files import (IMAGE_EXTS, UNLABELLED_DIRS, check_inputs, input_image_files, read_images, read_npz_inputs,
                     read_npz_labels, read_npz_series)
 from .tables import read_csv
-from .sequences import sequence_inputs
+from .sequences import fill_series, sequence_inputs
 
 FORMS = {"image": ("dir", ".npz", *IMAGE_EXTS), "vector": (".csv", ".npz"), "sequence": (".npz",)}
 FORM_NAMES = {"image": "a folder of images, one image file or a .npz", "vector": "a .csv or a .npz",
@@ -35,6 +36,7 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
 
     ``source`` is a path (``.npz`` with key ``x``, a folder of images, directly in it else in
     its sub-folders, sorted; one image file; or a ``.csv``), an array-like (NumPy, torch, nested lists), a
+    mapping with the arrays of an ``.npz`` (``{"x": ..., "lengths": ...}`` for series of many lengths), a
     pandas data frame (columns matched by name) or an :class:`ArrayData` (returned as is).
     """
     if isinstance(source, ArrayData):
@@ -42,6 +44,15 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
         return source
     if isinstance(source, (str, Path)):
         return _from_path(Path(source).expanduser(), info)
+    if isinstance(source, Mapping):
+        if "x" not in source:
+            raise UserError(f"the inputs name {sorted(source)} but no 'x'; give {{'x': ..., 'lengths': ...}}")
+        lengths = source.get("lengths")
+        if lengths is not None and data_kind(info["kind"]) != "sequence":
+            raise UserError("'lengths' is for series; the model was trained on "
+                            f"{data_kind(info['kind'])} data, give 'x' alone")
+        return _wrap(np.asarray(source["x"]), None if lengths is None else np.asarray(lengths), info,
+                     from_folder=False, what="x of the inputs")
     ids = None
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):  # a pandas data frame
         source, ids = _from_frame(source, info)
@@ -148,8 +159,9 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
     n_heads = int(info.get("n_heads", 1))
     if kind == "sequence":
         x, lengths = sequence_inputs(np.asarray(x), lengths, shape[0], shape[1], what)
-        return ArrayData(torch.from_numpy(x), _missing(len(x), n_heads), shift, scale,
-                         lengths=torch.from_numpy(lengths), ids=_ids(ids))
+        x, observed = fill_series(x, lengths, shift)  # NaN = a missing value, filled with the channel's training mean
+        return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale,
+                         lengths=torch.from_numpy(lengths), ids=_ids(ids), observed=observed)
     x = check_inputs(x, what, 255 if from_folder else _pixel_max(info))
     _check_shape(x, shape, what)
     observed = None

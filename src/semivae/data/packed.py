@@ -8,7 +8,7 @@ up to K pixels each way), as
     OUT/{train,test}/x.npy        (N, *shape) inputs, uint8 or float32
     OUT/{train,test}/labels.npy   (N, F) int64, -1 = missing
     OUT/{train,test}/lengths.npy  (N,) valid steps of padded sequences (sequences only)
-    OUT/{train,test}/observed.npy (N, D) bool observed features (tables with missing cells only)
+    OUT/{train,test}/observed.npy (N, *shape) bool observed values (tables, sequences with missing ones only)
 
 chunk by chunk (the data need never be in memory at once), into a temporary folder renamed
 into place at the end, so an interrupted pack leaves nothing. ``--dataset OUT`` reads it back
@@ -65,12 +65,7 @@ class PackedData(ArrayData):
         return (torch.from_numpy(block[back]).float() - self.shift) * self.scale
 
     def mask(self, idx: torch.Tensor) -> torch.Tensor | None:
-        if self.observed is not None:
-            return self.observed[idx.cpu()]
-        if self.lengths is None:
-            return None
-        steps = torch.arange(self.x.shape[1])
-        return steps[None, :] < self.lengths[idx.cpu()][:, None]
+        return super().mask(idx.cpu())
 
     def batch(self, idx: torch.Tensor, hide: torch.Tensor | None = None) -> Batch:
         cpu = idx.cpu()
@@ -158,7 +153,7 @@ def pack(bundle: DataBundle, out: Path, augment_shifts: int = 0, chunk: int = 40
             np.save(tmp / split / "labels.npy", np.tile(data.labels.numpy(), (len(sh), 1)))
             if data.lengths is not None:
                 np.save(tmp / split / "lengths.npy", np.tile(data.lengths.numpy(), len(sh)))
-            if data.observed is not None:  # tables only, so one view
+            if data.observed is not None:  # tables and sequences: one view (the shifts are for images)
                 np.save(tmp / split / "observed.npy", data.observed.numpy())
         norm = (bundle.train.shift, bundle.train.scale) if type(bundle.train) is ArrayData else (0.0, 1.0)
         meta = {"name": bundle.name, "kind": bundle.kind, "likelihood": bundle.likelihood,

@@ -18,6 +18,15 @@ Sources, each a :class:`DataBundle` of kind ``sequence``:
 Real-valued channels are standardised with the training split's mean and standard deviation
 over the valid steps (saved with the run, re-applied to new data) and get the Gaussian
 likelihood whose variance the decoder gives per step and channel.
+
+A value may be missing (NaN on a valid step: a sensor that dropped out, a channel not recorded
+for a while): it is stored as the linear interpolation between its channel's observed values in
+that series (held at the ends; the channel's training mean where the series has none), and
+``observed`` (N, T, C) marks the real values. The encoder reads the interpolation; the likelihood
+sums over the observed values only (semivae/masks.py), so the decoder never learns to reproduce
+a placeholder. (Measured against the mean as placeholder, which tables use, and against
+interpolating with no mask: docs/benchmarks.md section 11, "Missing values in series".) A series
+with no value at all, a channel with no value in any training series, and infinities are refused.
 """
 
 from __future__ import annotations
@@ -50,8 +59,9 @@ def pad(series: list[np.ndarray], what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_sequences(x: np.ndarray, lengths: np.ndarray | None, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate padded series: numeric (N, T, C), lengths in 1..T, finite on the valid steps.
-    Returns float32 x with the padding set to 0, and the lengths."""
+    """Validate padded series: numeric (N, T, C), lengths in 1..T, no infinity and some value
+    on the valid steps of each series. Returns float32 x with the padding set to 0 (NaN kept
+    where a value is missing), and the lengths."""
     if x.dtype == object:
         raise UserError(f"{what} is a ragged (object) array; save the series padded to (N, T, C) with 'lengths', "
                         "or one after another as (sum T_i, C) with 'lengths'")
@@ -65,13 +75,51 @@ def check_sequences(x: np.ndarray, lengths: np.ndarray | None, what: str) -> tup
         bad = int(np.flatnonzero((lengths < 1) | (lengths > t))[0])
         raise UserError(f"series {bad} of {what} has length {int(lengths[bad])}, outside 1..{t}; "
                         "drop empty series and keep lengths within the padded length")
-    valid = np.arange(t)[None, :] < lengths[:, None]  # (N, T)
+    valid = valid_steps(lengths, t)  # (N, T)
     x = np.where(valid[..., None], x, 0).astype(np.float32)
-    bad = np.argwhere(~np.isfinite(x))
+    bad = np.argwhere(np.isinf(x))
     if len(bad):
-        raise UserError(f"{what} has a non-finite value at series {bad[0][0]}, step {bad[0][1]}, channel {bad[0][2]}; "
-                        "replace NaN/inf values (padding after a series' length may hold anything)")
+        raise UserError(f"{what} has an infinite value at series {bad[0][0]}, step {bad[0][1]}, channel {bad[0][2]}; "
+                        "replace it with a number, or with NaN where the value is missing")
+    empty = np.flatnonzero((np.isnan(x) | ~valid[..., None]).all(axis=(1, 2)))  # no value on a valid step
+    if len(empty):
+        raise UserError(f"series {int(empty[0])} of {what} has no value on its {int(lengths[empty[0]])} steps (all NaN); "
+                        "drop it or give its values")
     return x, lengths.astype(np.int64)
+
+
+def valid_steps(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(N, T) bool: the steps within each series' length."""
+    return np.arange(steps)[None, :] < lengths[:, None]
+
+
+def fill_series(x: np.ndarray, lengths: np.ndarray, fill) -> tuple[np.ndarray, torch.Tensor | None]:
+    """Series (N, T, C) with NaN where a value is missing -> (x with those values interpolated
+    (:func:`interpolate_gaps`; ``fill`` (C,) where a series has none of a channel), padding 0;
+    observed (N, T, C) bool, False on padding too; or None where nothing is missing)."""
+    if not np.issubdtype(x.dtype, np.floating) or not np.isnan(x).any():
+        return x, None  # whole numbers (pixels read row by row) hold no NaN
+    valid = valid_steps(lengths, x.shape[1])[..., None]  # (N, T, 1)
+    observed = ~np.isnan(x) & valid
+    fill = np.asarray(fill.numpy() if isinstance(fill, torch.Tensor) else fill, x.dtype)
+    return np.where(valid, interpolate_gaps(x, observed, fill), 0).astype(x.dtype), torch.from_numpy(observed)
+
+
+def interpolate_gaps(x: np.ndarray, observed: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """Each value not ``observed`` (N, T, C) replaced by the linear interpolation between the
+    nearest observed values of its channel before and after it in its series, the nearest one
+    where there is only one side, or ``fill`` (C,) where the channel has none: (N, T, C)."""
+    steps = x.shape[1]
+    t = np.arange(steps)[None, :, None]
+    before = np.maximum.accumulate(np.where(observed, t, -1), axis=1)  # (N, T, C) last observed step <= t
+    after = np.minimum.accumulate(np.where(observed, t, steps)[:, ::-1], axis=1)[:, ::-1]  # first observed >= t
+    x_before = np.take_along_axis(x, np.clip(before, 0, steps - 1), axis=1)
+    x_after = np.take_along_axis(x, np.clip(after, 0, steps - 1), axis=1)
+    has_before, has_after = before >= 0, after < steps
+    with np.errstate(invalid="ignore"):  # the unused branches may read NaN
+        between = x_before + (t - before) / np.maximum(after - before, 1) * (x_after - x_before)
+    one_side = np.where(has_before, x_before, np.where(has_after, x_after, np.broadcast_to(fill, x.shape)))
+    return np.where(observed, x, np.where(has_before & has_after, between, one_side))
 
 
 def from_concatenated(x: np.ndarray, lengths: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -83,12 +131,16 @@ def from_concatenated(x: np.ndarray, lengths: np.ndarray, what: str) -> tuple[np
     return pad(np.split(x, np.cumsum(lengths)[:-1]), what)
 
 
-def channel_stats(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and 1/std over the valid steps: (C,), (C,)."""
-    valid = (np.arange(x.shape[1])[None, :] < lengths[:, None]).reshape(-1)
-    steps = x.reshape(-1, x.shape[2])[valid].astype(np.float64)
-    std = steps.std(0)  # a channel constant in training keeps its units
-    return steps.mean(0).astype(np.float32), np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 1.0).astype(np.float32)
+def channel_stats(x: np.ndarray, lengths: np.ndarray, what: str = "the training series") -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and 1/std over the valid steps' observed values: (C,), (C,)."""
+    steps = x.reshape(-1, x.shape[2])[valid_steps(lengths, x.shape[1]).reshape(-1)].astype(np.float64)
+    seen = (~np.isnan(steps)).sum(0)  # (C,)
+    if (seen == 0).any():
+        raise UserError(f"channel {int(np.flatnonzero(seen == 0)[0])} of {what} has no value in any series (all NaN); "
+                        "drop that channel")
+    std = np.nanstd(steps, 0)  # a channel constant in training keeps its units
+    return (np.nanmean(steps, 0).astype(np.float32),
+            np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 1.0).astype(np.float32))
 
 
 def sequence_bundle(name: str, train: tuple, test: tuple, heads: list[LabelColumn], meta: dict,
@@ -97,15 +149,16 @@ def sequence_bundle(name: str, train: tuple, test: tuple, heads: list[LabelColum
     with the training split's statistics, else scaled by ``scale`` into [0, 1] (Bernoulli)."""
     (x, lengths, y), (x_te, len_te, y_te) = train, test
     if standardise:
-        shift, inv = channel_stats(x, lengths)
+        shift, inv = channel_stats(x, lengths, f"{name} (train)")
         shift_t, scale_t, likelihood = torch.from_numpy(shift), torch.from_numpy(inv), "gaussian-hetero"
     else:
-        shift_t, scale_t, likelihood = 0.0, scale, "bernoulli"
+        shift, shift_t, scale_t, likelihood = 0.0, 0.0, scale, "bernoulli"
 
     def part(xa, la, ya) -> ArrayData:
         lengths_t = None if (la == xa.shape[1]).all() else torch.from_numpy(la)
+        xa, observed = fill_series(xa, la, shift)
         return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift_t,
-                         scale_t, lengths=lengths_t)
+                         scale_t, lengths=lengths_t, observed=observed)
     return DataBundle(name, part(x, lengths, y), part(x_te, len_te, y_te), heads, "sequence", likelihood, meta)
 
 
@@ -224,7 +277,8 @@ def npz_sequences(path: Path, x: np.ndarray, lengths: np.ndarray | None, y: np.n
 
 def sequence_inputs(x: np.ndarray, lengths: np.ndarray | None, steps: int, channels: int,
                     what: str) -> tuple[np.ndarray, np.ndarray]:
-    """New series for a trained model: checked, padded to the training length ``steps``."""
+    """New series for a trained model: checked, padded to the training length ``steps`` (NaN
+    kept where a value is missing)."""
     x, lengths = from_concatenated(x, lengths, what) if x.ndim == 2 else check_sequences(x, lengths, what)
     if x.shape[2] != channels:
         raise UserError(f"{what} has {x.shape[2]} channels but the model was trained on {channels}; "

@@ -123,7 +123,8 @@ def iwae_nll_terms(model, data: ArrayData, k: int, n: int, batch_size: int = 128
 
 def read_inputs(run: Run, inputs) -> ArrayData:
     """New data of the run's training form, normalised alike: a path (the files the loaders
-    read), an array, a tensor, a data frame or an ArrayData (``semivae.data.load_inputs``)."""
+    read), an array, a tensor, a mapping of arrays (``{"x": ..., "lengths": ...}``), a data frame or an
+    ArrayData (``semivae.data.load_inputs``)."""
     return load_inputs(inputs, {**run.data_info, "n_heads": len(run.spec.heads)})
 
 
@@ -165,14 +166,15 @@ def predict_all(run: Run | str | Path | list, inputs, device: str | None = None)
     """CSV text of every prediction the run makes: classes per head, for a model with a
     regression head its continuous targets in the data's units, and where the run has an
     unknown-input threshold the score and the ``unknown`` flag (1 = unlike the training data);
-    for a table with missing cells, how many each row misses (``missing``). Given a list of
+    for a table or series with missing values, how many each row misses (``missing``). Given a list of
     runs, their ensemble's averages (no unknown flag: each run has its own)."""
     members, data, out = _predictions(run, inputs, device)
     run, info = members[0], members[0].data_info
     targets = None
     if "targets" in out:
         targets = out["targets"] * np.asarray(info["target_std"]) + np.asarray(info["target_mean"])
-    missing = None if data.observed is None else (~data.observed).sum(1).numpy()
+    gaps = data.gaps()
+    missing = None if gaps is None else gaps.flatten(1).sum(1).numpy()
     return proba_csv(run, out["proba"], targets, info.get("target_names"), ids=row_ids(data),
                      unknown=unknown_flags(run, data) if len(members) == 1 else None, missing=missing)
 

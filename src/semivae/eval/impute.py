@@ -45,19 +45,19 @@ def check_format(out: str | Path) -> str:
 
 @torch.no_grad()
 def fill_in(run: Run, data: ArrayData, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
-    """``data``'s rows with every missing cell replaced by the model's value (module docstring):
-    (N, D) float32 in the data's units."""
+    """``data``'s rows with every missing value replaced by the model's (module docstring):
+    (N, *shape) float32 in the data's units. Series too, though ``impute`` refuses them (below)."""
     if samples < 0:
         raise UserError(f"--samples {samples} must be >= 0 (0: the decoder at the mean of q)")
-    if run.kind != "vector":
-        raise UserError(f"run {run.path} was trained on {run.kind} data; impute fills the missing cells of tables "
+    if run.kind == "image":
+        raise UserError(f"run {run.path} was trained on images; impute fills the missing cells of tables "
                         "(vectors of features)")
     model = run.model.eval()
     if not model.has_decoder:
         raise UserError(f"run {run.path} ({run.config.model.model}) has no decoder to fill cells with; impute with a "
                         "run of a model that has one (the default semivae, m2, sdgm, ...)")
-    x = data.stored().astype(np.float32)
-    if data.observed is None:
+    x, gaps = data.stored().astype(np.float32), data.gaps()
+    if gaps is None:
         return x
     dev = model_device(model)
     weighted = getattr(model, "conditional_mean", None) if samples else None
@@ -65,12 +65,12 @@ def fill_in(run: Run, data: ArrayData, samples: int = SAMPLES, seed: int = 0) ->
     batch_size = max(1, ROWS_X_DRAWS // samples) if weighted else 1024
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
-        missing = ~data.observed[idx]
+        missing = gaps[idx]  # (B, *shape)
         if not missing.any():
             continue
         x_in, mask = data.inputs(idx).to(dev), data.mask(idx).to(dev)
-        recon = (weighted(x_in, mask, eps) if weighted else model.reconstruct(x_in, mask)).cpu()  # (B, D) normalised
-        units = recon / data.scale + data.shift  # (B, D) the data's units
+        recon = (weighted(x_in, mask, eps) if weighted else model.reconstruct(x_in, mask)).cpu()  # (B, *shape)
+        units = recon / data.scale + data.shift  # (B, *shape) the data's units
         rows = x[start:start + len(idx)]
         rows[missing.numpy()] = units[missing].numpy()
     return x
@@ -80,6 +80,10 @@ def impute(run: Run | str | Path, inputs, samples: int = SAMPLES, device: str | 
     """{"x" (N, D) float32 with the missing cells filled, "observed" (N, D) bool, "ids" (N,)}
     for ``inputs`` (a .csv or .npz of the training form, an array with NaN, a data frame)."""
     run = as_run(run, device)
+    if run.kind == "sequence":  # measured: docs/benchmarks.md section 11, "Missing values in series"
+        raise UserError(f"run {run.path} was trained on series; impute fills tables only: in series, linear "
+                        "interpolation between a channel's observed values fills gaps better than the decoder "
+                        "(e.g. numpy.interp or pandas' DataFrame.interpolate)")
     data = read_inputs(run, inputs)
     return {"x": fill_in(run, data, samples), "observed": data.observed_mask().numpy(),
             "ids": np.asarray(row_ids(data), dtype=str)}

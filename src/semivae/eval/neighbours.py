@@ -54,8 +54,8 @@ def fit_feature_bank(run: Run | str | Path, *, data_dir: str | None = None, seed
     feedback = run.path / "feedback.npz"
     if feedback.is_file():
         with np.load(feedback) as f:
-            if "false_positives" in f.files:
-                marked = read_inputs(run, f["false_positives"])  # as stored, NaN where a cell was missing
+            if "false_positives" in f.files:  # as stored, NaN where a value was missing; series with their lengths
+                marked = read_inputs(run, {"x": f["false_positives"], "lengths": f.get("false_positives_lengths")})
                 data = data.append(marked, torch.full((len(data) + len(marked), data.labels.shape[1]), -1))
     features = top_features(run.model, data)
     if features is None or not len(features):

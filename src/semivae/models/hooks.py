@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..masks import entries
 from ..objectives.consistency import Consistency
 
 if TYPE_CHECKING:
@@ -51,10 +52,10 @@ def frozen_logits(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None =
 
 
 def unit(d: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Each point's part of ``d`` scaled to L2 length 1 over its own values (a sequence's padded
-    steps zeroed first: ``mask`` (B, T)): (B, ...) -> (B, ...)."""
+    """Each point's part of ``d`` scaled to L2 length 1 over its own values (padded steps and
+    missing values zeroed first: ``mask``): (B, ...) -> (B, ...)."""
     if mask is not None:
-        d = d * mask.view(*mask.shape, *([1] * (d.dim() - 2))).to(d.dtype)
+        d = d * entries(mask, d)
     norm = d.flatten(1).norm(dim=1).clamp(min=1e-12)  # (B,)
     return d / norm.view(-1, *([1] * (d.dim() - 1)))
 

@@ -1,6 +1,6 @@
 """Encoder/decoder blocks behind one interface, chosen by name.
 
-Every encoder maps x (B, *shape) [and an optional sequence mask (B, T)] -> h (B,
+Every encoder maps x (B, *shape) [and an optional mask (semivae/masks.py)] -> h (B,
 encoder.out_features), or (B, T, out_features) when ``encoder.per_step``; every decoder maps a
 code (B, D_in) [or (B, T, D_in)] -> likelihood parameters (B, *shape), or (B, P, *shape) for a
 likelihood with P parameters per value, [for ``steps`` steps of a sequence]. ``ARCHS`` is the

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..masks import entries, unread
 from .dropout import Dropout
 
 
@@ -35,8 +36,8 @@ def mlp(in_features: int, widths: list[int], dropout: float = 0.0, batch_norm: b
 
 
 class DenseEncoder(nn.Module):
-    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP. With a ``mask`` (a sequence's
-    (B, T) valid steps, a vector's (B, D) observed features) the rest is zeroed first, so the
+    """x (B, *shape) -> h (B, hidden[-1]): flatten, then an MLP. With a ``mask``, padded steps
+    and a vector's missing features are zeroed first (``masks.unread``), so the
     values in padded steps and missing cells do not matter."""
 
     per_step = False
@@ -49,7 +50,7 @@ class DenseEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is not None:
-            x = x * mask.view(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)  # padded steps, missing cells -> 0
+            x = x * entries(unread(mask), x)  # padded steps, a vector's missing features -> 0
         return self.net(x.flatten(1))  # (B, H)
 
 

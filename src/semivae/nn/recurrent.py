@@ -3,7 +3,8 @@
 Encoder, per step t of x (B, T, C): a dense layer (hidden[0], ReLU), an LSTM or GRU
 (``rnn_hidden``, optionally bidirectional), a dense layer (hidden[-1], ReLU). Padded steps
 are skipped by packing the sequences with their lengths (from the mask), so a sequence's
-code does not depend on how much padding its batch has. The encoder returns either one
+code does not depend on how much padding its batch has; missing values (a (B, T, C) mask) are
+read as the data holds them (interpolated between the observed ones, data/sequences.py). The encoder returns either one
 feature per step, (B, T, H) (``per_step``: the paper's latent and pi per time step), or their
 mean over the valid steps, (B, H) (a sequence-level latent and pi).
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..masks import entries, steps
 from .dropout import Dropout
 
 CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -53,7 +55,7 @@ def _step_dense(n_in: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
 
 
 class RecurrentEncoder(nn.Module):
-    """x (B, T, C) [mask (B, T)] -> h (B, H), or (B, T, H) with ``per_step``."""
+    """x (B, T, C) [mask (B, T) or (B, T, C)] -> h (B, H), or (B, T, H) with ``per_step``."""
 
     has_feature_maps = False
 
@@ -70,6 +72,9 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
+        if mask is not None:
+            mask = steps(mask)  # (B, T) valid steps
+            x = x * entries(mask, x)  # padding -> 0
         h = self.pre(x)  # (B, T, before)
         if mask is None:
             out, _ = self.rnn(h)  # (B, T, rnn)

@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..masks import entries
+
 
 def _sum_features(t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, *shape) -> (B,), over the real entries only when ``mask`` ((B, T) or (B, D)) is given."""
+    """(B, *shape) -> (B,), over the real entries only when ``mask`` (semivae/masks.py) is given."""
     if mask is not None:
-        t = t * mask.view(*mask.shape, *([1] * (t.dim() - 2))).to(t.dtype)
+        t = t * entries(mask, t)
     return t.flatten(1).sum(1)
 
 

@@ -84,7 +84,10 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     path = Path(out)
     writer = RunWriter(path, new_cfg, info, run.split)
     names = ("false_positives", "false_negatives")
-    write_npz(path / "feedback.npz", **{name: part.stored() for name, part in zip(names, marked) if part is not None})
+    stored = {name: part.stored() for name, part in zip(names, marked) if part is not None}  # NaN where missing
+    lengths = {f"{name}_lengths": part.lengths.numpy() for name, part in zip(names, marked)
+               if part is not None and part.lengths is not None}  # series: their valid steps
+    write_npz(path / "feedback.npz", **stored, **lengths)
     history = fit(model, TrainingData(train, data.val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
                   progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, True))
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],

@@ -113,13 +113,16 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
 
 
 def missing_notes(bundle: DataBundle) -> list[str]:
-    """How much of a table is missing, and that the model reads around it."""
-    observed = bundle.train.observed
-    if observed is None:
+    """How much of a table or of the series is missing, and how the model reads around it."""
+    gaps = bundle.train.gaps()
+    if gaps is None:
         return []
-    gaps = int((~observed).sum())
-    return [f"{gaps} of the {observed.numel()} training feature cells ({gaps / observed.numel():.1%}) are missing; "
-            "the model reads around them (README: Missing values in a table), and `semivae impute` fills them in"]
+    n, total = int(gaps.sum()), int(bundle.train.observed_mask().sum()) + int(gaps.sum())
+    if bundle.kind == "vector":
+        return [f"{n} of the {total} training feature cells ({n / total:.1%}) are missing; the model reads around "
+                "them (README: Missing values in a table), and `semivae impute` fills them in"]
+    return [f"{n} of the {total} training values (steps x channels) ({n / total:.1%}) are missing; the encoder reads "
+            "them interpolated, the likelihood skips them (README: Missing values in series)"]
 
 
 def prepare(cfg: RunConfig):

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from ..errors import UserError
 from ..eval.disentangle import load_disentanglement
 from ..eval.evaluation import evaluate
+from ..masks import entries
 from ..runs import Run
 from .plots import (confusion_figure, latent_scatter_figure, learning_curves_figure, reliability_figure, roc_figure,
                     score_hist_figure)
@@ -110,11 +111,14 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
 
 
 def step_error(model, x: torch.Tensor, mask: torch.Tensor | None, data, flags: np.ndarray | None) -> Figure:
-    """Mean absolute reconstruction error per step, in the data's units (anomalous apart)."""
+    """Mean absolute reconstruction error per step over its observed values, in the data's units
+    (anomalous apart)."""
     rec = model.reconstruct(on(model, x), on(model, mask)).cpu()
-    err = np.abs(to_data_units(x, data, "sequence") - to_data_units(rec, data, "sequence")).mean(-1)  # (N, T)
-    valid = np.ones(err.shape, dtype=bool) if mask is None else mask.numpy()
-    return step_error_figure(err, valid, None if flags is None else flags[: len(err)])
+    diff = np.abs(to_data_units(x, data, "sequence") - to_data_units(rec, data, "sequence"))  # (N, T, C)
+    seen = np.ones(diff.shape) if mask is None else np.broadcast_to(entries(mask, rec).numpy(), diff.shape)
+    count = seen.sum(-1)  # (N, T)
+    err = (diff * seen).sum(-1) / np.maximum(count, 1)  # (N, T)
+    return step_error_figure(err, count > 0, None if flags is None else flags[: len(err)])
 
 
 __all__ = ["TITLES", "figure_data", "run_figures", "title"]

@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..data.dataset import ArrayData
+from ..masks import steps
 from ..models import BaseModel, Head, model_device
 from ..objectives.steps import mean_steps
 from .canvas import image_grid_figure, new_figure, square_rows
@@ -143,8 +144,10 @@ def reconstructions_figure(model: BaseModel, x: torch.Tensor, data: ArrayData | 
     rec = model.reconstruct(on(model, x), on(model, mask)).cpu()
     if model.spec.kind == "sequence":
         n = min(4, len(x))
-        lengths = np.full(n, x.shape[1]) if mask is None else mask[:n].sum(1).numpy()
+        lengths = np.full(n, x.shape[1]) if mask is None else steps(mask)[:n].sum(1).numpy()
         units = [to_data_units(v[:n], data, "sequence") for v in (x, rec)]
+        if mask is not None and mask.dim() == 3:  # missing values: gaps in the input's line
+            units[0] = np.where(mask[:n].numpy(), units[0], np.nan)
         return sequence_reconstructions_figure(*units, lengths, channel_names)
     if is_image(model):
         return image_grid_figure(torch.stack([x, rec]).clamp(0, 1).numpy(), "inputs (top) and reconstructions",
