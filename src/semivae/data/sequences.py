@@ -83,7 +83,8 @@ def check_sequences(x: np.ndarray, lengths: np.ndarray | None, what: str) -> tup
                         "replace it with a number, or with NaN where the value is missing")
     empty = np.flatnonzero((np.isnan(x) | ~valid[..., None]).all(axis=(1, 2)))  # no value on a valid step
     if len(empty):
-        raise UserError(f"series {int(empty[0])} of {what} has no value on its {int(lengths[empty[0]])} steps (all NaN); "
+        i = int(empty[0])
+        raise UserError(f"series {i} of {what} has no value on its {int(lengths[i])} steps (all NaN); "
                         "drop it or give its values")
     return x, lengths.astype(np.int64)
 
@@ -131,7 +132,8 @@ def from_concatenated(x: np.ndarray, lengths: np.ndarray, what: str) -> tuple[np
     return pad(np.split(x, np.cumsum(lengths)[:-1]), what)
 
 
-def channel_stats(x: np.ndarray, lengths: np.ndarray, what: str = "the training series") -> tuple[np.ndarray, np.ndarray]:
+def channel_stats(x: np.ndarray, lengths: np.ndarray,
+                  what: str = "the training series") -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and 1/std over the valid steps' observed values: (C,), (C,)."""
     steps = x.reshape(-1, x.shape[2])[valid_steps(lengths, x.shape[1]).reshape(-1)].astype(np.float64)
     seen = (~np.isnan(steps)).sum(0)  # (C,)
