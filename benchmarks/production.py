@@ -9,6 +9,8 @@
     python benchmarks/production.py first --dataset fashion-mnist --n 100 --seeds 0 1 2 --out bench-results/first.json
     # inference throughput, PyTorch vs onnxruntime on CPU
     python benchmarks/production.py onnx --dataset mnist --out bench-results/onnx-speed.json
+    python benchmarks/production.py onnx --dataset japanese-vowels --archs recurrent --labels 18 \
+        --out bench-results/onnx-speed-seq.json
 
 Calibration: validation labels come from the budget (``--val-labels``: 10 % of it), the
 temperature is fitted on them alone, ECE and log loss are measured on the test split.
@@ -169,18 +171,22 @@ def onnx_speed(a, extra: dict) -> list[dict]:
     results = ResultsFile(a.out, vars(a))
     with tempfile.TemporaryDirectory() as tmp:
         for arch in a.archs:
-            run, _ = _train(Path(tmp) / arch, dataset=a.dataset, arch=arch, labels="100", epochs=1, **extra)
+            run, _ = _train(Path(tmp) / arch, dataset=a.dataset, arch=arch, labels=a.labels, epochs=1, **extra)
             loaded = semivae.load(run)
             export_onnx(loaded, Path(tmp) / f"{arch}.onnx")
-            x = loaded.dataset().test.x[: a.batch_size].float().numpy()  # training units
+            test = loaded.dataset().test.take(slice(0, a.batch_size))
+            feed = {"x": np.asarray(test.stored(), dtype=np.float32)}  # training units
+            if test.lengths is not None or arch == "recurrent":  # series: their lengths too
+                steps = feed["x"].shape[1]
+                feed["lengths"] = np.full(len(test), steps, np.int64) if test.lengths is None else test.lengths.numpy()
             graph = ExportGraph(loaded).eval()
             for threads in a.threads:
                 torch.set_num_threads(threads)
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
                 session = ort.InferenceSession(str(Path(tmp) / f"{arch}.onnx"), opts, providers=["CPUExecutionProvider"])
-                xt = torch.from_numpy(x)
-                engines = {"pytorch": lambda: graph(xt), "onnxruntime": lambda: session.run(None, {"x": x})}
+                tensors = [torch.from_numpy(v) for v in feed.values()]
+                engines = {"pytorch": lambda: graph(*tensors), "onnxruntime": lambda: session.run(None, feed)}
                 for name, call in engines.items():
                     with torch.no_grad():
                         for _ in range(3):
@@ -189,9 +195,9 @@ def onnx_speed(a, extra: dict) -> list[dict]:
                         while time.perf_counter() - t0 < a.seconds:
                             call()
                             n += 1
-                    rate = n * len(x) / (time.perf_counter() - t0)
+                    rate = n * len(test) / (time.perf_counter() - t0)
                     results.add({"dataset": a.dataset, "arch": arch, "engine": name, "threads": threads,
-                                 "batch_size": len(x), "samples_per_s": rate})
+                                 "batch_size": len(test), "samples_per_s": rate})
     return results.rows
 
 
@@ -255,6 +261,7 @@ def main() -> None:
     f.add_argument("--keep", help="keep the runs and label files in this folder")
     o = sub.add_parser("onnx")
     o.add_argument("--archs", nargs="+", default=["dense", "conv"])
+    o.add_argument("--labels", default="100", help="the budget of the 1-epoch run timed (e.g. 18 on japanese-vowels)")
     o.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     o.add_argument("--batch-size", type=int, default=256)
     o.add_argument("--seconds", type=float, default=5.0)

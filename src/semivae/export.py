@@ -3,8 +3,10 @@
 The graph takes ``x``: float32 inputs in the training data's own units, (N, *shape) with
 any N (e.g. MNIST pixels 0..255 as (N, 1, 28, 28), table features as in the CSV, NaN where
 one is missing; images of a run trained with ``--image-size`` at any height and width, resized
-in the graph as ``predict`` resizes files: bilinear, antialiased), applies the run's
-normalisation, and returns
+in the graph as ``predict`` resizes files: bilinear, antialiased; series as (N, T, C) padded to
+the training length T, NaN where a value is missing, beside a second input ``lengths`` (N,)
+int64, their valid steps), applies the run's normalisation (and, for series, the interpolation
+of missing values that data/sequences.py applies), and returns
 
     proba[_<head>]  (N, K) class probabilities per head (temperature-scaled where calibrated)
     z_mean          (N, D) means of q(z|x)
@@ -12,8 +14,9 @@ normalisation, and returns
                            unusual; the run's unknown-input score), for models with a decoder
     unknown         (N,)   score above the run's threshold (bool), where the run has one
 
-Recurrent (sequence) models are not exported: their masks and variable lengths would need
-their own graph inputs. ``check_export`` runs the file in onnxruntime against PyTorch.
+A recurrent encoder runs unpacked in the graph (``RecurrentEncoder.unpacked``: the same values
+on the valid steps as the packed run). Models with a class layer per step (``--preset paper``
+on series) are not exported. ``check_export`` runs the file in onnxruntime against PyTorch.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic import write_atomic
+from .data.sequences import interpolate_gaps
 from .errors import UserError
 from .runs import Run, as_run
 from .runs.run import preprocessing
@@ -47,23 +51,31 @@ class ExportGraph(nn.Module):
         self.temperatures = [float(run.temperatures.get(h, 1.0)) for h in self.heads]
         self.has_decoder = run.model.has_decoder
         self.vector = run.kind == "vector"  # NaN in a vector = a missing feature, as in the library
+        self.sequence = run.kind == "sequence"  # and in a series, a missing value
         size = run.data_info.get("image_size") if run.kind == "image" else None
         self.size = None if not size else (int(size[0]), int(size[-1]))  # (H, W) every input is resized to
         self.threshold = float(run.unknown["threshold"]) if run.unknown and run.unknown["score"] == "neg_elbo_point" \
             else None
+
+    def input_names(self) -> list[str]:
+        return ["x", "lengths"] if self.sequence else ["x"]
 
     def output_names(self) -> list[str]:
         proba = ["proba"] if len(self.heads) == 1 else [f"proba_{h}" for h in self.heads]
         return proba + ["z_mean"] + (["score"] if self.has_decoder else []) + \
             (["unknown"] if self.threshold is not None else [])
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         if self.size is not None:  # (N, C, h, w) any size -> (N, C, H, W), as Pillow's bilinear resize
             x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
         mask = None
         if self.vector:
             mask = ~torch.isnan(x)  # (N, D) the observed features; the missing ones -> the training mean
             x = torch.where(mask, x, self.shift)
+        elif self.sequence:
+            valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]  # (N, T)
+            mask = ~torch.isnan(x) & valid[..., None]  # (N, T, C) the observed values
+            x = torch.where(valid[..., None], interpolate_gaps(x, mask, self.shift), 0.0)  # padding 0, as stored
         x = (x - self.shift) * self.scale  # (N, *shape) normalised as in training
         inf = self.model.inference(x, mask, sample=False)
         outs = []
@@ -91,27 +103,27 @@ def _onnx():
 def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> dict:
     """Write the run's graph to ``out`` (written whole); returns {outputs, input_shape, opset}."""
     run = as_run(run)
-    if run.spec.kind == "sequence":
-        raise UserError(f"run {run.path} is a sequence model; ONNX export covers dense and conv models only")
     if run.model.spec.heads and any(v.dim() != 2 for v in _probe(run).logits.values()):
         raise UserError(f"run {run.path} has per-step heads, which ONNX export does not cover")
     if Path(out).suffix.lower() != ".onnx":
         raise UserError(f"--out {out} must end in .onnx; e.g. --out model.onnx")
     _onnx()
     graph = ExportGraph(run).eval()
-    example = torch.zeros(2, *run.spec.data_shape)
-    dims = {0: torch.export.Dim("batch", min=1)}
+    batch = torch.export.Dim("batch", min=1)
+    example, dims = (torch.zeros(2, *run.spec.data_shape),), ({0: batch},)
+    if graph.sequence:  # and the series' lengths
+        example, dims = example + (torch.full((2,), run.spec.data_shape[0]),), dims + ({0: batch},)
     if graph.size is not None:  # any height and width
-        dims.update({2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)})
+        dims[0].update({2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)})
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # its notes on absent torchvision ops are not ours
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(graph, (example,), input_names=["x"], output_names=graph.output_names(),
-                                        dynamic_shapes=(dims,), opset_version=opset, dynamo=True,
-                                        verbose=False)
+            program = torch.onnx.export(graph, example, input_names=graph.input_names(),
+                                        output_names=graph.output_names(), dynamic_shapes=dims, opset_version=opset,
+                                        dynamo=True, verbose=False)
     finally:
         quiet.setLevel(level)
     _check_any_batch(program.model.graph.inputs[0].shape[0], run)
@@ -119,7 +131,7 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     program.save(buf)
     write_atomic(Path(out), buf.getvalue())
     shape = ["N", *run.spec.data_shape] if graph.size is None else ["N", run.spec.data_shape[0], "H", "W"]
-    return {"outputs": graph.output_names(), "input_shape": shape, "opset": opset}
+    return {"inputs": graph.input_names(), "outputs": graph.output_names(), "input_shape": shape, "opset": opset}
 
 
 def _check_any_batch(dim: object, run: Run) -> None:
@@ -137,15 +149,19 @@ def _probe(run: Run):
 
 
 @torch.no_grad()
-def check_export(run: Run | str | Path, onnx_path: str | Path, x: np.ndarray) -> dict[str, float]:
+def check_export(run: Run | str | Path, onnx_path: str | Path, x: np.ndarray,
+                 lengths: np.ndarray | None = None) -> dict[str, float]:
     """Per output, the max absolute difference between onnxruntime and PyTorch on the raw
-    inputs ``x`` (float32, training units)."""
+    inputs ``x`` (float32, training units; series with their ``lengths``, all T where None)."""
     import onnxruntime as ort
 
     run = as_run(run)
     graph = ExportGraph(run).eval()
-    expected = [t.float().numpy() for t in graph(torch.from_numpy(np.asarray(x, dtype=np.float32)))]
+    feed = {"x": np.asarray(x, dtype=np.float32)}
+    if graph.sequence:
+        feed["lengths"] = np.full(len(x), x.shape[1], np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    expected = [t.float().numpy() for t in graph(*(torch.from_numpy(v) for v in feed.values()))]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"x": np.asarray(x, dtype=np.float32)})
+    got = session.run(None, feed)
     return {name: float(np.abs(np.asarray(g, dtype=np.float32) - e).max())
             for name, g, e in zip(graph.output_names(), got, expected)}

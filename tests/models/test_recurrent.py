@@ -79,6 +79,16 @@ def test_extra_padding_changes_nothing(name, kw, arch, likelihood, monkeypatch):
         torch.testing.assert_close(results[0][k], results[1][k], rtol=1e-4, atol=1e-4, msg=k)
 
 
+@pytest.mark.parametrize("cell,bidirectional", [("lstm", True), ("gru", True), ("lstm", False)])
+def test_the_unpacked_run_for_onnx_gives_the_packed_values_on_valid_steps(cell, bidirectional):
+    enc = make_encoder(_arch(cell=cell, bidirectional=bidirectional), (T, C))
+    h = torch.randn(len(LENGTHS), T, 8)
+    valid = (torch.arange(T)[None, :] < LENGTHS[:, None])[..., None]  # (B, T, 1)
+    with torch.no_grad():
+        packed, unpacked = enc.packed(h, LENGTHS), enc.unpacked(h, LENGTHS)
+    torch.testing.assert_close(unpacked * valid, packed * valid)
+
+
 def test_per_step_latents_need_semivae():
     from semivae.errors import UserError
 

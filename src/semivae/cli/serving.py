@@ -27,11 +27,11 @@ def add_parsers(sub) -> None:
     _device(im)
 
     ex = sub.add_parser("export", help="the run as an ONNX graph: inputs -> probabilities, z mean, anomaly score")
-    ex.add_argument("run", help="run directory of a dense or conv model")
+    ex.add_argument("run", help="run directory (a dense, conv or recurrent model)")
     ex.add_argument("--out", required=True, help="the .onnx file to write")
     ex.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
-    ex.add_argument("--check", help="also run the file in onnxruntime on these inputs (.npz x, folder or .csv) and "
-                    "print the largest difference from PyTorch")
+    ex.add_argument("--check", help="also run the file in onnxruntime on these inputs (.npz x [and lengths], "
+                    "folder or .csv) and print the largest difference from PyTorch")
 
     ca = sub.add_parser("calibrate", help="fit temperature scaling on a run's validation labels; ECE and log loss "
                         "before and after")
@@ -85,17 +85,22 @@ def cmd_impute(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..export import check_export, export_onnx
 
     info = export_onnx(a.run, a.out, opset=a.opset)
-    print(f"wrote {a.out}: x {info['input_shape']} -> {', '.join(info['outputs'])} (opset {info['opset']})")
+    lengths = ", lengths ['N']" if "lengths" in info["inputs"] else ""
+    print(f"wrote {a.out}: x {info['input_shape']}{lengths} -> {', '.join(info['outputs'])} (opset {info['opset']})")
     if a.check:
         from ..eval.evaluation import read_inputs
         from ..runs import load_run
 
         run = load_run(a.run)
-        raw = read_inputs(run, a.check).x.float().numpy()  # the inputs in the training data's units
-        for name, d in check_export(run, a.out, raw).items():
+        data = read_inputs(run, a.check)
+        raw = np.asarray(data.stored(), dtype=np.float32)  # the inputs in the training data's units, NaN where missing
+        lengths = None if data.lengths is None else data.lengths.numpy()
+        for name, d in check_export(run, a.out, raw, lengths).items():
             print(f"  {name}: max |onnxruntime - pytorch| = {d:.3g}")
     return 0
 

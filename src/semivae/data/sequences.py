@@ -101,26 +101,30 @@ def fill_series(x: np.ndarray, lengths: np.ndarray, fill) -> tuple[np.ndarray, t
     if not np.issubdtype(x.dtype, np.floating) or not np.isnan(x).any():
         return x, None  # whole numbers (pixels read row by row) hold no NaN
     valid = valid_steps(lengths, x.shape[1])[..., None]  # (N, T, 1)
-    observed = ~np.isnan(x) & valid
-    fill = np.asarray(fill.numpy() if isinstance(fill, torch.Tensor) else fill, x.dtype)
-    return np.where(valid, interpolate_gaps(x, observed, fill), 0).astype(x.dtype), torch.from_numpy(observed)
+    observed = torch.from_numpy(~np.isnan(x) & valid)
+    filled = interpolate_gaps(torch.from_numpy(x), observed, torch.as_tensor(fill, dtype=torch.float32)).numpy()
+    return np.where(valid, filled, 0).astype(x.dtype), observed
 
 
-def interpolate_gaps(x: np.ndarray, observed: np.ndarray, fill: np.ndarray) -> np.ndarray:
+def interpolate_gaps(x: torch.Tensor, observed: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Each value not ``observed`` (N, T, C) replaced by the linear interpolation between the
     nearest observed values of its channel before and after it in its series, the nearest one
-    where there is only one side, or ``fill`` (C,) where the channel has none: (N, T, C)."""
-    steps = x.shape[1]
-    t = np.arange(steps)[None, :, None]
-    before = np.maximum.accumulate(np.where(observed, t, -1), axis=1)  # (N, T, C) last observed step <= t
-    after = np.minimum.accumulate(np.where(observed, t, steps)[:, ::-1], axis=1)[:, ::-1]  # first observed >= t
-    x_before = np.take_along_axis(x, np.clip(before, 0, steps - 1), axis=1)
-    x_after = np.take_along_axis(x, np.clip(after, 0, steps - 1), axis=1)
-    has_before, has_after = before >= 0, after < steps
-    with np.errstate(invalid="ignore"):  # the unused branches may read NaN
-        between = x_before + (t - before) / np.maximum(after - before, 1) * (x_after - x_before)
-    one_side = np.where(has_before, x_before, np.where(has_after, x_after, np.broadcast_to(fill, x.shape)))
-    return np.where(observed, x, np.where(has_before & has_after, between, one_side))
+    where there is only one side, or ``fill`` (C,) where the channel has none: (N, T, C). Ranks
+    and gathers only (no cumulative max), so the ONNX export runs the same code."""
+    n, steps, c = x.shape
+    t = torch.arange(steps, device=x.device).view(1, steps, 1).expand(n, steps, c)
+    k = observed.long().cumsum(1)  # (N, T, C) how many values are observed up to step t
+    pos = torch.zeros(n, steps + 1, c, dtype=torch.long, device=x.device)
+    pos = pos.scatter(1, torch.where(observed, k, 0), t)  # pos[:, r] = the step of the r-th observed value
+    before = pos.gather(1, k)  # (N, T, C) the last observed step <= t, where k > 0
+    rank_after = k + 1 - observed.long()  # the rank of the first observed value at or after t
+    after = pos.gather(1, rank_after.clamp(max=steps))
+    has_before, has_after = k > 0, rank_after <= k[:, -1:]
+    x = torch.where(observed, x, 0.0)
+    x_before, x_after = x.gather(1, before), x.gather(1, after)
+    between = x_before + (t - before).to(x.dtype) / (after - before).clamp(min=1).to(x.dtype) * (x_after - x_before)
+    one_side = torch.where(has_before, x_before, torch.where(has_after, x_after, fill.to(x.dtype).expand_as(x)))
+    return torch.where(observed, x, torch.where(has_before & has_after, between, one_side))
 
 
 def from_concatenated(x: np.ndarray, lengths: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -78,10 +78,10 @@ class RecurrentEncoder(nn.Module):
         h = self.pre(x)  # (B, T, before)
         if mask is None:
             out, _ = self.rnn(h)  # (B, T, rnn)
+        elif torch.compiler.is_exporting():  # ONNX has no packed sequences
+            out = self.unpacked(h, mask.sum(1).clamp(min=1))
         else:
-            lengths = mask.sum(1).clamp(min=1).cpu()
-            packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-            out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=T)  # (B, T, rnn)
+            out = self.packed(h, mask.sum(1).clamp(min=1))
         h = self.post(out)  # (B, T, after)
         if self.per_step:
             return h
@@ -89,6 +89,26 @@ class RecurrentEncoder(nn.Module):
             return h.mean(1)
         m = mask[..., None].to(h.dtype)  # (B, T, 1)
         return (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, after) mean over the valid steps
+
+    def packed(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The recurrent layer over each series' first ``lengths`` (B,) steps: (B, T, rnn), 0 after."""
+        packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=h.shape[1])[0]
+
+    def unpacked(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``packed``'s values on the valid steps, without packing (for the ONNX export): the
+        forward direction reads the series as they lie (a valid step never reads a later one);
+        the backward one reads them right-aligned, so that it starts at each series' last valid
+        step, and its outputs are shifted back. (B, T, rnn); the padded steps hold other values."""
+        out = self.rnn(h)[0]  # (B, T, rnn)
+        if not self.rnn.bidirectional:
+            return out
+        steps, half = h.shape[1], self.rnn.hidden_size
+        t = torch.arange(steps, device=h.device)[None, :]
+        right = (t + lengths[:, None]) % steps  # (B, T) right-aligned step t holds step t - (T - length)
+        back = self.rnn(h.gather(1, right[..., None].expand_as(h)))[0][..., half:]  # (B, T, half)
+        left = (t - lengths[:, None] + steps) % steps  # (B, T) and back
+        return torch.cat([out[..., :half], back.gather(1, left[..., None].expand_as(back))], -1)
 
 
 class RecurrentDecoder(nn.Module):
