@@ -41,22 +41,25 @@ def _train(out: Path, **options) -> tuple[Path, float]:
 
 def classify(a, extra: dict) -> list[dict]:
     results = ResultsFile(a.out, vars(a))
-    done = {(r["mode"], r["budget"], r["seed"]) for r in results.rows}
+    done = {(r["mode"], r["budget"], r["seed"], r.get("tag", "")) for r in results.rows}
     budgets = [("labels_per_class", k) for k in a.per_class] or [("labels", b) for b in a.budgets]
+    split = "val" if a.val_labels else "test"  # a screen: labels held out of the budget score it, not the test split
     for key, budget in budgets:
         for seed in a.seeds:
             for mode, epochs in (("semi", a.semi_epochs), ("supervised", a.sup_epochs[str(budget)]
                                  if isinstance(a.sup_epochs, dict) else a.sup_epochs)):
-                if (mode, str(budget), seed) in done:
+                if (mode, str(budget), seed, a.tag) in done or mode not in a.modes:
                     continue
                 with tempfile.TemporaryDirectory() as tmp:
                     options = {"dataset": a.dataset, "mode": mode, "seed": seed, "epochs": epochs, "val_fraction": 0.0,
                                key: str(budget) if key == "labels" else budget, **extra}
+                    if a.val_labels:
+                        options["val_labels"] = a.val_labels
                     run, seconds = _train(Path(tmp) / "r", **options)
-                    res = semivae.evaluate(run)
+                    res = semivae.evaluate(run, split)
                 results.add({"dataset": a.dataset, "mode": mode, "budget": str(budget), "budget_kind": key,
                              "seed": seed, "epochs": epochs, "accuracy": res["accuracy"], "log_loss": res["log_loss"],
-                             "seconds": seconds, "set": extra})
+                             "seconds": seconds, "set": extra, "tag": a.tag, "split": split})
     return results.rows
 
 
@@ -121,13 +124,15 @@ def speed(a, extra: dict) -> list[dict]:
 
 def table(rows: list[dict], command: str) -> str:
     if command == "classify":
-        lines = ["| dataset | budget | mode | epochs | draws | accuracy | log loss | s / run |", "|---|---|---|---|---|---|---|---|"]
-        keys = sorted({(r["dataset"], r["budget"], r["mode"], r["epochs"]) for r in rows},
-                      key=lambda k: (k[0], int(k[1]) if k[1].isdigit() else 10**9, k[2]))
-        for k in keys:
-            rs = [r for r in rows if (r["dataset"], r["budget"], r["mode"], r["epochs"]) == k]
+        lines = ["| dataset | budget | mode | setting | epochs | draws | accuracy | log loss | s / run |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+
+        def key(r):
+            return r["dataset"], r["budget"], r["mode"], r.get("tag", ""), r["epochs"]
+        for k in sorted({key(r) for r in rows}, key=lambda k: (k[0], int(k[1]) if k[1].isdigit() else 10**9, *k[2:4])):
+            rs = [r for r in rows if key(r) == k]
             acc, ll, sec = (np.array([r[f] for r in rs]) for f in ("accuracy", "log_loss", "seconds"))
-            lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {len(rs)} | {acc.mean():.4f} ± {acc.std():.4f} "
+            lines.append(f"| {' | '.join(str(v) for v in k)} | {len(rs)} | {acc.mean():.4f} ± {acc.std():.4f} "
                          f"| {ll.mean():.3f} ± {ll.std():.3f} | {sec.mean():.0f} |")
         return "\n".join(lines)
     if command == "anomaly":
@@ -157,6 +162,10 @@ def main() -> None:
     c.add_argument("--dataset", default="sequential-mnist")
     c.add_argument("--budgets", nargs="+", default=["100", "1000", "all"])
     c.add_argument("--per-class", type=int, nargs="*", default=[], help="labels per class instead of --budgets")
+    c.add_argument("--modes", nargs="+", default=["semi", "supervised"])
+    c.add_argument("--val-labels", type=int, default=0, help="hold this many budget labels out and score them "
+                   "(the validation split) instead of the test split: a screen")
+    c.add_argument("--tag", default="", help="names the rows' setting (--set), so one file holds several")
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     c.add_argument("--semi-epochs", type=int, default=10)
     c.add_argument("--sup-epochs", type=parse_epochs, default={"100": 200, "1000": 100, "all": 10},

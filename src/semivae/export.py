@@ -101,7 +101,7 @@ def _onnx():
 
 
 def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> dict:
-    """Write the run's graph to ``out`` (written whole); returns {outputs, input_shape, opset}."""
+    """Write the run's graph to ``out`` (written whole); returns {inputs, outputs, input_shape, opset}."""
     run = as_run(run)
     if run.model.spec.heads and any(v.dim() != 2 for v in _probe(run).logits.values()):
         raise UserError(f"run {run.path} has per-step heads, which ONNX export does not cover")

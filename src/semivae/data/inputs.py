@@ -159,7 +159,7 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
     n_heads = int(info.get("n_heads", 1))
     if kind == "sequence":
         x, lengths = sequence_inputs(np.asarray(x), lengths, shape[0], shape[1], what)
-        x, observed = fill_series(x, lengths, shift)  # NaN = a missing value, filled with the channel's training mean
+        x, observed = fill_series(x, lengths, shift)  # NaN = a missing value: interpolated, as in training
         return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale,
                          lengths=torch.from_numpy(lengths), ids=_ids(ids), observed=observed)
     x = check_inputs(x, what, 255 if from_folder else _pixel_max(info))
