@@ -166,13 +166,15 @@ _CONV_CONSISTENCY = {"consistency_labels": True, "augment_elastic": 1.5}
 _CONV_TRAIN = {"ema": 0.999}
 
 # Recurrent (sequences): "paper" is Table 15 (dense 40, LSTM 40, dense 30 per step; a z of 2 and
-# a pi at every step; RMSprop lr 1e-3, momentum 0.9).
+# a pi at every step; RMSprop lr 1e-3, momentum 0.9). The default's alpha of 100 was chosen with the
+# consistency term on JapaneseVowels' validation labels (docs/benchmarks.md section 11, session 44).
 _RECURRENT = {"hidden": [64, 64], "rnn_hidden": 64, "dropout": 0.0}
+_RECURRENT_MODEL = {"alpha": 100.0}
 PRESETS: dict[str, dict[str, dict]] = {
     "default": {"dense": {},
                 "conv": {"arch": _CONV_ARCH, "model": _CONV_CONSISTENCY,
                          "train": _CONV_TRAIN},
-                "recurrent": {"arch": _RECURRENT}},
+                "recurrent": {"arch": _RECURRENT, "model": _RECURRENT_MODEL}},
     "paper": {
         "dense": {"arch": {"hidden": [1024, 1024], "latent_dim": 2, "dropout": 0.0, "batch_norm": False,
                            "weight_init": "glorot"},

@@ -50,20 +50,22 @@ def test_every_model_with_heads_reports_the_term(model, tiny, tmp_path):
     assert '"consistency"' in row
 
 
-def test_on_by_default_only_for_semi_supervised_images():
+def test_on_by_default_only_for_semi_supervised_images_and_series():
     from semivae.models import build_model
-    from semivae.models.semivae import IMAGE_SEMI_CONSISTENCY
+    from semivae.models.semivae import SEMI_CONSISTENCY
     from semivae.nn import ArchConfig
     from tests.conftest import model_config, spec
 
-    def weight(mode, shape, **kw):
-        model = build_model(spec(shape, 3), ArchConfig(hidden=[8], latent_dim=2), model_config(mode=mode, **kw))
+    def weight(mode, shape, kind="image", **kw):
+        model = build_model(spec(shape, 3, kind=kind), ArchConfig(hidden=[8], latent_dim=2),
+                            model_config(mode=mode, **kw))
         return None if model.consistency is None else model.consistency.weight
 
-    assert weight("semi", (1, 8, 8)) == IMAGE_SEMI_CONSISTENCY
+    assert weight("semi", (1, 8, 8)) == SEMI_CONSISTENCY["image"] == 10.0
+    assert weight("semi", (6, 2), kind="sequence") == SEMI_CONSISTENCY["sequence"] == 10.0
     assert weight("supervised", (1, 8, 8)) is None  # it collapsed the supervised sibling on 100 digits
-    assert weight("semi", (5,)) is None  # feature vectors: no gain measured
-    assert weight("semi", (1, 8, 8), consistency=0.0) is None and weight("semi", (5,), consistency=2.0) == 2.0
+    assert weight("semi", (5,), kind="vector") is None  # feature vectors: no gain measured
+    assert weight("semi", (1, 8, 8), consistency=0.0) is None and weight("semi", (5,), "vector", consistency=2.0) == 2.0
 
 
 def test_a_rotation_turns_the_image_about_its_centre():

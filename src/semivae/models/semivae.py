@@ -45,7 +45,9 @@ from ..options import opt, redefault
 from .base import BaseModel, Head, Inference, LossOutput, ModelConfig, ModelSpec
 from .heads import ClassHeads
 
-IMAGE_SEMI_CONSISTENCY = 10.0  # --consistency's default for semi mode on images (docs/benchmarks.md section 11)
+# --consistency's default in semi mode, by data kind (docs/benchmarks.md section 11: images from session 19,
+# series from session 44); tables keep it off
+SEMI_CONSISTENCY = {"image": 10.0, "sequence": 10.0}
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,8 @@ class SemiVAE(BaseModel):
         if self.mode.classifier:
             self.pi = ClassHeads(arch.latent_dim if self.head_input == "z" else h, self.heads)
             # on by default where it was measured to help: semi-supervised, images (MNIST, 100
-            # labels: +3-4 points); off for the supervised sibling (it collapsed on 100 digits)
-            self.use_consistency(cfg, IMAGE_SEMI_CONSISTENCY if spec.kind == "image" and self.mode.decoder else 0.0)
+            # labels: +3-4 points) and series; off for the supervised sibling (it collapsed on 100 digits)
+            self.use_consistency(cfg, SEMI_CONSISTENCY.get(spec.kind, 0.0) if self.mode.decoder else 0.0)
             self.use_teacher(cfg)
         if self.mode.decoder:
             self.mu = nn.Linear(h, arch.latent_dim)
