@@ -56,7 +56,8 @@ class ArrayData:
     lengths: torch.Tensor | None = None  # (N,) int64 valid steps of padded sequences (x is (N, T, C))
     ids: np.ndarray | None = None  # (N,) str: the rows' names (a CSV id column, image file names), or None
     soft: torch.Tensor | None = None  # (N, K) float32 a teacher's class probabilities for column 0 (--teacher)
-    observed: torch.Tensor | None = None  # (N, *shape) bool the values held (missing: filled with shift; padding False)
+    observed: torch.Tensor | None = None  # (N, *shape) bool the values held (padding False); the missing ones are
+    # stored filled: a vector's with the training mean (fill_missing), a series' interpolated (sequences.fill_series)
 
     def __post_init__(self) -> None:
         if self.labels.dim() == 1:  # one column given as a vector
@@ -148,10 +149,9 @@ class ArrayData:
 
 
 def fill_missing(x: np.ndarray, fill: np.ndarray | torch.Tensor | float) -> tuple[np.ndarray, torch.Tensor | None]:
-    """Vectors (N, D) (or series (N, T, C)) with NaN where a value is missing -> (x with those
-    cells set to ``fill`` (D,) (or (C,)), the training mean, which the normalisation maps to 0;
-    observed, the same shape as x, bool, or None where nothing is missing). Models read around
-    the missing cells through the batch's mask."""
+    """Vectors (N, D) with NaN where a feature is missing -> (x with those cells set to ``fill``
+    (D,), the training mean, which the normalisation maps to 0; observed (N, D) bool, or None
+    where nothing is missing). Models read around the missing cells through the batch's mask."""
     missing = np.isnan(x)
     if not missing.any():
         return x, None
