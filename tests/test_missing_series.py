@@ -12,7 +12,7 @@ import torch
 
 from semivae.cli import main
 from semivae.data import load_dataset
-from tests.test_sequence_runs import FAST, _series
+from tests.test_sequence_runs import FAST, _series, anomaly_run
 
 
 def _gappy(path, share=0.2, seed=0, **kw):
@@ -70,9 +70,7 @@ def test_impute_refuses_series_and_says_what_fills_them_better(gappy_run, tmp_pa
 def test_anomaly_feedback_and_pack_keep_the_gaps(tmp_path, capsys):
     _gappy(tmp_path / "s.npz", n=120)
     out = tmp_path / "a"
-    assert main(["anomaly", "--dataset", str(tmp_path / "s.npz"), "--anomaly-class", "2", "--label-fraction", "0.2",
-                 "--epochs", "3", "--score-samples", "2", "--score-iwae-k", "4", "--out", str(out), *FAST]) == 0
-    res = json.loads((out / "anomaly.json").read_text())
+    res = anomaly_run(tmp_path / "s.npz", out)
     assert all(np.isfinite(v["auroc"]) for v in res["scores"].values())
     new, lengths, _ = _gappy(tmp_path / "new.npz", n=5, seed=4)
     assert main(["feedback", str(out), "--false-positives", str(tmp_path / "new.npz"), "--epochs", "1", "--quiet",

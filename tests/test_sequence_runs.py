@@ -59,12 +59,17 @@ def test_generate_and_traverse_sequences(run, tmp_path):
     assert main(["traverse", str(run), "--steps", "3", "--out", str(tmp_path / "t.png")]) == 0
 
 
+def anomaly_run(data, out) -> dict:
+    """A short `semivae anomaly` run on series (class 2 held out) -> its anomaly.json."""
+    assert main(["anomaly", "--dataset", str(data), "--anomaly-class", "2", "--label-fraction", "0.2",
+                 "--epochs", "3", "--score-samples", "2", "--score-iwae-k", "4", "--out", str(out), *FAST]) == 0
+    return json.loads((out / "anomaly.json").read_text())
+
+
 def test_anomaly_score_and_feedback_on_sequences(tmp_path, capsys):
     _series(tmp_path / "s.npz", n=120)
     out = tmp_path / "a"
-    assert main(["anomaly", "--dataset", str(tmp_path / "s.npz"), "--anomaly-class", "2", "--label-fraction", "0.2",
-                 "--epochs", "3", "--score-samples", "2", "--score-iwae-k", "4", "--out", str(out), *FAST]) == 0
-    res = json.loads((out / "anomaly.json").read_text())
+    res = anomaly_run(tmp_path / "s.npz", out)
     assert "complexity" not in res["scores"] and "entropy" in res["scores"]  # no compressor for series
     _series(tmp_path / "new.npz", n=5, seed=4)
     capsys.readouterr()

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic import write_atomic
-from .data.sequences import interpolate_gaps
+from .data.sequences import fill_gaps
 from .errors import UserError
 from .runs import Run, as_run
 from .runs.run import preprocessing
@@ -72,10 +72,8 @@ class ExportGraph(nn.Module):
         if self.vector:
             mask = ~torch.isnan(x)  # (N, D) the observed features; the missing ones -> the training mean
             x = torch.where(mask, x, self.shift)
-        elif self.sequence:
-            valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]  # (N, T)
-            mask = ~torch.isnan(x) & valid[..., None]  # (N, T, C) the observed values
-            x = torch.where(valid[..., None], interpolate_gaps(x, mask, self.shift), 0.0)  # padding 0, as stored
+        elif self.sequence:  # gaps interpolated, padding 0, as stored; mask (N, T, C) the observed values
+            x, mask = fill_gaps(x, lengths, self.shift)
         x = (x - self.shift) * self.scale  # (N, *shape) normalised as in training
         inf = self.model.inference(x, mask, sample=False)
         outs = []

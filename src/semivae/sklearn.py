@@ -228,11 +228,9 @@ class SemiVAEImputer(TransformerMixin, _RunEstimator):
         """X with every NaN replaced by the model's value: (N, D), X's dtype."""
         check_is_fitted(self, "run_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
-        gaps = np.isnan(X)
-        if not gaps.any():
-            return X.copy()
-        out = X.copy()
-        out[gaps] = fill_in(self.run_, read_inputs(self.run_, X.astype(np.float32)), self.samples)[gaps]
+        gaps, out = np.isnan(X), X.copy()
+        if gaps.any():
+            out[gaps] = fill_in(self.run_, read_inputs(self.run_, X.astype(np.float32)), self.samples)[gaps]
         return out
 
 

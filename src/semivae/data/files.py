@@ -210,7 +210,7 @@ def check_inputs(x: np.ndarray, what: str, pixel_max: int = 255) -> np.ndarray:
         raise UserError(f"{what} has dtype {x.dtype}; save the inputs as a numeric array")
     if x.ndim == 2:
         x = x.astype(np.float32)
-        _check_finite(np.where(np.isnan(x), 0.0, x), what, nan_ok=True)
+        _check_finite(x, what, nan_ok=True)
         empty = np.flatnonzero(np.isnan(x).all(1)) if x.shape[1] else []
         if len(empty):
             raise UserError(f"{what} row {empty[0]} has no feature value at all (every one NaN); drop that row")
@@ -240,7 +240,7 @@ def _units(pixel_max: int) -> str:
 
 
 def _check_finite(x: np.ndarray, what: str, nan_ok: bool = False) -> None:
-    bad = np.argwhere(~np.isfinite(x))
+    bad = np.argwhere(np.isinf(x) if nan_ok else ~np.isfinite(x))
     if len(bad):
         fix = "replace inf values (NaN marks a missing feature)" if nan_ok else "replace NaN/inf values"
         raise UserError(f"{what} has a non-finite value at index {tuple(bad[0].tolist())}; {fix}")

@@ -100,10 +100,17 @@ def fill_series(x: np.ndarray, lengths: np.ndarray, fill) -> tuple[np.ndarray, t
     observed (N, T, C) bool, False on padding too; or None where nothing is missing)."""
     if not np.issubdtype(x.dtype, np.floating) or not np.isnan(x).any():
         return x, None  # whole numbers (pixels read row by row) hold no NaN
-    valid = valid_steps(lengths, x.shape[1])[..., None]  # (N, T, 1)
-    observed = torch.from_numpy(~np.isnan(x) & valid)
-    filled = interpolate_gaps(torch.from_numpy(x), observed, torch.as_tensor(fill, dtype=torch.float32)).numpy()
-    return np.where(valid, filled, 0).astype(x.dtype), observed
+    filled, observed = fill_gaps(torch.from_numpy(x), torch.from_numpy(lengths), torch.as_tensor(fill))
+    return filled.numpy().astype(x.dtype), observed
+
+
+def fill_gaps(x: torch.Tensor, lengths: torch.Tensor, fill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fill_series`` in torch, for data and the ONNX graph alike: series (N, T, C), NaN where a
+    value is missing, and their lengths (N,) -> (x with the gaps interpolated and padding 0,
+    observed (N, T, C) bool, False on padding)."""
+    valid = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None]  # (N, T, 1)
+    observed = ~torch.isnan(x) & valid
+    return torch.where(valid, interpolate_gaps(x, observed, fill), 0.0), observed
 
 
 def interpolate_gaps(x: torch.Tensor, observed: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:

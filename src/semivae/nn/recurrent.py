@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..masks import entries, steps
+from ..masks import steps
 from .dropout import Dropout
 
 CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -72,9 +72,7 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
-        if mask is not None:
-            mask = steps(mask)  # (B, T) valid steps
-            x = x * entries(mask, x)  # padding -> 0
+        mask = steps(mask)  # (B, T) valid steps (padding is never read: packed, or after them)
         h = self.pre(x)  # (B, T, before)
         if mask is None:
             out, _ = self.rnn(h)  # (B, T, rnn)

@@ -3,8 +3,8 @@
 A likelihood turns the decoder's output ``params`` (same shape as the data, (B, *shape))
 into a per-sample log-probability summed over features, a mean, and samples. A likelihood
 with P > 1 parameters per value (``n_params``) takes (B, P, *shape). A ``mask`` restricts
-the sum to the real entries: (B, T) the valid steps of padded sequences (B, T, ...), (B, D)
-the observed features of vectors with missing ones; padding and missing cells change no
+the sum to the real entries (semivae/masks.py): the valid steps of padded sequences, the
+observed values of vectors and series with missing ones; padding and missing values change no
 log-probability. Models never write likelihood code themselves: they look one
 up by name in ``LIKELIHOODS``.
 """
