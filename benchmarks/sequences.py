@@ -10,6 +10,9 @@ with one class held out, and training throughput.
     # Table 11 protocol: each class held out in turn, semi-supervised vs the plain VAE
     python benchmarks/sequences.py anomaly --dataset basic-motions --label-fraction 0.2 --epochs 200 \
         --out bench-results/seq-table11-basic-motions.json
+    # the scikit-learn estimator on an aeon set as a user calls it (series as a list of (T_i, C) arrays)
+    python benchmarks/sequences.py sklearn --dataset japanese-vowels --per-class 2 --seeds 0 1 2 --epochs 200 \
+        --out bench-results/seq-sklearn.json
     # sequences per second of a training step (the recurrent default, sequential-MNIST shapes)
     python benchmarks/sequences.py speed --out bench-results/seq-speed.json
 
@@ -151,6 +154,9 @@ def table(rows: list[dict], command: str) -> str:
                      if any(n in r["auroc"] for r in rs) else "" for n in scores]
             lines.append(f"| **mean** | {mode} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
+    if command == "sklearn":
+        return "\n".join(f"{r['dataset']}, {r['per_class']} labels per class, seed {r['seed']}: accuracy "
+                         f"{r['accuracy']:.4f}, log loss {r['log_loss']:.3f}, {r['seconds']:.0f} s" for r in rows)
     return "\n".join(f"{r['preset']}: {r['sequences_per_s']:.0f} sequences/s ({r['device']}, {r['threads']} threads, "
                      f"batch {r['batch_size']}, {r['n_parameters']} parameters)" for r in rows)
 
@@ -178,16 +184,48 @@ def main() -> None:
     an.add_argument("--label-fraction", type=float, default=0.01)
     an.add_argument("--score-samples", type=int, default=5)
     an.add_argument("--score-iwae-k", type=int, default=20)
+    sk = sub.add_parser("sklearn")
+    sk.add_argument("--dataset", default="japanese-vowels")
+    sk.add_argument("--per-class", type=int, default=2)
+    sk.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sk.add_argument("--epochs", type=int, default=200)
     s = sub.add_parser("speed")
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--steps", type=int, default=20)
     s.add_argument("--device", default="auto")
-    for q in (c, an, s):
+    for q in (c, an, sk, s):
         q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra training options")
         q.add_argument("--out", required=True)
     a = p.parse_args()
-    rows = {"classify": classify, "anomaly": anomaly, "speed": speed}[a.command](a, parse_set(a.set))
+    rows = {"classify": classify, "anomaly": anomaly, "sklearn": sklearn_fit, "speed": speed}[a.command](
+        a, parse_set(a.set))
     print(table(rows, a.command))
+
+
+def sklearn_fit(a, extra: dict) -> list[dict]:
+    """``SemiVAEClassifier`` on aeon's train split with ``per_class`` labels per class (drawn by the
+    seed, the rest -1), scored on its test split."""
+    import aeon.datasets
+    from sklearn.metrics import accuracy_score, log_loss
+    from semivae.sklearn import SemiVAEClassifier
+
+    load = getattr(aeon.datasets, "load_" + a.dataset.replace("-", "_"))
+    (x, y), (x_te, y_te) = load(split="train"), load(split="test")
+    x, x_te = [s.T for s in x], [s.T for s in x_te]  # aeon's (C, T_i) -> (T_i, C)
+    results = ResultsFile(a.out, vars(a))
+    for seed in a.seeds:
+        rng = np.random.default_rng(seed)
+        keep = np.concatenate([rng.choice(np.flatnonzero(y == c), a.per_class, replace=False) for c in np.unique(y)])
+        y_semi = np.full(len(y), "-1", dtype=object)
+        y_semi[keep] = y[keep]
+        t0 = time.perf_counter()
+        clf = SemiVAEClassifier(epochs=a.epochs, seed=seed, threads=1, options=extra).fit(x, y_semi)
+        seconds = time.perf_counter() - t0
+        proba = clf.predict_proba(x_te)
+        results.add({"dataset": a.dataset, "per_class": a.per_class, "seed": seed, "epochs": a.epochs,
+                     "accuracy": accuracy_score(y_te, clf.classes_[proba.argmax(1)]),
+                     "log_loss": log_loss(y_te, proba, labels=clf.classes_), "seconds": seconds, "set": extra})
+    return results.rows
 
 
 def parse_epochs(text: str) -> int | dict:

@@ -134,3 +134,20 @@ def test_conv_averages_its_weights_unless_told_not_to_and_old_conv_runs_resume_w
     saved = conv.to_dict()
     del saved["train"]["ema"]  # a conv run written before --ema
     assert RunConfig.from_dict(saved, saved=True).train.ema == 0.0
+
+
+def test_series_get_the_recurrent_architecture_unless_told_otherwise(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "series.npz", x=np.zeros((4, 5, 2), np.float32), lengths=np.array([5, 4, 3, 5]))
+    np.savez(tmp_path / "whole.npz", x=np.zeros((4, 5, 2), np.float32), kind="sequence")
+    np.savez(tmp_path / "images.npz", x=np.zeros((4, 8, 8), np.uint8))
+    for dataset in ("basic-motions", "sequential-mnist", str(tmp_path / "series.npz"), str(tmp_path / "whole.npz")):
+        cfg = resolve(None, {"data": {"dataset": dataset}})
+        assert (cfg.arch.arch, cfg.arch.hidden, cfg.model.alpha) == ("recurrent", [64, 64], 100.0), dataset
+    for dataset in ("digits", "mnist", str(tmp_path / "images.npz"), str(tmp_path / "absent.npz")):
+        assert resolve(None, {"data": {"dataset": dataset}}).arch.arch == "dense", dataset
+    told = resolve(None, {"data": {"dataset": "basic-motions"}, "arch": {"arch": "dense"}})
+    assert (told.arch.arch, told.arch.hidden) == ("dense", [512, 256])  # the user's word wins
+    paper = resolve({"preset": "paper"}, {"data": {"dataset": "japanese-vowels"}})
+    assert (paper.arch.arch, paper.arch.sequence_latent) == ("recurrent", "per-step")

@@ -4,6 +4,7 @@ save/load."""
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -88,3 +89,33 @@ def test_the_imputer_fills_gaps_better_than_column_means(tmp_path):
     assert np.allclose(SemiVAEImputer.load(tmp_path / "imp").transform(x_nan[:30]), filled[:30])
     pipe = make_pipeline(SemiVAEImputer(epochs=5, hidden=[16], threads=1), StandardScaler(), LogisticRegression())
     assert pipe.fit(x_nan, y).score(x_nan, y) > 0.8
+
+
+def test_series_train_the_recurrent_model_padded_with_nan_or_as_a_list(tmp_path):
+    rng = np.random.default_rng(0)
+    n, t, c = 120, 14, 3
+    lengths, y = rng.integers(5, t + 1, n), rng.integers(0, 3, n)
+    x = np.sin(np.arange(t)[None, :, None] * (0.3 + 0.4 * y[:, None, None]) + rng.normal(size=(n, 1, c)))
+    x = x + 0.1 * rng.normal(size=(n, t, c))
+    x[np.arange(t)[None, :] >= lengths[:, None]] = np.nan  # shorter series end in NaN
+    x[0, 1, 2] = np.nan  # a missing value inside a series
+    y_semi = np.where(np.arange(n) < 30, y, -1)
+    clf = SemiVAEClassifier(epochs=40, batch_size=32, latent_dim=4, threads=1,
+                            options={"rnn_hidden": 16, "hidden": [16, 16]}).fit(x, y_semi)
+    assert (clf.predict(x[30:]) == y[30:]).mean() > 0.5  # chance is 1/3
+    assert yaml.safe_load(open(f"{clf.run_dir_}/config.yaml"))["arch"]["arch"] == "recurrent"
+    proba = clf.predict_proba(x)
+    assert np.allclose(clf.predict_proba([x[i, :lengths[i]] for i in range(n)]), proba, atol=1e-6)
+    short = lengths <= 10  # fewer steps than trained on: padded, the same answers
+    assert np.allclose(clf.predict_proba(x[short, :10]), proba[short], atol=1e-6)
+    longer = np.concatenate([np.nan_to_num(x), x], 1)  # (N, 28, C): longer than any series trained on
+    assert clf.predict_proba(longer).shape == (n, 3)
+    assert clf.transform(x[:4]).shape == (4, 4) and np.isfinite(clf.score_samples(x[:4])).all()
+    back = SemiVAEClassifier.load(clf.save(tmp_path / "saved"))
+    assert back.series_ and np.allclose(back.predict_proba(x[:20]), proba[:20])
+    with pytest.raises(ValueError, match="channels"):
+        clf.predict(x[:, :, :2])
+    with pytest.raises(ValueError, match="fitted on series"):
+        clf.predict(x.reshape(n, -1))
+    with pytest.raises(ValueError, match="drop input_shape for series"):
+        SemiVAEClassifier(input_shape=(1, 14, 3)).fit(x, y_semi)

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from .data.config import DataConfig
+from .data.sources import holds_series
 from .errors import UserError
 from .models import MODELS, ModelConfig, model_entry
 from .nn import ARCHS, ArchConfig
@@ -223,7 +224,8 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
     """Defaults (the chosen model's) < preset < config file < overrides (nested dicts by section)."""
     merged = merge(file_cfg or {}, overrides or {})
     preset = check_value(merged.get("preset", "default"), str, "preset")
-    arch = check_value(require_table(merged.get("arch", {}), "arch").get("arch", ArchConfig.arch), str, "[arch] arch")
+    arch = check_value(require_table(merged.get("arch", {}), "arch").get("arch", None) or _default_arch(merged),
+                       str, "[arch] arch")
     model = check_value(require_table(merged.get("model", {}), "model").get("model", "semivae"), str, "[model] model")
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -231,11 +233,18 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
         raise UserError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
     klass = model_entry(model).config
     base = merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
-    cfg = RunConfig.from_dict(merge(merge(base, PRESETS[preset][arch]), merged))
+    cfg = RunConfig.from_dict(merge(merge(base, PRESETS[preset][arch]), merge(merged, {"arch": {"arch": arch}})))
     if cfg.arch.decoder_arch not in ("", *ARCHS):
         raise UserError(f"unknown --decoder-arch {cfg.arch.decoder_arch!r}; choose one of {sorted(ARCHS)}")
     validate(cfg)
     return cfg
+
+
+def _default_arch(merged: dict) -> str:
+    """The architecture when none is given: recurrent for series (a dense model on the padded
+    series scored 0.625 against 0.900 on BasicMotions, docs/benchmarks.md section 11), else dense."""
+    dataset = require_table(merged.get("data", {}), "data").get("dataset", DataConfig.dataset)
+    return "recurrent" if isinstance(dataset, str) and holds_series(dataset) else ArchConfig.arch
 
 
 def validate(cfg: RunConfig) -> None:

@@ -3,10 +3,11 @@
 The graph takes ``x``: float32 inputs in the training data's own units, (N, *shape) with
 any N (e.g. MNIST pixels 0..255 as (N, 1, 28, 28), table features as in the CSV, NaN where
 one is missing; images of a run trained with ``--image-size`` at any height and width, resized
-in the graph as ``predict`` resizes files: bilinear, antialiased; series as (N, T, C) padded to
-the training length T, NaN where a value is missing, beside a second input ``lengths`` (N,)
-int64, their valid steps), applies the run's normalisation (and, for series, the interpolation
-of missing values that data/sequences.py applies), and returns
+in the graph as ``predict`` resizes files: bilinear, antialiased; series as (N, T, C), padded to
+a common T (any T for a recurrent model, the training length for a dense one), NaN where a value
+is missing, beside a second input ``lengths`` (N,) int64, their valid steps), applies the run's
+normalisation (and, for series, the interpolation of missing values that data/sequences.py
+applies), and returns
 
     proba[_<head>]  (N, K) class probabilities per head (temperature-scaled where calibrated)
     z_mean          (N, D) means of q(z|x)
@@ -15,8 +16,8 @@ of missing values that data/sequences.py applies), and returns
     unknown         (N,)   score above the run's threshold (bool), where the run has one
 
 A recurrent encoder runs unpacked in the graph (``RecurrentEncoder.unpacked``: the same values
-on the valid steps as the packed run). Models with a class layer per step (``--preset paper``
-on series) are not exported. ``check_export`` runs the file in onnxruntime against PyTorch.
+on the valid steps as the packed run, each direction once). Models with a class layer per step
+(``--preset paper`` on series) are not exported. ``check_export`` runs the file in onnxruntime against PyTorch.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     example, dims = (torch.zeros(2, *run.spec.data_shape),), ({0: batch},)
     if graph.sequence:  # and the series' lengths
         example, dims = example + (torch.full((2,), run.spec.data_shape[0]),), dims + ({0: batch},)
+        if run.config.arch.any_length:  # a recurrent net: series of any length, as predict reads them
+            dims[0][1] = torch.export.Dim("steps", min=2)
     if graph.size is not None:  # any height and width
         dims[0].update({2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)})
     quiet = logging.getLogger("torch.onnx")
@@ -129,6 +132,8 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     program.save(buf)
     write_atomic(Path(out), buf.getvalue())
     shape = ["N", *run.spec.data_shape] if graph.size is None else ["N", run.spec.data_shape[0], "H", "W"]
+    if graph.sequence and run.config.arch.any_length:
+        shape[1] = "T"
     return {"inputs": graph.input_names(), "outputs": graph.output_names(), "input_shape": shape, "opset": opset}
 
 

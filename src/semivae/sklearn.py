@@ -17,7 +17,10 @@ the estimator; the fitted model is held in memory. Options beyond the constructo
 
 X is a 2-D feature matrix (vectors, standardised per feature by the run; NaN marks a missing
 feature, which the model reads around, as scikit-learn's ``allow_nan`` estimators do) unless ``input_shape``
-is given, e.g. ``(1, 28, 28)`` for flattened MNIST images in [0, 1] or 0..255.
+is given, e.g. ``(1, 28, 28)`` for flattened MNIST images in [0, 1] or 0..255. For the classifier X may
+also hold series: a 3-D array (N, T, C), shorter series padded at the end with NaN, or a list of
+(T_i, C) arrays; a NaN inside a series is a missing value. They train the recurrent model (aeon's
+(N, C, T) arrays: pass ``X.transpose(0, 2, 1)``); new series may be of any length.
 """
 
 from __future__ import annotations
@@ -29,14 +32,16 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from .eval.embed import latent
 from .eval.evaluation import predict, read_inputs
 from .eval.impute import fill_in
 from .eval.scores import compute_scores
+from .masks import steps
 from .runs import load_run
 from .train import train
 
@@ -52,7 +57,7 @@ class _RunEstimator(BaseEstimator):
         tags.input_tags.allow_nan = True  # a NaN feature is missing; the model reads around it
         return tags
 
-    def _fit_run(self, x: np.ndarray, y: np.ndarray | None, settings: dict) -> None:
+    def _fit_run(self, x: np.ndarray, y: np.ndarray | None, settings: dict, lengths: np.ndarray | None = None) -> None:
         tmp = None
         if self.out is None:
             tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
@@ -60,7 +65,7 @@ class _RunEstimator(BaseEstimator):
         else:
             path = Path(self.out)
         try:
-            run_dir = train(x=x, y=y, out=path, progress=self.verbose, carve_test=False,
+            run_dir = train(x=x, y=y, lengths=lengths, out=path, progress=self.verbose, carve_test=False,
                             **{k: v for k, v in settings.items() if v is not None})
         except BaseException:
             if tmp is not None:
@@ -128,9 +133,19 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
 
     # -- fitting ------------------------------------------------------------------------
     def fit(self, X, y):
-        """Train on X (N, D) with labels y (N,), -1 where unlabelled; returns self."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False,
-                             ensure_all_finite="allow-nan")
+        """Train on X (N, D), or series (N, T, C), with labels y (N,), -1 where unlabelled; returns self."""
+        series = _as_series(X, ensure_min_samples=2)
+        if series is None:
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False,
+                                 ensure_all_finite="allow-nan")
+        elif self.input_shape is not None:
+            raise ValueError(f"X has shape {series.shape}, series, but input_shape {tuple(self.input_shape)} reads "
+                             "flattened rows; give X as (N, D) rows, or drop input_shape for series")
+        else:
+            X, self.n_features_in_ = series, series.shape[2]  # a series' features are its channels
+            if len(y) != len(X):
+                raise ValueError(f"y has {len(y)} labels but X has {len(X)} series; give one label per series")
+        self.series_ = series is not None
         y = column_or_1d(y, warn=True)
         labelled = ~_unlabelled(y)
         if not labelled.any():
@@ -141,7 +156,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         codes = np.full(len(y), -1, dtype=np.int64)
         codes[labelled] = np.searchsorted(self.classes_, y[labelled])
-        self._fit_run(self._shaped(X), codes, self._train_options())
+        self._fit_run(self._shaped(X), codes, self._train_options(), _lengths(X) if self.series_ else None)
         return self
 
     def _train_options(self) -> dict:
@@ -164,14 +179,20 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
     # -- using a fitted model -------------------------------------------------------------
     def _inputs(self, X):
         check_is_fitted(self, "run_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
-        return read_inputs(self.run_, self._shaped(X))
+        if not getattr(self, "series_", False):
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+            return read_inputs(self.run_, self._shaped(X))
+        series = _as_series(X, ensure_min_samples=1)
+        if series is None:
+            raise ValueError(f"X has shape {np.shape(X)} but this classifier was fitted on series; give an (N, T, "
+                             f"{self.n_features_in_}) array or a list of (T_i, {self.n_features_in_}) arrays")
+        return read_inputs(self.run_, {"x": series, "lengths": _lengths(series)})
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (N, n_classes) in ``classes_`` order (calibrated if fitted so)."""
         data = self._inputs(X)
-        proba, _ = predict(self.run_, data)
-        return proba.astype(np.float64)
+        proba = predict(self.run_, data)[0].astype(np.float64)
+        return proba / proba.sum(1, keepdims=True)  # rows sum to 1 in float64 too, as scikit-learn's metrics check
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
@@ -192,11 +213,13 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
 
     # -- a run directory ------------------------------------------------------------------
     def _description(self) -> dict:
-        return {**super()._description(), "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype)}
+        return {**super()._description(), "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype),
+                "series": self.series_}
 
     def _restore(self, d: dict) -> None:
         super()._restore(d)
         self.classes_ = np.asarray(d["classes"], dtype=d["classes_dtype"])
+        self.series_ = bool(d.get("series", False))  # estimators saved before series were taken: tables
 
 
 class SemiVAEImputer(TransformerMixin, _RunEstimator):
@@ -239,6 +262,31 @@ def _keep_params(est: BaseEstimator, values: dict) -> None:
     for name, value in values.items():
         if name not in ("self", "__class__"):
             setattr(est, name, value)
+
+
+def _as_series(X, ensure_min_samples: int) -> np.ndarray | None:
+    """X as series (N, T, C), NaN past each one's end, when it holds them: a 3-D array, or a list of
+    (T_i, C) arrays (padded here); None for anything else (a table, left to scikit-learn's checks)."""
+    if isinstance(X, (list, tuple)) and len(X) and all(np.ndim(s) == 2 for s in X):
+        channels = sorted({np.shape(s)[1] for s in X})
+        if len(channels) > 1:
+            raise ValueError(f"the series have {channels} channels; give every series the same channels")
+        padded = np.full((len(X), max(len(s) for s in X), channels[0]), np.nan)
+        for i, s in enumerate(X):
+            padded[i, :len(s)] = s
+        X = padded
+    try:
+        if (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim) != 3:
+            return None
+    except ValueError:  # ragged nested lists: scikit-learn's checks say what is wrong
+        return None
+    return check_array(X, allow_nd=True, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+                       ensure_min_samples=ensure_min_samples)
+
+
+def _lengths(series: np.ndarray) -> np.ndarray:
+    """(N,) each series' steps, through its last one holding a value (NaN after it is padding)."""
+    return steps(torch.from_numpy(~np.isnan(series))).sum(1).numpy()
 
 
 def _unlabelled(y: np.ndarray) -> np.ndarray:

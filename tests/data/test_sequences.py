@@ -82,7 +82,7 @@ def test_a_ragged_npz_without_lengths_is_refused(tmp_path):
         load_dataset(str(tmp_path / "r.npz"))
 
 
-def test_new_series_must_match_the_training_channels_and_length(tmp_path):
+def test_new_series_must_match_the_training_channels_and_a_dense_nets_length(tmp_path):
     info = {"kind": "sequence", "shape": [12, 3], "shift": [0.0] * 3, "scale": [1.0] * 3}
     np.savez(tmp_path / "ok.npz", x=np.ones((2, 7, 3)), lengths=np.array([7, 5]))
     d = load_inputs(str(tmp_path / "ok.npz"), info)
@@ -91,8 +91,10 @@ def test_new_series_must_match_the_training_channels_and_length(tmp_path):
     with pytest.raises(UserError, match="4 channels but the model was trained on 3"):
         load_inputs(str(tmp_path / "chan.npz"), info)
     np.savez(tmp_path / "long.npz", x=np.ones((1, 20, 3)), lengths=np.array([20]))
-    with pytest.raises(UserError, match="longer than the 12"):
+    with pytest.raises(UserError, match="longer than the 12"):  # a dense net reads the training length
         load_inputs(str(tmp_path / "long.npz"), info)
+    long = load_inputs(str(tmp_path / "long.npz"), {**info, "any_length": True})  # a recurrent one any length
+    assert long.x.shape == (1, 20, 3) and long.lengths.tolist() == [20]
 
 
 def _har_folder(root: Path, n=(6, 4), t=8):

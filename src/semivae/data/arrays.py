@@ -110,7 +110,7 @@ def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, 
     elif not carve_test:
         arrays["x_test"], arrays["y_test"] = xa[:0], np.zeros(0, dtype=np.int64)
         if lengths is not None:
-            lengths_test = np.zeros(0, dtype=np.int64)
+            arrays["lengths_test"] = np.zeros(0, dtype=np.int64)
     for key, v in (("lengths", lengths), ("lengths_test", lengths_test)):
         if v is not None:
             arrays[key] = as_array(v, key)[0].astype(np.int64)

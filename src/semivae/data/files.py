@@ -49,6 +49,22 @@ def _strings(a: np.ndarray) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(a).tolist()]
 
 
+def _marks_series(lengths: np.ndarray | None, kind: np.ndarray | None) -> bool:
+    """An ``.npz`` holds series when it has ``lengths`` or says ``kind = "sequence"``."""
+    return lengths is not None or (kind is not None and _strings(kind) == ["sequence"])
+
+
+def npz_holds_series(path: Path) -> bool:
+    """Whether the ``.npz`` at ``path`` holds series, read from its small arrays alone; False
+    where it is no readable ``.npz`` (reading it then says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return _marks_series(npz["lengths"] if "lengths" in npz.files else None,
+                                 npz["kind"] if "kind" in npz.files else None)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return False
+
+
 def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     """Read ``x`` and the optional ``y``, ``x_test``, ``y_test``, ``classes``, and continuous
     targets ``t`` / ``t_test`` (N,) or (N, T) with NaN where unobserved, named by
@@ -58,7 +74,7 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names",
                                      "factor_names", "lengths", "lengths_test", "kind", "ids", "ids_test",
                                      "feature_names"), prefix="classes_")
-    sequence = arrays["lengths"] is not None or (arrays["kind"] is not None and _strings(arrays["kind"]) == ["sequence"])
+    sequence = _marks_series(arrays["lengths"], arrays["kind"])
     x = arrays["x"] if sequence else check_inputs(arrays["x"], f"x in {path}")
     n = len(x) if not sequence or arrays["lengths"] is None or x.ndim == 3 else len(arrays["lengths"])
     y = _labels(arrays["y"], n, f"y in {path}")

@@ -3,7 +3,8 @@ in the training form (normalisation, shape, padding), every label missing.
 
 ``info`` is the run's ``data.json`` (plus ``n_heads``): ``kind``, ``shape`` (per sample),
 ``shift``/``scale`` (training normalisation, floats or lists), ``label_column``,
-``feature_names`` and ``id_column`` (CSV data). Arrays follow the ``.npz`` rules
+``feature_names`` and ``id_column`` (CSV data); ``any_length``: the model reads series longer than
+its training ones. Arrays follow the ``.npz`` rules
 (:func:`files.check_inputs`): uint8 images in 0..255 (in 0..16 for a model trained on the
 bundled digits, their own units) or floats in [0, 1], (N, D) vectors (NaN or an empty CSV
 cell = a missing feature), (N, T, C) sequences. A CSV or data frame's id column comes back as ``ArrayData.ids``.
@@ -40,7 +41,10 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
     pandas data frame (columns matched by name) or an :class:`ArrayData` (returned as is).
     """
     if isinstance(source, ArrayData):
-        _check_shape(source.x.numpy(), _shape(info), "the data")
+        shape = _shape(info)
+        if data_kind(info["kind"]) == "sequence" and info.get("any_length") and source.x.dim() == 3:
+            shape = (max(shape[0], source.x.shape[1]), shape[1])  # longer series, read whole
+        _check_shape(source.x.numpy(), shape, "the data")
         return source
     if isinstance(source, (str, Path)):
         return _from_path(Path(source).expanduser(), info)
@@ -158,7 +162,7 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
     shift, scale = _param(info.get("shift", 0.0)), _param(info.get("scale", 1.0))
     n_heads = int(info.get("n_heads", 1))
     if kind == "sequence":
-        x, lengths = sequence_inputs(np.asarray(x), lengths, shape[0], shape[1], what)
+        x, lengths = sequence_inputs(np.asarray(x), lengths, shape[0], shape[1], what, bool(info.get("any_length")))
         x, observed = fill_series(x, lengths, shift)  # NaN = a missing value: interpolated, as in training
         return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale,
                          lengths=torch.from_numpy(lengths), ids=_ids(ids), observed=observed)

@@ -289,14 +289,16 @@ def npz_sequences(path: Path, x: np.ndarray, lengths: np.ndarray | None, y: np.n
 
 
 def sequence_inputs(x: np.ndarray, lengths: np.ndarray | None, steps: int, channels: int,
-                    what: str) -> tuple[np.ndarray, np.ndarray]:
+                    what: str, any_length: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """New series for a trained model: checked, padded to the training length ``steps`` (NaN
-    kept where a value is missing)."""
+    kept where a value is missing), or to the longest series where that is longer and the model
+    reads ``any_length``."""
     x, lengths = from_concatenated(x, lengths, what) if x.ndim == 2 else check_sequences(x, lengths, what)
     if x.shape[2] != channels:
         raise UserError(f"{what} has {x.shape[2]} channels but the model was trained on {channels}; "
                         "give series with the training channels")
-    if lengths.max(initial=0) > steps:
+    if lengths.max(initial=0) > steps and not any_length:
         raise UserError(f"{what} has a series of {int(lengths.max())} steps, longer than the {steps} the model was "
                         f"trained on; cut it into windows of at most {steps} steps")
-    return np.pad(x[:, :steps], ((0, 0), (0, steps - min(x.shape[1], steps)), (0, 0))), lengths
+    width = max(steps, int(lengths.max(initial=0)))  # the training length, or the longest series
+    return np.pad(x[:, :width], ((0, 0), (0, width - min(x.shape[1], width)), (0, 0))), lengths

@@ -17,7 +17,7 @@ import torch
 from ..errors import UserError
 from .dataset import ArrayData, DataBundle, LabelColumn, fill_missing
 from .download import locate_or_download
-from .files import read_image_folder, read_npz
+from .files import npz_holds_series, read_image_folder, read_npz
 from .tables import read_csv
 from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
 from .factors import load_sprites
@@ -94,6 +94,23 @@ DATASETS: dict[str, Loader] = {
     "dsprites": lambda *a: load_sprites("dsprites"),
     "dsprites-small": lambda *a: load_sprites("dsprites-small"),
 }
+
+
+SEQUENCE_SETS = ("sequential-mnist", "sequential-fashion-mnist", "basic-motions", "japanese-vowels")
+
+
+def holds_series(name_or_path: str | None) -> bool:
+    """Whether a data source holds series, judged without loading it: a named sequence set, a
+    folder in the UCI-HAR layout, or an ``.npz`` with ``lengths`` or ``kind = "sequence"``.
+    False where it cannot tell (a missing file: the loader then names the problem)."""
+    if not name_or_path:
+        return False
+    if name_or_path.strip().lower() in SEQUENCE_SETS:
+        return True
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return is_har_folder(path)
+    return path.suffix.lower() == ".npz" and path.is_file() and npz_holds_series(path)
 
 
 def load_dataset(

@@ -125,7 +125,8 @@ def read_inputs(run: Run, inputs) -> ArrayData:
     """New data of the run's training form, normalised alike: a path (the files the loaders
     read), an array, a tensor, a mapping of arrays (``{"x": ..., "lengths": ...}``), a data frame or an
     ArrayData (``semivae.data.load_inputs``)."""
-    return load_inputs(inputs, {**run.data_info, "n_heads": len(run.spec.heads)})
+    return load_inputs(inputs, {**run.data_info, "n_heads": len(run.spec.heads),
+                                "any_length": run.config.arch.any_length})
 
 
 def _predictions(run: Run | str | Path | list, inputs, device: str | None = None) -> tuple[list[Run], ArrayData, dict]:

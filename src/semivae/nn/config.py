@@ -15,7 +15,8 @@ from .init import INITS
 
 @dataclass
 class ArchConfig:
-    arch: str = opt("dense", "encoder/decoder family: dense, conv or recurrent (sequences)")
+    arch: str = opt("dense", "encoder/decoder family: dense, conv or recurrent (which series get unless "
+                              "told otherwise)")
     decoder_arch: str = opt("", "decoder family where it differs from --arch: --arch conv --decoder-arch dense reads "
                                 "images with convolutions and draws them with the dense decoder (--hidden mirrored), "
                                 "cheaper where a latent-class model decodes once per class")
@@ -35,6 +36,12 @@ class ArchConfig:
     batch_norm: bool = opt(False, "batch normalisation after hidden layers")
     weight_init: str = opt("torch", "weight initialisation: torch (PyTorch's defaults) or glorot (Keras' defaults: "
                              "Glorot-uniform weights and zero biases in every dense and conv layer)")
+
+    @property
+    def any_length(self) -> bool:
+        """Whether the networks read series of any length (recurrent ones; a dense net reads
+        series flattened at the training length)."""
+        return self.arch == "recurrent"
 
     def validate(self) -> None:
         """Checks of the options; each failure is a one-line UserError."""

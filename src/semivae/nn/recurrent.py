@@ -96,17 +96,25 @@ class RecurrentEncoder(nn.Module):
     def unpacked(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``packed``'s values on the valid steps, without packing (for the ONNX export): the
         forward direction reads the series as they lie (a valid step never reads a later one);
-        the backward one reads them right-aligned, so that it starts at each series' last valid
-        step, and its outputs are shifted back. (B, T, rnn); the padded steps hold other values."""
-        out = self.rnn(h)[0]  # (B, T, rnn)
+        the backward one reads each series reversed within its length, so that it starts at the
+        last valid step, and its outputs are reversed back. Each direction runs once.
+        (B, T, rnn); the padded steps hold other values."""
         if not self.rnn.bidirectional:
-            return out
-        steps, half = h.shape[1], self.rnn.hidden_size
-        t = torch.arange(steps, device=h.device)[None, :]
-        right = (t + lengths[:, None]) % steps  # (B, T) right-aligned step t holds step t - (T - length)
-        back = self.rnn(h.gather(1, right[..., None].expand_as(h)))[0][..., half:]  # (B, T, half)
-        left = (t - lengths[:, None] + steps) % steps  # (B, T) and back
-        return torch.cat([out[..., :half], back.gather(1, left[..., None].expand_as(back))], -1)
+            return self.rnn(h)[0]  # (B, T, rnn)
+        t = torch.arange(h.shape[1], device=h.device)[None, :]
+        flip = (lengths[:, None] - 1 - t).clamp(min=0)[..., None]  # (B, T, 1) step t <-> length - 1 - t; padding 0
+        back = self.direction(h.gather(1, flip.expand(-1, -1, h.shape[2])), "_reverse")  # (B, T, half)
+        return torch.cat([self.direction(h, ""), back.gather(1, flip.expand(-1, -1, self.rnn.hidden_size))], -1)
+
+    def direction(self, h: torch.Tensor, suffix: str) -> torch.Tensor:
+        """One direction of the (one-layer, bidirectional) recurrent layer run forward over h:
+        the forward weights (``suffix`` "") or the backward ones ("_reverse"). (B, T, half)."""
+        r = self.rnn
+        weights = [getattr(r, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        state = h.new_zeros(1, h.shape[0], r.hidden_size)  # (1, B, half)
+        if isinstance(r, nn.LSTM):
+            return torch.lstm(h, (state, state), weights, True, 1, 0.0, False, False, True)[0]
+        return torch.gru(h, state, weights, True, 1, 0.0, False, False, True)[0]
 
 
 class RecurrentDecoder(nn.Module):

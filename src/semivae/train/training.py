@@ -174,6 +174,8 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     """
     if x is not None and "dataset" in overrides:
         raise UserError("give x= or dataset=, not both")
+    if lengths is not None and config is None and "arch" not in overrides:
+        overrides = {**overrides, "arch": "recurrent"}  # series: the recurrent default, as for a series file
     if overrides:
         base = config.to_dict() if config is not None else {}
         config = resolve(base, nest(overrides))
