@@ -7,7 +7,6 @@ import pytest
 from sklearn.datasets import load_digits
 
 from semivae.cli import main
-from semivae.errors import UserError
 from semivae.export import check_export, export_onnx
 from semivae.train import train
 
@@ -69,14 +68,22 @@ def test_a_recurrent_model_exports_with_lengths_and_gaps(tiny, tmp_path, capsys)
             assert np.abs(got - expected).max() < 1e-5
 
 
-def test_a_class_layer_per_step_is_not_exported(tmp_path):
+def test_a_class_layer_and_a_latent_per_step_export_as_predict_and_embed_read_them(tmp_path):
+    """--preset paper on series: pi and z at every step; the graph gives predict's probabilities
+    (the mean over the valid steps) and embed's per-step means, for series of many lengths."""
+    from semivae import embed, predict
     from tests.test_sequence_runs import _series
 
-    _series(tmp_path / "s.npz", n=40)
-    assert main(["train", "--dataset", str(tmp_path / "s.npz"), "--arch", "recurrent", "--preset", "paper",
-                 "--labels-per-class", "3", "--epochs", "1", "--threads", "1", "--quiet", "--out", str(tmp_path / "p")]) == 0
-    with pytest.raises(UserError, match="per-step heads"):
-        export_onnx(tmp_path / "p", tmp_path / "p.onnx")
+    x, lengths, _ = _series(tmp_path / "s.npz", n=40)
+    assert main(["train", "--dataset", str(tmp_path / "s.npz"), "--preset", "paper", "--labels-per-class", "3",
+                 "--epochs", "1", "--threads", "1", "--quiet", "--out", str(tmp_path / "p")]) == 0
+    export_onnx(tmp_path / "p", tmp_path / "p.onnx")
+    session = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    proba, z = session.run(["proba", "z_mean"], {"x": x.astype(np.float32), "lengths": lengths.astype(np.int64)})
+    assert np.abs(proba - predict(tmp_path / "p", {"x": x, "lengths": lengths})[0]).max() < 1e-5
+    mu = embed(tmp_path / "p", {"x": x, "lengths": lengths})["mu"]  # (N, T, D)
+    valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
+    assert z.shape == mu.shape and np.abs(z - mu)[valid].max() < 1e-5
 
 
 def test_a_run_trained_with_image_size_exports_a_graph_that_resizes(tiny, tmp_path):

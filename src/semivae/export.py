@@ -9,15 +9,16 @@ is missing, beside a second input ``lengths`` (N,) int64, their valid steps), ap
 normalisation (and, for series, the interpolation of missing values that data/sequences.py
 applies), and returns
 
-    proba[_<head>]  (N, K) class probabilities per head (temperature-scaled where calibrated)
-    z_mean          (N, D) means of q(z|x)
+    proba[_<head>]  (N, K) class probabilities per head (temperature-scaled where calibrated; a
+                           class layer per step, ``--preset paper`` on series: its mean over the
+                           valid steps, as ``predict`` gives)
+    z_mean          (N, D) means of q(z|x); (N, T, D) for a latent per step
     score           (N,)   the negative ELBO with the latents at their means (higher = more
                            unusual; the run's unknown-input score), for models with a decoder
     unknown         (N,)   score above the run's threshold (bool), where the run has one
 
 A recurrent encoder runs unpacked in the graph (``RecurrentEncoder.unpacked``: the same values
-on the valid steps as the packed run, each direction once). Models with a class layer per step
-(``--preset paper`` on series) are not exported. ``check_export`` runs the file in onnxruntime against PyTorch.
+on the valid steps as the packed run, each direction once). ``check_export`` runs the file in onnxruntime against PyTorch.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torch import nn
 from .atomic import write_atomic
 from .data.sequences import fill_gaps
 from .errors import UserError
+from .models.base import class_probabilities
 from .runs import Run, as_run
 from .runs.run import preprocessing
 
@@ -77,11 +79,11 @@ class ExportGraph(nn.Module):
             x, mask = fill_gaps(x, lengths, self.shift)
         x = (x - self.shift) * self.scale  # (N, *shape) normalised as in training
         inf = self.model.inference(x, mask, sample=False)
+        probas = class_probabilities(inf.logits, mask)  # (N, K) per head; a per-step head's mean over the valid steps
         outs = []
-        for name, t in zip(self.heads, self.temperatures):
-            logp = torch.log_softmax(inf.logits[name], -1)  # (N, K)
-            outs.append(torch.softmax(logp / t, -1))
-        outs.append(inf.mu)  # (N, D)
+        for name, t in zip(self.heads, self.temperatures):  # softmax(log p / T), as apply_temperature
+            outs.append(torch.softmax(probas[name].clamp(min=1e-12).log() / t, -1))
+        outs.append(inf.mu)  # (N, D), or (N, T, D) for per-step latents
         if self.has_decoder:
             log_px, kl = self.model.elbo_terms(x, mask, sample=False)
             score = kl - log_px  # (N,)
@@ -102,8 +104,6 @@ def _onnx():
 def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> dict:
     """Write the run's graph to ``out`` (written whole); returns {inputs, outputs, input_shape, opset}."""
     run = as_run(run)
-    if run.model.spec.heads and any(v.dim() != 2 for v in _probe(run).logits.values()):
-        raise UserError(f"run {run.path} has per-step heads, which ONNX export does not cover")
     if Path(out).suffix.lower() != ".onnx":
         raise UserError(f"--out {out} must end in .onnx; e.g. --out model.onnx")
     _onnx()
@@ -144,11 +144,6 @@ def _check_any_batch(dim: object, run: Run) -> None:
     if isinstance(dim, int):
         raise RuntimeError(f"the ONNX graph of model {run.config.model.model} has a fixed batch size ({dim}); "
                            "its code must keep the batch size symbolic (x.shape[0], not len(x))")
-
-
-@torch.no_grad()
-def _probe(run: Run):
-    return run.model.inference(torch.zeros(2, *run.spec.data_shape), None, sample=False)
 
 
 @torch.no_grad()
