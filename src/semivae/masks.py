@@ -8,7 +8,7 @@ A mask marks the real entries of x (B, *shape):
 - (B, T, C) bool: the observed values of sequences with missing ones (padding is False too).
 
 Entry-wise readers (likelihoods) broadcast it to x with :func:`entries`; step-wise readers
-(recurrent packing, per-step latents and heads) take the valid steps from :func:`steps`;
+(the recurrent layer, per-step latents and heads) take the valid steps from :func:`steps`;
 encoders zero what :func:`unread` marks unread (a series' missing values hold an interpolation,
 which its encoder reads; a vector's hold the mean, which its encoder reads as 0).
 """

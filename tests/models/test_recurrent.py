@@ -3,6 +3,7 @@ steps changes no loss, score or prediction of the real ones."""
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from semivae.data import ArrayData, Batch
 from semivae.eval.scores import available_scores, compute_scores
@@ -80,13 +81,20 @@ def test_extra_padding_changes_nothing(name, kw, arch, likelihood, monkeypatch):
 
 
 @pytest.mark.parametrize("cell,bidirectional", [("lstm", True), ("gru", True), ("lstm", False)])
-def test_the_unpacked_run_for_onnx_gives_the_packed_values_on_valid_steps(cell, bidirectional):
+def test_the_recurrent_layer_gives_packed_sequences_values_and_gradients_on_valid_steps(cell, bidirectional):
+    """The encoder runs unpacked (each direction once, the backward one over each series reversed
+    within its length); PyTorch's packed sequences are the reference."""
     enc = make_encoder(_arch(cell=cell, bidirectional=bidirectional), (T, C))
     h = torch.randn(len(LENGTHS), T, 8)
     valid = (torch.arange(T)[None, :] < LENGTHS[:, None])[..., None]  # (B, T, 1)
-    with torch.no_grad():
-        packed, unpacked = enc.packed(h, LENGTHS), enc.unpacked(h, LENGTHS)
-    torch.testing.assert_close(unpacked * valid, packed * valid)
+    packed = pack_padded_sequence(h, LENGTHS, batch_first=True, enforce_sorted=False)
+    reference = pad_packed_sequence(enc.rnn(packed)[0], batch_first=True, total_length=T)[0]
+    unpacked = enc.unpacked(h, LENGTHS)
+    torch.testing.assert_close(unpacked * valid, reference * valid)
+    weights = torch.randn_like(reference) * valid  # a loss of the valid steps only
+    grads = [torch.autograd.grad((out * weights).sum(), list(enc.rnn.parameters())) for out in (reference, unpacked)]
+    for g_ref, g in zip(*grads):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
 
 
 def test_per_step_latents_need_semivae():

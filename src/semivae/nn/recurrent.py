@@ -2,8 +2,11 @@
 
 Encoder, per step t of x (B, T, C): a dense layer (hidden[0], ReLU), an LSTM or GRU
 (``rnn_hidden``, optionally bidirectional), a dense layer (hidden[-1], ReLU). Padded steps
-are skipped by packing the sequences with their lengths (from the mask), so a sequence's
-code does not depend on how much padding its batch has; missing values (a (B, T, C) mask) are
+are never read (the forward direction runs over the series as they lie, the backward one over
+each series reversed within its length; what the padded steps then hold is masked out), so a
+sequence's code does not depend on how much padding its batch has. On a CPU this trains a third
+faster than packing the sequences (docs/benchmarks.md section 6), and it is the same code the
+ONNX graph runs; missing values (a (B, T, C) mask) are
 read as the data holds them (interpolated between the observed ones, data/sequences.py). The encoder returns either one
 feature per step, (B, T, H) (``per_step``: the paper's latent and pi per time step), or their
 mean over the valid steps, (B, H) (a sequence-level latent and pi).
@@ -20,7 +23,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..masks import steps
 from .dropout import Dropout
@@ -72,14 +74,9 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
-        mask = steps(mask)  # (B, T) valid steps (padding is never read: packed, or after them)
+        mask = steps(mask)  # (B, T) valid steps (padding is never read: it comes after them)
         h = self.pre(x)  # (B, T, before)
-        if mask is None:
-            out, _ = self.rnn(h)  # (B, T, rnn)
-        elif torch.compiler.is_exporting():  # ONNX has no packed sequences
-            out = self.unpacked(h, mask.sum(1).clamp(min=1))
-        else:
-            out = self.packed(h, mask.sum(1).clamp(min=1))
+        out = self.rnn(h)[0] if mask is None else self.unpacked(h, mask.sum(1).clamp(min=1))  # (B, T, rnn)
         h = self.post(out)  # (B, T, after)
         if self.per_step:
             return h
@@ -88,17 +85,12 @@ class RecurrentEncoder(nn.Module):
         m = mask[..., None].to(h.dtype)  # (B, T, 1)
         return (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, after) mean over the valid steps
 
-    def packed(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The recurrent layer over each series' first ``lengths`` (B,) steps: (B, T, rnn), 0 after."""
-        packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=h.shape[1])[0]
-
     def unpacked(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``packed``'s values on the valid steps, without packing (for the ONNX export): the
+        """The recurrent layer over each series' first ``lengths`` (B,) steps, without packing: the
         forward direction reads the series as they lie (a valid step never reads a later one);
         the backward one reads each series reversed within its length, so that it starts at the
         last valid step, and its outputs are reversed back. Each direction runs once.
-        (B, T, rnn); the padded steps hold other values."""
+        (B, T, rnn): on the valid steps what packed sequences give; the padded steps hold other values."""
         if not self.rnn.bidirectional:
             return self.rnn(h)[0]  # (B, T, rnn)
         t = torch.arange(h.shape[1], device=h.device)[None, :]
