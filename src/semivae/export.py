@@ -17,8 +17,9 @@ applies), and returns
                            unusual; the run's unknown-input score), for models with a decoder
     unknown         (N,)   score above the run's threshold (bool), where the run has one
 
-A recurrent encoder runs unpacked in the graph (``RecurrentEncoder.unpacked``: the same values
-on the valid steps as the packed run, each direction once). ``check_export`` runs the file in onnxruntime against PyTorch.
+A recurrent encoder runs in the graph as in the library (``RecurrentEncoder.unpacked``: each
+direction once, over the valid steps alone). ``check_export`` runs the file in onnxruntime against
+PyTorch.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ are never read (the forward direction runs over the series as they lie, the back
 each series reversed within its length; what the padded steps then hold is masked out), so a
 sequence's code does not depend on how much padding its batch has. On a CPU this trains a third
 faster than packing the sequences (docs/benchmarks.md section 6), and it is the same code the
-ONNX graph runs; missing values (a (B, T, C) mask) are
-read as the data holds them (interpolated between the observed ones, data/sequences.py). The encoder returns either one
+ONNX graph runs. Missing values (a (B, T, C) mask) are read as the data holds them
+(interpolated between the observed ones, data/sequences.py). The encoder returns either one
 feature per step, (B, T, H) (``per_step``: the paper's latent and pi per time step), or their
 mean over the valid steps, (B, H) (a sequence-level latent and pi).
 
