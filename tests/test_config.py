@@ -147,6 +147,17 @@ def test_series_get_the_recurrent_architecture_unless_told_otherwise(tmp_path):
         assert (cfg.arch.arch, cfg.arch.hidden, cfg.model.alpha) == ("recurrent", [64, 64], 100.0), dataset
     for dataset in ("digits", "mnist", str(tmp_path / "images.npz"), str(tmp_path / "absent.npz")):
         assert resolve(None, {"data": {"dataset": dataset}}).arch.arch == "dense", dataset
+    from semivae.data import load_dataset
+    from semivae.data.packed import pack
+    from tests.data.test_sequences import _har_folder
+
+    np.savez(tmp_path / "labelled.npz", x=np.ones((6, 5, 2), np.float32), lengths=np.array([5, 4, 3, 5, 2, 5]),
+             y=np.array([0, 1, 0, 1, 0, 1]))
+    packed = {kind: pack(load_dataset(source), tmp_path / kind) for kind, source in
+              (("series", str(tmp_path / "labelled.npz")), ("images", "digits"))}
+    _har_folder(tmp_path / "har")
+    for dataset, arch in ((packed["series"], "recurrent"), (packed["images"], "dense"), (tmp_path / "har", "recurrent")):
+        assert resolve(None, {"data": {"dataset": str(dataset)}}).arch.arch == arch, dataset
     told = resolve(None, {"data": {"dataset": "basic-motions"}, "arch": {"arch": "dense"}})
     assert (told.arch.arch, told.arch.hidden) == ("dense", [512, 256])  # the user's word wins
     paper = resolve({"preset": "paper"}, {"data": {"dataset": "japanese-vowels"}})

@@ -89,6 +89,15 @@ def is_packed(path: Path) -> bool:
     return (path / "meta.json").is_file() and (path / "train" / "x.npy").is_file()
 
 
+def packed_kind(path: Path) -> str | None:
+    """The data kind a packed folder's meta.json names (image, vector, sequence); None where it is
+    no readable packed folder (loading it then says why)."""
+    try:
+        return json.loads((path / "meta.json").read_text()).get("kind") if is_packed(path) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_packed(path: Path) -> DataBundle:
     try:
         meta = json.loads((path / "meta.json").read_text())

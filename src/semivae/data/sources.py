@@ -21,7 +21,7 @@ from .files import npz_holds_series, read_image_folder, read_npz
 from .tables import read_csv
 from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
 from .factors import load_sprites
-from .packed import is_packed, load_packed
+from .packed import is_packed, load_packed, packed_kind
 from .sequences import (is_har_folder, load_aeon, load_har_folder, load_sequential_images, npz_sequences)
 from .idx import read_idx
 from .splits import carve_note, carve_test
@@ -101,7 +101,8 @@ SEQUENCE_SETS = ("sequential-mnist", "sequential-fashion-mnist", "basic-motions"
 
 def holds_series(name_or_path: str | None) -> bool:
     """Whether a data source holds series, judged without loading it: a named sequence set, a
-    folder in the UCI-HAR layout, or an ``.npz`` with ``lengths`` or ``kind = "sequence"``.
+    folder in the UCI-HAR layout, a packed folder of series (``semivae data pack``), or an ``.npz``
+    with ``lengths`` or ``kind = "sequence"``.
     False where it cannot tell (a missing file: the loader then names the problem)."""
     if not name_or_path:
         return False
@@ -109,7 +110,7 @@ def holds_series(name_or_path: str | None) -> bool:
         return True
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return is_har_folder(path)
+        return is_har_folder(path) or packed_kind(path) == "sequence"
     return path.suffix.lower() == ".npz" and path.is_file() and npz_holds_series(path)
 
 
