@@ -104,9 +104,10 @@ class RecurrentEncoder(nn.Module):
         r = self.rnn
         weights = [getattr(r, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         state = h.new_zeros(1, h.shape[0], r.hidden_size)  # (1, B, half)
+        # (input, state, weights, has_biases, layers, dropout, train, bidirectional, batch_first), as nn.LSTM calls it
         if isinstance(r, nn.LSTM):
-            return torch.lstm(h, (state, state), weights, True, 1, 0.0, False, False, True)[0]
-        return torch.gru(h, state, weights, True, 1, 0.0, False, False, True)[0]
+            return torch.lstm(h, (state, state), weights, True, 1, 0.0, self.training, False, True)[0]
+        return torch.gru(h, state, weights, True, 1, 0.0, self.training, False, True)[0]
 
 
 class RecurrentDecoder(nn.Module):
