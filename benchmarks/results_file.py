@@ -4,7 +4,9 @@ machine, date and arguments that produced them."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import subprocess
 import time
@@ -39,8 +41,13 @@ class ResultsFile:
         self.meta = {"commit": commit, "machine": f"{platform.node()} {platform.processor()}", "argv": argv}
 
     def add(self, row: dict) -> None:
-        """Append ``row``, print it, and rewrite the file."""
-        self.rows.append(row)
+        """Append ``row``, print it, and rewrite the file: under a lock, to the rows on disk then, so
+        that two processes writing one file keep each other's rows (session 44 lost one without)."""
         print(json.dumps(row), flush=True)
         meta = dict(self.meta, date=time.strftime("%Y-%m-%d"))
-        self.path.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            self.rows = (json.loads(self.path.read_text())["rows"] if self.path.exists() else []) + [row]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
+            os.replace(tmp, self.path)
