@@ -111,10 +111,11 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     graph = ExportGraph(run).eval()
     batch = torch.export.Dim("batch", min=1)
     example, dims = (torch.zeros(2, *run.spec.data_shape),), ({0: batch},)
+    any_steps = graph.sequence and run.config.arch.any_length  # a recurrent net: series of any length
     if graph.sequence:  # and the series' lengths
         example, dims = example + (torch.full((2,), run.spec.data_shape[0]),), dims + ({0: batch},)
-        if run.config.arch.any_length:  # a recurrent net: series of any length, as predict reads them
-            dims[0][1] = torch.export.Dim("steps", min=2)
+    if any_steps:
+        dims[0][1] = torch.export.Dim("steps", min=2)
     if graph.size is not None:  # any height and width
         dims[0].update({2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)})
     quiet = logging.getLogger("torch.onnx")
@@ -133,7 +134,7 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     program.save(buf)
     write_atomic(Path(out), buf.getvalue())
     shape = ["N", *run.spec.data_shape] if graph.size is None else ["N", run.spec.data_shape[0], "H", "W"]
-    if graph.sequence and run.config.arch.any_length:
+    if any_steps:
         shape[1] = "T"
     return {"inputs": graph.input_names(), "outputs": graph.output_names(), "input_shape": shape, "opset": opset}
 

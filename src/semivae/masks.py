@@ -18,6 +18,11 @@ from __future__ import annotations
 import torch
 
 
+def within(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, T) bool: the steps within each series' length, from ``lengths`` (B,): a step mask."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def entries(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``mask`` (B, ...) as ``like``'s dtype, shaped to broadcast over ``like`` (B, ...): a step
     mask (B, T) against (B, T, C) becomes (B, T, 1)."""

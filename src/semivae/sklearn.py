@@ -37,6 +37,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
+from .data.sequences import pad, valid_steps
 from .eval.embed import latent
 from .eval.evaluation import predict, read_inputs
 from .eval.impute import fill_in
@@ -268,13 +269,8 @@ def _as_series(X, ensure_min_samples: int) -> np.ndarray | None:
     """X as series (N, T, C), NaN past each one's end, when it holds them: a 3-D array, or a list of
     (T_i, C) arrays (padded here); None for anything else (a table, left to scikit-learn's checks)."""
     if isinstance(X, (list, tuple)) and len(X) and all(np.ndim(s) == 2 for s in X):
-        channels = sorted({np.shape(s)[1] for s in X})
-        if len(channels) > 1:
-            raise ValueError(f"the series have {channels} channels; give every series the same channels")
-        padded = np.full((len(X), max(len(s) for s in X), channels[0]), np.nan)
-        for i, s in enumerate(X):
-            padded[i, :len(s)] = s
-        X = padded
+        X, lengths = pad([np.asarray(s, dtype=np.float64) for s in X], "X")  # (N, T, C), 0 after each series
+        X = np.where(valid_steps(lengths, X.shape[1])[..., None], X, np.nan)  # the 3-D form: NaN after each end
     try:
         if (X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim) != 3:
             return None

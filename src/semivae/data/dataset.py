@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..masks import within
 from .batch import Batch
 
 # What a data set is, asked in one place: images (N, C, H, W), vectors of features (N, D), or
@@ -88,8 +89,7 @@ class ArrayData:
 
     def valid_steps(self, idx: torch.Tensor | slice = slice(None)) -> torch.Tensor:
         """(B, T) bool: the steps within the sequences' lengths, of the rows ``idx``."""
-        steps = torch.arange(self.x.shape[1], device=self.lengths.device)
-        return steps[None, :] < self.lengths[idx][:, None]
+        return within(self.lengths[idx], self.x.shape[1])
 
     def batch(self, idx: torch.Tensor, hide: torch.Tensor | None = None) -> Batch:
         """The :class:`Batch` of rows ``idx``; ``hide`` (B,) bool withholds those rows' labels

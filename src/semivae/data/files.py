@@ -49,9 +49,9 @@ def _strings(a: np.ndarray) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(a).tolist()]
 
 
-def _marks_series(lengths: np.ndarray | None, kind: np.ndarray | None) -> bool:
+def _marks_series(has_lengths: bool, kind: np.ndarray | None) -> bool:
     """An ``.npz`` holds series when it has ``lengths`` or says ``kind = "sequence"``."""
-    return lengths is not None or (kind is not None and _strings(kind) == ["sequence"])
+    return has_lengths or (kind is not None and _strings(kind) == ["sequence"])
 
 
 def npz_holds_series(path: Path) -> bool:
@@ -59,8 +59,7 @@ def npz_holds_series(path: Path) -> bool:
     where it is no readable ``.npz`` (reading it then says why)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return _marks_series(npz["lengths"] if "lengths" in npz.files else None,
-                                 npz["kind"] if "kind" in npz.files else None)
+            return _marks_series("lengths" in npz.files, npz["kind"] if "kind" in npz.files else None)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return False
 
@@ -74,7 +73,7 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     arrays = _read_npz_arrays(path, ("x", "y", "x_test", "y_test", "classes", "t", "t_test", "target_names",
                                      "factor_names", "lengths", "lengths_test", "kind", "ids", "ids_test",
                                      "feature_names"), prefix="classes_")
-    sequence = _marks_series(arrays["lengths"], arrays["kind"])
+    sequence = _marks_series(arrays["lengths"] is not None, arrays["kind"])
     x = arrays["x"] if sequence else check_inputs(arrays["x"], f"x in {path}")
     n = len(x) if not sequence or arrays["lengths"] is None or x.ndim == 3 else len(arrays["lengths"])
     y = _labels(arrays["y"], n, f"y in {path}")

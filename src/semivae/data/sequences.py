@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..masks import within
 from .dataset import ArrayData, DataBundle, LabelColumn
 from .splits import carve_note, carve_test
 
@@ -108,7 +109,7 @@ def fill_gaps(x: torch.Tensor, lengths: torch.Tensor, fill: torch.Tensor) -> tup
     """``fill_series`` in torch, for data and the ONNX graph alike: series (N, T, C), NaN where a
     value is missing, and their lengths (N,) -> (x with the gaps interpolated and padding 0,
     observed (N, T, C) bool, False on padding)."""
-    valid = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None]  # (N, T, 1)
+    valid = within(lengths, x.shape[1])[..., None]  # (N, T, 1)
     observed = ~torch.isnan(x) & valid
     return torch.where(valid, interpolate_gaps(x, observed, fill), 0.0), observed
 

@@ -73,7 +73,6 @@ class RecurrentEncoder(nn.Module):
         self.out_features = after
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        B, T, _ = x.shape
         mask = steps(mask)  # (B, T) valid steps (padding is never read: it comes after them)
         h = self.pre(x)  # (B, T, before)
         out = self.rnn(h)[0] if mask is None else self.unpacked(h, mask.sum(1).clamp(min=1))  # (B, T, rnn)
