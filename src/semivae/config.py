@@ -48,7 +48,9 @@ class TrainConfig:
     compile: bool = opt(False, "torch.compile the loss and optimiser step (slower start, faster steps)")
     threads: int | None = opt(None, "CPU threads for PyTorch (default: PyTorch's choice)")
     tensorboard: bool = opt(False, "log metrics and a sample grid per epoch to RUN/tensorboard (needs the tensorboard extra)")
-    checkpoint_every: int = opt(0, "also write the full-state checkpoint every N steps (0: at the end of each epoch only)")
+    checkpoint_every: int = opt(0, "also write the full-state checkpoint every N steps (0: at the end of epochs only)")
+    checkpoint_seconds: float = opt(60.0, "write the end-of-epoch checkpoint and weights at most every S seconds "
+                                          "(0: every epoch); the first and last epoch, early stops, signals always do")
     workers: int = opt(0, "DataLoader processes reading a packed data set from disk (0: in the training process)")
     init_from: str | None = opt(None, "start from this run's weights: every tensor both models have (a decoder's new "
                                       "inputs at zero), new heads fresh; a classifier takes the run's encoder")
@@ -283,8 +285,10 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("--lr must be > 0, --weight-decay >= 0 and --momentum in [0, 1); e.g. --lr 0.001")
     if not 0 < t.rho < 1:
         raise UserError(f"--rho {t.rho} is outside (0, 1); give e.g. 0.9 (Keras' default) or 0.99 (torch's)")
-    if t.patience < 0 or t.checkpoint_every < 0 or t.workers < 0 or (t.threads is not None and t.threads < 1):
-        raise UserError("--patience, --checkpoint-every and --workers must be >= 0 and --threads >= 1")
+    negative = min(t.patience, t.checkpoint_every, t.checkpoint_seconds, t.workers) < 0
+    if negative or (t.threads is not None and t.threads < 1):
+        raise UserError("--patience, --checkpoint-every, --checkpoint-seconds and --workers must be >= 0 and "
+                        "--threads >= 1")
     check_device(t.device)
     cfg.arch.validate()
     cfg.model.validate()

@@ -65,6 +65,34 @@ def test_a_run_stopped_mid_epoch_resumes_to_bitwise_the_same_weights(model, extr
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "completed"
 
 
+def test_a_crashed_run_resumes_from_its_last_checkpoint_and_runs_the_epochs_after_it_again(tmp_path, monkeypatch):
+    """A process that dies without a signal (an error, a killed machine) leaves the checkpoint
+    of the last epoch that wrote one (at most every --checkpoint-seconds) and metrics rows past
+    it; resuming drops those rows, runs their epochs again and ends as an uninterrupted run."""
+    from semivae.train.checkpoint import load_checkpoint
+
+    args = ["train", "--epochs", "4", *FAST, "--checkpoint-seconds", "1e9"]  # after epochs 1 and 4 only
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    original, calls = SemiVAE.forward, {"n": 0}
+
+    def crash_in_epoch_3(self, batch):  # 40 steps an epoch
+        calls["n"] += 1
+        if calls["n"] == 95:
+            raise RuntimeError("the machine went away")
+        return original(self, batch)
+    with monkeypatch.context() as m:
+        m.setattr(SemiVAE, "forward", crash_in_epoch_3)
+        with pytest.raises(RuntimeError, match="went away"):
+            main([*args, "--out", str(tmp_path / "cut")])
+    assert [r["epoch"] for r in _rows(tmp_path / "cut")] == [1, 2]
+    assert load_checkpoint(tmp_path / "cut").progress.epoch == 2  # epoch 2 runs again
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    whole = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    cut = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole)
+    assert _rows(tmp_path / "whole") == _rows(tmp_path / "cut")
+
+
 def test_sigint_stops_with_130_and_a_finished_run_extends_with_more_epochs(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _signal_during(m, SemiVAE, 3, signal.SIGINT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -98,11 +99,12 @@ class RunWriter:
         write_atomic(path / "split.json", split.to_json())
 
     @classmethod
-    def reopen(cls, path: Path) -> "RunWriter":
-        """A writer that appends to an existing run (resuming it)."""
+    def reopen(cls, path: Path, keep: Callable[[dict], bool] = lambda row: True) -> "RunWriter":
+        """A writer that appends to an existing run (resuming it), with the rows ``keep`` accepts."""
         writer = cls(path, None, None, None)
         metrics = path / "metrics.jsonl"
-        writer._rows = metrics.read_text().splitlines() if metrics.is_file() else []
+        rows = metrics.read_text().splitlines() if metrics.is_file() else []
+        writer._rows = [r for r in rows if keep(json.loads(r))]
         return writer
 
     def rows(self) -> list[dict]:

@@ -36,6 +36,14 @@ class Progress:
     has_best_state: bool = False
     sums: list[str] = field(default_factory=list)  # names of the running sums, in order
 
+    def behind(self, row: dict, stages: list[str]) -> bool:
+        """Whether a ``metrics.jsonl`` row is of an epoch finished before this point (rows written
+        after the last checkpoint, which resuming runs again, are not)."""
+        if row.get("stage") not in stages:
+            return True
+        index = stages.index(row["stage"])
+        return index < self.stage or (index == self.stage and row["epoch"] < self.epoch)
+
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
 

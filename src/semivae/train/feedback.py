@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..eval.anomaly import FN, FP, evaluate_anomaly, load_anomaly
 from ..eval.evaluation import read_inputs
 from ..models import build_model
-from ..runs import Run, RunWriter, as_run, check_out_dir, model_spec
+from ..runs import Run, RunWriter, as_run, check_out_dir, model_spec, save_weights
 from .loop import fit
 
 
@@ -89,7 +89,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
                if part is not None and part.lengths is not None}  # series: their valid steps
     write_npz(path / "feedback.npz", **stored, **lengths)
     history = fit(model, TrainingData(train, data.val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
-                  progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, True))
+                  progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, save))
+    save_weights(model, path / "model.safetensors")
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
                     "n_labelled": int(len(labelled))})
     evaluate_anomaly(path, target_fpr=anomaly["target_fpr"], samples=anomaly["samples"], iwae_k=anomaly["iwae_k"],

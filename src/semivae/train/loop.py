@@ -2,8 +2,9 @@
 
 Per epoch: the 1:1 sampler's batches (this rank's share of each), one ``step`` each
 (``model(batch)``, backward, update), the epoch's means of every named term, validation and
-the early-stopping decision (on rank 0, once), the ``on_epoch`` callback, and a checkpoint.
-With ``--ema`` an exponential moving average of the weights follows every step; validation,
+the early-stopping decision (on rank 0, once), the ``on_epoch`` callback, and a checkpoint
+after the first epoch, then at most every ``checkpoint_seconds`` (writing one costs tens of
+milliseconds, a third of a short epoch's time on small data), and after the last. With ``--ema`` an exponential moving average of the weights follows every step; validation,
 early stopping and the saved weights see the average, and training ends holding it.
 A checkpoint (``checkpoint.py``) is also written every ``checkpoint_every`` steps and when a
 stop is requested (SIGINT / SIGTERM: the step in progress finishes first), so ``resume``
@@ -72,7 +73,9 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         ctx: FitContext | None = None) -> list[dict]:
     """Train ``model`` in place; returns one metrics row per epoch (the epochs run here).
 
-    ``on_epoch(row, is_best)`` runs on rank 0 after each finished epoch. With
+    ``on_epoch(row, save)`` runs on rank 0 after each finished epoch; ``save`` asks it to write
+    the weights as they stand (a snapshot, when a checkpoint is due and they are the ones to
+    keep, never at the end: the weights to keep are the model's when ``fit`` returns). With
     ``cfg.patience > 0`` training stops once the monitored validation figure has not improved
     for that many epochs, and the best weights are restored.
     """
@@ -108,8 +111,11 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         if average is not None:
             average.load_state_dict(ctx.resume.part("ema"))
     history: list[dict] = []
+    first, written = state.epoch, time.perf_counter()
 
     def checkpoint(epoch: int, step: int, sums: EpochMeans, start: dict) -> None:
+        nonlocal written
+        written = time.perf_counter()
         if not world.main or ctx.run_dir is None:
             return
         rng = {"torch": torch.get_rng_state()}
@@ -173,13 +179,17 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             else:
                 state.since_best += 1
             history.append(row)
+            ending = stop or epoch == cfg.epochs
+            due = ending or epoch == first or time.perf_counter() - written >= cfg.checkpoint_seconds
             if world.main:
                 if progress:
                     tqdm.write(epoch_line(row), file=sys.stderr)
                 if on_epoch is not None:
-                    on_epoch(row, improved or not cfg.patience or monitor_of(row) is None)
+                    keep = improved or not cfg.patience or monitor_of(row) is None
+                    on_epoch(row, keep and due and not ending)
         state.epoch, state.step = epoch + 1, 0
-        checkpoint(epoch + 1, 0, EpochMeans(device), sampler.state())
+        if due:
+            checkpoint(epoch + 1, 0, EpochMeans(device), sampler.state())
         if stop:
             break
     if best_state is not None:

@@ -252,7 +252,8 @@ def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None,
         summary.update(status="completed")
         for key in ("message", "resume_command"):
             summary.pop(key, None)
-        writer = RunWriter.reopen(path) if world.main else None
+        stages = [stage.name for stage in model.stages(cfg.train.epochs)]  # rows after the checkpoint run again:
+        writer = RunWriter.reopen(path, lambda row: ckpt.progress.behind(row, stages)) if world.main else None
         result = _run(cfg, model, data, path, writer, summary, progress, world, ckpt)
         world.wait()
         return result
@@ -284,6 +285,8 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
                                  workers=cfg.train.workers)
                 fit(stage.module, data, replace(cfg.train, epochs=stage.epochs), label_ratio=cfg.data.label_ratio,
                     progress=progress, on_epoch=on_epoch if writer else None, ctx=ctx)
+                if writer is not None:  # the weights to keep (best, averaged or last); epochs wrote snapshots
+                    save_weights(model, path / "model.safetensors")
     except TrainingDiverged as e:
         _finish(writer, summary, t0, seconds_before, status="diverged", message=f"{e}; the last good weights are kept")
         raise
