@@ -3,9 +3,10 @@
 Per epoch: the 1:1 sampler's batches (this rank's share of each), one ``step`` each
 (``model(batch)``, backward, update), the epoch's means of every named term, validation and
 the early-stopping decision (on rank 0, once), the ``on_epoch`` callback, and a checkpoint
-after the first epoch, then at most every ``checkpoint_seconds`` (writing one costs tens of
-milliseconds, a third of a short epoch's time on small data), and after the last. With ``--ema`` an exponential moving average of the weights follows every step; validation,
-early stopping and the saved weights see the average, and training ends holding it.
+after the first epoch, then at most every ``checkpoint_seconds`` (one costs tens of
+milliseconds: on small data, written after every epoch, they took half the time), and after
+the last. With ``--ema`` an exponential moving average of the weights follows every step;
+validation, early stopping and the saved weights see the average, and training ends holding it.
 A checkpoint (``checkpoint.py``) is also written every ``checkpoint_every`` steps and when a
 stop is requested (SIGINT / SIGTERM: the step in progress finishes first), so ``resume``
 continues exactly where training stopped, mid-epoch included.
