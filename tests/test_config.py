@@ -162,3 +162,17 @@ def test_series_get_the_recurrent_architecture_unless_told_otherwise(tmp_path):
     assert (told.arch.arch, told.arch.hidden) == ("dense", [512, 256])  # the user's word wins
     paper = resolve({"preset": "paper"}, {"data": {"dataset": "japanese-vowels"}})
     assert (paper.arch.arch, paper.arch.sequence_latent) == ("recurrent", "per-step")
+
+
+def test_a_detector_of_series_trains_without_the_consistency_term_unless_told():
+    """--anomaly-class on series: alpha 20 and no consistency term, which detected held-out
+    classes better on both real sets (docs/benchmarks.md section 11, session 46); classifiers of
+    series and detectors of images keep their defaults, and the user's word wins."""
+    detector = resolve(None, {"data": {"dataset": "basic-motions", "anomaly_class": "standing"}})
+    assert (detector.arch.arch, detector.model.alpha, detector.model.consistency) == ("recurrent", 20.0, 0.0)
+    classifier = resolve(None, {"data": {"dataset": "basic-motions"}})
+    assert (classifier.model.alpha, classifier.model.consistency) == (100.0, None)  # None: the term on for series
+    images = resolve(None, {"data": {"dataset": "digits", "anomaly_class": "7"}})
+    assert (images.arch.arch, images.model.alpha, images.model.consistency) == ("dense", 20.0, None)
+    told = resolve(None, {"data": {"dataset": "japanese-vowels", "anomaly_class": "3"}, "model": {"consistency": 5.0}})
+    assert (told.model.alpha, told.model.consistency) == (20.0, 5.0)

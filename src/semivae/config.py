@@ -173,11 +173,14 @@ _CONV_TRAIN = {"ema": 0.999}
 # consistency term on JapaneseVowels' validation labels (docs/benchmarks.md section 11, session 44).
 _RECURRENT = {"hidden": [64, 64], "rnn_hidden": 64, "dropout": 0.0}
 _RECURRENT_MODEL = {"alpha": 100.0}
+# A detector of series (--anomaly-class) keeps session 43's settings: with the consistency term the
+# class layer grows sure of a class it was never taught (docs/benchmarks.md section 11, session 46).
+_RECURRENT_DETECTOR = {"model": {"alpha": 20.0, "consistency": 0.0}}
 PRESETS: dict[str, dict[str, dict]] = {
     "default": {"dense": {},
                 "conv": {"arch": _CONV_ARCH, "model": _CONV_CONSISTENCY,
                          "train": _CONV_TRAIN},
-                "recurrent": {"arch": _RECURRENT, "model": _RECURRENT_MODEL}},
+                "recurrent": {"arch": _RECURRENT, "model": _RECURRENT_MODEL, "detector": _RECURRENT_DETECTOR}},
     "paper": {
         "dense": {"arch": {"hidden": [1024, 1024], "latent_dim": 2, "dropout": 0.0, "batch_norm": False,
                            "weight_init": "glorot"},
@@ -235,7 +238,11 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
         raise UserError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
     klass = model_entry(model).config
     base = merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
-    cfg = RunConfig.from_dict(merge(merge(base, PRESETS[preset][arch]), merge(merged, {"arch": {"arch": arch}})))
+    layer = dict(PRESETS[preset][arch])
+    detector = layer.pop("detector", {})  # what a run with a class left out (--anomaly-class) takes instead
+    if require_table(merged.get("data", {}), "data").get("anomaly_class") is not None:
+        layer = merge(layer, detector)
+    cfg = RunConfig.from_dict(merge(merge(base, layer), merge(merged, {"arch": {"arch": arch}})))
     if cfg.arch.decoder_arch not in ("", *ARCHS):
         raise UserError(f"unknown --decoder-arch {cfg.arch.decoder_arch!r}; choose one of {sorted(ARCHS)}")
     validate(cfg)

@@ -31,7 +31,10 @@ def _default_text(section: str, name: str) -> str:
     per_arch = {arch: shown(preset[section][name]) for arch, preset in PRESETS["default"].items()
                 if name in preset.get(section, {})}
     parts += [f"--arch {arch}: {v}" for arch, v in per_arch.items() if [v] != parts]
-    return f" (default: {'; '.join(parts)})" if parts else ""
+    parts += [f"--arch {arch} with --anomaly-class: {shown(preset['detector'][section][name])}"
+              for arch, preset in PRESETS["default"].items() if name in preset.get("detector", {}).get(section, {})]
+    stated = "(default:" in section_fields(section)[name].metadata["help"]  # the help says it in words
+    return f" (default: {'; '.join(parts)})" if parts and not stated else ""
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

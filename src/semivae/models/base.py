@@ -166,7 +166,8 @@ class ModelConfig:
     consistency: float | None = opt(None, "weight of the consistency term: pi must not change under small "
                                           "perturbations (image shifts, feature noise, sequence jitter), on every "
                                           "point; 0 = off (default: 10 for the semi-supervised semivae model on "
-                                          "images and series, 0 otherwise, as measured in docs/benchmarks.md)")
+                                          "images and series but a detector of series (--anomaly-class), 0 "
+                                          "otherwise, as measured in docs/benchmarks.md)")
     consistency_threshold: float = opt(0.8, "consistency: only points whose max pi reaches this teach their "
                                             "perturbed copies")
     augment_shift: float = opt(2.0, "consistency on images: shift each image by up to this many pixels")
