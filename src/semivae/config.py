@@ -229,7 +229,8 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
     """Defaults (the chosen model's) < preset < config file < overrides (nested dicts by section)."""
     merged = merge(file_cfg or {}, overrides or {})
     preset = check_value(merged.get("preset", "default"), str, "preset")
-    arch = check_value(require_table(merged.get("arch", {}), "arch").get("arch", None) or _default_arch(merged),
+    data = require_table(merged.get("data", {}), "data")
+    arch = check_value(require_table(merged.get("arch", {}), "arch").get("arch", None) or _default_arch(data),
                        str, "[arch] arch")
     model = check_value(require_table(merged.get("model", {}), "model").get("model", "semivae"), str, "[model] model")
     if preset not in PRESETS:
@@ -240,7 +241,7 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
     base = merge(RunConfig(model=klass()).to_dict(), {"arch": klass.arch_defaults})
     layer = dict(PRESETS[preset][arch])
     detector = layer.pop("detector", {})  # what a run with a class left out (--anomaly-class) takes instead
-    if require_table(merged.get("data", {}), "data").get("anomaly_class") is not None:
+    if data.get("anomaly_class") is not None:
         layer = merge(layer, detector)
     cfg = RunConfig.from_dict(merge(merge(base, layer), merge(merged, {"arch": {"arch": arch}})))
     if cfg.arch.decoder_arch not in ("", *ARCHS):
@@ -249,10 +250,11 @@ def resolve(file_cfg: dict | None = None, overrides: dict | None = None) -> RunC
     return cfg
 
 
-def _default_arch(merged: dict) -> str:
-    """The architecture when none is given: recurrent for series (a dense model on the padded
-    series scored 0.625 against 0.900 on BasicMotions, docs/benchmarks.md section 11), else dense."""
-    dataset = require_table(merged.get("data", {}), "data").get("dataset", DataConfig.dataset)
+def _default_arch(data: dict) -> str:
+    """The architecture when none is given (``data``: the [data] options given): recurrent for series
+    (a dense model on the padded series scored 0.625 against 0.900 on BasicMotions,
+    docs/benchmarks.md section 11), else dense."""
+    dataset = data.get("dataset", DataConfig.dataset)
     return "recurrent" if isinstance(dataset, str) and holds_series(dataset) else ArchConfig.arch
 
 

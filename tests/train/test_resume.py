@@ -16,17 +16,26 @@ FAST = ["--hidden", "32", "--latent-dim", "3", "--batch-size", "64", "--labels-p
         "--quiet"]
 
 
-def _signal_during(monkeypatch, cls, call: int, signum=signal.SIGTERM):
-    """Send ``signum`` to this process during the ``call``-th training step of ``cls``."""
+def _during(monkeypatch, cls, call: int, act) -> None:
+    """Run ``act()`` during the ``call``-th training step of ``cls``."""
     original = cls.forward
     calls = {"n": 0}
 
     def forward(self, batch):
         calls["n"] += 1
         if calls["n"] == call:
-            os.kill(os.getpid(), signum)
+            act()
         return original(self, batch)
     monkeypatch.setattr(cls, "forward", forward)
+
+
+def _signal_during(monkeypatch, cls, call: int, signum=signal.SIGTERM):
+    """Send ``signum`` to this process during the ``call``-th training step of ``cls``."""
+    _during(monkeypatch, cls, call, lambda: os.kill(os.getpid(), signum))
+
+
+def _crash() -> None:
+    raise RuntimeError("the machine went away")
 
 
 def _rows(run):
@@ -73,15 +82,8 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_and_runs_the_epochs_afte
 
     args = ["train", "--epochs", "4", *FAST, "--checkpoint-seconds", "1e9"]  # after epochs 1 and 4 only
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    original, calls = SemiVAE.forward, {"n": 0}
-
-    def crash_in_epoch_3(self, batch):  # 40 steps an epoch
-        calls["n"] += 1
-        if calls["n"] == 95:
-            raise RuntimeError("the machine went away")
-        return original(self, batch)
     with monkeypatch.context() as m:
-        m.setattr(SemiVAE, "forward", crash_in_epoch_3)
+        _during(m, SemiVAE, 95, _crash)  # epoch 3 of 40-step epochs
         with pytest.raises(RuntimeError, match="went away"):
             main([*args, "--out", str(tmp_path / "cut")])
     assert [r["epoch"] for r in _rows(tmp_path / "cut")] == [1, 2]

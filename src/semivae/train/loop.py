@@ -63,10 +63,8 @@ class FitContext:
     run_dir: Path | None = None  # where checkpoints go (rank 0 writes)
     root: torch.nn.Module | None = None  # the whole model, when a stage trains a part of it
     stage: int = 0
-    checkpoint_every: int = 0
     resume: Checkpoint | None = None  # continue from here (when its stage is this one)
     stop: StopFlag = field(default_factory=StopFlag)
-    workers: int = 0  # DataLoader processes reading packed data
 
 
 def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: float = 1.0,
@@ -138,7 +136,7 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             sums.load(sums_state)
         draws = itertools.islice(iter(sampler), skip, None)
         draws = ((world.shard(unl), world.shard(lab)) for unl, lab in draws)
-        batches = (disk_batches(train, list(draws), ctx.workers) if on_disk else
+        batches = (disk_batches(train, list(draws), cfg.workers) if on_disk else
                    (mixed_batch(train, unl.to(device), lab.to(device)) for unl, lab in draws))
         bar = tqdm(batches, total=len(sampler) - skip, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not (progress and world.main), dynamic_ncols=True)
@@ -160,7 +158,7 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             if ctx.stop.signum is not None:
                 checkpoint(epoch, step + 1, sums, start)
                 raise Interrupted(ctx.stop.signum)
-            if ctx.checkpoint_every and (step + 1) % ctx.checkpoint_every == 0 and step + 1 < len(sampler):
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(sampler):
                 checkpoint(epoch, step + 1, sums, start)
         row = {"epoch": epoch, **sums.means(world)}
         improved, stop = False, False

@@ -281,8 +281,7 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
                     if board is not None:
                         board.epoch(row)
                 ctx = FitContext(world=world, run_dir=path if writer else None, root=model, stage=index,
-                                 checkpoint_every=cfg.train.checkpoint_every, resume=ckpt, stop=flag,
-                                 workers=cfg.train.workers)
+                                 resume=ckpt, stop=flag)
                 fit(stage.module, data, replace(cfg.train, epochs=stage.epochs), label_ratio=cfg.data.label_ratio,
                     progress=progress, on_epoch=on_epoch if writer else None, ctx=ctx)
                 if writer is not None:  # the weights to keep (best, averaged or last); epochs wrote snapshots
