@@ -112,6 +112,41 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, tiny):
     assert "10 labels taken from the budget" in summary["validation_labels"]
 
 
+def test_with_patience_a_due_snapshot_writes_the_best_weights_even_when_the_epoch_did_not_improve(
+        tmp_path, tiny, monkeypatch):
+    """Validation improves at epoch 2, when no checkpoint is due (35 s an epoch, one a minute at
+    most); the snapshot of epoch 3, due but not better, must hold epoch 2's weights, not epoch 1's."""
+    import types
+
+    from semivae.runs import RunWriter
+    from semivae.train import loop
+
+    seen, snapshots = [], {}  # the weights each validation saw; what each epoch wrote
+    validate = loop.evaluate_split
+
+    def recording(model, split, **kw):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return validate(model, split, **kw)
+    monkeypatch.setattr(loop, "evaluate_split", recording)
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: 35.0 * len(seen)))
+    scripted = {1: 1.0, 2: 0.5, 3: 0.9, 4: 0.9, 5: 0.9, 6: 0.9}
+    monkeypatch.setattr(loop, "monitor_of", lambda row: ("val_log_loss", scripted[row["epoch"]]))
+    epoch = RunWriter.epoch
+
+    def writing(self, row, weights=None):
+        if weights is not None:
+            snapshots[row["epoch"]] = {k: v.clone() for k, v in weights.items()}
+        epoch(self, row, weights)
+    monkeypatch.setattr(RunWriter, "epoch", writing)
+    path = train(tiny(epochs=6, patience=5, val_labels=10, checkpoint_seconds=60), out=tmp_path / "r", progress=False)
+    assert sorted(snapshots) == [1, 3]  # due after epochs 1, 3 and 5; at 5 nothing new to write
+    for epoch_, expected in ((1, seen[0]), (3, seen[1])):
+        assert all(torch.equal(snapshots[epoch_][k], expected[k]) for k in expected)
+    from safetensors.torch import load_file
+    final = load_file(str(path / "model.safetensors"))
+    assert all(torch.equal(final[k], seen[1][k]) for k in final)  # the run ends holding epoch 2's
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_weights(tmp_path, tiny, monkeypatch):
     from semivae.models import SemiVAE
 

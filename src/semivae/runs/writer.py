@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -24,9 +24,10 @@ from ..data.splits import Split
 from ..errors import UserError
 
 
-def save_weights(model: nn.Module, path: Path) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_atomic(path, safetensors_bytes(state))
+def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: Path) -> None:
+    """A model's weights, or a state dict of one, as a safetensors file."""
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    write_atomic(path, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in state.items()}))
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -110,11 +111,12 @@ class RunWriter:
     def rows(self) -> list[dict]:
         return [json.loads(r) for r in self._rows]
 
-    def epoch(self, row: dict, model: nn.Module, save: bool) -> None:
+    def epoch(self, row: dict, weights: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Append a metrics row; ``weights`` (a state dict), where given, become the snapshot."""
         self._rows.append(json.dumps(row))
         write_atomic(self.path / "metrics.jsonl", "\n".join(self._rows) + "\n")
-        if save:
-            save_weights(model, self.path / "model.safetensors")
+        if weights is not None:
+            save_weights(weights, self.path / "model.safetensors")
 
     def summary(self, summary: dict) -> None:
         write_atomic(self.path / "summary.json", json.dumps(summary, indent=1))

@@ -89,7 +89,7 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
                if part is not None and part.lengths is not None}  # series: their valid steps
     write_npz(path / "feedback.npz", **stored, **lengths)
     history = fit(model, TrainingData(train, data.val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
-                  progress=progress, on_epoch=lambda row, save: writer.epoch({"stage": "feedback", **row}, model, save))
+                  progress=progress, on_epoch=lambda row, weights: writer.epoch({"stage": "feedback", **row}, weights))
     save_weights(model, path / "model.safetensors")
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
                     "n_labelled": int(len(labelled))})

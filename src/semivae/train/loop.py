@@ -72,11 +72,12 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         ctx: FitContext | None = None) -> list[dict]:
     """Train ``model`` in place; returns one metrics row per epoch (the epochs run here).
 
-    ``on_epoch(row, save)`` runs on rank 0 after each finished epoch; ``save`` asks it to write
-    the weights as they stand (a snapshot, when a checkpoint is due and they are the ones to
-    keep, never at the end: the weights to keep are the model's when ``fit`` returns). With
-    ``cfg.patience > 0`` training stops once the monitored validation figure has not improved
-    for that many epochs, and the best weights are restored.
+    ``on_epoch(row, weights)`` runs on rank 0 after each finished epoch; ``weights``, where not
+    None, is the state dict to write as the run's snapshot: given when a checkpoint is due and
+    the weights to keep have changed since the last one (the weights as they stand, or with
+    patience the best so far), never at the end: the weights to keep are the model's when
+    ``fit`` returns. With ``cfg.patience > 0`` training stops once the monitored validation
+    figure has not improved for that many epochs, and the best weights are restored.
     """
     ctx = ctx or FitContext()
     world, root = ctx.world, ctx.root or model
@@ -111,6 +112,7 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             average.load_state_dict(ctx.resume.part("ema"))
     history: list[dict] = []
     first, written = state.epoch, time.perf_counter()
+    unsaved = best_state is not None  # with patience: the best weights changed since the last snapshot
 
     def checkpoint(epoch: int, step: int, sums: EpochMeans, start: dict) -> None:
         nonlocal written
@@ -183,9 +185,12 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             if world.main:
                 if progress:
                     tqdm.write(epoch_line(row), file=sys.stderr)
+                unsaved = unsaved or improved
+                snapshot = None
+                if due and not ending and (best_state is None or unsaved):
+                    snapshot, unsaved = (best_state if best_state is not None else root.state_dict()), False
                 if on_epoch is not None:
-                    keep = improved or not cfg.patience or monitor_of(row) is None
-                    on_epoch(row, keep and due and not ending)
+                    on_epoch(row, snapshot)
         state.epoch, state.step = epoch + 1, 0
         if due:
             checkpoint(epoch + 1, 0, EpochMeans(device), sampler.state())

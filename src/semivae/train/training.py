@@ -276,8 +276,8 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
                 if stage.frozen is not None:
                     stage.frozen.requires_grad_(False)
 
-                def on_epoch(row: dict, save: bool, name: str = stage.name) -> None:
-                    writer.epoch({"stage": name, **row}, model, save)
+                def on_epoch(row: dict, weights, name: str = stage.name) -> None:
+                    writer.epoch({"stage": name, **row}, weights)
                     if board is not None:
                         board.epoch(row)
                 ctx = FitContext(world=world, run_dir=path if writer else None, root=model, stage=index,
