@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from semivae.objectives.consistency import (Consistency, affine_grid, elastic_field, erase_squares, jitter_series,
-                                            scale_intensity, shift_images)
+                                            scale_intensity, shift_images, warp_series)
 from semivae.train import train
 
 
@@ -22,6 +22,23 @@ def test_series_jitter_keeps_the_shape_and_stays_close():
     x = torch.randn(4, 10, 3)
     j = jitter_series(x, 0.1)
     assert j.shape == x.shape and (j - x).abs().mean() < 0.3
+
+
+def test_a_time_warp_keeps_the_ends_the_order_and_the_padding_of_each_series():
+    torch.manual_seed(0)
+    lengths = torch.tensor([12, 7, 1, 12])
+    valid = torch.arange(12)[None, :] < lengths[:, None]  # (B, T)
+    x = (torch.arange(12.0)[None, :, None] * torch.tensor([1.0, -2.0])).repeat(4, 1, 1) * valid[..., None]  # a ramp
+    assert torch.equal(warp_series(x, valid, 0.0), x)
+    w = warp_series(x, valid, 0.15)
+    assert w.shape == x.shape and torch.equal(w[~valid], x[~valid])  # padding untouched
+    first, last = w[:, 0], w[torch.arange(4), lengths - 1]
+    assert torch.allclose(first, x[:, 0]) and torch.allclose(last, x[torch.arange(4), lengths - 1])
+    for i, n in enumerate(lengths.tolist()):  # a ramp read along a monotone map stays ordered, and moved
+        assert (w[i, 1:n, 0].diff() >= 0).all() and w[i, :n, 0].min() >= 0 and w[i, :n, 0].max() <= n - 1
+    assert (w[0, :, 0] - x[0, :, 0]).abs().max() > 0.05
+    c = Consistency(weight=1.0, threshold=0.0, kind="sequence", shift=0.0, noise=0.0, warp=0.1)
+    assert torch.equal(c.perturb(x, valid)[~valid], x[~valid])  # the hook passes the batch's mask
 
 
 def test_the_term_is_zero_below_the_threshold_and_grows_with_disagreement():
@@ -155,9 +172,10 @@ def test_the_options_reach_the_hook_and_a_model_trains_with_them(tiny, tmp_path)
     model = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2),
                         model_config(augment_elastic=1.0, augment_flip=True, consistency_labels=True,
                                      augment_erase=0.3, consistency_align=True, consistency_mix=0.5,
-                                     consistency_temperature=0.0, augment_gain=0.2, augment_adversarial=0.5))
+                                     consistency_temperature=0.0, augment_gain=0.2, augment_adversarial=0.5,
+                                     augment_warp=0.1))
     c = model.consistency
-    assert (c.elastic, c.flip, c.labels, c.erase, c.gain, c.adversarial) == (1.0, True, True, 0.3, 0.2, 0.5)
+    assert (c.elastic, c.flip, c.labels, c.erase, c.gain, c.adversarial, c.warp) == (1.0, True, True, 0.3, 0.2, 0.5, 0.1)
     assert (c.align, c.mix, c.temperature) == (True, 0.5, 0.0) and model.consistency_align_0.shape == (2, 3)
     default = build_model(spec((1, 8, 8), 3), ArchConfig(hidden=[8], latent_dim=2), model_config()).consistency
     assert (default.elastic, default.flip, default.labels, default.erase, default.gain, default.adversarial) == \

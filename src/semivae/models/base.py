@@ -194,6 +194,8 @@ class ModelConfig:
                                           "inputs' normalised units) in the direction that changes pi most "
                                           "(virtual adversarial training, Miyato et al. 2018), e.g. 1; 0 = off")
     augment_noise: float = opt(0.1, "consistency on vectors / sequences: noise in standard deviations")
+    augment_warp: float = opt(0.0, "consistency on series: also bend each series' time axis smoothly, moving a step "
+                                   "by up to about this fraction of the series' length (ends fixed), e.g. 0.1; 0 = off")
     class_control: float = opt(0.0, "weight of the class-control term: samples generated for a random class must "
                                     "be classified as that class by the model's own (frozen) heads, so the decoder "
                                     "follows the class it is given; 0 = off (the default: it cost accuracy, "
@@ -225,6 +227,9 @@ class ModelConfig:
             raise UserError(f"--augment-elastic {self.augment_elastic} must be in [0, 5] pixels, e.g. 1.5 (0: off)")
         if not 0 <= self.augment_erase <= 0.75:
             raise UserError(f"--augment-erase {self.augment_erase} must be in [0, 0.75] of the side, e.g. 0.25 (0: off)")
+        if not 0 <= self.augment_warp <= 0.15:
+            raise UserError(f"--augment-warp {self.augment_warp} must be in [0, 0.15] of a series' length, e.g. 0.1 "
+                            "(0: off; beyond 0.15 the bent time axis can fold back)")
         if not 0 <= self.augment_gain < 1:
             raise UserError(f"--augment-gain {self.augment_gain} must be in [0, 1), e.g. 0.3 (0: off)")
         if (self.consistency or 0.0) < 0 or not 0 <= self.consistency_threshold < 1 or self.augment_shift < 0 \

@@ -88,6 +88,7 @@ def _consistency(cfg: "ModelConfig", weight: float, kind: str) -> Consistency:
     """The consistency settings of the model's options (its perturbations: ``--augment-*``)."""
     return Consistency(
         weight, cfg.consistency_threshold, kind, shift=cfg.augment_shift, noise=cfg.augment_noise,
+        warp=cfg.augment_warp,
         rotate=cfg.augment_rotate, elastic=cfg.augment_elastic, flip=cfg.augment_flip,
         erase=cfg.augment_erase, gain=cfg.augment_gain, labels=cfg.consistency_labels, align=cfg.consistency_align,
         temperature=cfg.consistency_temperature, mix=cfg.consistency_mix, adversarial=cfg.augment_adversarial)
@@ -122,7 +123,7 @@ class Hooks:
         then moves eps along ``adversarial_direction`` at the copy."""
         if self.consistency is None or not logits:
             return total
-        copy = self.consistency.perturb(x)
+        copy = self.consistency.perturb(x, mask)
         if self.consistency.adversarial > 0:
             copy = copy + self.consistency.adversarial * adversarial_direction(self, copy, mask)
         perturbed = self.inference(copy, mask).logits

@@ -12,7 +12,8 @@ batch, labelled or not (UDA, Xie et al. 2020):
 Options, off by default (measured in docs/benchmarks.md section 11): ``temperature`` replaces
 the 0.4 (0 = pi's argmax as a hard target, FixMatch); ``align`` multiplies pi(x) by the labels'
 class frequencies over pi's running mean before sharpening (ReMixMatch); ``mix`` blends each
-perturbed copy with another point of the batch and the two targets alike (mixup, as MixMatch).
+perturbed copy with another point of the batch and the two targets alike (mixup, as MixMatch);
+``warp`` also bends a series' time axis (``warp_series``).
 The model's hook (models/hooks.py) can also move the copy ``adversarial`` far along the
 direction in which pi changes most (VAT, Miyato et al. 2018), for any data kind.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .. import masks
 from .steps import mean_steps
 
 SHARPEN = 0.4  # UDA's temperature for the target distribution
@@ -122,6 +124,29 @@ def jitter_series(x: torch.Tensor, noise: float) -> torch.Tensor:
     return x * scale + (noise / 3) * torch.randn_like(x)
 
 
+def warp_series(x: torch.Tensor, valid: torch.Tensor | None, strength: float) -> torch.Tensor:
+    """Each series read along a smoothly bent time axis: step t of the copy is the series at
+    (u + d(u)) (L - 1), u = t / (L - 1), with d(u) = strength (a sin(pi u) + b sin(2 pi u) / 2),
+    a, b ~ U(-1, 1) per series, linearly interpolated; the ends stay put, the map stays monotone
+    for strength < 1 / (2 pi), and steps past a series' length L (``valid`` (B, T)) are left as
+    they are: (B, T, C) -> (B, T, C)."""
+    b, t, _ = x.shape
+    steps = torch.arange(t, device=x.device, dtype=x.dtype).expand(b, t)  # (B, T)
+    last = (valid.sum(1) - 1 if valid is not None else torch.full((b,), t - 1, device=x.device)).to(x.dtype)
+    u = (steps / last.clamp(min=1)[:, None]).clamp(max=1.0)  # (B, T): 0 -> 1 over each series
+    a, c = (torch.rand(2, b, 1, device=x.device, dtype=x.dtype) * 2 - 1).unbind(0)  # (B, 1) each
+    bent = u + strength * (a * torch.sin(math.pi * u) + c * torch.sin(2 * math.pi * u) / 2)
+    source = (bent * last[:, None]).clamp(min=0)  # (B, T): where each step reads
+    source = torch.minimum(source, last[:, None])
+    lo = source.floor().long()  # (B, T)
+    hi = torch.minimum(lo + 1, last.long()[:, None])
+    w = (source - lo)[..., None]  # (B, T, 1)
+    read = lambda i: torch.gather(x, 1, i[..., None].expand(-1, -1, x.shape[2]))  # noqa: E731
+    warped = (1 - w) * read(lo) + w * read(hi)
+    inside = steps <= last[:, None]  # (B, T)
+    return torch.where(inside[..., None], warped, x)
+
+
 def noisy_vectors(x: torch.Tensor, noise: float) -> torch.Tensor:
     """x + N(0, noise^2) per feature (features standardised, so noise is in standard deviations)."""
     return x + noise * torch.randn_like(x)
@@ -134,6 +159,7 @@ class Consistency:
     kind: str  # image | vector | sequence
     shift: float  # images: pixels
     noise: float  # vectors and sequences
+    warp: float = 0.0  # sequences: time-axis bend (fraction of the length); 0 = off
     rotate: float = 0.0  # images: degrees (and the scale that goes with them)
     elastic: float = 0.0  # images: elastic deformation, pixels (standard deviation)
     flip: bool = False  # images: mirror left-right half the time
@@ -147,16 +173,18 @@ class Consistency:
     momentum: float = 0.99  # align: of the running means of pi(x) and of the labels seen
     _mixing: tuple | None = field(default=None, repr=False)  # mix: the last perturb's (partner (B,), lambda (B,))
 
-    def perturb(self, x: torch.Tensor) -> torch.Tensor:
-        """A perturbed copy of a batch of normalised inputs, by the data's kind; with ``mix``, each
-        copy is then blended with another point's (MixMatch: lambda ~ Beta, kept >= 0.5 so the
-        point stays the larger part), which ``term`` blends the targets by in the same way."""
+    def perturb(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A perturbed copy of a batch of normalised inputs, by the data's kind (``mask``: the
+        batch's mask, which bounds a series' time warp); with ``mix``, each copy is then blended
+        with another point's (MixMatch: lambda ~ Beta, kept >= 0.5 so the point stays the larger
+        part), which ``term`` blends the targets by in the same way."""
         self._mixing = None
         if self.kind == "image":
             x = shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
             x = erase_squares(x, self.erase) if self.erase > 0 else x
             x = scale_intensity(x, self.gain) if self.gain > 0 else x
         elif self.kind == "sequence":
+            x = warp_series(x, masks.steps(mask), self.warp) if self.warp > 0 else x
             return jitter_series(x, self.noise)
         else:
             x = noisy_vectors(x, self.noise)
