@@ -145,8 +145,10 @@ def test_series_get_the_recurrent_architecture_unless_told_otherwise(tmp_path):
     for dataset in ("basic-motions", "sequential-mnist", str(tmp_path / "series.npz"), str(tmp_path / "whole.npz")):
         cfg = resolve(None, {"data": {"dataset": dataset}})
         assert (cfg.arch.arch, cfg.arch.hidden, cfg.model.alpha) == ("recurrent", [64, 64], 100.0), dataset
+        assert cfg.model.augment_noise == 0.5, dataset  # the consistency term's noise for series
     for dataset in ("digits", "mnist", str(tmp_path / "images.npz"), str(tmp_path / "absent.npz")):
-        assert resolve(None, {"data": {"dataset": dataset}}).arch.arch == "dense", dataset
+        cfg = resolve(None, {"data": {"dataset": dataset}})
+        assert (cfg.arch.arch, cfg.model.augment_noise) == ("dense", 0.1), dataset
     from semivae.data import load_dataset
     from semivae.data.packed import pack
     from tests.data.test_sequences import _har_folder

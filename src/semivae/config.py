@@ -170,9 +170,10 @@ _CONV_TRAIN = {"ema": 0.999}
 
 # Recurrent (sequences): "paper" is Table 15 (dense 40, LSTM 40, dense 30 per step; a z of 2 and
 # a pi at every step; RMSprop lr 1e-3, momentum 0.9). The default's alpha of 100 was chosen with the
-# consistency term on JapaneseVowels' validation labels (docs/benchmarks.md section 11, session 44).
+# consistency term on JapaneseVowels' validation labels (docs/benchmarks.md section 11, session 44),
+# and so was the term's noise of 0.5 (channels scaled by N(1, 0.25), session 47).
 _RECURRENT = {"hidden": [64, 64], "rnn_hidden": 64, "dropout": 0.0}
-_RECURRENT_MODEL = {"alpha": 100.0}
+_RECURRENT_MODEL = {"alpha": 100.0, "augment_noise": 0.5}
 # A detector of series (--anomaly-class) keeps session 43's settings: with the consistency term the
 # class layer grows sure of a class it was never taught (docs/benchmarks.md section 11, session 46).
 _RECURRENT_DETECTOR = {"model": {"alpha": 20.0, "consistency": 0.0}}
