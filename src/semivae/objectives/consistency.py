@@ -136,15 +136,12 @@ def warp_series(x: torch.Tensor, valid: torch.Tensor | None, strength: float) ->
     u = (steps / last.clamp(min=1)[:, None]).clamp(max=1.0)  # (B, T): 0 -> 1 over each series
     a, c = (torch.rand(2, b, 1, device=x.device, dtype=x.dtype) * 2 - 1).unbind(0)  # (B, 1) each
     bent = u + strength * (a * torch.sin(math.pi * u) + c * torch.sin(2 * math.pi * u) / 2)
-    source = (bent * last[:, None]).clamp(min=0)  # (B, T): where each step reads
-    source = torch.minimum(source, last[:, None])
+    source = bent.clamp(0.0, 1.0) * last[:, None]  # (B, T): where each step reads, within the series
     lo = source.floor().long()  # (B, T)
     hi = torch.minimum(lo + 1, last.long()[:, None])
-    w = (source - lo)[..., None]  # (B, T, 1)
-    read = lambda i: torch.gather(x, 1, i[..., None].expand(-1, -1, x.shape[2]))  # noqa: E731
-    warped = (1 - w) * read(lo) + w * read(hi)
-    inside = steps <= last[:, None]  # (B, T)
-    return torch.where(inside[..., None], warped, x)
+    both = torch.gather(x, 1, torch.cat([lo, hi], 1)[..., None].expand(-1, -1, x.shape[2]))  # (B, 2T, C)
+    warped = torch.lerp(both[:, :t], both[:, t:], (source - lo)[..., None])
+    return torch.where((steps <= last[:, None])[..., None], warped, x)  # padding as it was
 
 
 def noisy_vectors(x: torch.Tensor, noise: float) -> torch.Tensor:

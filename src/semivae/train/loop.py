@@ -112,7 +112,7 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             average.load_state_dict(ctx.resume.part("ema"))
     history: list[dict] = []
     first, written = state.epoch, time.perf_counter()
-    unsaved = best_state is not None  # with patience: the best weights changed since the last snapshot
+    snapped = None  # with patience: the best weights the last snapshot wrote
 
     def checkpoint(epoch: int, step: int, sums: EpochMeans, start: dict) -> None:
         nonlocal written
@@ -185,10 +185,9 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
             if world.main:
                 if progress:
                     tqdm.write(epoch_line(row), file=sys.stderr)
-                unsaved = unsaved or improved
-                snapshot = None
-                if due and not ending and (best_state is None or unsaved):
-                    snapshot, unsaved = (best_state if best_state is not None else root.state_dict()), False
+                snapshot = None  # the weights to keep, when they changed since the last snapshot
+                if due and not ending and (best_state is None or best_state is not snapped):
+                    snapshot = snapped = best_state if best_state is not None else root.state_dict()
                 if on_epoch is not None:
                     on_epoch(row, snapshot)
         state.epoch, state.step = epoch + 1, 0
