@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+import semivae
 from semivae.cli import main
+from semivae.data.tables import read_csv
 
 FAST = ["--hidden", "64", "--latent-dim", "4", "--epochs", "2", "--batch-size", "64", "--threads", "1", "--quiet"]
 
@@ -131,7 +133,7 @@ def test_version_without_installed_metadata(monkeypatch, capsys):
         importlib.reload(parser)
 
 
-def test_tabular_csv_end_to_end(tmp_path, capsys):
+def test_tabular_csv_end_to_end(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     n = 200
     y = rng.integers(0, 2, n)
@@ -159,6 +161,10 @@ def test_tabular_csv_end_to_end(tmp_path, capsys):
     assert main(["evaluate", own, "--data", str(tmp_path / "t.csv"), "--json"]) == 0
     given = json.loads(capsys.readouterr().out)  # the same file scored after training: the same figures
     assert given["split"] == "given" and given["accuracy"] == test_split["accuracy"]
+    reads = []
+    monkeypatch.setattr("semivae.data.inputs.read_csv", lambda *a, **k: reads.append(a[0]) or read_csv(*a, **k))
+    assert semivae.evaluate(own, x=tmp_path / "t.csv")["log_loss"] == given["log_loss"]  # the file's own labels
+    assert len(reads) == 1  # read once for inputs and labels
     (tmp_path / "new.csv").write_text("f3,f2,f1\n0.3,30,3\n-0.3,-30,-3\n")  # columns matched by name
     assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0
     pred = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

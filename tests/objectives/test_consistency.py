@@ -41,6 +41,24 @@ def test_a_time_warp_keeps_the_ends_the_order_and_the_padding_of_each_series():
     assert torch.equal(c.perturb(x, valid)[~valid], x[~valid])  # the hook passes the batch's mask
 
 
+def test_after_a_time_warp_each_step_is_taught_by_the_step_it_was_read_from():
+    """Per-step heads (the paper's series model): the copy's step t holds x at a bent time, so its
+    target is pi(x) there; a model whose logits follow the series exactly scores zero."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([12, 7])
+    valid = torch.arange(12)[None, :] < lengths[:, None]  # (B, T)
+    ramp = torch.arange(12.0)[None, :, None].repeat(2, 1, 1) * valid[..., None]  # (B, T, 1)
+    c = Consistency(weight=1.0, threshold=0.0, kind="sequence", shift=0.0, noise=0.0, warp=0.15, temperature=1.0)
+    copy = c.perturb(ramp, valid)
+
+    def logits(x):  # (B, T, 3): the class drifts along the ramp, step by step
+        return torch.cat([x, -x, torch.zeros_like(x)], -1) / 3
+
+    assert c.term(logits(ramp), logits(copy), valid).item() == pytest.approx(0.0, abs=1e-6)
+    c._warping = None  # the copy against x's own steps: misaligned
+    assert c.term(logits(ramp), logits(copy), valid).item() > 1e-3
+
+
 def test_the_term_is_zero_below_the_threshold_and_grows_with_disagreement():
     c = Consistency(weight=1.0, threshold=0.9, kind="vector", shift=0.0, noise=0.1)
     unsure = torch.zeros(5, 3)  # max pi = 1/3 < 0.9: nobody teaches

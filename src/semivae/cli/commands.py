@@ -183,15 +183,10 @@ def _table(res: dict) -> str:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from ..data.inputs import input_labels
     from ..eval import evaluate
-    from ..runs import as_run
 
-    runs, x, y = a.run, None, None
-    if a.data:  # labelled data of the training form instead of a split
-        runs = [as_run(a.run[0], a.device), *a.run[1:]]
-        x, y = a.data, input_labels(a.data, runs[0].data_info)
-    res = evaluate(runs, a.split, x=x, y=y, data_dir=a.data_dir, iwae_k=a.iwae_k, iwae_points=a.iwae_points,
+    # with --data: a labelled file of the training form, its own labels, instead of a split
+    res = evaluate(a.run, a.split, x=a.data or None, data_dir=a.data_dir, iwae_k=a.iwae_k, iwae_points=a.iwae_points,
                    device=a.device)
     for note in res.get("notes", []):
         print(f"note: {note}", file=sys.stderr)

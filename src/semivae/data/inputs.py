@@ -64,15 +64,21 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
     return _wrap(x, None, info, from_folder=False, what="the array", ids=ids)
 
 
-def input_labels(source: str | Path, info: dict[str, Any]) -> list[str]:
-    """The class of each row of a labelled file, in :func:`load_inputs`' row order ("" where
+def load_labelled(source: str | Path, info: dict[str, Any]) -> tuple[ArrayData, list[str]]:
+    """A labelled file's inputs (:func:`load_inputs`) and the class of each row ("" where
     unknown): an image folder's sub-folder names (``unlabelled/`` none), a ``.csv``'s label
-    column, or an ``.npz``'s ``y`` (named by its ``classes`` where it has them; -1 none)."""
-    labels = _labels_in(Path(source).expanduser(), info)
+    column (the file read once), or an ``.npz``'s ``y`` (named by its ``classes`` where it has
+    them; -1 none). Refuses a file without one labelled row."""
+    p = Path(source).expanduser()
+    if p.suffix.lower() == ".csv" and p.is_file() and data_kind(info["kind"]) == "vector":
+        x, cells, _, ids = _read_table(p, info, need_label=True)
+        data, labels = _wrap(x, None, info, from_folder=False, what=str(p), ids=ids), list(cells or [])
+    else:
+        data, labels = _from_path(p, info), _labels_in(p, info)
     if not any(labels):
         raise UserError(f"{source} holds no labelled point to score; put images into one sub-folder per class, or "
                         "fill in the label column or y")
-    return labels
+    return data, labels
 
 
 def _labels_in(p: Path, info: dict[str, Any]) -> list[str]:
@@ -83,11 +89,6 @@ def _labels_in(p: Path, info: dict[str, Any]) -> list[str]:
         files = input_image_files(p)
         names = [f.relative_to(p).parts[0] if len(f.relative_to(p).parts) > 1 else "" for f in files]
         return ["" if n.lower() in UNLABELLED_DIRS else n for n in names]
-    if p.suffix.lower() == ".csv" and p.is_file():
-        column = info.get("label_column") or "label"
-        _, cells, _, _ = read_csv(p, column, info.get("feature_names"), need_label=True,
-                                  id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
-        return list(cells or [])
     if p.suffix.lower() == ".npz" and p.is_file():
         y, classes = read_npz_labels(p)
         if classes and y.max() >= len(classes):
@@ -122,9 +123,14 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
         return _wrap(x, None, info, from_folder=True, what=str(p), ids=ids)
     if suffix == ".npz":
         return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=f"x in {p}")
-    x, _, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=False,
-                            id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
+    x, _, _, ids = _read_table(p, info, need_label=False)
     return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids)
+
+
+def _read_table(p: Path, info: dict[str, Any], need_label: bool):
+    """``read_csv`` with the run's label, feature and id columns (new data may lack the id column)."""
+    return read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=need_label,
+                    id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
 
 
 def _has_column(path: Path, column: str | None) -> bool:

@@ -91,8 +91,8 @@ def check_sequences(x: np.ndarray, lengths: np.ndarray | None, what: str) -> tup
 
 
 def valid_steps(lengths: np.ndarray, steps: int) -> np.ndarray:
-    """(N, T) bool: the steps within each series' length."""
-    return np.arange(steps)[None, :] < lengths[:, None]
+    """(N, T) bool: the steps within each series' length (``masks.within`` on arrays)."""
+    return within(torch.as_tensor(lengths), steps).numpy()
 
 
 def fill_series(x: np.ndarray, lengths: np.ndarray, fill) -> tuple[np.ndarray, torch.Tensor | None]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..data import ArrayData, load_inputs
+from ..data.inputs import load_labelled
 from ..data.arrays import as_array, class_name
 from ..errors import UserError
 from ..objectives.iwae import iwae_log_px
@@ -28,7 +29,8 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
              iwae_k: int = 0, iwae_points: int | None = None, seed: int = 0, device: str | None = None) -> dict:
     """Accuracy, log loss, calibration error and confusion matrix per head, and the ELBO, of a
     run on ``split``, or on given inputs ``x`` (a path, array or data frame) with labels ``y``
-    (class names or values of the first head; -1 = unlabelled); with ``iwae_k`` also the
+    (class names or values of the first head; -1 = unlabelled; a path's own labels when ``y`` is
+    None: an image folder's sub-folders, a CSV's label column, an ``.npz``'s ``y``); with ``iwae_k`` also the
     negative log-likelihood ``nll`` (nats per point, the IWAE bound with k samples, on the
     first ``iwae_points`` points or all). Given a list of runs, their ensemble (``ensemble.py``):
     the scores of the averaged probabilities, each member's accuracy and log loss in ``members``."""
@@ -91,8 +93,12 @@ def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_
 
 
 def labelled_inputs(run: Run, x, y) -> ArrayData:
-    """Inputs ``x`` with the first head's labels ``y`` (class names or values, -1 = unlabelled)."""
-    data = read_inputs(run, x)
+    """Inputs ``x`` with the first head's labels ``y`` (class names or values, -1 = unlabelled);
+    without ``y``, a path's own labels (its sub-folders, label column or ``y``: ``load_labelled``)."""
+    if y is None and isinstance(x, (str, Path)):
+        data, y = load_labelled(x, input_info(run))
+    else:
+        data = read_inputs(run, x)
     if y is None:
         return data
     if not run.spec.heads:
@@ -125,8 +131,12 @@ def read_inputs(run: Run, inputs) -> ArrayData:
     """New data of the run's training form, normalised alike: a path (the files the loaders
     read), an array, a tensor, a mapping of arrays (``{"x": ..., "lengths": ...}``), a data frame or an
     ArrayData (``semivae.data.load_inputs``)."""
-    return load_inputs(inputs, {**run.data_info, "n_heads": len(run.spec.heads),
-                                "any_length": run.config.arch.any_length})
+    return load_inputs(inputs, input_info(run))
+
+
+def input_info(run: Run) -> dict:
+    """What the loaders need to read new data in the run's training form (``data/inputs.py``)."""
+    return {**run.data_info, "n_heads": len(run.spec.heads), "any_length": run.config.arch.any_length}
 
 
 def _predictions(run: Run | str | Path | list, inputs, device: str | None = None) -> tuple[list[Run], ArrayData, dict]:

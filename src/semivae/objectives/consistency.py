@@ -124,24 +124,33 @@ def jitter_series(x: torch.Tensor, noise: float) -> torch.Tensor:
     return x * scale + (noise / 3) * torch.randn_like(x)
 
 
-def warp_series(x: torch.Tensor, valid: torch.Tensor | None, strength: float) -> torch.Tensor:
-    """Each series read along a smoothly bent time axis: step t of the copy is the series at
-    (u + d(u)) (L - 1), u = t / (L - 1), with d(u) = strength (a sin(pi u) + b sin(2 pi u) / 2),
-    a, b ~ U(-1, 1) per series, linearly interpolated; the ends stay put, the map stays monotone
-    for strength < 1 / (2 pi), and steps past a series' length L (``valid`` (B, T)) are left as
-    they are: (B, T, C) -> (B, T, C)."""
-    b, t, _ = x.shape
-    steps = torch.arange(t, device=x.device, dtype=x.dtype).expand(b, t)  # (B, T)
-    last = (valid.sum(1) - 1 if valid is not None else torch.full((b,), t - 1, device=x.device)).to(x.dtype)
+def warp_source(valid: torch.Tensor | None, b: int, t: int, strength: float, device, dtype) -> torch.Tensor:
+    """Where each step of a time-warped copy reads its series: (B, T) fractional steps. Step t
+    reads (u + d(u)) (L - 1), u = t / (L - 1), with d(u) = strength (a sin(pi u) + b sin(2 pi u) / 2),
+    a, b ~ U(-1, 1) per series; the ends stay put, the map stays monotone for strength < 1 / (2 pi),
+    and steps past a series' length L (``valid`` (B, T)) read themselves."""
+    steps = torch.arange(t, device=device, dtype=dtype).expand(b, t)  # (B, T)
+    last = (valid.sum(1) - 1 if valid is not None else torch.full((b,), t - 1, device=device)).to(dtype)  # (B,)
     u = (steps / last.clamp(min=1)[:, None]).clamp(max=1.0)  # (B, T): 0 -> 1 over each series
-    a, c = (torch.rand(2, b, 1, device=x.device, dtype=x.dtype) * 2 - 1).unbind(0)  # (B, 1) each
+    a, c = (torch.rand(2, b, 1, device=device, dtype=dtype) * 2 - 1).unbind(0)  # (B, 1) each
     bent = u + strength * (a * torch.sin(math.pi * u) + c * torch.sin(2 * math.pi * u) / 2)
-    source = bent.clamp(0.0, 1.0) * last[:, None]  # (B, T): where each step reads, within the series
+    return torch.where(steps <= last[:, None], bent.clamp(0.0, 1.0) * last[:, None], steps)
+
+
+def resample(x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """x (B, T, C) read at the fractional steps ``source`` (B, T), linearly interpolated between
+    the two neighbouring steps (a step reading itself is returned exactly): (B, T, C)."""
+    t = x.shape[1]
     lo = source.floor().long()  # (B, T)
-    hi = torch.minimum(lo + 1, last.long()[:, None])
+    hi = (lo + 1).clamp(max=t - 1)
     both = torch.gather(x, 1, torch.cat([lo, hi], 1)[..., None].expand(-1, -1, x.shape[2]))  # (B, 2T, C)
-    warped = torch.lerp(both[:, :t], both[:, t:], (source - lo)[..., None])
-    return torch.where((steps <= last[:, None])[..., None], warped, x)  # padding as it was
+    return torch.lerp(both[:, :t], both[:, t:], (source - lo).to(x.dtype)[..., None])
+
+
+def warp_series(x: torch.Tensor, valid: torch.Tensor | None, strength: float) -> torch.Tensor:
+    """Each series read along a smoothly bent time axis (``warp_source``), linearly interpolated;
+    padding past each length (``valid`` (B, T)) is left as it is: (B, T, C) -> (B, T, C)."""
+    return resample(x, warp_source(valid, x.shape[0], x.shape[1], strength, x.device, x.dtype))
 
 
 def noisy_vectors(x: torch.Tensor, noise: float) -> torch.Tensor:
@@ -169,19 +178,22 @@ class Consistency:
     adversarial: float = 0.0  # any kind: L2 length of the step towards pi's steepest change (VAT); 0 = off
     momentum: float = 0.99  # align: of the running means of pi(x) and of the labels seen
     _mixing: tuple | None = field(default=None, repr=False)  # mix: the last perturb's (partner (B,), lambda (B,))
+    _warping: torch.Tensor | None = field(default=None, repr=False)  # warp: the last perturb's source steps (B, T)
 
     def perturb(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """A perturbed copy of a batch of normalised inputs, by the data's kind (``mask``: the
         batch's mask, which bounds a series' time warp); with ``mix``, each copy is then blended
         with another point's (MixMatch: lambda ~ Beta, kept >= 0.5 so the point stays the larger
         part), which ``term`` blends the targets by in the same way."""
-        self._mixing = None
+        self._mixing = self._warping = None
         if self.kind == "image":
             x = shift_images(x, self.shift, self.rotate, self.elastic, self.flip)
             x = erase_squares(x, self.erase) if self.erase > 0 else x
             x = scale_intensity(x, self.gain) if self.gain > 0 else x
         elif self.kind == "sequence":
-            x = warp_series(x, masks.steps(mask), self.warp) if self.warp > 0 else x
+            if self.warp > 0:
+                self._warping = warp_source(masks.steps(mask), x.shape[0], x.shape[1], self.warp, x.device, x.dtype)
+                x = resample(x, self._warping)
             return jitter_series(x, self.noise)
         else:
             x = noisy_vectors(x, self.noise)
@@ -221,8 +233,11 @@ class Consistency:
         """The masked KL above, averaged over the batch: (). Per-step logits (B, T, K) are
         compared step by step and averaged over the valid steps. ``labels`` (B,), -1 = unknown,
         replace the target where known when the hook's ``labels`` is on. With ``align``, the
-        head's ``align_state`` (2, K) (``aligned``) is required."""
+        head's ``align_state`` (2, K) (``aligned``) is required. After a time warp, per-step logits
+        of x are read at the steps the copy's steps came from, so each step is taught by its own."""
         with torch.no_grad():
+            if self._warping is not None and logits.dim() == 3:
+                logits = resample(logits, self._warping)  # (B, T, K): step t of the copy is x at source t
             probs, scores = torch.softmax(logits, -1), logits  # (B[, T], K) each
             if self.align:
                 probs = self.aligned(probs, labels, align_state)
