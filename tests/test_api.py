@@ -75,3 +75,28 @@ def test_bad_arrays_leave_nothing_behind(digits, tmp_path):
     with pytest.raises(UserError, match="x= or dataset="):
         semivae.train(x=x, dataset="digits")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_names_work_from_python_and_given_labels_need_inputs(run, digits, tmp_path):
+    x, y = digits
+    first = semivae.train(x=x, y=y, out=tmp_path / "r", quiet=True, **{**FAST, "epochs": 1})  # --quiet
+    assert semivae.train(resume=first, epochs=2, quiet=True) == first  # --resume RUN --epochs 2
+    assert semivae.load(first).config.train.epochs == 2  # config.yaml says how far it was asked to go
+    with pytest.raises(UserError, match="drop lr="):
+        semivae.train(resume=first, lr=0.1)
+    with pytest.raises(UserError, match="y= needs x="):
+        semivae.evaluate(run, y=y[:10])
+    with pytest.raises(UserError, match="holds no inputs"):
+        semivae.predict(run, x[:0])
+    with pytest.raises(UserError, match="is not an anomaly detector"):
+        semivae.score(run, x[:3])
+
+
+def test_dark_integer_images_get_a_note(tmp_path):
+    import json
+
+    x, y = load_digits(return_X_y=True)
+    run = semivae.train(x=x.reshape(-1, 8, 8).astype(np.uint8), y=y, out=tmp_path / "r", quiet=True,
+                        **{**FAST, "epochs": 1})
+    notes = json.loads((run / "summary.json").read_text())["notes"]
+    assert any("integers up to 16, read as 0..255" in n for n in notes)

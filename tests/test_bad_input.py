@@ -97,6 +97,10 @@ CASES = {
     "image size 2": (["train", "--image-size", "2"], "--image-size 2 must be H,W (or one side) of 4 to 1024 pixels"),
     "evaluate missing data": (["evaluate", "{run}", "--data", "{tmp}/nope"], "no such file or folder: "),
     "evaluate unlabelled images": (["evaluate", "{run}", "--data", "{tmp}/pics"], "holds no labelled point to score"),
+    "id column is the label column": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--id-column", "label"],
+                                      "--id-column and --label-column both name 'label'"),
+    "predict to an npz": (["predict", "{run}", "{tmp}/pics", "--out", "{tmp}/p.npz"], "writes CSV text; name a .csv"),
+    "resume with nothing left": (["train", "--resume", "{run}", "--epochs", "1"], "so --epochs 1 leaves nothing to train"),
     "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],
                                  "for a model trained on image data; give a folder of images, one image file"),
 }

@@ -35,10 +35,11 @@ def test_train_evaluate_predict(run_dir, tmp_path, capsys):
 
     from sklearn.datasets import load_digits
 
-    np.savez(tmp_path / "new.npz", x=load_digits().images[:7].astype(np.float32) / 16)
-    out = tmp_path / "pred.csv"
+    np.savez(tmp_path / "new.npz", x=load_digits().images[:7].astype(np.float32) / 16, ids=[f"n{i}" for i in range(7)])
+    out = tmp_path / "new" / "folder" / "pred.csv"  # folders made as train --out makes them
     assert main(["predict", str(run_dir), str(tmp_path / "new.npz"), "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["id"] for r in rows] == [f"n{i}" for i in range(7)]  # the .npz's own ids
     assert len(rows) == 7 and rows[0].keys() == {"row", "id", "predicted", *(f"p_{k}" for k in range(10)),
                                                "unknown_score", "unknown"}
     assert abs(sum(float(rows[0][f"p_{k}"]) for k in range(10)) - 1) < 1e-4

@@ -119,3 +119,42 @@ def test_series_train_the_recurrent_model_padded_with_nan_or_as_a_list(tmp_path)
         clf.predict(x.reshape(n, -1))
     with pytest.raises(ValueError, match="drop input_shape for series"):
         SemiVAEClassifier(input_shape=(1, 14, 3)).fit(x, y_semi)
+
+
+def test_refits_into_out_pickles_that_save_and_runs_that_move(digits, tmp_path):
+    """A second fit (or a search's clone) replaces the run an estimator wrote in ``out``; a pickled
+    estimator restores its own run directory, so it can still be saved; a run trained from arrays
+    reads its own copy of them wherever its directory goes."""
+    import pickle
+    import shutil
+
+    import semivae
+
+    x, y = digits
+    y_semi = np.where(np.arange(len(y)) < 100, y.astype(float), np.nan)  # NaN in a float y: unlabelled
+    clf = SemiVAEClassifier(**{**SMALL, "epochs": 2}, out=str(tmp_path / "out"))
+    first = clf.fit(x, y_semi).predict_proba(x[:10])
+    again = clf.set_params(seed=1).fit(x, y_semi).predict_proba(x[:10])
+    assert not np.allclose(first, again) and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    copy = pickle.loads(pickle.dumps(clf))
+    assert copy.run_dir_ != clf.run_dir_ and np.allclose(copy.predict_proba(x[:10]), again)
+    shutil.move(str(tmp_path / "out"), tmp_path / "moved")  # the original's run, moved away
+    assert semivae.evaluate(tmp_path / "moved", "train")["n"] == len(x)  # its arrays, found in the new place
+    saved = copy.save(tmp_path / "from-pickle")
+    assert np.allclose(SemiVAEClassifier.load(saved).predict_proba(x[:10]), again)
+    with pytest.raises(ValueError, match="not in its directory"):  # the pickle left the training arrays out
+        semivae.evaluate(saved, "train")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds no estimator's run"):
+        SemiVAEClassifier(**SMALL, out=str(tmp_path / "other")).fit(x, y)
+    with pytest.raises(ValueError, match="mode='unsupervised' trains no class layer"):
+        SemiVAEClassifier(mode="unsupervised").fit(x, y)
+
+
+def test_flattened_images_in_0_255(digits):
+    x, y = digits
+    pixels = np.round(x * 255 / 16)  # 0..255, as flattened uint8 images come
+    clf = SemiVAEClassifier(**{**SMALL, "epochs": 2}, input_shape=(1, 8, 8)).fit(pixels.astype(np.uint8), y)
+    assert clf.pixel_max_ == 255.0
+    assert np.allclose(clf.predict_proba(pixels[:5]), clf.predict_proba(pixels[:5] / 1.0))

@@ -32,8 +32,10 @@ def _umask() -> int:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically; returns the path."""
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically, making its folder where it
+    is missing (as ``train --out`` does); returns the path."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -20,7 +20,8 @@ feature, which the model reads around, as scikit-learn's ``allow_nan`` estimator
 is given, e.g. ``(1, 28, 28)`` for flattened MNIST images in [0, 1] or 0..255. For the classifier X may
 also hold series: a 3-D array (N, T, C), shorter series padded at the end with NaN, or a list of
 (T_i, C) arrays; a NaN inside a series is a missing value. They train the recurrent model (aeon's
-(N, C, T) arrays: pass ``X.transpose(0, 2, 1)``); new series may be of any length.
+(N, C, T) arrays: pass ``X.transpose(0, 2, 1)``; its lists of (C, T_i): ``[s.T for s in X]``); new
+series may be of any length.
 """
 
 from __future__ import annotations
@@ -35,18 +36,21 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from .data.sequences import pad, valid_steps
+from .errors import UserError
 from .eval.embed import latent
 from .eval.evaluation import predict, read_inputs
 from .eval.impute import fill_in
 from .eval.scores import compute_scores
 from .masks import steps
-from .runs import load_run
+from .runs import ARRAYS, load_run
 from .train import train
 
 ESTIMATOR_FILE = "sklearn.json"  # in the run directory: the estimator's parameters and fitted attributes
+PICKLE_SKIPS = (ARRAYS, "checkpoint.safetensors")  # run files a pickled estimator leaves out: data, optimiser state
 
 
 class _RunEstimator(BaseEstimator):
@@ -59,24 +63,32 @@ class _RunEstimator(BaseEstimator):
         return tags
 
     def _fit_run(self, x: np.ndarray, y: np.ndarray | None, settings: dict, lengths: np.ndarray | None = None) -> None:
-        tmp = None
-        if self.out is None:
-            tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
-            path = Path(tmp) / "run"
-        else:
-            path = Path(self.out)
+        """Train into ``out`` (a run an estimator wrote there before is replaced once the new one
+        is trained: refitting, or a search's clones, leave the last fit) or a temporary directory."""
+        out = None if self.out is None else Path(self.out)
+        if out is not None:
+            _check_replaceable(out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix="semivae-sklearn-", dir=None if out is None else out.parent)  # beside out: a rename
         try:
-            run_dir = train(x=x, y=y, lengths=lengths, out=path, progress=self.verbose, carve_test=False,
+            run_dir = train(x=x, y=y, lengths=lengths, out=Path(tmp) / "run", progress=self.verbose, carve_test=False,
                             **{k: v for k, v in settings.items() if v is not None})
+            (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
+            if out is not None:
+                _check_replaceable(out)
+                shutil.rmtree(out, ignore_errors=True)
+                run_dir = run_dir.rename(out)
+                Path(tmp).rmdir()
         except BaseException:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.run_ = load_run(run_dir, self.device)
-        self.run_dir_ = str(run_dir)
-        if tmp is not None:  # the temporary run lives as long as this estimator
+        self._own(tmp if out is None else None, run_dir)
+
+    def _own(self, tmp: str | None, run_dir: Path) -> None:
+        """Hold the run at ``run_dir``; a temporary directory ``tmp`` lives as long as this estimator."""
+        self.run_, self.run_dir_ = load_run(run_dir, self.device), str(run_dir)
+        if tmp is not None:
             self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, True)
-        (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
 
     def _description(self) -> dict:
         return {"params": {k: v for k, v in self.get_params().items() if k != "out"},
@@ -111,9 +123,33 @@ class _RunEstimator(BaseEstimator):
         return est
 
     def __getstate__(self):
+        """The parameters, fitted attributes and the run's files (weights as safetensors bytes; not
+        the training arrays or the checkpoint): a copy restores its own run directory from them."""
         state = self.__dict__.copy()
-        state.pop("_cleanup", None)  # the copy does not own the temporary directory
+        state.pop("_cleanup", None)
+        if "run_" in state:
+            del state["run_"], state["run_dir_"]
+            run = Path(self.run_dir_)
+            state["_run_files"] = {f.name: f.read_bytes() for f in sorted(run.iterdir())
+                                   if f.is_file() and f.name not in PICKLE_SKIPS}
         return state
+
+    def __setstate__(self, state):
+        files = state.pop("_run_files", None)
+        self.__dict__.update(state)
+        if files is not None:
+            tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
+            (Path(tmp) / "run").mkdir()
+            for name, data in files.items():
+                (Path(tmp) / "run" / name).write_bytes(data)
+            self._own(tmp, Path(tmp) / "run")
+
+
+def _check_replaceable(out: Path) -> None:
+    """``out`` may take a new run: it does not exist, is empty, or holds a run an estimator wrote
+    (refitting, or a search's clones, replace it: the last fit stays)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (out / ESTIMATOR_FILE).is_file():
+        raise UserError(f"output directory {out} already exists and holds no estimator's run; choose a new out")
 
 
 class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
@@ -135,10 +171,12 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
     # -- fitting ------------------------------------------------------------------------
     def fit(self, X, y):
         """Train on X (N, D), or series (N, T, C), with labels y (N,), -1 where unlabelled; returns self."""
+        if self.mode == "unsupervised":
+            raise ValueError("mode='unsupervised' trains no class layer, so nothing could predict; use mode='semi' "
+                             "or 'supervised' (SemiVAEImputer or semivae.train(mode='unsupervised') for a plain VAE)")
         series = _as_series(X, ensure_min_samples=2)
-        if series is None:
-            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False,
-                                 ensure_all_finite="allow-nan")
+        if series is None:  # y checked below: NaN there marks an unlabelled row, which scikit-learn's checks refuse
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, ensure_all_finite="allow-nan")
         elif self.input_shape is not None:
             raise ValueError(f"X has shape {series.shape}, series, but input_shape {tuple(self.input_shape)} reads "
                              "flattened rows; give X as (N, D) rows, or drop input_shape for series")
@@ -148,6 +186,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
                 raise ValueError(f"y has {len(y)} labels but X has {len(X)} series; give one label per series")
         self.series_ = series is not None
         y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
         labelled = ~_unlabelled(y)
         if not labelled.any():
             raise ValueError("y has no labelled row (all -1); label at least one row of two classes")
@@ -157,6 +196,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         codes = np.full(len(y), -1, dtype=np.int64)
         codes[labelled] = np.searchsorted(self.classes_, y[labelled])
+        self.pixel_max_ = 255.0 if self.input_shape is not None and np.nanmax(X, initial=0.0) > 1 else 1.0
         self._fit_run(self._shaped(X), codes, self._train_options(), _lengths(X) if self.series_ else None)
         return self
 
@@ -168,14 +208,15 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
                 "threads": self.threads, "device": self.device, **(self.options or {})}
 
     def _shaped(self, X: np.ndarray) -> np.ndarray:
-        """X as the run's inputs: rows reshaped to ``input_shape`` when given."""
+        """X as the run's inputs: rows reshaped to ``input_shape`` when given, pixels in [0, 1]
+        (divided by 255 where the training pixels went above 1: 0..255 images)."""
         if self.input_shape is None:
             return X
         shape = tuple(int(s) for s in self.input_shape)
         if int(np.prod(shape)) != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but input_shape {shape} holds {int(np.prod(shape))}; "
                              "fix input_shape")
-        return X.reshape(len(X), *shape).astype(np.float32)
+        return (X.reshape(len(X), *shape) / getattr(self, "pixel_max_", 1.0)).astype(np.float32)
 
     # -- using a fitted model -------------------------------------------------------------
     def _inputs(self, X):
@@ -215,12 +256,13 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
     # -- a run directory ------------------------------------------------------------------
     def _description(self) -> dict:
         return {**super()._description(), "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype),
-                "series": self.series_}
+                "series": self.series_, "pixel_max": self.pixel_max_}
 
     def _restore(self, d: dict) -> None:
         super()._restore(d)
         self.classes_ = np.asarray(d["classes"], dtype=d["classes_dtype"])
         self.series_ = bool(d.get("series", False))  # estimators saved before series were taken: tables
+        self.pixel_max_ = float(d.get("pixel_max", 1.0))  # saved before 0..255 pixels were taken: [0, 1]
 
 
 class SemiVAEImputer(TransformerMixin, _RunEstimator):

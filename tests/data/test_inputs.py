@@ -108,3 +108,33 @@ def test_training_arrays_encode_classes_and_keep_unlabelled_rows(tmp_path):
         training_npz(x, y[:5])
     with pytest.raises(UserError, match="does not have|do not have"):
         training_npz(x, y, x[:2], np.array(["c", "a"], dtype=object))
+
+
+def test_new_npz_rows_keep_their_ids_and_empty_inputs_are_refused(tmp_path):
+    like = {"kind": "vector", "shape": (2,), "shift": 0.0, "scale": 1.0}
+    np.savez(tmp_path / "n.npz", x=np.ones((3, 2), np.float32), ids=np.array(["a", "b", "c"]))
+    assert load_inputs(str(tmp_path / "n.npz"), like).ids.tolist() == ["a", "b", "c"]
+    seq = {"kind": "sequence", "shape": (4, 1), "shift": [0.0], "scale": [1.0]}
+    np.savez(tmp_path / "s.npz", x=np.ones((2, 4, 1), np.float32), ids=np.array(["u", "v"]))
+    assert load_inputs(str(tmp_path / "s.npz"), seq).ids.tolist() == ["u", "v"]
+    with pytest.raises(UserError, match="holds no inputs; give at least one row"):
+        load_inputs(np.zeros((0, 2), np.float32), like)
+
+
+def test_series_padded_with_nan_end_where_their_values_end(tmp_path):
+    x = np.ones((2, 5, 2), np.float32)
+    x[0, 3:] = np.nan  # padding: every channel NaN from step 3 on
+    x[1, 1, 0] = np.nan  # a missing value inside a series
+    np.savez(tmp_path / "s.npz", x=x, y=np.array([0, 1]), kind="sequence")
+    b = load_dataset(str(tmp_path / "s.npz"))  # one series per class: no test split carved
+    assert b.train.lengths.tolist() == [3, 5] and int(b.train.gaps().sum()) == 1
+    np.savez(tmp_path / "unmarked.npz", x=x, y=np.array([0, 1]))  # read as images: the error says how to mark series
+    with pytest.raises(UserError, match="save kind='sequence' or their lengths"):
+        load_dataset(str(tmp_path / "unmarked.npz"))
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    from semivae.data.files import read_images
+
+    Image.fromarray(np.array([[0, 65535], [32896, 1000]], np.uint16)).save(tmp_path / "deep.png")
+    assert read_images([tmp_path / "deep.png"])[0, 0].tolist() == [[0, 255], [128, 4]]

@@ -324,6 +324,9 @@ def test_csv_int_labels_numeric_order(tmp_path):
     rows = ["x,y"] + [f"{i},{[2, 10, -1][i % 3]}" for i in range(12)]
     b = load_dataset(str(write_csv(tmp_path / "n.csv", "\n".join(rows))), label_column="y")
     assert list(b.heads[0].classes) == ["2", "10"]
+    rows = ["x,y"] + [f"{i},{['2.0', '10.0', ''][i % 3]}" for i in range(12)]  # pandas' way with blanks
+    b = load_dataset(str(write_csv(tmp_path / "f.csv", "\n".join(rows))), label_column="y")
+    assert list(b.heads[0].classes) == ["2", "10"]
 
 
 @pytest.mark.parametrize("text, match", [
@@ -335,6 +338,7 @@ def test_csv_int_labels_numeric_order(tmp_path):
     ("a,b,label\n1,,x\n2,NA,y\n", "b in .* is missing in every training row; drop that column"),
     ("a,b,label\n1,red,x\n2,blue,y\n3,4,y\n", "'red' is text, as are most of that column's cells; encode the column"),
     ("a;b;label\n1;2;x\n", "separates its columns with ';', not commas"),
+    ("name,a,label\ns0,1,x\ns1,2,y\ns2,3,y\n", "every row has its own: if the column names the rows, pass --id-column name"),
 ])
 def test_csv_errors(tmp_path, text, match):
     with pytest.raises(UserError, match=match) as err:

@@ -55,9 +55,16 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
     return 0
 
 
+def csv_out(out: str | None) -> str | None:
+    """``--out`` of a command that writes CSV, checked before any work: a ``.csv`` file or None."""
+    if out and not out.lower().endswith(".csv"):
+        raise UserError(f"--out {out}: this command writes CSV text; name a .csv file")
+    return out
+
+
 def _emit_csv(text: str, out: str | None) -> int:
     """CSV text to ``--out`` (written whole) or to stdout."""
-    if out:
+    if csv_out(out):
         write_atomic(Path(out), text)
         print(f"wrote {text.count(chr(10)) - 1} rows to {out}", file=sys.stderr)
     else:
@@ -68,7 +75,8 @@ def _emit_csv(text: str, out: str | None) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     from ..eval.anomaly import score
 
-    return _emit_csv(score(a.run, a.input, a.score, device=a.device), a.out)
+    out = csv_out(a.out)
+    return _emit_csv(score(a.run, a.input, a.score, device=a.device), out)
 
 
 def cmd_feedback(a: argparse.Namespace) -> int:
@@ -160,7 +168,8 @@ def _finish_training(a: argparse.Namespace, path: Path) -> int:
 
 def _table(res: dict) -> str:
     """Every metric (per-head ones as ``accuracy/<head>``), then each head's confusion matrix."""
-    lines = [f"run      {res['run']}", f"split    {res['split']} ({res['n']} points)"]
+    labelled = f", {res['n_labelled']} of them labelled" if res.get("n_labelled", res["n"]) != res["n"] else ""
+    lines = [f"run      {res['run']}", f"split    {res['split']} ({res['n']} points{labelled})"]
     for k, v in res.items():
         if k.split("/")[0] in ("accuracy", "log_loss", "ece", "elbo", "recon", "kl", "temperature",
                                "ece_uncalibrated", "log_loss_uncalibrated"):
@@ -197,7 +206,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     from ..eval import predict_all
 
-    return _emit_csv(predict_all(a.run, a.input, device=a.device), a.out)
+    out = csv_out(a.out)
+    return _emit_csv(predict_all(a.run, a.input, device=a.device), out)
 
 
 def _figure_path(run: str, given: str | None, name: str) -> Path:
@@ -247,8 +257,8 @@ def cmd_traverse(a: argparse.Namespace) -> int:
     run = load_run(a.run, a.device)
     if not run.model.has_decoder:
         raise UserError(f"run {a.run} is a supervised classifier without a decoder; it has no latent space to traverse")
-    if a.steps < 2 or a.span <= 0:
-        raise UserError("--steps must be >= 2 and --span > 0")
+    if a.steps < 2 or a.span <= 0 or (a.dims is not None and a.dims < 1):
+        raise UserError("--steps must be >= 2, --span > 0 and --dims >= 1")
     got = figures.figure_data(run, a.data_dir)
     if got is None:
         raise UserError(f"cannot read the dataset of run {a.run}; pass --data-dir where it lives now")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..atomic import write_atomic
@@ -123,10 +124,13 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 def cmd_suggest(a: argparse.Namespace) -> int:
     from ..eval.suggest import suggest, suggestions_csv
     from ..runs import load_run
-    from .commands import _emit_csv
+    from .commands import _emit_csv, csv_out
 
+    csv_out(a.out)
     run = load_run(a.run, a.device)
     rows = suggest(run, a.n, pool=a.pool, strategy=a.strategy, data_dir=a.data_dir)
+    if len(rows) < a.n:
+        print(f"note: only {len(rows)} unlabelled training points to suggest, not {a.n}", file=sys.stderr)
     return _emit_csv(suggestions_csv(run, rows, a.with_labelled), a.out)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .files import check_inputs
 
 UNLABELLED = (-1, "-1", "", None)
 
@@ -85,6 +86,8 @@ def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, 
     xa, names = as_array(x, "x")
     if not (np.issubdtype(xa.dtype, np.number) or xa.dtype == bool):
         raise UserError(f"x has dtype {xa.dtype}; pass numeric features (encode text columns as numbers first)")
+    if lengths is None:  # images or vectors: checked here, so an error names x= and not the run's copy of it
+        check_inputs(xa, "x")
     arrays: dict[str, np.ndarray] = {"x": xa}
     if names is not None:
         arrays["feature_names"] = np.asarray(names, dtype=str)
@@ -103,6 +106,8 @@ def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, 
         if y is None:
             raise UserError("y_test= needs y=; give the training labels too")
         arrays["x_test"] = as_array(x_test, "x_test")[0]
+        if lengths is None:
+            check_inputs(arrays["x_test"], "x_test")
         yt, _ = as_array(y_test, "y_test")
         if len(yt) != len(arrays["x_test"]):
             raise UserError(f"y_test has {len(yt)} labels but x_test has {len(arrays['x_test'])} rows; give one per row")

@@ -153,9 +153,11 @@ def _targets(t: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
     return t
 
 
-def read_npz_inputs(path: Path) -> np.ndarray:
-    """Only the ``x`` of an ``.npz`` file (for prediction; ``inputs.load_inputs`` checks it against the run)."""
-    return _read_npz_arrays(path, ("x",))["x"]
+def read_npz_inputs(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """The ``x`` of an ``.npz`` file and its rows' ``ids`` if it names them (for prediction;
+    ``inputs.load_inputs`` checks x against the run)."""
+    arrays = _read_npz_arrays(path, ("x", "ids"))
+    return arrays["x"], _row_names(arrays["ids"], len(arrays["x"]), f"ids in {path}")
 
 
 def read_npz_labels(path: Path) -> tuple[np.ndarray, list[str] | None]:
@@ -170,10 +172,12 @@ def read_npz_labels(path: Path) -> tuple[np.ndarray, list[str] | None]:
     return y.astype(np.int64), None if arrays["classes"] is None else [str(c) for c in arrays["classes"]]
 
 
-def read_npz_series(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``x`` and ``lengths`` (if any) of an ``.npz`` of sequences (for prediction)."""
-    arrays = _read_npz_arrays(path, ("x", "lengths"))
-    return arrays["x"], arrays["lengths"]
+def read_npz_series(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """``x``, ``lengths`` and ``ids`` (None where absent) of an ``.npz`` of sequences (for prediction)."""
+    arrays = _read_npz_arrays(path, ("x", "lengths", "ids"))
+    x, lengths = arrays["x"], arrays["lengths"]
+    n = len(x) if x.ndim == 3 or lengths is None else len(lengths)  # (N, T, C), or concatenated steps
+    return x, lengths, _row_names(arrays["ids"], n, f"ids in {path}")
 
 
 def _read_npz_arrays(path: Path, keys: tuple[str, ...], prefix: str | None = None) -> dict[str, np.ndarray | None]:
@@ -257,7 +261,9 @@ def _units(pixel_max: int) -> str:
 def _check_finite(x: np.ndarray, what: str, nan_ok: bool = False) -> None:
     bad = np.argwhere(np.isinf(x) if nan_ok else ~np.isfinite(x))
     if len(bad):
-        fix = "replace inf values (NaN marks a missing feature)" if nan_ok else "replace NaN/inf values"
+        fix = "replace inf values (NaN marks a missing feature)" if nan_ok else "replace NaN/inf values" + (
+            "; if x holds series (N, T, C), mark them so: save kind='sequence' or their lengths in the .npz"
+            if x.ndim == 4 and x.shape[1] == 1 and np.isnan(x).any() else "")
         raise UserError(f"{what} has a non-finite value at index {tuple(bad[0].tolist())}; {fix}")
 
 
@@ -372,6 +378,8 @@ def _read_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image as (H, W) uint8 if it is grey, else (H, W, 3) uint8; resized to ``size`` (H, W) if given."""
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I"):  # 16-bit grey (PNG, TIFF): 0..65535 scaled to 0..255, where convert clips
+                im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             rgb = im.convert("RGB")
             rgb = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:

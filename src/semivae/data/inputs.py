@@ -112,8 +112,8 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
     if suffix not in forms:
         raise UserError(f"cannot read {p} for a model trained on {kind} data; give {FORM_NAMES[kind]}")
     if kind == "sequence":
-        x, lengths = read_npz_series(p)
-        return _wrap(x, lengths, info, from_folder=False, what=f"x in {p}")
+        x, lengths, ids = read_npz_series(p)
+        return _wrap(x, lengths, info, from_folder=False, what=f"x in {p}", ids=ids)
     if suffix == "dir" or suffix in IMAGE_EXTS:
         if len(shape) != 3 or shape[0] not in (1, 3):
             raise UserError(f"the model expects samples of shape {shape}, which image files cannot supply; give a .npz")
@@ -122,7 +122,8 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
         x = read_images(files, channels=shape[0], size=(shape[1], shape[2]), resize=bool(info.get("image_size")))
         return _wrap(x, None, info, from_folder=True, what=str(p), ids=ids)
     if suffix == ".npz":
-        return _wrap(read_npz_inputs(p), None, info, from_folder=False, what=f"x in {p}")
+        x, ids = read_npz_inputs(p)
+        return _wrap(x, None, info, from_folder=False, what=f"x in {p}", ids=ids)
     x, _, _, ids = _read_table(p, info, need_label=False)
     return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids)
 
@@ -165,6 +166,8 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
           ids: list[str] | None = None) -> ArrayData:
     """Checked, shaped and scaled inputs -> ArrayData with one all-missing label column per head."""
     kind, shape = data_kind(info["kind"]), _shape(info)
+    if np.ndim(x) == 0 or len(x) == 0:
+        raise UserError(f"{what} holds no inputs; give at least one row")
     shift, scale = _param(info.get("shift", 0.0)), _param(info.get("scale", 1.0))
     n_heads = int(info.get("n_heads", 1))
     if kind == "sequence":

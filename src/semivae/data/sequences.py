@@ -51,7 +51,11 @@ def pad(series: list[np.ndarray], what: str) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"{what} holds no series; add data")
     channels = {s.shape[1] if s.ndim == 2 else -1 for s in series}
     if len(channels) != 1 or -1 in channels:
-        raise UserError(f"{what} has series of different channel counts {sorted(channels)}; give every series (T_i, C)")
+        rows = {len(s) for s in series}
+        hint = (f": they look like (C, T_i) with C = {rows.pop()}, as aeon gives them; transpose each ([s.T for s in X])"
+                if len(rows) == 1 and -1 not in channels else "")
+        raise UserError(f"{what} has series of different channel counts {sorted(channels)[:5]}; give every series "
+                        f"(T_i, C){hint}")
     lengths = np.array([len(s) for s in series], dtype=np.int64)
     x = np.zeros((len(series), int(lengths.max()), channels.pop()), dtype=np.float32)
     for i, s in enumerate(series):
@@ -60,7 +64,8 @@ def pad(series: list[np.ndarray], what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_sequences(x: np.ndarray, lengths: np.ndarray | None, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate padded series: numeric (N, T, C), lengths in 1..T, no infinity and some value
+    """Validate padded series: numeric (N, T, C), lengths in 1..T (without them, each series
+    ends at its last step holding a value: NaN after it is padding), no infinity and some value
     on the valid steps of each series. Returns float32 x with the padding set to 0 (NaN kept
     where a value is missing), and the lengths."""
     if x.dtype == object:
@@ -69,7 +74,10 @@ def check_sequences(x: np.ndarray, lengths: np.ndarray | None, what: str) -> tup
     if not np.issubdtype(x.dtype, np.number) or x.ndim != 3:
         raise UserError(f"{what} has shape {x.shape} ({x.dtype}); sequences are a numeric (N, T, C) array")
     n, t = x.shape[:2]
-    lengths = np.full(n, t, dtype=np.int64) if lengths is None else np.asarray(lengths)
+    if lengths is None:  # steps after a series' last value are padding (NaN-padded series, as the estimator reads them)
+        seen = ~np.isnan(x).all(2) if np.issubdtype(x.dtype, np.floating) else np.ones((n, t), dtype=bool)  # (N, T)
+        lengths = np.where(seen.any(1), t - np.argmax(seen[:, ::-1], axis=1), t).astype(np.int64)
+    lengths = np.asarray(lengths)
     if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
         raise UserError(f"lengths of {what} must be {n} whole numbers, one per series; fix 'lengths'")
     if n and (lengths.min() < 1 or lengths.max() > t):

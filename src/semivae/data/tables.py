@@ -7,6 +7,7 @@ then the fix) for anything malformed."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,9 @@ def read_csv(
         raise UserError(f"{path} has no label column '{label_column}' (columns: {header}); pass --label-column NAME")
     else:
         label_idx = None
+    if id_column is not None and id_column == label_column:
+        raise UserError(f"--id-column and --label-column both name '{id_column}'; a column holds either the rows' "
+                        "names or their classes, give each its own column")
     if id_column is not None and id_column not in header:
         raise UserError(f"{path} has no id column '{id_column}' (columns: {header}); pass --id-column NAME or drop it")
     id_idx = header.index(id_column) if id_column is not None else None
@@ -62,9 +66,16 @@ def read_csv(
             raise UserError(f"{path} line {line} has {len(r)} cells, the header {len(header)}; fix that row")
     cols = [header.index(c) for c in feature_names]
     x = _parse_features(path, rows, cols, header)
-    labels = [r[label_idx].strip() for _, r in rows] if label_idx is not None else None
+    labels = [_class_cell(r[label_idx]) for _, r in rows] if label_idx is not None else None
     ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
     return x, labels, list(feature_names), ids
+
+
+def _class_cell(cell: str) -> str:
+    """A label cell as the class's name: stripped, and a whole number written as a float (pandas
+    writes a label column with blanks as 1.0, 2.0) read as the whole number, as 3 and 3.0 are."""
+    cell = cell.strip()
+    return cell.split(".")[0] if re.fullmatch(r"-?\d+\.0+", cell) else cell
 
 
 def _numbered_rows(reader):  # type: ignore[no-untyped-def]
@@ -72,9 +83,13 @@ def _numbered_rows(reader):  # type: ignore[no-untyped-def]
         yield reader.line_num, row
 
 
-def _why_not_a_number(cells: np.ndarray, j: int, cell: str) -> str:
-    """The message for a feature cell that is not a number: a text column, or one bad value."""
+def _why_not_a_number(cells: np.ndarray, j: int, cell: str, name: str) -> str:
+    """The message for a feature cell that is not a number: a text column (one that names each
+    row once: an id column), or one bad value."""
     numeric = sum(_is_number(v) for v in cells[:, j])
+    if numeric == 0 and len(cells) > 2 and len(set(cells[:, j])) == len(cells):
+        return (f"'{cell.strip()}' is text, and every row has its own: if the column names the rows, pass "
+                f"--id-column {name}; else leave it out with --feature-columns")
     if numeric < len(cells) / 2:
         return (f"'{cell.strip()}' is text, as are most of that column's cells; encode the column as numbers "
                 "(one 0/1 column per category) or leave it out with --feature-columns")
@@ -103,7 +118,7 @@ def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) 
         for line, r in rows:
             for c in cols:
                 if not _is_number(r[c]):
-                    why = _why_not_a_number(cells, cols.index(c), r[c])
+                    why = _why_not_a_number(cells, cols.index(c), r[c], header[c])
                     raise UserError(f"{path} line {line}, column '{header[c]}': {why}") from None
         raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
     bad = np.argwhere(np.isinf(x))

@@ -60,8 +60,9 @@ def calibrate(run: Run | str | Path, *, data_dir: str | None = None, device: str
     for f, rows in enumerate(run.split.val_labelled):
         known[[pos[int(r)] for r in rows if int(r) in pos], f] = True
     if not known.any():
+        k = max(1, min(50, len(run.split.labelled[0]) // 5))  # a fifth of its labels, at most 50
         raise UserError(f"run {run.path} has no validation labels to calibrate on; train it with --val-labels K "
-                        "(K labels of the budget kept for validation), e.g. --val-labels 50")
+                        f"(K labels of the budget kept for validation), e.g. --val-labels {k}")
     out = model_outputs(run.model, val, device=model_device(run.model), elbo=False)
     heads = {}
     for f, h in enumerate(run.spec.heads):

@@ -36,6 +36,8 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
     the scores of the averaged probabilities, each member's accuracy and log loss in ``members``."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if y is not None and x is None:
+        raise UserError("y= needs x=; pass the inputs the labels belong to as x=")
     if isinstance(run, (list, tuple)) and len(run) > 1:
         return _evaluate_ensemble(list(run), split, x, y, data_dir, iwae_k, device)
     run = as_run(_one(run), device)

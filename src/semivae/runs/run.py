@@ -12,6 +12,8 @@ report and the figures need, read once (the dataset too, on first use).
     class_latents.safetensors  optional: each class's Gaussian mixture in z, used by generate (models/latents.py)
     feature_bank.safetensors   optional: the training points' top-layer features, for the knn anomaly
                                score (models/neighbours.py; written by ``semivae anomaly``)
+    data.npz           optional: the arrays a run trained from in Python; the run reads its own copy
+                       wherever the directory is moved
 
 Runs written before the model contract (a single ``classes`` list, kind ``tabular``, one
 ``pi`` layer, every model's options in ``[model]``) load unchanged.
@@ -39,6 +41,7 @@ from ..models.neighbours import FeatureBank
 
 LATENTS = "class_latents.safetensors"
 FEATURE_BANK = "feature_bank.safetensors"
+ARRAYS = "data.npz"  # the arrays a run trained from in Python (``semivae.train(x=...)``), kept in its directory
 REQUIRED = ("config.yaml", "data.json", "split.json", "model.safetensors")
 SPLITS = ("test", "val", "train")
 
@@ -95,6 +98,11 @@ class Run:
     def dataset(self, data_dir: str | None = None) -> DataBundle:
         """The run's dataset as it trained on it (anomaly protocol applied), read once."""
         if data_dir not in self._bundles:
+            source = Path(self.config.data.dataset)
+            if source.name == ARRAYS and not source.is_file():
+                raise UserError(f"run {self.path} trained from arrays, and their copy ({ARRAYS}) is not in its directory "
+                                "(a pickled estimator keeps the model, not its data); evaluate it on given data: "
+                                "--data FILE, or evaluate(run, x=..., y=...)")
             self._bundles[data_dir] = load_for_config(self.config.data, data_dir)
         return self._bundles[data_dir]
 
@@ -125,6 +133,9 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
         cfg = RunConfig.from_dict(yaml.safe_load((p / "config.yaml").read_text()), saved=True)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"{p / 'config.yaml'} is damaged ({str(err).splitlines()[0]}); restore it or train again") from None
+    own = p / ARRAYS
+    if own.is_file() and Path(cfg.data.dataset).name == ARRAYS:  # trained from arrays: their copy moves with the run
+        cfg = replace(cfg, data=replace(cfg.data, dataset=str(own.resolve())))
     info = _read_json(p / "data.json")
     try:
         spec = model_spec(info, cfg.model)

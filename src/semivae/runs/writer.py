@@ -42,7 +42,9 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 def check_out_dir(out: str | Path | None) -> None:
     """Refuse a run directory that already holds something, before any work starts."""
-    if out and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out} is a file; a run is a directory: choose a new --out")
+    if out and Path(out).exists() and any(Path(out).iterdir()):
         raise UserError(f"output directory {out} already exists and is not empty; choose a new --out")
 
 
@@ -95,7 +97,7 @@ class RunWriter:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot make the run directory {path} ({err.strerror}); choose another --out") from None
-        write_atomic(path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.config(cfg)
         write_atomic(path / "data.json", json.dumps(info, indent=1))
         write_atomic(path / "split.json", split.to_json())
 
@@ -107,6 +109,10 @@ class RunWriter:
         rows = metrics.read_text().splitlines() if metrics.is_file() else []
         writer._rows = [r for r in rows if keep(json.loads(r))]
         return writer
+
+    def config(self, cfg: RunConfig) -> None:
+        """Write ``config.yaml`` again (a resumed run asked for more epochs)."""
+        write_atomic(self.path / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def rows(self) -> list[dict]:
         return [json.loads(r) for r in self._rows]

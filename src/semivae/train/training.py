@@ -36,7 +36,7 @@ from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
 from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
-from ..runs.run import LATENTS
+from ..runs.run import ARRAYS, LATENTS
 from . import tensorboard
 from .checkpoint import load_checkpoint
 from .teacher import check_student, with_teacher
@@ -102,7 +102,8 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
         where = ([f"{carved} went to the test split (20 % of each class, as the data has none: to keep them, give "
                   "--test-data (a folder or .csv) or save x_test / y_test in the .npz)"] if carved else []) + \
                 ([f"{hidden} to validation with their labels hidden (--val-fraction {d.val_fraction}: use "
-                  "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else [])
+                  "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else []) + \
+                ([f"{len(split.val_pool)} to validation with their labels (--val-labels)"] if len(split.val_pool) else [])
         total = len(split.pool) + carved + max(hidden, 0) + len(split.val_pool)
         notes.append(f"of the {total} labelled points, {len(split.pool)} are trained on: {' and '.join(where)}")
     if bundle.meta.get("test_empty"):
@@ -110,6 +111,18 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
                      "needs a test split: label at least two points of every class, or give --test-data "
                      "(x_test / y_test in a .npz)")
     return notes
+
+
+def pixel_notes(bundle: DataBundle) -> list[str]:
+    """Integer images far darker than 0..255 allows: most likely pixels in other units (0..16)."""
+    x = bundle.train.x
+    if bundle.kind != "image" or x.dtype != torch.uint8 or not len(x) or bundle.train.scale != 1 / 255:
+        return []
+    top = int(x.max())
+    if top >= 64:
+        return []
+    return [f"the training images' pixels are integers up to {top}, read as 0..255 (255 = white), so the images are "
+            f"nearly black; if {top} is white, save x as floats in [0, 1] (x / {top})"]
 
 
 def missing_notes(bundle: DataBundle) -> list[str]:
@@ -141,7 +154,7 @@ def prepare(cfg: RunConfig):
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
     budget = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
-    info["notes"] = budget + missing_notes(bundle)
+    info["notes"] = budget + pixel_notes(bundle) + missing_notes(bundle)
     check_labels(model, split, cfg)
     if cfg.data.teacher:
         check_student(model, cfg)
@@ -168,10 +181,22 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     overrides use the CLI's option names, e.g. ``semivae.train(dataset="mnist", labels="100")``.
     Instead of a ``dataset``, give arrays: ``x`` (NumPy, torch or a pandas data frame) and
     ``y`` (-1 = unlabelled), optionally ``x_test`` / ``y_test`` and, for padded series,
-    ``lengths``; they are saved as ``RUN/data.npz`` so the run reloads from its directory.
+    ``lengths``; they are saved as ``RUN/data.npz`` so the run reloads from its directory,
+    wherever it is moved.
     Without ``x_test``, 20 % of the labelled points are carved off as the test split unless
-    ``carve_test=False``.
+    ``carve_test=False``. ``resume=RUN`` continues a stopped run (``epochs=`` may extend it), as
+    ``semivae train --resume RUN``; ``quiet=True`` is ``progress=False``.
     """
+    if "quiet" in overrides:  # the CLI's --quiet
+        progress = not overrides.pop("quiet")
+    if "resume" in overrides:  # the CLI's --resume RUN: a stopped run goes on
+        path = overrides.pop("resume")
+        rest = sorted(set(overrides) - {"epochs", "device", "threads"})
+        rest += [name for name, v in (("config", config), ("x", x), ("out", out)) if v is not None]
+        if rest:
+            raise UserError(f"resume= continues the run as it was configured; drop {rest[0]}= "
+                            "(epochs=, device= and threads= may change)")
+        return resume(path, progress=progress, **overrides)
     if x is not None and "dataset" in overrides:
         raise UserError("give x= or dataset=, not both")
     if lengths is not None and config is None and "arch" not in overrides:
@@ -192,12 +217,12 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     check_writable(path)
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    write_atomic(path / "data.npz", payload)
+    write_atomic(path / ARRAYS, payload)
     try:
-        return _train(replace(cfg, data=replace(cfg.data, dataset=str((path / "data.npz").resolve()))), path, progress)
+        return _train(replace(cfg, data=replace(cfg.data, dataset=str((path / ARRAYS).resolve()))), path, progress)
     except BaseException:
         if not (path / "config.yaml").exists():  # training never started: leave nothing behind
-            (path / "data.npz").unlink(missing_ok=True)
+            (path / ARRAYS).unlink(missing_ok=True)
             if made:
                 path.rmdir()
         raise
@@ -252,13 +277,26 @@ def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None,
         summary.update(status="completed")
         for key in ("message", "resume_command"):
             summary.pop(key, None)
+        _check_left(path, model.stages(cfg.train.epochs), ckpt.progress, epochs)
         stages = [stage.name for stage in model.stages(cfg.train.epochs)]  # rows after the checkpoint run again:
         writer = RunWriter.reopen(path, lambda row: ckpt.progress.behind(row, stages)) if world.main else None
+        if writer is not None and epochs is not None:  # config.yaml says how far the run was asked to go
+            writer.config(replace(loaded.config, train=replace(loaded.config.train, epochs=epochs)))
         result = _run(cfg, model, data, path, writer, summary, progress, world, ckpt)
         world.wait()
         return result
     finally:
         close_world(world)
+
+
+def _check_left(path: Path, stages: list, progress, epochs: int | None) -> None:
+    """Refuse a resume with nothing left to train: the checkpoint is past the last stage's end."""
+    last = len(stages) - 1
+    if progress.stage < last or (progress.stage == last and progress.epoch <= stages[last].epochs):
+        return
+    done = f"{progress.epoch - 1} epochs" + (f" of its {stages[last].name} stage" if last else "")
+    asked = "" if epochs is None else f", so --epochs {epochs} leaves nothing to train"
+    raise UserError(f"run {path} has trained {done}{asked}; resume it with a larger --epochs to train it further")
 
 
 def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, writer: RunWriter | None, summary: dict,
