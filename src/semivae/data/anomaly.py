@@ -55,6 +55,8 @@ def apply_anomaly(bundle: DataBundle, anomaly_class: str) -> DataBundle:
     test = ArrayData(both(te.x, tr.x), y_test, te.shift, te.scale, both(te.targets, tr.targets),
                      both(te.lengths, tr.lengths), observed=observed)
     meta = dict(bundle.meta, anomaly_class=head.classes[a], test_anomalous=flags)
+    if meta.get("test_carved"):  # the labelled points the carve took, of the normal classes the notes count
+        meta["test_carved"] = int(((y_te >= 0) & (y_te != a)).sum())
     heads = [replace(head, classes=tuple(c for k, c in enumerate(head.classes) if k != a))]
     return DataBundle(bundle.name, train, test, heads, bundle.kind, bundle.likelihood, meta)
 
