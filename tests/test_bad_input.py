@@ -100,7 +100,8 @@ CASES = {
     "id column is the label column": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--id-column", "label"],
                                       "--id-column and --label-column both name 'label'"),
     "predict to an npz": (["predict", "{run}", "{tmp}/pics", "--out", "{tmp}/p.npz"], "writes CSV text; name a .csv"),
-    "resume with nothing left": (["train", "--resume", "{run}", "--epochs", "1"], "so --epochs 1 leaves nothing to train"),
+    "resume with nothing left": (["train", "--resume", "{run}", "--epochs", "1"],
+                                 "so --epochs 1 leaves nothing to train"),
     "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],
                                  "for a model trained on image data; give a folder of images, one image file"),
 }

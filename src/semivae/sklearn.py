@@ -69,7 +69,7 @@ class _RunEstimator(BaseEstimator):
         if out is not None:
             _check_replaceable(out)
             out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix="semivae-sklearn-", dir=None if out is None else out.parent)  # beside out: a rename
+        tmp = tempfile.mkdtemp(prefix="semivae-sklearn-", dir=None if out is None else out.parent)  # out: a rename
         try:
             run_dir = train(x=x, y=y, lengths=lengths, out=Path(tmp) / "run", progress=self.verbose, carve_test=False,
                             **{k: v for k, v in settings.items() if v is not None})
@@ -176,7 +176,8 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
                              "or 'supervised' (SemiVAEImputer or semivae.train(mode='unsupervised') for a plain VAE)")
         series = _as_series(X, ensure_min_samples=2)
         if series is None:  # y checked below: NaN there marks an unlabelled row, which scikit-learn's checks refuse
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, ensure_all_finite="allow-nan")
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                              ensure_all_finite="allow-nan")
         elif self.input_shape is not None:
             raise ValueError(f"X has shape {series.shape}, series, but input_shape {tuple(self.input_shape)} reads "
                              "flattened rows; give X as (N, D) rows, or drop input_shape for series")

@@ -338,7 +338,8 @@ def test_csv_int_labels_numeric_order(tmp_path):
     ("a,b,label\n1,,x\n2,NA,y\n", "b in .* is missing in every training row; drop that column"),
     ("a,b,label\n1,red,x\n2,blue,y\n3,4,y\n", "'red' is text, as are most of that column's cells; encode the column"),
     ("a;b;label\n1;2;x\n", "separates its columns with ';', not commas"),
-    ("name,a,label\ns0,1,x\ns1,2,y\ns2,3,y\n", "every row has its own: if the column names the rows, pass --id-column name"),
+    ("name,a,label\ns0,1,x\ns1,2,y\ns2,3,y\n", "every row has its own: if the column names the rows, pass "
+                                             "--id-column name"),
 ])
 def test_csv_errors(tmp_path, text, match):
     with pytest.raises(UserError, match=match) as err:

@@ -52,8 +52,8 @@ def pad(series: list[np.ndarray], what: str) -> tuple[np.ndarray, np.ndarray]:
     channels = {s.shape[1] if s.ndim == 2 else -1 for s in series}
     if len(channels) != 1 or -1 in channels:
         rows = {len(s) for s in series}
-        hint = (f": they look like (C, T_i) with C = {rows.pop()}, as aeon gives them; transpose each ([s.T for s in X])"
-                if len(rows) == 1 and -1 not in channels else "")
+        hint = (f": they look like (C, T_i) with C = {rows.pop()}, as aeon gives them; transpose each "
+                "([s.T for s in X])" if len(rows) == 1 and -1 not in channels else "")
         raise UserError(f"{what} has series of different channel counts {sorted(channels)[:5]}; give every series "
                         f"(T_i, C){hint}")
     lengths = np.array([len(s) for s in series], dtype=np.int64)

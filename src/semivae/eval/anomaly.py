@@ -105,8 +105,9 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
 def load_anomaly(run: Run) -> dict:
     path = run.path / "anomaly.json"
     if not path.is_file():
-        raise UserError(f"run {run.path} is not an anomaly detector (no anomaly.json); train one with `semivae anomaly`, "
-                        "or use `semivae predict` on this run: its unknown_score and unknown columns flag unusual inputs")
+        raise UserError(f"run {run.path} is not an anomaly detector (no anomaly.json); train one with "
+                        "`semivae anomaly`, or use `semivae predict` on this run: its unknown_score and unknown "
+                        "columns flag unusual inputs")
     return json.loads(path.read_text())
 
 

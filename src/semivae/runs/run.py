@@ -100,9 +100,9 @@ class Run:
         if data_dir not in self._bundles:
             source = Path(self.config.data.dataset)
             if source.name == ARRAYS and not source.is_file():
-                raise UserError(f"run {self.path} trained from arrays, and their copy ({ARRAYS}) is not in its directory "
-                                "(a pickled estimator keeps the model, not its data); evaluate it on given data: "
-                                "--data FILE, or evaluate(run, x=..., y=...)")
+                raise UserError(f"run {self.path} trained from arrays, and their copy ({ARRAYS}) is not in its "
+                                "directory (a pickled estimator keeps the model, not its data); evaluate it on given "
+                                "data: --data FILE, or evaluate(run, x=..., y=...)")
             self._bundles[data_dir] = load_for_config(self.config.data, data_dir)
         return self._bundles[data_dir]
 

@@ -103,7 +103,8 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
                   "--test-data (a folder or .csv) or save x_test / y_test in the .npz)"] if carved else []) + \
                 ([f"{hidden} to validation with their labels hidden (--val-fraction {d.val_fraction}: use "
                   "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else []) + \
-                ([f"{len(split.val_pool)} to validation with their labels (--val-labels)"] if len(split.val_pool) else [])
+                ([f"{len(split.val_pool)} to validation with their labels (--val-labels)"]
+                 if len(split.val_pool) else [])
         total = len(split.pool) + carved + max(hidden, 0) + len(split.val_pool)
         notes.append(f"of the {total} labelled points, {len(split.pool)} are trained on: {' and '.join(where)}")
     if bundle.meta.get("test_empty"):
