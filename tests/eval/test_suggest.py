@@ -97,6 +97,9 @@ def test_label_ids_match_the_datas_own_ids(tmp_path):
     assert read_label_ids(tmp_path / "f.txt", ids, labels).tolist() == [1, 3]
     (tmp_path / "g.csv").write_text("rank,row,id\n1,0,a\n")
     assert read_label_ids(tmp_path / "g.csv", ids, labels).tolist() == [0]
+    (tmp_path / "h.txt").write_text("c\n")
+    with pytest.raises(UserError, match="names 'c', which has no label in the data; label it there first"):
+        read_label_ids(tmp_path / "h.txt", ids, labels)
 
 
 def test_a_label_column_in_the_file_is_checked_against_the_data_never_used(tmp_path):

@@ -26,13 +26,13 @@ def _balanced_counts(total: int, sizes: list[int], rng: np.random.Generator) -> 
 
 def select_labelled(y: np.ndarray, n_classes: int, *, labels: str | int | None = None,
                     labels_per_class: int | None = None, label_fraction: float | None = None,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, classes: tuple[str, ...] | None = None) -> np.ndarray:
     """Indices (sorted) of the points whose labels the model may use.
 
     ``y`` is (N,) with -1 for points that have no label. With no budget given, or
     ``labels="all"``, every labelled point is used. ``labels`` is a total drawn
     class-balanced, ``labels_per_class`` a count per class, ``label_fraction`` a fraction
-    of each class's labelled points (rounded).
+    of each class's labelled points (rounded). ``classes`` names the classes in errors.
     """
     pools = _by_class(y, n_classes)
     sizes = [len(p) for p in pools]
@@ -49,7 +49,9 @@ def select_labelled(y: np.ndarray, n_classes: int, *, labels: str | int | None =
         return np.flatnonzero(y >= 0)
     for c, (want, have) in enumerate(zip(counts, sizes)):
         if want > have:
-            raise UserError(f"{what} needs {want} labels of class {c} but the training split holds only {have}; lower the budget")
+            name = repr(classes[c]) if classes else c
+            raise UserError(f"{what} needs {want} labels of class {name} but the training split holds only {have}; "
+                            "lower the budget")
     chosen = [rng.choice(pool, size=n, replace=False) for pool, n in zip(pools, counts) if n > 0]
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
@@ -105,8 +107,9 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
                             f", outside the training split's 0..{len(labels) - 1}; use the rows `semivae suggest` wrote")
     missing = rows_[(labels[rows_] < 0).all(1)]
     if len(missing):
-        raise UserError(f"--label-ids {p} names row {int(missing[0])}, which has no label in the data; label it in "
-                        "the data file first")
+        name = f"{ids[int(missing[0])]!r}" if ids is not None else f"row {int(missing[0])}"
+        raise UserError(f"--label-ids {p} names {name}, which has no label in the data; label it there first (an "
+                        "image: move it into its class's sub-folder; a table: fill in its label cell)")
     for f, classes, values in given:
         _check_given(p, rows_, labels[:, f], classes, values)
     return np.unique(rows_)

@@ -59,9 +59,10 @@ def _union(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: int,
-               label_rows: np.ndarray | None = None) -> Split:
+               label_rows: np.ndarray | None = None, classes: list[tuple[str, ...]] | None = None) -> Split:
     """Validation carve, then each head's budget, then ``val_labels`` moved from each head's
-    budget to validation. ``labels`` is (N, F), -1 where a head's label is unknown.
+    budget to validation. ``labels`` is (N, F), -1 where a head's label is unknown; ``classes``
+    (per head) names classes in errors.
 
     ``label_rows`` (``--label-ids``) replaces the drawn budget: exactly those rows' labels are
     known; the ones that fall in the validation carve go to validation."""
@@ -80,7 +81,8 @@ def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: 
             lab, given_val = np.intersect1d(train, known), np.intersect1d(val, known)
         else:
             lab = train[select_labelled(y[train], k, labels=cfg.labels, labels_per_class=cfg.labels_per_class,
-                                        label_fraction=cfg.label_fraction, rng=rng)]
+                                        label_fraction=cfg.label_fraction, rng=rng,
+                                        classes=classes[f] if classes else None)]
             given_val = np.zeros(0, dtype=np.int64)
         val_lab = val[y[val] >= 0] if cfg.oracle_val_labels else given_val
         if cfg.val_labels > 0:

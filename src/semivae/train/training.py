@@ -150,7 +150,8 @@ def prepare(cfg: RunConfig):
     heads = [(h.name, h.classes) for h in bundle.heads]
     rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels, heads) if cfg.data.label_ids else None
     split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-    split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, split_seed, rows)
+    split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, split_seed, rows,
+                       [tuple(h.classes) for h in bundle.heads])
     info = data_info(bundle, cfg, split, likelihood)
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
