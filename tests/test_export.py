@@ -42,6 +42,25 @@ def test_the_cli_checks_its_export(tiny, tmp_path, capsys):
     assert "proba: max |onnxruntime - pytorch|" in capsys.readouterr().out
 
 
+def test_a_confident_decoder_scores_alike(tiny, tmp_path):
+    """A decoder whose logits reach -30 where a pixel is 0 (trained long; here its weights scaled):
+    the exporter's own binary cross-entropy gave an infinite score there."""
+    import torch
+
+    from semivae.atomic import read_tensors
+    from semivae.runs import save_weights
+
+    path = train(tiny(epochs=1), out=tmp_path / "r", progress=False)
+    state = read_tensors(path / "model.safetensors")[0]
+    last = [k for k in state if k.startswith("decoder") and k.endswith("weight")][-1]
+    save_weights({**state, last: state[last] * 40}, path / "model.safetensors")
+    x = load_digits().images[:37].reshape(37, 1, 8, 8).astype(np.float32)
+    export_onnx(path, tmp_path / "m.onnx")
+    diffs = check_export(path, tmp_path / "m.onnx", x)
+    assert diffs["score"] < 1e-5, diffs
+    assert torch.isfinite(torch.tensor(diffs["score"]))
+
+
 def test_a_recurrent_model_exports_with_lengths_and_gaps(tiny, tmp_path, capsys):
     """Series of many lengths with missing values: the graph (x, lengths) gives predict's answer,
     for any batch size; the bidirectional recurrent layer runs unpacked there

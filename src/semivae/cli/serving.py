@@ -88,18 +88,20 @@ def cmd_impute(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from ..export import check_export, export_onnx
 
-    info = export_onnx(a.run, a.out, opset=a.opset)
-    lengths = ", lengths ['N']" if "lengths" in info["inputs"] else ""
-    print(f"wrote {a.out}: x {info['input_shape']}{lengths} -> {', '.join(info['outputs'])} (opset {info['opset']})")
-    if a.check:
+    data = None
+    if a.check:  # read before anything is written: a bad --check leaves no graph behind
         from ..eval.evaluation import read_inputs
         from ..runs import load_run
 
         run = load_run(a.run)
         data = read_inputs(run, a.check)
+    info = export_onnx(a.run, a.out, opset=a.opset)
+    lengths = ", lengths ['N']" if "lengths" in info["inputs"] else ""
+    print(f"wrote {a.out}: x {info['input_shape']}{lengths} -> {', '.join(info['outputs'])} (opset {info['opset']})")
+    if data is not None:
         lengths = None if data.lengths is None else data.lengths.numpy()
         for name, d in check_export(run, a.out, data.stored(), lengths).items():  # training units, NaN where missing
-            print(f"  {name}: max |onnxruntime - pytorch| = {d:.3g}")
+            print(f"  {name}: max |onnxruntime - pytorch| / max(1, |pytorch|) = {d:.3g}")
     return 0
 
 

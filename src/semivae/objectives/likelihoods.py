@@ -33,7 +33,11 @@ class Bernoulli(nn.Module):
     n_params = 1
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B,)
-        return -_sum_features(F.binary_cross_entropy_with_logits(params, x, reduction="none"), mask)
+        if torch.onnx.is_in_onnx_export():  # the exporter's BCE is log(sigmoid): inf at logit -30 where x = 0
+            bce = params.clamp(min=0) - x * params + torch.log1p(torch.exp(-params.abs()))  # the same, stable
+        else:
+            bce = F.binary_cross_entropy_with_logits(params, x, reduction="none")  # one fused kernel in training
+        return -_sum_features(bce, mask)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
