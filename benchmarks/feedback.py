@@ -13,6 +13,8 @@ fine-tuned model's probabilities p_fp, p_fn of the two new classes:
     none     the fine-tuned model's scores as they are
     paper    x -> shift + (x - shift) (1 - p_fp) / (1 - p_fn)      (Berkhahn et al. section 5)
     argmax   the same, applied only where the class layer's most probable class is FP / FN
+    floor    the same with the lowest normal validation score as shift (the library's is min(0, that)),
+             so the factor scales a score's distance above the normal range's floor
 
 The marked half's ranks say whether the marks themselves moved (the marked false alarms' mean
 percentile among the eval half's normal points, before and after).
@@ -52,19 +54,22 @@ def raw_scores(path: Path) -> tuple[dict[str, np.ndarray], dict[str, float], np.
     combine = combine_stats(val_s, combined_parts(names, run.model.spec.kind))
     val_s["combined"] = combined_score(val_s, combine)
     test_s = compute_scores(run.model, test, list(SCORES), anomaly["samples"], anomaly["iwae_k"], combine=combine)
-    shift = {n: float(min(0.0, val_s[n].min())) for n in SCORES}
+    shift = {n: (float(min(0.0, val_s[n].min())), float(val_s[n].min())) for n in SCORES}  # the library's; the floor
     classes = tuple(run.spec.heads[0].classes) if run.spec.heads else ()
     return test_s, shift, _proba(run.model, test), classes, bundle.meta["test_anomalous"]
 
 
-def adjusted(s: np.ndarray, shift: float, proba: np.ndarray, classes: tuple, how: str) -> np.ndarray:
+def adjusted(s: np.ndarray, shift: tuple[float, float], proba: np.ndarray, classes: tuple, how: str) -> np.ndarray:
     if how == "none":
         return s
     p_fp, p_fn = proba[:, classes.index(FP)], proba[:, classes.index(FN)]
     if how == "argmax":
         top = proba.argmax(1)
         p_fp, p_fn = np.where(top == classes.index(FP), p_fp, 0.0), np.where(top == classes.index(FN), p_fn, 0.0)
-    return shift + (s - shift) * (1 - p_fp) / np.clip(1 - p_fn, 1e-6, None)
+    factor = (1 - p_fp) / np.clip(1 - p_fn, 1e-6, None)
+    if how == "floor":  # measured from the lowest normal validation score: the factor acts on the spread
+        return shift[1] + np.clip(s - shift[1], 0, None) * factor + np.clip(s - shift[1], None, 0)
+    return shift[0] + (s - shift[0]) * factor
 
 
 def one(c: int, seed: int, a, tmp: Path) -> dict:
@@ -90,7 +95,7 @@ def one(c: int, seed: int, a, tmp: Path) -> dict:
     row = {"class": c, "seed": seed, "n_eval": int(ev.sum()), "n_eval_anomalous": int((ev & flags).sum())}
     for n in SCORES:
         row[f"{n}/before"] = metrics.auroc(flags[ev], test_s[n][ev])
-        for how in ("none", "paper", "argmax"):
+        for how in ("none", "paper", "argmax", "floor"):
             s = adjusted(after[n], shift_a[n], proba, classes, how)
             row[f"{n}/{how}"] = metrics.auroc(flags[ev], s[ev])
             ref = s[ev & ~flags]

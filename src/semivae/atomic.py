@@ -31,6 +31,12 @@ def _umask() -> int:
     return mask
 
 
+def make_public(path: str | Path, folder: bool = False) -> None:
+    """Give a file (or folder) made by ``tempfile``, which keeps it private, the mode an ordinary
+    new one would get under the user's umask."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically, making its folder where it
     is missing (as ``train --out`` does); returns the path."""
@@ -43,7 +49,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary new file would be (mkstemp makes it private)
+        make_public(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

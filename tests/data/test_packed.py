@@ -21,6 +21,8 @@ def _rows(run):
 
 def test_training_from_disk_equals_training_in_memory(tmp_path, capsys):
     assert main(["data", "pack", "digits", str(tmp_path / "packed"), "--quiet"]) == 0
+    (tmp_path / "beside").mkdir()  # the packed folder's mode is an ordinary new folder's, not mkdtemp's 0700
+    assert (tmp_path / "packed").stat().st_mode == (tmp_path / "beside").stat().st_mode
     b = load_dataset(str(tmp_path / "packed"))
     assert isinstance(b.train, PackedData) and isinstance(b.train.x, np.memmap)  # on disk, not in memory
     assert b.train.shape == (1, 8, 8) and [h.name for h in b.heads] == ["label"]

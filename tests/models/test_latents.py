@@ -118,7 +118,10 @@ def test_training_writes_them_generate_uses_them_and_a_damaged_file_is_one_line(
         assert main(["generate", str(path), "--npz", str(tmp_path / f"{name}.npz"), "--out", str(tmp_path / f"{name}.png"),
                      *flag]) == 0
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
-    assert np.array_equal(a["z"], b["z"]) and not np.allclose(a["x"], b["x"])  # same draws, placed or not
+    assert np.array_equal(a["eps"], b["eps"]) and not np.allclose(a["x"], b["x"])  # same draws, placed or not
+    assert np.array_equal(b["z"], np.broadcast_to(b["eps"], b["z"].shape))  # --prior-z decodes the draws themselves
+    placed = latents.place(torch.from_numpy(a["eps"]), torch.full((len(a["eps"]),), 3))
+    assert np.allclose(a["z"][3], placed.numpy())  # the codes row 3 decoded: the draws placed in class 3's mixture
     centre = latents.centre.clone()  # the loaded tensors map the file, which is rewritten in place below
     old = {"mean": centre, "chol": torch.eye(4).repeat(10, 1, 1)}  # a run from before mixtures
     (path / "class_latents.safetensors").write_bytes(safetensors_bytes(old))

@@ -64,7 +64,7 @@ def test_init_from_a_run_of_another_shape_is_a_one_line_error(vae, tmp_path, cap
     assert main(["finetune", str(tmp_path / "nowhere"), "--out", str(tmp_path / "f")]) == 2
 
 
-def test_a_sweep_writes_one_csv_and_resumes_without_redoing_finished_cells(vae, tmp_path, monkeypatch):
+def test_a_sweep_writes_one_csv_and_resumes_without_redoing_finished_cells(vae, tmp_path, monkeypatch, capsys):
     spec = tmp_path / "sweep.yaml"
     spec.write_text(f"seeds: [0, 1]\nbudgets: {{labels_per_class: [1, 3]}}\nconfigurations:\n"
                     f"  plain: {{model: classifier, dataset: digits, hidden: [16], epochs: 2, threads: 1}}\n"
@@ -80,8 +80,8 @@ def test_a_sweep_writes_one_csv_and_resumes_without_redoing_finished_cells(vae, 
             raise KeyboardInterrupt  # the user stops the sweep in its third cell
         return real(name, options, kind, budget, seed, out)
     monkeypatch.setattr(sweep_module, "run_cell", counted)
-    with pytest.raises(KeyboardInterrupt):
-        sweep_module.sweep(str(spec), tmp_path / "out")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 130
+    assert f"run `semivae sweep {spec} --out {tmp_path / 'out'}` again to go on" in capsys.readouterr().err
     assert len(list(csv.DictReader(open(tmp_path / "out" / "results.csv")))) == 2
     calls.clear()
     monkeypatch.setattr(sweep_module, "run_cell", real)
@@ -99,3 +99,6 @@ def test_bad_sweep_specs_are_one_line_errors(tmp_path, capsys):
     spec.write_text("budgets: {per_class: [1]}\nconfigurations: {a: {}}\n")
     assert main(["sweep", str(spec)]) == 2
     assert "budgets" in capsys.readouterr().err
+    spec.write_text("budgets: {labels_per_class: [1]}\nconfigurations: {a: {lattent_dim: 3}}\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "configuration 'a' of" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -68,7 +68,7 @@ def test_every_figure_writes_a_png_of_its_size(which, request, tmp_path):
 
 def test_generation_grid_keeps_z_fixed_down_a_column(image_run):
     model = image_run.model
-    grid, z = generation_grid(model, 4, [2, 5], seed=3)
+    grid, z, _ = generation_grid(model, 4, [2, 5], seed=3)
     with torch.no_grad():
         for j in range(4):
             for row, k in enumerate([2, 5]):

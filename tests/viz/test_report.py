@@ -57,7 +57,8 @@ def test_generate_and_traverse_commands(run, tmp_path, capsys):
     assert main(["generate", str(run), "--class", "3", "--n", "8", "--out", str(tmp_path / "g.png"),
                  "--npz", str(tmp_path / "g.npz")]) == 0
     arr = np.load(tmp_path / "g.npz")
-    assert arr["x"].shape == (1, 8, 1, 8, 8) and arr["z"].shape == (8, 3) and list(arr["classes"]) == ["3"]
+    assert arr["x"].shape == (1, 8, 1, 8, 8) and arr["z"].shape == (1, 8, 3) and arr["eps"].shape == (8, 3)
+    assert list(arr["classes"]) == ["3"]
     assert (tmp_path / "g.png").stat().st_size > 0
     assert main(["traverse", str(run), "--dims", "2", "--steps", "5"]) == 0
     assert (run / "figures" / "traverse.png").is_file()

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one process says it
+            print(f"error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
         print(f"interrupted by signal {e.signum}; the run's summary.json says how to resume it", file=sys.stderr)

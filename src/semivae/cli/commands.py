@@ -112,9 +112,16 @@ def cmd_distill(a: argparse.Namespace) -> int:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
+    from ..train.loop import Interrupted
     from ..train.sweep import sweep
 
-    root = sweep(a.spec, a.out)
+    try:
+        root = sweep(a.spec, a.out)
+    except (Interrupted, KeyboardInterrupt) as e:
+        again = " ".join(["semivae sweep", a.spec] + (["--out", a.out] if a.out else []))
+        print(f"interrupted; run `{again}` again to go on (finished cells are kept, the stopped one starts over)",
+              file=sys.stderr)
+        return 128 + getattr(e, "signum", 2)
     print(f"wrote {root / 'results.csv'}, {root / 'sweep.png'} and {root / 'sweep.html'}")
     return 0
 
@@ -122,7 +129,15 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from ..train import resume, train
 
+    if a.nproc is not None and a.nproc < 1:
+        raise UserError(f"--nproc {a.nproc} must be >= 1 (the number of training processes)")
     if a.nproc is not None and a.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        if not a.resume:  # the processes would each print the error, and torchrun its traceback: check here first
+            from ..runs import check_out_dir
+            from ..train.training import prepare
+
+            check_out_dir(a.out)
+            prepare(_run_config(a, own=("resume", "nproc")))
         return launch_torchrun(a.nproc, sys.argv[1:])
     if a.resume:
         given = [k for k, v in vars(a).items() if v is not None and k not in
@@ -244,9 +259,10 @@ def cmd_generate(a: argparse.Namespace) -> int:
     fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed)
     if a.npz:
         classes = [k] if k is not None else (list(range(len(names))) if head else None)
-        grid, z = generation_grid(run.model, a.n, classes, a.seed)
-        write_npz(Path(a.npz), x=grid.numpy(), z=z.numpy(), classes=np.array([names[c] for c in classes or []]))
-    print(f"wrote {save_png(fig, out)}")
+        grid, eps, z = generation_grid(run.model, a.n, classes, a.seed)
+        write_npz(Path(a.npz), x=grid.numpy(), z=z.numpy(), eps=eps.numpy(),
+                  classes=np.array([names[c] for c in classes or []]))
+    print(f"wrote {save_png(fig, out)}" + (f" and {a.npz}" if a.npz else ""))
     return 0
 
 
@@ -300,6 +316,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from ..train.speed import format_speed, speed_benchmark
 
+    if a.steps < 1 or a.batch_size < 1:
+        raise UserError(f"--steps {a.steps} and --batch-size {a.batch_size} must be >= 1")
     res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device,
                           compile=a.compile, model=a.model)
     print(json.dumps(res, indent=1) if a.json else format_speed(res))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_atomic
+from ..errors import UserError
 
 
 def add_parsers(sub) -> None:
@@ -110,6 +111,8 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     from ..eval.unknown import fit_unknown
     from ..runs import load_run
 
+    if a.unknown_fpr is not None and not 0 < a.unknown_fpr < 1:  # before calibration.json is written
+        raise UserError(f"--unknown-fpr {a.unknown_fpr} is outside (0, 1); give e.g. 0.05")
     run = load_run(a.run, a.device)
     res = calibrate(run, data_dir=a.data_dir)
     for head, v in res["heads"].items():
@@ -119,7 +122,8 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     if a.unknown_fpr is not None:
         u = fit_unknown(run, target_fpr=a.unknown_fpr, data_dir=a.data_dir)
         print(f"unknown inputs: {u['score']} > {u['threshold']:.4g} ({u['target_fpr']:.0%} of validation points)")
-    print(f"wrote {Path(a.run) / 'calibration.json'}")
+    also = f" and {Path(a.run) / 'unknown.json'}" if a.unknown_fpr is not None else ""
+    print(f"wrote {Path(a.run) / 'calibration.json'}{also}")
     return 0
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..atomic import make_public
 from ..errors import UserError
 from .batch import Batch
 from .dataset import ArrayData, DataBundle, LabelColumn
@@ -170,6 +171,7 @@ def pack(bundle: DataBundle, out: Path, augment_shifts: int = 0, chunk: int = 40
                 "shift": _jsonable(norm[0]), "scale": _jsonable(norm[1]), "augment_shifts": augment_shifts,
                 "meta": {k: v for k, v in bundle.meta.items() if isinstance(v, (str, int, float, list, type(None)))}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        make_public(tmp, folder=True)  # readable as any folder made there would be (mkdtemp makes it private)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

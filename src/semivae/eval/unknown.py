@@ -46,6 +46,11 @@ def fit_unknown(run: Run | str | Path, *, target_fpr: float = 0.05, data_dir: st
     result = {"score": name, "target_fpr": target_fpr, "threshold": metrics.threshold_for_fpr(s, target_fpr),
               "n_val": int(len(s)), "val_median": float(np.median(s))}
     write_atomic(run.path / "unknown.json", json.dumps(result, indent=1))
+    summary = run.path / "summary.json"
+    if summary.is_file():  # it names the threshold training set: keep the two in step
+        info = json.loads(summary.read_text())
+        info["unknown"] = {k: result[k] for k in ("score", "threshold", "target_fpr")}
+        write_atomic(summary, json.dumps(info, indent=1))
     run.unknown = result
     return result
 

@@ -43,6 +43,9 @@ class ClassifierConfig(ModelConfig):
             raise UserError(f"unknown --head {self.head!r}; choose ff or conv")
         if self.head_hidden < 1 or (self.encoder_lr is not None and self.encoder_lr <= 0):
             raise UserError("--head-hidden must be >= 1 and --encoder-lr > 0")
+        if self.freeze and self.encoder_lr is not None:
+            raise UserError("--encoder-lr sets a trainable encoder's learning rate, and --freeze keeps the encoder "
+                            "fixed; drop one of them")
 
 
 class Classifier(BaseModel):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_atomic
-from ..config import load_config_file
+from ..config import load_config_file, nest, resolve
 from ..errors import UserError
 from ..eval.evaluation import evaluate
 from ..viz.canvas import new_figure, png_bytes
@@ -74,12 +74,17 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     write_atomic(path, buf.getvalue())
 
 
+def budget_option(kind: str, budget) -> dict:
+    """A cell's budget as ``train``'s option (``labels`` is text: a number or "all")."""
+    return {kind: str(budget) if kind == "labels" else budget}
+
+
 def run_cell(name: str, options: dict, kind: str, budget, seed: int, out: Path) -> dict:
     """Train and evaluate one cell; its result row."""
     options = {k: v for k, v in options.items() if k not in BUDGET_KINDS}
     base = options.pop("finetune", None)
     t0 = time.perf_counter()
-    common = {kind: str(budget) if kind == "labels" else budget, "seed": seed}
+    common = {**budget_option(kind, budget), "seed": seed}
     path = (finetune(base, out=out, progress=False, **options, **common) if base
             else train(out=out, progress=False, **options, **common))
     seconds = time.perf_counter() - t0
@@ -94,6 +99,13 @@ def run_cell(name: str, options: dict, kind: str, budget, seed: int, out: Path) 
 
 def sweep(spec_path: str, out: str | Path | None = None) -> Path:
     spec = read_spec(spec_path)
+    for name, options in spec["configurations"].items():  # every option checked before any folder is made
+        if "finetune" not in options:
+            try:
+                resolve(None, nest({**{k: v for k, v in options.items() if k not in (*BUDGET_KINDS, "quiet")},
+                                    **budget_option(spec["kind"], spec["budgets"][0]), "seed": spec["seeds"][0]}))
+            except UserError as e:
+                raise UserError(f"configuration {name!r} of {spec_path}: {e}") from None
     root = Path(out or spec["out"] or Path(spec_path).with_suffix(""))
     root.mkdir(parents=True, exist_ok=True)
     results = root / "results.csv"
@@ -107,7 +119,6 @@ def sweep(spec_path: str, out: str | Path | None = None) -> Path:
                 cell = root / "runs" / name / f"{budget}-s{seed}"
                 if cell.exists():  # left by an interrupted cell
                     shutil.rmtree(cell)
-                cell.parent.mkdir(parents=True, exist_ok=True)
                 rows.append(run_cell(name, options, spec["kind"], budget, seed, cell))
                 _write_rows(results, rows)
                 write_page(root, rows)

@@ -38,7 +38,7 @@ class TensorBoardLogger:
             was = self.model.training
             self.model.eval()
             head = generation_head(self.model)
-            grid, _ = generation_grid(self.model, 10, list(range(head.size)) if head else None, seed=0)
+            grid, _, _ = generation_grid(self.model, 10, list(range(head.size)) if head else None, seed=0)
             self.model.train(was)
             img = torch.from_numpy(mosaic(grid.clamp(0, 1).cpu().numpy()))
             self.writer.add_image("samples", img if img.dim() == 2 else img.permute(2, 0, 1), self.step,

@@ -47,18 +47,23 @@ def to_data_units(x: torch.Tensor, data: ArrayData | None, kind: str) -> np.ndar
 
 @torch.no_grad()
 def generation_grid(model: BaseModel, n: int, classes: list[int] | None,
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Decoded means (R, n, *shape): one row per class in ``classes`` of the generation head
-    (one row of unconditional samples when None), the same z ~ N(0, I) down each column.
-    Returns (grid, z)."""
+    (one row of unconditional samples when None), the same draw eps ~ N(0, I) down each column.
+    Returns (grid, eps (n, [T,] D), the codes decoded (R, n, [T,] D)): eps itself, or where the
+    model has class latents, eps placed in each row's class mixture (models/latents.py)."""
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, *model.prior_shape, generator=g)  # (n, [T,] D)
     head = generation_head(model)
     if not classes or head is None:
-        return model.generate(on(model, z)).cpu()[None], z
-    rows = [model.generate(on(model, z), {head.name: on(model, torch.full((n,), k, dtype=torch.long))}).cpu()
-            for k in classes]
-    return torch.stack(rows), z
+        return model.generate(on(model, z)).cpu()[None], z, z[None]
+    rows, codes = [], []
+    for k in classes:
+        c = torch.full((n,), k, dtype=torch.long)
+        rows.append(model.generate(on(model, z), {head.name: on(model, c)}).cpu())
+        placed = model.class_latents is not None and model.latent_head is not None
+        codes.append(model.class_latents.place(z, c) if placed else z)
+    return torch.stack(rows), z, torch.stack(codes)
 
 
 def _rows_figure(model: BaseModel, grid: torch.Tensor, labels: list[str], title: str, data: ArrayData | None,
@@ -79,9 +84,11 @@ def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None
     head = generation_head(model)
     class_names = list(head.classes) if head is not None else []
     classes = [only_class] if only_class is not None else (list(range(len(class_names))) if head else None)
-    grid, _ = generation_grid(model, n, classes, seed)
+    grid, _, _ = generation_grid(model, n, classes, seed)
+    placed = model.class_latents is not None and model.latent_head is not None
     title = "samples" if not classes else ("class " + class_names[classes[0]] if len(classes) == 1
-                                           else "one row per class, the same z draw down each column")
+                                           else "one row per class, the same draw down each column" +
+                                           (" (placed in each class's region of z)" if placed else ""))
     if is_image(model) and len(grid) == 1 and n > 16:
         return image_grid_figure(square_rows(grid.clamp(0, 1).numpy()), title)
     labels = [class_names[k] for k in classes] if classes else (None if is_image(model) else ["unconditional"])
