@@ -2,7 +2,7 @@
 
     python benchmarks/feedback.py --classes 0 1 2 3 4 --seeds 0 1 --out bench-results/feedback-a.json
 
-For each held-out class c and seed s: ``semivae anomaly`` on the bundled digits (``--anomaly-class c``,
+For each held-out class c and seed s: ``semivae anomaly`` on ``--dataset`` (the bundled digits; ``--anomaly-class c``,
 the options in ``--set``), its test split (normal and anomalous points) cut in two halves by a
 seeded permutation: the user looks at one half and marks the ``--fp`` normal points the default
 score ranks highest (false alarms) and the ``--fn`` anomalous points it ranks lowest (misses);
@@ -51,7 +51,8 @@ def raw_scores(path: Path) -> tuple[dict[str, np.ndarray], dict[str, float], np.
     torch.manual_seed(0)
     anomaly = json.loads((path / "anomaly.json").read_text())
     val_s = compute_scores(run.model, val, [n for n in names if n != "combined"], anomaly["samples"], anomaly["iwae_k"])
-    combine = combine_stats(val_s, combined_parts(names, run.model.spec.kind))
+    combine = combine_stats(val_s, tuple(anomaly["combine"]) if anomaly.get("combine")  # the parts the library used
+                            else combined_parts(names, run.model.spec.kind))
     val_s["combined"] = combined_score(val_s, combine)
     test_s = compute_scores(run.model, test, list(SCORES), anomaly["samples"], anomaly["iwae_k"], combine=combine)
     shift = {n: (float(min(0.0, val_s[n].min())), float(val_s[n].min())) for n in SCORES}  # the library's; the floor
@@ -74,7 +75,7 @@ def adjusted(s: np.ndarray, shift: tuple[float, float], proba: np.ndarray, class
 
 def one(c: int, seed: int, a, tmp: Path) -> dict:
     base = tmp / f"a{c}-{seed}"
-    train(dataset="digits", anomaly_class=str(c), seed=seed, out=base, progress=False, threads=1,
+    train(dataset=a.dataset, anomaly_class=str(c), seed=seed, out=base, progress=False, threads=1,
           **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in a.set)})
     evaluate_anomaly(base, samples=a.samples, iwae_k=a.iwae_k)
     test_s, shift, _, _, flags = raw_scores(base)
@@ -109,6 +110,7 @@ def one(c: int, seed: int, a, tmp: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="digits")
     ap.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--fp", type=int, default=5, help="false alarms the user marks")

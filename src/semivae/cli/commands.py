@@ -82,8 +82,12 @@ def cmd_score(a: argparse.Namespace) -> int:
 def cmd_feedback(a: argparse.Namespace) -> int:
     from ..train.feedback import feedback
 
+    from ..viz import roc_figure, save_png
+
     path = feedback(a.run, a.false_positives, a.false_negatives, out=a.out, epochs=a.epochs, lr=a.lr,
                     progress=not a.quiet, device=a.device)
+    (path / "figures").mkdir(exist_ok=True)
+    save_png(roc_figure(path), path / "figures" / "roc.png")
     print(_anomaly_table(json.loads((path / "anomaly.json").read_text())))
     print(f"run written to {path}")
     return 0

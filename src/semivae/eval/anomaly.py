@@ -40,10 +40,16 @@ FP, FN = "false positive", "false negative"
 
 def _feedback_adjust(scores: dict[str, np.ndarray], proba: np.ndarray | None, classes: tuple[str, ...],
                      shift: dict[str, float]) -> dict[str, np.ndarray]:
+    """After ``semivae feedback`` (the run's classes end in FP, FN): each score's distance above
+    ``shift``, the lowest normal validation score (0 or below for runs scored before session 48),
+    times (1 - p_fp) / (1 - p_fn), Berkhahn et al.'s section 5; scores below it stay as they are.
+    Measured from the floor, not from 0, the factor scales the spread of a score such as
+    ``neg_elbo`` (tens of nats, all positive) instead of its offset (docs/benchmarks.md)."""
     if proba is None or FP not in classes:
         return scores
     factor = (1.0 - proba[:, classes.index(FP)]) / np.clip(1.0 - proba[:, classes.index(FN)], 1e-6, None)
-    return {n: shift[n] + (s - shift[n]) * factor for n, s in scores.items()}
+    return {n: shift[n] + np.clip(s - shift[n], 0, None) * factor + np.clip(s - shift[n], None, 0)
+            for n, s in scores.items()}
 
 
 @torch.no_grad()
@@ -60,7 +66,11 @@ def _proba(model, data: ArrayData) -> np.ndarray | None:
 
 
 def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples: int = 10, iwae_k: int = 100,
-                     data_dir: str | None = None, seed: int = 0, device: str | None = None) -> dict:
+                     data_dir: str | None = None, seed: int = 0, device: str | None = None,
+                     parts: tuple[str, ...] | None = None) -> dict:
+    """Score the run's validation (normal) and test points with every score that applies, set
+    each one's threshold and write anomaly.json / anomaly_scores.npz. ``parts``: what ``combined``
+    averages, where not the library's choice for this model (feedback keeps its detector's)."""
     run = as_run(run, device)
     cfg = run.config
     if cfg.data.anomaly_class is None:
@@ -77,11 +87,12 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
     names = available_scores(model)
     torch.manual_seed(seed)
     val_s = compute_scores(model, val, [n for n in names if n != "combined"], samples, iwae_k)
-    combine = combine_stats(val_s, combined_parts(names, model.spec.kind)) if "combined" in names else None
+    parts = tuple(p for p in parts if p in names) if parts else combined_parts(names, model.spec.kind)
+    combine = combine_stats(val_s, parts) if "combined" in names else None
     if combine:  # its parts are scored already: only standardise and average them
         val_s["combined"] = combined_score(val_s, combine)
     test_s = compute_scores(model, test, names, samples, iwae_k, combine=combine)
-    shift = {n: float(min(0.0, s.min())) for n, s in val_s.items()}
+    shift = {n: float(s.min()) for n, s in val_s.items()}  # the normal range's floor: feedback scales what is above
     classes = run.spec.heads[0].classes if run.spec.heads else ()
     val_s = _feedback_adjust(val_s, _proba(model, val), classes, shift)
     test_s = _feedback_adjust(test_s, _proba(model, test), classes, shift)

@@ -4,10 +4,12 @@ Berkhahn et al. 2019, section 5, proposed and built here: two classes are added 
 class layer, "false positive" (normal points the detector flagged) and "false negative"
 (anomalies it missed), holding the points the user marked. The model is fine-tuned from the
 run's weights on its own training data plus those labelled points (upsampled 1:1 like any
-labels), and its scores are then adjusted x -> x (1 - p_fp) / (1 - p_fn) with the model's
-probabilities of the two classes (see ``eval.anomaly``). A run without a class layer (a plain
-VAE) gains one; this works with no other labels at all. The result is a new run directory;
-the marked points are saved in it (``feedback.npz``).
+labels), and its scores are then adjusted x -> f + (x - f) (1 - p_fp) / (1 - p_fn) with the
+model's probabilities of the two classes, f the lowest normal validation score (see
+``eval.anomaly``). A run without a class layer (a plain VAE) gains one, [normal, false
+positive, false negative], its training points (normal by the anomaly protocol) all "normal": it
+learns from no label of the data. The result is a new run directory; the marked points are
+saved in it (``feedback.npz``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from ..eval.evaluation import read_inputs
 from ..models import build_model
 from ..runs import Run, RunWriter, as_run, check_out_dir, model_spec, save_weights
 from .loop import fit
+from .training import postfit
+
+NORMAL = "normal"  # the one class a plain VAE's training points get when feedback gives it a class layer
 
 
 def grow_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -64,13 +69,16 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     cfg = run.config
     marked = [read_inputs(run, p) if p else None for p in (false_positives, false_negatives)]
     data = apply_split(run.dataset().train, run.split)
-    k = len(run.classes)
-    n0, train = len(data.train), data.train
+    classes, train, labelled = list(run.classes), data.train, data.labelled
+    if not run.model.heads:  # a plain VAE used no label: its training points (normal by the protocol) are one class
+        classes, labelled = [NORMAL], torch.arange(len(train))
+        train = replace(train, labels=torch.zeros(len(train), 1, dtype=torch.long))
+    k, n0 = len(classes), len(train)
     for cls, part in ((k, marked[0]), (k + 1, marked[1])):
         if part is not None:
             train = train.append(part, torch.cat([train.labels, torch.full((len(part), 1), cls, dtype=torch.long)]))
-    labelled = torch.cat([data.labelled, torch.arange(n0, len(train))])
-    head = {"name": run.spec.heads[0].name, "classes": run.classes + [FP, FN]}
+    labelled = torch.cat([labelled, torch.arange(n0, len(train))])
+    head = {"name": run.spec.heads[0].name if run.spec.heads else "label", "classes": classes + [FP, FN]}
     info = dict(run.data_info, heads=[head], feedback={
         "from_run": str(run.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
         "false_negatives": 0 if marked[1] is None else len(marked[1])})
@@ -92,7 +100,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
                   progress=progress, on_epoch=lambda row, weights: writer.epoch({"stage": "feedback", **row}, weights))
     save_weights(model, path / "model.safetensors")
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
-                    "n_labelled": int(len(labelled))})
+                    "n_labelled": int(len(labelled)), **postfit(path, new_cfg)})  # class latents, as training fits them
+    parts = tuple(anomaly["combine"]) if anomaly.get("combine") else None  # `combined` means what it meant
     evaluate_anomaly(path, target_fpr=anomaly["target_fpr"], samples=anomaly["samples"], iwae_k=anomaly["iwae_k"],
-                     device=device)
+                     device=device, parts=parts)
     return path
