@@ -7,9 +7,9 @@ run's weights on its own training data plus those labelled points (upsampled 1:1
 labels), and its scores are then adjusted x -> f + (x - f) (1 - p_fp) / (1 - p_fn) with the
 model's probabilities of the two classes, f the lowest normal validation score (see
 ``eval.anomaly``). A run without a class layer (a plain VAE) gains one, [normal, false
-positive, false negative], its training points (normal by the anomaly protocol) all "normal": it
-learns from no label of the data. The result is a new run directory; the marked points are
-saved in it (``feedback.npz``).
+positive, false negative], with ``NORMAL_PER_MARK`` of its training points (normal by the anomaly
+protocol) labelled "normal" per marked point: it learns from no label of the data. The result is
+a new run directory; the marked points are saved in it (``feedback.npz``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .loop import fit
 from .training import postfit
 
 NORMAL = "normal"  # the one class a plain VAE's training points get when feedback gives it a class layer
+NORMAL_PER_MARK = 20  # of them labelled per marked point (a semi-supervised detector on 10 % of the digits: ~20)
 
 
 def grow_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -70,9 +71,15 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     marked = [read_inputs(run, p) if p else None for p in (false_positives, false_negatives)]
     data = apply_split(run.dataset().train, run.split)
     classes, train, labelled = list(run.classes), data.train, data.labelled
-    if not run.model.heads:  # a plain VAE used no label: its training points (normal by the protocol) are one class
-        classes, labelled = [NORMAL], torch.arange(len(train))
-        train = replace(train, labels=torch.zeros(len(train), 1, dtype=torch.long))
+    if not run.model.heads:  # a plain VAE used no label: its training points (normal by the protocol) are one class,
+        # taught by NORMAL_PER_MARK of them per marked point, so the marks are not lost among thousands
+        n_marked = sum(len(part) for part in marked if part is not None)
+        g = torch.Generator().manual_seed(cfg.train.seed)
+        classes = [NORMAL]
+        labelled = torch.randperm(len(train), generator=g)[: NORMAL_PER_MARK * n_marked].sort().values
+        labels = torch.full((len(train), 1), -1, dtype=torch.long)
+        labels[labelled] = 0
+        train = replace(train, labels=labels)
     k, n0 = len(classes), len(train)
     for cls, part in ((k, marked[0]), (k + 1, marked[1])):
         if part is not None:
