@@ -100,3 +100,16 @@ def test_dark_integer_images_get_a_note(tmp_path):
                         **{**FAST, "epochs": 1})
     notes = json.loads((run / "summary.json").read_text())["notes"]
     assert any("integers up to 16, read as 0..255" in n for n in notes)
+
+
+def test_targets_a_model_does_not_learn_get_a_note_and_evaluate_names_them(tmp_path):
+    import json
+
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x=x, y=np.arange(60) % 2, t=x[:, 0] * 2, target_names=np.array(["alcohol"]))
+    plain = semivae.train(dataset=str(tmp_path / "t.npz"), out=tmp_path / "plain", quiet=True, **{**FAST, "epochs": 1})
+    notes = json.loads((plain / "summary.json").read_text())["notes"]
+    assert any("targets (alcohol) are not learnt by --model semivae" in n for n in notes)
+    pspec = semivae.train(dataset=str(tmp_path / "t.npz"), model="pspec", out=tmp_path / "p", quiet=True,
+                          **{**FAST, "epochs": 1})
+    assert semivae.evaluate(pspec)["target_names"] == ["alcohol"]

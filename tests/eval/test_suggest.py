@@ -97,6 +97,9 @@ def test_label_ids_match_the_datas_own_ids(tmp_path):
     assert read_label_ids(tmp_path / "f.txt", ids, labels).tolist() == [1, 3]
     (tmp_path / "g.csv").write_text("rank,row,id\n1,0,a\n")
     assert read_label_ids(tmp_path / "g.csv", ids, labels).tolist() == [0]
+    moved = np.array(["3/a.png", "1/b.png", "c.png"], dtype=object)  # suggested loose, then sorted into folders
+    (tmp_path / "m.txt").write_text("a.png\nb.png\n")
+    assert read_label_ids(tmp_path / "m.txt", moved, np.array([[3], [1], [-1]])).tolist() == [0, 1]
     (tmp_path / "h.txt").write_text("c\n")
     with pytest.raises(UserError, match="names 'c', which has no label in the data; label it there first"):
         read_label_ids(tmp_path / "h.txt", ids, labels)

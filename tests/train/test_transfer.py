@@ -61,6 +61,8 @@ def test_init_from_a_run_of_another_shape_is_a_one_line_error(vae, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --init-from:") and "differ in shape" in err and "\n" not in err
     assert not (tmp_path / "r").exists()
+    assert main(["train", "--init-from", str(vae), "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert "encoder tensors have no place in this model" in capsys.readouterr().err  # a dense model: no silent start
     assert main(["finetune", str(tmp_path / "nowhere"), "--out", str(tmp_path / "f")]) == 2
 
 

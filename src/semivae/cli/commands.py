@@ -197,8 +197,9 @@ def _table(res: dict) -> str:
         lines.append(f"member   {m['run']}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "run"))
     if "nll" in res:
         lines.append(f"nll      {res['nll']:.4f} nats (IWAE, k={res['iwae_k']}, {res['nll_points']} points)")
-    for i, (rm, r2) in enumerate(zip(res.get("target_rmse", []), res.get("target_r2", []))):
-        lines.append(f"target {i}: rmse {rm:.4g}, r2 {r2:.4f}")
+    names = res.get("target_names") or [f"target {i}" for i in range(len(res.get("target_rmse", [])))]
+    for name, rm, r2 in zip(names, res.get("target_rmse", []), res.get("target_r2", [])):
+        lines.append(f"{name}: rmse {rm:.4g}, r2 {r2:.4f}")
     for key in [k for k in res if k.split("/")[0] == "confusion"]:
         head = key.partition("/")[2]
         classes = res["classes" + (f"/{head}" if head else "")]

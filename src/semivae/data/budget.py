@@ -91,6 +91,11 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
         raise UserError(f"--label-ids {p} names no rows; give at least one")
     if by_id:
         index = {str(v): i for i, v in enumerate(ids.tolist())}
+        names = {}  # an image's file name, where the user has since moved it into a class folder
+        for v, i in index.items():
+            names.setdefault(Path(v).name, []).append(i)
+        index |= {e: names[Path(e).name][0] for e in entries
+                  if e not in index and len(names.get(Path(e).name, [])) == 1}
         unknown = [e for e in entries if e not in index]
         if unknown:
             raise UserError(f"--label-ids {p} names {unknown[0]!r}, which is not an id of the training data; use "

@@ -78,9 +78,10 @@ def evaluate_members(members: list[Run], datas: list[ArrayData], split: str) -> 
     first, data = members[0], datas[0]
     for m, d in zip(members[1:], datas[1:]):
         if len(d) != len(data) or not np.array_equal(d.labels.numpy(), data.labels.numpy()):
-            raise UserError(f"run {m.path} reads a different {split} split ({len(d)} points) than run {first.path} "
-                            f"({len(data)}); train the members with one --split-seed on one dataset, or evaluate "
-                            "on the test split")
+            fix = ("train the members on one dataset" if split in ("test", "given") else
+                   "train the members with one --split-seed on one dataset, or evaluate on the test split")
+            raise UserError(f"run {m.path} reads other points or labels in the {split} split ({len(d)} points) than "
+                            f"run {first.path} ({len(data)}): an ensemble's members score the same points; {fix}")
     probas = [member_outputs(m, d)["proba"] for m, d in zip(members, datas)]
     each = [{"run": str(m.path), **{k: v for k, v in score_heads(m.spec, data, p).items()
                                    if k.split("/")[0] in ("accuracy", "log_loss")}}

@@ -52,6 +52,8 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
     torch.manual_seed(seed)
     res = evaluate_split(run.model, data, confusion=True, target_std=run.data_info.get("target_std"),
                          device=model_device(run.model), temperatures=run.temperatures)
+    if "target_rmse" in res and run.data_info.get("target_names"):
+        res["target_names"] = list(run.data_info["target_names"])  # as predict names its columns
     if iwae_k:
         n = min(len(data), iwae_points or len(data))
         res.update(nll=float(iwae_nll_terms(run.model, data, iwae_k, n).mean()), iwae_k=iwae_k, nll_points=n)

@@ -324,11 +324,17 @@ class BaseModel(Hooks, nn.Module):
     def transfer(cls, model: "BaseModel", source: "BaseModel") -> list[str]:
         """Start ``model`` from a trained ``source`` (``--init-from``): every tensor the two
         share by name and shape, a decoder's new input columns at zero; returns what was carried."""
-        state, carried, mismatched = carry_state(source.state_dict(), model.state_dict())
+        old = source.state_dict()
+        state, carried, mismatched = carry_state(old, model.state_dict())
         if mismatched:
             raise UserError(f"--init-from: {len(mismatched)} tensor(s) differ in shape, e.g. {mismatched[0]}; keep that "
                             "run's --arch, its sizes (--hidden, --channels, --strides, --fc) and --latent-dim (only new "
                             "heads and the decoder's new inputs start fresh)")
+        unused = [k for k in old if k.startswith("encoder.") and k not in carried]  # another encoder: names differ
+        if unused:
+            raise UserError(f"--init-from: {len(unused)} of that run's encoder tensors have no place in this model, e.g. "
+                            f"{unused[0]}: it has another --arch; give that run's --arch and sizes (--hidden, --channels, "
+                            "--strides, --fc)")
         model.load_state_dict(state)
         return carried
 

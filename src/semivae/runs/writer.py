@@ -68,6 +68,8 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         val_note = f"oracle: {n_val_lab} validation labels beyond the budget"
     elif n_val_lab:
         val_note = f"{n_val_lab} labels taken from the budget"
+    elif getattr(cfg.model, "mode", None) == "supervised" or cfg.model.model == "classifier":
+        val_note = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     else:
         val_note = "none (early stopping on the unlabelled validation ELBO)"
     return {

@@ -99,8 +99,10 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
     has_label = (bundle.train.labels >= 0).any(1).numpy()
     hidden = int(has_label[split.val].sum()) - len(split.val_pool)
     if everything and (carved or hidden > 0) and bundle.heads:
-        where = ([f"{carved} went to the test split (20 % of each class, as the data has none: to keep them, give "
-                  "--test-data (a folder or .csv) or save x_test / y_test in the .npz)"] if carved else []) + \
+        keep = ("pass x_test= and y_test=, or carve_test=False" if Path(d.dataset).name == ARRAYS else  # from Python
+                "give --test-data (a folder or .csv) or save x_test / y_test in the .npz")
+        where = ([f"{carved} went to the test split (20 % of each class, as the data has none: to keep them, "
+                  f"{keep})"] if carved else []) + \
                 ([f"{hidden} to validation with their labels hidden (--val-fraction {d.val_fraction}: use "
                   "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else []) + \
                 ([f"{len(split.val_pool)} to validation with their labels (--val-labels)"]
@@ -156,7 +158,10 @@ def prepare(cfg: RunConfig):
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
     budget = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
-    info["notes"] = budget + pixel_notes(bundle) + missing_notes(bundle)
+    unused = ([f"the data's continuous targets ({', '.join(bundle.meta.get('target_names') or ['t'])}) are not "
+               f"learnt by --model {cfg.model.model}; --model pspec learns them"]
+              if bundle.train.targets is not None and not model.n_targets else [])
+    info["notes"] = budget + pixel_notes(bundle) + missing_notes(bundle) + unused
     check_labels(model, split, cfg)
     if cfg.data.teacher:
         check_student(model, cfg)
