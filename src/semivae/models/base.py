@@ -332,9 +332,9 @@ class BaseModel(Hooks, nn.Module):
                             "heads and the decoder's new inputs start fresh)")
         unused = [k for k in old if k.startswith("encoder.") and k not in carried]  # another encoder: names differ
         if unused:
-            raise UserError(f"--init-from: {len(unused)} of that run's encoder tensors have no place in this model, e.g. "
-                            f"{unused[0]}: it has another --arch; give that run's --arch and sizes (--hidden, --channels, "
-                            "--strides, --fc)")
+            raise UserError(f"--init-from: {len(unused)} of that run's encoder tensors have no place in this "
+                            f"model, e.g. {unused[0]}: it has another --arch; give that run's --arch and sizes "
+                            "(--hidden, --channels, --strides, --fc)")
         model.load_state_dict(state)
         return carried
 
