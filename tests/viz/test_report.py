@@ -23,7 +23,7 @@ def run(tmp_path_factory):
 
 def test_train_report_writes_a_self_contained_page_and_tensorboard_events(run):
     page = (run / "report.html").read_text()
-    assert "<h2>Conditional generation</h2>" in page and "data:image/png;base64," in page
+    assert "<h2>Generation</h2>" in page and "data:image/png;base64," in page
     assert 'src="http' not in page and "<script" not in page  # stands alone, nothing to fetch
     assert sorted(p.name for p in (run / "figures").iterdir()) == [
         "confusion.png", "generate.png", "latent.png", "learning_curves.png", "reconstructions.png", "reliability.png",
@@ -46,7 +46,7 @@ def test_report_renders_in_headless_chromium(run):
         browser.close()
     assert headings[:2] == ["Summary", "Test metrics"] and headings[-1] == "Configuration"
     for h in ("Learning curves", "Confusion matrix (test split)", "Reliability diagram (test split)",
-              "Conditional generation", "Latent traversals", "Reconstructions", "Latent space"):
+              "Generation", "Latent traversals", "Reconstructions", "Latent space"):
         assert h in headings
     assert len(images) == 7
     for alt, complete, w, h in images:
@@ -78,7 +78,7 @@ def test_supervised_run_report_has_no_decoder_figures(tmp_path):
                  "--quiet", "--out", str(out)]) == 0
     assert main(["report", str(out)]) == 0
     page = (out / "report.html").read_text()
-    assert "Confusion matrix" in page and "Conditional generation" not in page
+    assert "Confusion matrix" in page and "<h2>Generation</h2>" not in page
     assert main(["generate", str(out)]) == 2
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
     assert not (out / "figures" / "generate.png").exists() and Path(out / "report.html").is_file()

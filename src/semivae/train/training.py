@@ -246,7 +246,8 @@ def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
         if world.main:
             check_writable(path)
         summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
-                   "n_labelled": len(split.pool), "validation_labels": info["validation_labels"]}
+                   "n_labelled": len(split.pool) if model.heads else 0,  # a plain VAE reads no label
+                   "validation_labels": info["validation_labels"]}
         if carried is not None:
             summary["init_from"] = {"run": cfg.train.init_from, "carried": len(carried),
                                     "fresh": sorted(set(model.state_dict()) - set(carried))}

@@ -26,7 +26,7 @@ TITLES = {
     "learning_curves": "Learning curves",
     "confusion": "Confusion matrix (test split)",
     "reliability": "Reliability diagram (test split)",
-    "generate": "Conditional generation",
+    "generate": "Generation",
     "traverse": "Latent traversals",
     "reconstructions": "Reconstructions",
     "latent": "Latent space",
