@@ -70,7 +70,7 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     cfg = run.config
     marked = [read_inputs(run, p) if p else None for p in (false_positives, false_negatives)]
     data = apply_split(run.dataset().train, run.split)
-    classes, train, labelled = list(run.classes), data.train, data.labelled
+    classes, train, labelled, val = list(run.classes), data.train, data.labelled, data.val
     if not run.model.heads:  # a plain VAE used no label: its training points (normal by the protocol) are one class,
         # taught by NORMAL_PER_MARK of them per marked point, so the marks are not lost among thousands
         n_marked = sum(len(part) for part in marked if part is not None)
@@ -80,6 +80,7 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
         labels = torch.full((len(train), 1), -1, dtype=torch.long)
         labels[labelled] = 0
         train = replace(train, labels=labels)
+        val = replace(val, labels=torch.full((len(val), 1), -1, dtype=torch.long))  # no data label, here either
     k, n0 = len(classes), len(train)
     for cls, part in ((k, marked[0]), (k + 1, marked[1])):
         if part is not None:
@@ -103,7 +104,7 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     lengths = {f"{name}_lengths": part.lengths.numpy() for name, part in zip(names, marked)
                if part is not None and part.lengths is not None}  # series: their valid steps
     write_npz(path / "feedback.npz", **stored, **lengths)
-    history = fit(model, TrainingData(train, data.val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
+    history = fit(model, TrainingData(train, val, labelled), new_cfg.train, label_ratio=cfg.data.label_ratio,
                   progress=progress, on_epoch=lambda row, weights: writer.epoch({"stage": "feedback", **row}, weights))
     save_weights(model, path / "model.safetensors")
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
