@@ -75,7 +75,6 @@ class _RunEstimator(BaseEstimator):
                             **{k: v for k, v in settings.items() if v is not None})
             (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
             if out is not None:
-                _check_replaceable(out)
                 shutil.rmtree(out, ignore_errors=True)
                 run_dir = run_dir.rename(out)
                 Path(tmp).rmdir()

@@ -35,7 +35,6 @@ def _anomaly_table(res: dict) -> str:
 def cmd_anomaly(a: argparse.Namespace) -> int:
     from ..eval.anomaly import evaluate_anomaly
     from ..train import train
-    from ..viz import roc_figure, save_png
 
     cfg = _run_config(a, own=("target_fpr", "score_samples", "score_iwae_k"))
     if cfg.data.anomaly_class is None:
@@ -44,8 +43,7 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
         raise UserError(f"--target-fpr {a.target_fpr} is outside (0, 1); give e.g. 0.05")
     path = train(cfg, out=a.out, progress=not a.quiet)
     res = evaluate_anomaly(path, target_fpr=a.target_fpr, samples=a.score_samples, iwae_k=a.score_iwae_k)
-    (path / "figures").mkdir(exist_ok=True)
-    save_png(roc_figure(path), path / "figures" / "roc.png")
+    _write_roc(path)
     print(_anomaly_table(res))
     print(f"run written to {path}")
     if a.report:
@@ -53,6 +51,14 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
 
         print(f"report written to {write_report(path)}")
     return 0
+
+
+def _write_roc(path: Path) -> None:
+    """RUN/figures/roc.png: the ROC curves of an anomaly run's scores."""
+    from ..viz import roc_figure, save_png
+
+    (path / "figures").mkdir(exist_ok=True)
+    save_png(roc_figure(path), path / "figures" / "roc.png")
 
 
 def csv_out(out: str | None) -> str | None:
@@ -63,8 +69,8 @@ def csv_out(out: str | None) -> str | None:
 
 
 def _emit_csv(text: str, out: str | None) -> int:
-    """CSV text to ``--out`` (written whole) or to stdout."""
-    if csv_out(out):
+    """CSV text to ``--out`` (written whole; checked by ``csv_out`` before the work) or to stdout."""
+    if out:
         write_atomic(Path(out), text)
         print(f"wrote {text.count(chr(10)) - 1} rows to {out}", file=sys.stderr)
     else:
@@ -82,12 +88,9 @@ def cmd_score(a: argparse.Namespace) -> int:
 def cmd_feedback(a: argparse.Namespace) -> int:
     from ..train.feedback import feedback
 
-    from ..viz import roc_figure, save_png
-
     path = feedback(a.run, a.false_positives, a.false_negatives, out=a.out, epochs=a.epochs, lr=a.lr,
                     progress=not a.quiet, device=a.device)
-    (path / "figures").mkdir(exist_ok=True)
-    save_png(roc_figure(path), path / "figures" / "roc.png")
+    _write_roc(path)
     print(_anomaly_table(json.loads((path / "anomaly.json").read_text())))
     print(f"run written to {path}")
     return 0

@@ -71,8 +71,8 @@ def load_labelled(source: str | Path, info: dict[str, Any]) -> tuple[ArrayData, 
     them; -1 none). Refuses a file without one labelled row."""
     p = Path(source).expanduser()
     if p.suffix.lower() == ".csv" and p.is_file() and data_kind(info["kind"]) == "vector":
-        x, cells, _, ids = _read_table(p, info, need_label=True)
-        data, labels = _wrap(x, None, info, from_folder=False, what=str(p), ids=ids), list(cells or [])
+        data, cells = _from_table(p, info, need_label=True)
+        labels = list(cells or [])
     else:
         data, labels = _from_path(p, info), _labels_in(p, info)
     if not any(labels):
@@ -124,14 +124,16 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
     if suffix == ".npz":
         x, ids = read_npz_inputs(p)
         return _wrap(x, None, info, from_folder=False, what=f"x in {p}", ids=ids)
-    x, _, _, ids = _read_table(p, info, need_label=False)
-    return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids)
+    return _from_table(p, info, need_label=False)[0]
 
 
-def _read_table(p: Path, info: dict[str, Any], need_label: bool):
-    """``read_csv`` with the run's label, feature and id columns (new data may lack the id column)."""
-    return read_csv(p, info.get("label_column") or "label", info.get("feature_names"), need_label=need_label,
-                    id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
+def _from_table(p: Path, info: dict[str, Any], need_label: bool) -> tuple[ArrayData, list[str] | None]:
+    """A CSV with the run's label, feature and id columns (new data may lack the id column): its
+    inputs and its label cells (None without a label column)."""
+    x, cells, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"),
+                                need_label=need_label,
+                                id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
+    return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids), cells
 
 
 def _has_column(path: Path, column: str | None) -> bool:

@@ -312,6 +312,15 @@ class BaseModel(Hooks, nn.Module):
         None: the model's prior already keeps class out of z, or it has no such head."""
         return None
 
+    def class_codes(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The codes the decoder gets for draws ``z`` (B, D) and ``classes`` (head -> (B,)): z placed in
+        each point's class mixture where the model has fitted class latents and that head's class is
+        given (models/latents.py), else z itself."""
+        head = self.latent_head
+        if self.class_latents is None or head is None or classes is None or head.name not in classes:
+            return z
+        return self.class_latents.place(z, classes[head.name])  # (B, D)
+
     def param_groups(self, lr: float) -> list[dict]:
         """The optimiser's parameter groups: every trainable parameter, at ``lr``."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]

@@ -252,10 +252,7 @@ class SemiVAE(BaseModel):
     def generate(self, z: torch.Tensor, classes: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of p(x | z, onehot(classes)) for z ~ N(0, I): (B, *shape). With fitted class
         latents and the class given, z is first placed in that class's mixture (latents.py)."""
-        head = self.latent_head
-        if self.class_latents is not None and head is not None and classes is not None and head.name in classes:
-            z = self.class_latents.place(z, classes[head.name])  # (B, D)
-        return self.decode(z, classes)
+        return self.decode(self.class_codes(z, classes), classes)
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean of p(x | z = mu(x), pi(x)): (B, *shape)."""

@@ -61,6 +61,9 @@ def _jsonable(v):
     return v.tolist() if isinstance(v, torch.Tensor) else float(v)
 
 
+ELBO_VALIDATION = "none (early stopping on the unlabelled validation ELBO)"  # data.json's note without val labels
+
+
 def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str) -> dict:
     """data.json: what predict/evaluate need to read new inputs like the training ones."""
     n_val_lab = len(split.val_pool)
@@ -68,10 +71,8 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         val_note = f"oracle: {n_val_lab} validation labels beyond the budget"
     elif n_val_lab:
         val_note = f"{n_val_lab} labels taken from the budget"
-    elif getattr(cfg.model, "mode", None) == "supervised" or cfg.model.model == "classifier":
-        val_note = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     else:
-        val_note = "none (early stopping on the unlabelled validation ELBO)"
+        val_note = ELBO_VALIDATION
     return {
         "dataset": bundle.name, "kind": bundle.kind, "shape": list(bundle.train.shape),
         "heads": [{"name": h.name, "classes": list(h.classes)} for h in bundle.heads], "likelihood": likelihood,

@@ -74,19 +74,20 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def budget_option(kind: str, budget) -> dict:
-    """A cell's budget as ``train``'s option (``labels`` is text: a number or "all")."""
-    return {kind: str(budget) if kind == "labels" else budget}
+def cell_options(options: dict, kind: str, budget, seed: int) -> tuple[str | None, dict]:
+    """A cell's ``finetune`` run (None: train) and the options it trains with: the configuration's,
+    less any budget of its own, with the cell's budget (``labels`` is text: a number or "all") and seed."""
+    options = {k: v for k, v in options.items() if k not in BUDGET_KINDS}
+    base = options.pop("finetune", None)
+    return base, {**options, kind: str(budget) if kind == "labels" else budget, "seed": seed}
 
 
 def run_cell(name: str, options: dict, kind: str, budget, seed: int, out: Path) -> dict:
     """Train and evaluate one cell; its result row."""
-    options = {k: v for k, v in options.items() if k not in BUDGET_KINDS}
-    base = options.pop("finetune", None)
+    base, options = cell_options(options, kind, budget, seed)
     t0 = time.perf_counter()
-    common = {**budget_option(kind, budget), "seed": seed}
-    path = (finetune(base, out=out, progress=False, **options, **common) if base
-            else train(out=out, progress=False, **options, **common))
+    path = (finetune(base, out=out, progress=False, **options) if base
+            else train(out=out, progress=False, **options))
     seconds = time.perf_counter() - t0
     res = evaluate(path)
     info = json.loads((path / "data.json").read_text())
@@ -100,10 +101,10 @@ def run_cell(name: str, options: dict, kind: str, budget, seed: int, out: Path) 
 def sweep(spec_path: str, out: str | Path | None = None) -> Path:
     spec = read_spec(spec_path)
     for name, options in spec["configurations"].items():  # every option checked before any folder is made
-        if "finetune" not in options:
+        base, first = cell_options(options, spec["kind"], spec["budgets"][0], spec["seeds"][0])
+        if base is None:
             try:
-                resolve(None, nest({**{k: v for k, v in options.items() if k not in (*BUDGET_KINDS, "quiet")},
-                                    **budget_option(spec["kind"], spec["budgets"][0]), "seed": spec["seeds"][0]}))
+                resolve(None, nest({k: v for k, v in first.items() if k != "quiet"}))  # train() takes quiet itself
             except UserError as e:
                 raise UserError(f"configuration {name!r} of {spec_path}: {e}") from None
     root = Path(out or spec["out"] or Path(spec_path).with_suffix(""))

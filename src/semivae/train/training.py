@@ -35,7 +35,8 @@ from ..eval.latents import fit_latents
 from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
-from ..runs import RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run, model_spec, save_weights
+from ..runs import (ELBO_VALIDATION, RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run,
+                    model_spec, save_weights)
 from ..runs.run import ARRAYS, LATENTS
 from . import tensorboard
 from .checkpoint import load_checkpoint
@@ -128,6 +129,15 @@ def pixel_notes(bundle: DataBundle) -> list[str]:
             f"nearly black; if {top} is white, save x as floats in [0, 1] (x / {top})"]
 
 
+def target_notes(bundle: DataBundle, model: BaseModel, cfg: RunConfig) -> list[str]:
+    """Continuous targets in the data that the model does not learn."""
+    if bundle.train.targets is None or model.n_targets:
+        return []
+    names = ", ".join(bundle.meta.get("target_names") or ["t"])
+    return [f"the data's continuous targets ({names}) are not learnt by --model {cfg.model.model}; "
+            "--model pspec learns them"]
+
+
 def missing_notes(bundle: DataBundle) -> list[str]:
     """How much of a table or of the series is missing, and how the model reads around it."""
     gaps = bundle.train.gaps()
@@ -158,10 +168,9 @@ def prepare(cfg: RunConfig):
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
     budget = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
-    unused = ([f"the data's continuous targets ({', '.join(bundle.meta.get('target_names') or ['t'])}) are not "
-               f"learnt by --model {cfg.model.model}; --model pspec learns them"]
-              if bundle.train.targets is not None and not model.n_targets else [])
-    info["notes"] = budget + pixel_notes(bundle) + missing_notes(bundle) + unused
+    info["notes"] = budget + pixel_notes(bundle) + missing_notes(bundle) + target_notes(bundle, model, cfg)
+    if not model.has_decoder and info["validation_labels"] == ELBO_VALIDATION:  # nothing to stop early on
+        info["validation_labels"] = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     check_labels(model, split, cfg)
     if cfg.data.teacher:
         check_student(model, cfg)
@@ -285,9 +294,10 @@ def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None,
         summary.update(status="completed")
         for key in ("message", "resume_command"):
             summary.pop(key, None)
-        _check_left(path, model.stages(cfg.train.epochs), ckpt.progress, epochs)
-        stages = [stage.name for stage in model.stages(cfg.train.epochs)]  # rows after the checkpoint run again:
-        writer = RunWriter.reopen(path, lambda row: ckpt.progress.behind(row, stages)) if world.main else None
+        stages = model.stages(cfg.train.epochs)
+        _check_left(path, stages, ckpt.progress, epochs)
+        names = [stage.name for stage in stages]  # rows after the checkpoint run again:
+        writer = RunWriter.reopen(path, lambda row: ckpt.progress.behind(row, names)) if world.main else None
         if writer is not None and epochs is not None:  # config.yaml says how far the run was asked to go
             writer.config(replace(loaded.config, train=replace(loaded.config.train, epochs=epochs)))
         result = _run(cfg, model, data, path, writer, summary, progress, world, ckpt)

@@ -59,10 +59,9 @@ def generation_grid(model: BaseModel, n: int, classes: list[int] | None,
         return model.generate(on(model, z)).cpu()[None], z, z[None]
     rows, codes = [], []
     for k in classes:
-        c = torch.full((n,), k, dtype=torch.long)
-        rows.append(model.generate(on(model, z), {head.name: on(model, c)}).cpu())
-        placed = model.class_latents is not None and model.latent_head is not None
-        codes.append(model.class_latents.place(z, c) if placed else z)
+        c = {head.name: on(model, torch.full((n,), k, dtype=torch.long))}
+        rows.append(model.generate(on(model, z), c).cpu())
+        codes.append(model.class_codes(on(model, z), c).cpu())
     return torch.stack(rows), z, torch.stack(codes)
 
 
@@ -84,8 +83,8 @@ def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None
     head = generation_head(model)
     class_names = list(head.classes) if head is not None else []
     classes = [only_class] if only_class is not None else (list(range(len(class_names))) if head else None)
-    grid, _, _ = generation_grid(model, n, classes, seed)
-    placed = model.class_latents is not None and model.latent_head is not None
+    grid, eps, codes = generation_grid(model, n, classes, seed)
+    placed = not torch.equal(codes[0], eps)  # the draws moved into each class's region of z
     title = "samples" if not classes else ("class " + class_names[classes[0]] if len(classes) == 1
                                            else "one row per class, the same draw down each column" +
                                            (" (placed in each class's region of z)" if placed else ""))
