@@ -68,6 +68,8 @@ def test_pspec_learns_and_predicts_a_continuous_target(tiny, tmp_path, regressio
 
 def test_evaluate_reports_the_iwae_nll(tiny, tmp_path, capsys):
     run = train(tiny(mode="unsupervised"), out=tmp_path / "r", progress=False)
+    info = json.loads((run / "data.json").read_text())  # the digits have labels; a VAE trains on none
+    assert info["n_labelled"] == 0 and info["n_labelled_per_head"] == {"label": 0}
     assert main(["evaluate", str(run), "--iwae-k", "16", "--iwae-points", "30"]) == 0
     assert "IWAE, k=16, 30 points" in capsys.readouterr().out
     res = evaluate(run, iwae_k=64)

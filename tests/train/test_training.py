@@ -25,6 +25,8 @@ def test_run_directory_round_trip_gives_identical_predictions(tmp_path, tiny):
     a = model_outputs(load_run(path).model, test)["proba"]["label"]
     b = model_outputs(load_run(path).model, test)["proba"]["label"]
     assert a.shape == (360, 10) and (a == b).all()
+    # config.yaml says the weight the consistency term trained with (images: 10), not "default"
+    assert load_run(path).config.model.consistency == 10.0
     # the config saved with the run re-makes the same run
     again = train(semivae.RunConfig.from_dict(load_run(path).config.to_dict()), out=tmp_path / "again", progress=False)
     assert (again / "split.json").read_text() == (path / "split.json").read_text()

@@ -42,6 +42,7 @@ from . import tensorboard
 from .checkpoint import load_checkpoint
 from .teacher import check_student, with_teacher
 from .distributed import close_world, init_world
+from .notes import notes
 from .loop import FitContext, Interrupted, StopFlag, fit
 from .trainer import TrainingDiverged, monitor_of
 
@@ -90,67 +91,6 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     return replace(cfg, data=data, train=replace(cfg.train, init_from=absolute(cfg.train.init_from)))
 
 
-def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
-    """Where labelled points went when they are not trained on, and how to keep them."""
-    notes = []
-    d = cfg.data
-    everything = (d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
-                  and d.label_ids is None)
-    carved = bundle.meta.get("test_carved", 0)
-    has_label = (bundle.train.labels >= 0).any(1).numpy()
-    hidden = int(has_label[split.val].sum()) - len(split.val_pool)
-    if everything and (carved or hidden > 0) and bundle.heads:
-        keep = ("pass x_test= and y_test=, or carve_test=False" if Path(d.dataset).name == ARRAYS else  # from Python
-                "give --test-data (a folder or .csv) or save x_test / y_test in the .npz")
-        where = ([f"{carved} went to the test split (20 % of each class, as the data has none: to keep them, "
-                  f"{keep})"] if carved else []) + \
-                ([f"{hidden} to validation with their labels hidden (--val-fraction {d.val_fraction}: use "
-                  "--val-fraction 0 to train on them, or --val-labels K to validate on K)"] if hidden > 0 else []) + \
-                ([f"{len(split.val_pool)} to validation with their labels (--val-labels)"]
-                 if len(split.val_pool) else [])
-        total = len(split.pool) + carved + max(hidden, 0) + len(split.val_pool)
-        notes.append(f"of the {total} labelled points, {len(split.pool)} are trained on: {' and '.join(where)}")
-    if bundle.meta.get("test_empty"):
-        notes.append(f"the test split is empty: {bundle.meta['test_empty']}, so no class can be held out; evaluate "
-                     "needs a test split: label at least two points of every class, or give --test-data "
-                     "(x_test / y_test in a .npz)")
-    return notes
-
-
-def pixel_notes(bundle: DataBundle) -> list[str]:
-    """Integer images far darker than 0..255 allows: most likely pixels in other units (0..16)."""
-    x = bundle.train.x
-    if bundle.kind != "image" or x.dtype != torch.uint8 or not len(x) or bundle.train.scale != 1 / 255:
-        return []
-    top = int(x.max())
-    if top >= 64:
-        return []
-    return [f"the training images' pixels are integers up to {top}, read as 0..255 (255 = white), so the images are "
-            f"nearly black; if {top} is white, save x as floats in [0, 1] (x / {top})"]
-
-
-def target_notes(bundle: DataBundle, model: BaseModel, cfg: RunConfig) -> list[str]:
-    """Continuous targets in the data that the model does not learn."""
-    if bundle.train.targets is None or model.n_targets:
-        return []
-    names = ", ".join(bundle.meta.get("target_names") or ["t"])
-    return [f"the data's continuous targets ({names}) are not learnt by --model {cfg.model.model}; "
-            "--model pspec learns them"]
-
-
-def missing_notes(bundle: DataBundle) -> list[str]:
-    """How much of a table or of the series is missing, and how the model reads around it."""
-    gaps = bundle.train.gaps()
-    if gaps is None:
-        return []
-    n, total = int(gaps.sum()), int(bundle.train.observed_mask().sum()) + int(gaps.sum())
-    if bundle.kind == "vector":
-        return [f"{n} of the {total} training feature cells ({n / total:.1%}) are missing; the model reads around "
-                "them (README: Missing values in a table), and `semivae impute` fills them in"]
-    return [f"{n} of the {total} training values (steps x channels) ({n / total:.1%}) are missing; the encoder reads "
-            "them interpolated, the likelihood skips them (README: Missing values in series)"]
-
-
 def prepare(cfg: RunConfig):
     """Data, split and model of a configuration: every check on the user's input, no file written."""
     if cfg.train.threads:
@@ -167,8 +107,9 @@ def prepare(cfg: RunConfig):
     info = data_info(bundle, cfg, split, likelihood)
     torch.manual_seed(cfg.train.seed)  # initial weights depend on the seed alone
     model = build_model(model_spec(info, cfg.model), cfg.arch, cfg.model)
-    budget = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
-    info["notes"] = budget + pixel_notes(bundle) + missing_notes(bundle) + target_notes(bundle, model, cfg)
+    info["notes"] = notes(bundle, split, cfg, model)
+    if not model.heads:  # a plain VAE trains on no label
+        info.update(n_labelled=0, n_labelled_per_head=dict.fromkeys(info["n_labelled_per_head"], 0))
     if not model.has_decoder and info["validation_labels"] == ELBO_VALIDATION:  # nothing to stop early on
         info["validation_labels"] = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     check_labels(model, split, cfg)
@@ -186,6 +127,12 @@ def prepare(cfg: RunConfig):
                         (" (no class layer)" if not model.heads else "; add --val-labels K (e.g. 50) to keep K budget "
                          "labels for validation"))
     return bundle, split, data, info, model
+
+
+def settled(cfg: RunConfig, model: BaseModel) -> RunConfig:
+    """For config.yaml: the consistency weight the model chose by the data's kind, where not given (0: off)."""
+    weight = model.consistency.weight if model.consistency is not None else 0.0
+    return replace(cfg, model=replace(cfg.model, consistency=weight))
 
 
 def train(config: RunConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
@@ -254,8 +201,9 @@ def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
         path = out or default_run_dir(cfg)
         if world.main:
             check_writable(path)
+        cfg = settled(cfg, model)
         summary = {"status": "completed", "n_parameters": sum(p.numel() for p in model.parameters()),
-                   "n_labelled": len(split.pool) if model.heads else 0,  # a plain VAE reads no label
+                   "n_labelled": info["n_labelled"],
                    "validation_labels": info["validation_labels"]}
         if carried is not None:
             summary["init_from"] = {"run": cfg.train.init_from, "carried": len(carried),
