@@ -49,6 +49,21 @@ def test_a_csv_id_column_names_rows_and_stays_out_of_the_features(tmp_path):
     assert load_inputs(str(tmp_path / "bare.csv"), info).ids is None
 
 
+def test_carved_rows_without_names_keep_their_numbers_in_the_file(tmp_path):
+    (tmp_path / "d.csv").write_text("a,label\n" + "".join(f"{i},{i % 2 if i % 3 else ''}\n" for i in range(30)))
+    bundle = load_dataset(str(tmp_path / "d.csv"))
+    both = [(int(i), float(v)) for d in (bundle.train, bundle.test) for i, v in zip(d.ids, d.x[:, 0])]
+    assert sorted(both) == [(i, float(i)) for i in range(30)] and len(bundle.test)
+    x = np.arange(20, dtype=np.float32)[:, None, None].repeat(4, 1)  # series i holds the value i
+    np.savez(tmp_path / "s.npz", x=x, y=np.arange(20) % 2, lengths=np.full(20, 4))
+    seq = load_dataset(str(tmp_path / "s.npz"))
+    for d in (seq.train, seq.test):
+        assert [int(i) for i in d.ids] == d.x[:, 0, 0].round().int().tolist()
+    np.savez(tmp_path / "n.npz", x=x, y=np.arange(20) % 2, lengths=np.full(20, 4), ids=np.array([f"s{i}" for i in range(20)]))
+    assert sorted(load_dataset(str(tmp_path / "n.npz")).train.ids.tolist() +
+                  load_dataset(str(tmp_path / "n.npz")).test.ids.tolist()) == sorted(f"s{i}" for i in range(20))
+
+
 def test_image_folders_name_rows_by_file(tmp_path):
     for cls in ("cat", "dog"):
         (tmp_path / "train" / cls).mkdir(parents=True)

@@ -121,3 +121,27 @@ def test_a_label_column_in_the_file_is_checked_against_the_data_never_used(tmp_p
     f.write_text("row,label\n0,0\n")
     with pytest.raises(UserError, match="name the column after one of them"):
         read_label_ids(f, None, np.array([[0, 1]]), [("a", ("x",)), ("b", ("y", "z"))])
+
+
+def test_a_csv_without_ids_gets_its_own_row_numbers_back_after_the_test_carve(tmp_path, capsys):
+    """The carve takes labelled rows out of a CSV that has no test split; suggest's ids are still
+    the file's row numbers (0: the first below the header), so a user labels the right rows."""
+    import csv
+    import io
+
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    keep = np.random.default_rng(0).random(len(d.target)) < 0.4
+    lines = [",".join([f"f{i}" for i in range(d.data.shape[1])] + ["label"])]
+    lines += [",".join([f"{v:g}" for v in row] + [str(c) if k else ""]) for row, c, k in zip(d.data, d.target, keep)]
+    (tmp_path / "wine.csv").write_text("\n".join(lines) + "\n")
+    assert main(["train", "--dataset", str(tmp_path / "wine.csv"), "--epochs", "1", "--hidden", "16", "--threads", "1",
+                 "--quiet", "--out", str(tmp_path / "r")]) == 0
+    assert main(["suggest", str(tmp_path / "r"), "--n", "20", "--out", str(tmp_path / "s.csv")]) == 0
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "s.csv").read_text())))
+    assert any(r["row"] != r["id"] for r in rows)  # the carve moved rows up
+    assert not keep[[int(r["id"]) for r in rows]].any()  # every suggested row is unlabelled in the file
+    test_ids = load_run(tmp_path / "r").dataset().test.ids.astype(int)
+    assert keep[test_ids].all() and (load_run(tmp_path / "r").dataset().test.labels[:, 0].numpy()
+                                     == d.target[test_ids]).all()

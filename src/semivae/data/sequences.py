@@ -166,9 +166,10 @@ def channel_stats(x: np.ndarray, lengths: np.ndarray,
 
 
 def sequence_bundle(name: str, train: tuple, test: tuple, heads: list[LabelColumn], meta: dict,
-                    standardise: bool = True, scale: float = 1.0) -> DataBundle:
+                    standardise: bool = True, scale: float = 1.0, ids: tuple = (None, None)) -> DataBundle:
     """A bundle from (x, lengths, labels (N, F)) per split; real-valued channels standardised
-    with the training split's statistics, else scaled by ``scale`` into [0, 1] (Bernoulli)."""
+    with the training split's statistics, else scaled by ``scale`` into [0, 1] (Bernoulli);
+    ``ids`` (train, test): the series' names, or None."""
     (x, lengths, y), (x_te, len_te, y_te) = train, test
     if standardise:
         shift, inv = channel_stats(x, lengths, f"{name} (train)")
@@ -176,18 +177,21 @@ def sequence_bundle(name: str, train: tuple, test: tuple, heads: list[LabelColum
     else:
         shift, shift_t, scale_t, likelihood = 0.0, 0.0, scale, "bernoulli"
 
-    def part(xa, la, ya) -> ArrayData:
+    def part(xa, la, ya, ia) -> ArrayData:
         lengths_t = None if (la == xa.shape[1]).all() else torch.from_numpy(la)
         xa, observed = fill_series(xa, la, shift)
         return ArrayData(torch.from_numpy(np.ascontiguousarray(xa)), torch.from_numpy(ya.astype(np.int64)), shift_t,
-                         scale_t, lengths=lengths_t, observed=observed)
-    return DataBundle(name, part(x, lengths, y), part(x_te, len_te, y_te), heads, "sequence", likelihood, meta)
+                         scale_t, lengths=lengths_t, observed=observed, ids=ia)
+    return DataBundle(name, part(x, lengths, y, ids[0]), part(x_te, len_te, y_te, ids[1]), heads, "sequence",
+                      likelihood, meta)
 
 
-def _split_off_test(x, lengths, y):
-    """A stratified 20 % test split of series without one."""
+def _split_off_test(x, lengths, y, ids=None):
+    """A stratified 20 % test split of series without one, and each part's ids: the given ones,
+    else the series' numbers in the file, which the carve would otherwise change."""
     tr, te = carve_test(y[:, 0] if y.shape[1] else np.full(len(y), -1))
-    return (x[tr], lengths[tr], y[tr]), (x[te], lengths[te], y[te]), te
+    ids = np.arange(len(y)).astype(str).astype(object) if ids is None else np.asarray(ids, dtype=object)
+    return (x[tr], lengths[tr], y[tr]), (x[te], lengths[te], y[te]), te, (ids[tr], ids[te])
 
 
 # ------------------------------------------------------------------------- named sets
@@ -276,14 +280,15 @@ def load_har_folder(path: Path) -> DataBundle:
 
 
 def npz_sequences(path: Path, x: np.ndarray, lengths: np.ndarray | None, y: np.ndarray,
-                  test: tuple | None, heads: list[LabelColumn]) -> DataBundle:
-    """Sequences of an ``.npz``: x (N, T, C) [+ lengths] or (sum T_i, C) + lengths."""
+                  test: tuple | None, heads: list[LabelColumn], ids: tuple = (None, None)) -> DataBundle:
+    """Sequences of an ``.npz``: x (N, T, C) [+ lengths] or (sum T_i, C) + lengths; ``ids``
+    (train, test): the file's ``ids`` and ``ids_test``, or None."""
     x, lengths = (from_concatenated(x, lengths, f"x in {path}") if x.ndim == 2
                   else check_sequences(x, lengths, f"x in {path}"))
     meta = {"source": str(path.resolve()), "feature_names": None, "channel_names": None}
     carve: dict = {}
     if test is None:
-        train, test_part, te = _split_off_test(x, lengths, y)
+        train, test_part, te, ids = _split_off_test(x, lengths, y, ids[0])
         carve = carve_note(y[:, 0] if y.shape[1] else None, te, heads)
     else:
         x_te, len_te, y_te = test
@@ -294,7 +299,7 @@ def npz_sequences(path: Path, x: np.ndarray, lengths: np.ndarray | None, y: np.n
         width = max(x.shape[1], x_te.shape[1])
         x, x_te = (np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0))) for a in (x, x_te))
         train, test_part = (x, lengths, y), (x_te, len_te, y_te)
-    return sequence_bundle(path.stem, train, test_part, heads, {**meta, **carve})
+    return sequence_bundle(path.stem, train, test_part, heads, {**meta, **carve}, ids=ids)
 
 
 def sequence_inputs(x: np.ndarray, lengths: np.ndarray | None, steps: int, channels: int,

@@ -226,7 +226,7 @@ def _load_npz(path: Path, label_column: str) -> DataBundle:
         heads.append(LabelColumn(name, tuple(classes)))
     if a.sequence:
         test = None if a.x_test is None else (a.x_test, a.lengths_test, a.y_test)
-        return npz_sequences(path, a.x, a.lengths, y, test, heads)
+        return npz_sequences(path, a.x, a.lengths, y, test, heads, (a.ids, a.ids_test))
     return _assemble(path, a.x, y, a.x_test, a.y_test, heads, label_column, a.feature_names,
                      targets=(a.t, a.t_test, a.target_names), ids=(a.ids, a.ids_test))
 
@@ -309,7 +309,8 @@ def _assemble(
     """Split (if no test given), normalise, and wrap user arrays (labels (N, F)) into a bundle.
 
     ``ids`` (train, test) name the rows (a CSV id column, image file names); they follow
-    the rows into the splits (``ArrayData.ids``).
+    the rows into the splits (``ArrayData.ids``). Where a test split is carved, rows without a
+    name are named by their row number in the data (0: the first), which they keep.
 
     Continuous ``targets`` (t, t_test, names) are standardised with the training split's
     mean and std (saved in ``meta``), so a model's N(0, 1) prior on them fits.
@@ -324,7 +325,9 @@ def _assemble(
         carve = carve_note(y[:, 0] if y.shape[1] else None, te, heads)
         x, y, x_test, y_test = x[tr], y[tr], x[te], y[te]
         t, t_test = (None, None) if t is None else (t[tr], t[te])
-        id_arr, id_test = (None, None) if id_arr is None else (id_arr[tr], id_arr[te])
+        if id_arr is None:  # rows the data does not name keep their numbers in the file, which the carve would change
+            id_arr = np.arange(len(tr) + len(te)).astype(str).astype(object)
+        id_arr, id_test = id_arr[tr], id_arr[te]
     t_mean = t_std = None
     if t is not None:
         if np.isnan(t).all(0).any():

@@ -23,8 +23,9 @@ the point of highest typicality
     t_i = 1 / (mean distance to its k nearest points in the cluster),   k = min(20, |cluster| / 2)
 
 (clusters of fewer than 5 points are skipped), so a small budget covers the dense regions of
-the data, each with one representative point. Rows are indices into the training split, ids the
-data's own where it has them; ``--label-ids FILE`` on the next ``semivae train`` reads the file back.
+the data, each with one representative point. Rows are indices into the training split; ids are the
+data's own names where it has them, else the row numbers in the file (kept where a test split is carved);
+``--label-ids FILE`` on the next ``semivae train`` reads the file back.
 """
 
 from __future__ import annotations
