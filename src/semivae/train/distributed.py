@@ -14,6 +14,7 @@ on GPU (one per local rank). Several machines: torchrun's rendezvous options
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -96,5 +97,10 @@ def init_world(device_name: str = "auto") -> World:
 
 
 def close_world(world: World) -> None:
+    """Tear the process group down. DDP's reducer sits in reference cycles that only a collection
+    frees: collected at interpreter exit instead, its gloo work can abort the process (SIGABRT,
+    "terminate called without an active exception"), so it is collected here, while all is whole."""
     if world.size > 1 and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
