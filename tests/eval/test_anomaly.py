@@ -55,6 +55,11 @@ def test_anomaly_run_reports_every_score_and_meets_its_target_fpr(anomaly_run):
     info = json.loads((anomaly_run / "data.json").read_text())
     (head,) = info["heads"]
     assert info["anomaly_class"] == "1" and "1" not in head["classes"] and len(head["classes"]) == 9
+    from semivae.viz.report import report_html  # the report shows the same table, the default score in bold
+
+    page = report_html(anomaly_run)[0]
+    assert "<h2>Anomaly detection</h2>" in page
+    assert f"<td><strong>combined</strong></td><td><strong>{res['scores']['combined']['auroc']:.4f}" in page
 
 
 def test_every_score_is_finite_and_higher_for_noise_than_for_training_images(anomaly_run):

@@ -24,12 +24,12 @@ def _run_config(a: argparse.Namespace, own: tuple[str, ...] = ()):
 
 
 def _anomaly_table(res: dict) -> str:
-    lines = [f"anomaly class {res['anomaly_class']}: {res['n_anomalous']} anomalous of {res['n_test']} test points; "
-             f"thresholds at {res['target_fpr']:.0%} validation FPR; default score {res['default_score']}",
-             f"{'score':<18}{'AUROC':>8}{'AP':>8}{'test FPR':>10}{'test TPR':>10}"]
-    for n, m in res["scores"].items():
-        lines.append(f"{n:<18}{m['auroc']:>8.4f}{m['average_precision']:>8.4f}{m['test_fpr']:>10.3f}{m['test_tpr']:>10.3f}")
-    return "\n".join(lines)
+    from ..eval.anomaly import ANOMALY_COLUMNS, anomaly_table
+
+    headline, rows = anomaly_table(res)
+    widths = (-18, 8, 8, 10, 10)  # negative: left-aligned
+    return "\n".join([headline] + ["".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, w in zip(row, widths))
+                                   for row in [list(ANOMALY_COLUMNS), *rows]])
 
 
 def cmd_anomaly(a: argparse.Namespace) -> int:

@@ -113,6 +113,19 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
     return res
 
 
+ANOMALY_COLUMNS = ("score", "AUROC", "AP", "test FPR", "test TPR")
+
+
+def anomaly_table(res: dict) -> tuple[str, list[list[str]]]:
+    """anomaly.json as a headline and one row of formatted cells per score (``ANOMALY_COLUMNS``):
+    what ``semivae anomaly`` prints and the report shows."""
+    headline = (f"anomaly class {res['anomaly_class']}: {res['n_anomalous']} anomalous of {res['n_test']} test points; "
+                f"thresholds at {res['target_fpr']:.0%} validation FPR; default score {res['default_score']}")
+    rows = [[n, f"{m['auroc']:.4f}", f"{m['average_precision']:.4f}", f"{m['test_fpr']:.3f}", f"{m['test_tpr']:.3f}"]
+            for n, m in res["scores"].items()]
+    return headline, rows
+
+
 def load_anomaly(run: Run) -> dict:
     path = run.path / "anomaly.json"
     if not path.is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import UserError
+from ..eval.anomaly import ANOMALY_COLUMNS, anomaly_table, load_anomaly
 from ..eval.disentangle import load_disentanglement
 from ..eval.disentanglement import HEADLINE
 from ..eval.evaluation import evaluate
@@ -35,6 +36,16 @@ def _table(rows: dict) -> str:
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in rows.items()) + "</table>"
+
+
+def _anomaly_part(res: dict) -> list[str]:
+    """The detector's scores on the test split, the default one in bold (as ``semivae anomaly`` prints them)."""
+    headline, rows = anomaly_table(res)
+    cells = [[f"<strong>{c}</strong>" if row[0] == res["default_score"] else c for c in map(html.escape, row)]
+             for row in rows]
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells)
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in ANOMALY_COLUMNS) + "</tr>"
+    return ["<h2>Anomaly detection</h2>", f"<p>{html.escape(headline)}</p>", f"<table>{head}{body}</table>"]
 
 
 def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 0,
@@ -61,6 +72,8 @@ def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 
         parts += ["<h2>Test metrics</h2>", _table(shown | {"points": res["n"]})]
     except UserError as e:
         parts += ["<h2>Test metrics</h2>", f"<p>not available: {html.escape(str(e))}</p>"]
+    if (run.path / "anomaly.json").is_file():
+        parts += _anomaly_part(load_anomaly(run))
     dis = load_disentanglement(run.path)
     if dis:
         parts += ["<h2>Disentanglement</h2>", _table({f"{k} ({HEADLINE[k]})": v for k, v in dis["headline"].items()}),
