@@ -72,6 +72,17 @@ def test_val_labels_come_out_of_the_budget():
     assert (data.val.labels >= 0).sum() == 10
 
 
+def test_every_named_row_trains_wherever_the_validation_carve_falls():
+    rows = np.arange(0, 300, 7)  # 43 rows, some of them in any 10 % carve
+    cfg = DataConfig(val_fraction=0.1, val_labels=0)
+    carve = make_split(Y[:, None], [10], cfg, seed=0).val
+    assert set(rows) & set(carve)
+    split = make_split(Y[:, None], [10], cfg, seed=0, label_rows=rows)
+    assert split.labelled[0].tolist() == rows.tolist() and not set(split.val) & set(rows)
+    split = make_split(Y[:, None], [10], DataConfig(val_fraction=0.1, val_labels=5), seed=0, label_rows=rows)
+    assert len(split.labelled[0]) == 38 and set(split.val_labelled[0]) <= set(rows)  # --val-labels K: K of them
+
+
 def test_oracle_val_labels_are_explicit():
     split = make_split(Y[:, None], [10], DataConfig(labels="20", oracle_val_labels=True, val_fraction=0.1), seed=0)
     assert split.oracle_val_labels and len(split.val_labelled[0]) == 30

@@ -25,7 +25,7 @@ from .dataset import ArrayData, data_kind, fill_missing
 from .files import (IMAGE_EXTS, UNLABELLED_DIRS, check_inputs, input_image_files, read_images, read_npz_inputs,
                     read_npz_labels, read_npz_series)
 from .tables import read_csv
-from .sequences import fill_series, sequence_inputs
+from .sequences import fill_series, pad, sequence_inputs
 
 FORMS = {"image": ("dir", ".npz", *IMAGE_EXTS), "vector": (".csv", ".npz"), "sequence": (".npz",)}
 FORM_NAMES = {"image": "a folder of images, one image file or a .npz", "vector": "a .csv or a .npz",
@@ -60,7 +60,15 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
     ids = None
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):  # a pandas data frame
         source, ids = _from_frame(source, info)
-    x = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
+    if (data_kind(info["kind"]) == "sequence" and isinstance(source, (list, tuple)) and len(source)
+            and all(np.ndim(s) == 2 for s in source)):  # a list of (T_i, C) series of any lengths
+        x, lengths = pad([np.asarray(s, dtype=np.float32) for s in source], "the list of series")
+        return _wrap(x, lengths, info, from_folder=False, what="the list of series")
+    try:
+        x = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
+    except ValueError:
+        raise UserError("the inputs are nested lists of uneven lengths; give an array of one shape (series of many "
+                        "lengths: a list of (T_i, C) arrays, or {'x': ..., 'lengths': ...})") from None
     return _wrap(x, None, info, from_folder=False, what="the array", ids=ids)
 
 

@@ -145,6 +145,9 @@ def interpolate_gaps(x: torch.Tensor, observed: torch.Tensor, fill: torch.Tensor
 
 def from_concatenated(x: np.ndarray, lengths: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Series stored one after another, (sum T_i, C), cut by ``lengths`` and padded."""
+    if lengths is None:
+        raise UserError(f"{what} is 2-D {tuple(x.shape)} without lengths; give the series as (N, T, C) (NaN after a "
+                        "shorter one's end), or one after another as (sum T_i, C) with their lengths")
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or lengths.sum() != len(x) or (lengths < 1).any():
         raise UserError(f"lengths of {what} sum to {int(lengths.sum())} but x has {len(x)} steps (and every length "
@@ -307,6 +310,8 @@ def sequence_inputs(x: np.ndarray, lengths: np.ndarray | None, steps: int, chann
     """New series for a trained model: checked, padded to the training length ``steps`` (NaN
     kept where a value is missing), or to the longest series where that is longer and the model
     reads ``any_length``."""
+    if x.ndim == 2 and lengths is None and channels == 1:  # (N, T): one channel
+        x = x[:, :, None]
     x, lengths = from_concatenated(x, lengths, what) if x.ndim == 2 else check_sequences(x, lengths, what)
     if x.shape[2] != channels:
         raise UserError(f"{what} has {x.shape[2]} channels but the model was trained on {channels}; "

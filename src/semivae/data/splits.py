@@ -65,12 +65,15 @@ def make_split(labels: np.ndarray, n_classes: list[int], cfg: DataConfig, seed: 
     (per head) names classes in errors.
 
     ``label_rows`` (``--label-ids``) replaces the drawn budget: exactly those rows' labels are
-    known; the ones that fall in the validation carve go to validation."""
+    known, and every one of them trains (the validation carve leaves them out) but the
+    ``val_labels`` moved to validation."""
     rng = np.random.default_rng(seed)
     n = len(labels)
     perm = rng.permutation(n)
     n_val = int(round(cfg.val_fraction * n))
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if label_rows is not None:  # rows the user named to label are trained on, wherever the carve fell
+        val, train = np.setdiff1d(val, label_rows), np.union1d(train, label_rows)
     if cfg.joint_labels and len(n_classes) > 1:
         return _joint_split(labels, n_classes, cfg, rng, val, train)
     labelled, val_labelled = [], []

@@ -32,7 +32,9 @@ def read_csv(
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if any(c.strip() for c in r)]
+            # blank lines are skipped; a row of empty cells (",,,") is a row, and refused below: dropped, it
+            # would shift the row numbers of every row after it
+            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if len(r) > 1 or (r and r[0].strip())]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"cannot read {path} as CSV ({err}); save it as UTF-8 comma-separated text") from None
     if not rows:
