@@ -46,6 +46,10 @@ def test_semi_supervised_fit_with_minus_one_and_every_method(digits):
     normal, odd = clf.score_samples(x[:50]), clf.score_samples(np.random.default_rng(0).uniform(0, 16, (50, 64)))
     assert np.median(normal) > np.median(odd)  # higher = more normal
     assert (clf.predict(x) == y).mean() > 0.5
+    # score leaves the unlabelled rows out, as fit does
+    assert clf.score(x, y_semi) == pytest.approx((clf.predict(x[:60]) == y[:60]).mean())
+    with pytest.raises(ValueError, match="y holds the label -2; mark unlabelled rows -1"):
+        SemiVAEClassifier(**{**SMALL, "epochs": 1}).fit(x, np.where(y_semi == -1, -2, y_semi))
 
 
 def test_pipelines_cross_validation_and_grid_search(digits):
@@ -158,3 +162,5 @@ def test_flattened_images_in_0_255(digits):
     clf = SemiVAEClassifier(**{**SMALL, "epochs": 2}, input_shape=(1, 8, 8)).fit(pixels.astype(np.uint8), y)
     assert clf.pixel_max_ == 255.0
     assert np.allclose(clf.predict_proba(pixels[:5]), clf.predict_proba(pixels[:5] / 1.0))
+    with pytest.raises(ValueError, match="pixels go up to 16; .* pass X / 16"):  # the digits' own 0..16
+        SemiVAEClassifier(**{**SMALL, "epochs": 1}, input_shape=(1, 8, 8)).fit(x, y)

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted, column_or_1d,
                                       validate_data)
@@ -191,12 +193,20 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
         if not labelled.any():
             raise ValueError("y has no labelled row (all -1); label at least one row of two classes")
         check_classification_targets(y[labelled])
+        negative = y[labelled][y[labelled] < 0] if y.dtype.kind in "iuf" else []
+        if len(negative):  # -1 marks an unlabelled row; another negative number is most likely a typo for it
+            raise ValueError(f"y holds the label {negative[0].item()!r}; mark unlabelled rows -1 (or NaN), and give "
+                             "classes as numbers >= 0 or as text")
         self.classes_ = np.unique(y[labelled])
         if len(self.classes_) < 2:
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         codes = np.full(len(y), -1, dtype=np.int64)
         codes[labelled] = np.searchsorted(self.classes_, y[labelled])
-        self.pixel_max_ = 255.0 if self.input_shape is not None and np.nanmax(X, initial=0.0) > 1 else 1.0
+        top = float(np.nanmax(X, initial=0.0))
+        if self.input_shape is not None and 1 < top < 64:  # never rescaled by guess: 0..16 is not 0..255
+            raise ValueError(f"X's pixels go up to {top:g}; with input_shape they are read as floats in [0, 1] or as "
+                             f"0..255, so these would be nearly black: pass X / {top:g}")
+        self.pixel_max_ = 255.0 if self.input_shape is not None and top > 1 else 1.0
         self._fit_run(self._shaped(X), codes, self._train_options(), _lengths(X) if self.series_ else None)
         return self
 
@@ -239,6 +249,16 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy on the labelled rows of y; its unlabelled rows (-1, NaN, as in ``fit``) are left
+        out, so cross-validation on semi-supervised y scores what it can."""
+        y = column_or_1d(y, warn=True)
+        keep = np.flatnonzero(~_unlabelled(y))
+        if not len(keep):
+            raise ValueError("y has no labelled row to score against (all -1); give labels")
+        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
+        return float(accuracy_score(y[keep], self.predict(_safe_indexing(X, keep)), sample_weight=weight))
 
     def transform(self, X) -> np.ndarray:
         """Means of q(z|x): (N, latent_dim)."""

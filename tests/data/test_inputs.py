@@ -49,6 +49,11 @@ def test_a_csv_id_column_names_rows_and_stays_out_of_the_features(tmp_path):
     assert load_inputs(str(tmp_path / "bare.csv"), info).ids is None
 
 
+def test_a_negative_label_other_than_minus_one_is_refused_as_a_typo():
+    with pytest.raises(UserError, match="y holds the label -2; mark unlabelled rows -1"):
+        training_npz(np.zeros((4, 2), np.float32), np.array([0, 1, -1, -2]))
+
+
 def test_carved_rows_without_names_keep_their_numbers_in_the_file(tmp_path):
     (tmp_path / "d.csv").write_text("a,label\n" + "".join(f"{i},{i % 2 if i % 3 else ''}\n" for i in range(30)))
     bundle = load_dataset(str(tmp_path / "d.csv"))

@@ -48,6 +48,10 @@ def _is_unlabelled(v: Any) -> bool:
 def class_values(y: np.ndarray) -> list:
     """The classes of a label vector: its distinct labelled values, sorted."""
     values = {v for v in y.tolist() if not _is_unlabelled(v)}
+    negative = sorted(v for v in values if isinstance(v, (int, float)) and v < 0)
+    if negative:  # -1 marks an unlabelled row; another negative number is most likely a typo for it
+        raise UserError(f"y holds the label {negative[0]!r}; mark unlabelled rows -1 (or NaN), and give classes as "
+                        "numbers >= 0 or as text")
     try:
         return sorted(values)
     except TypeError:  # mixed types: sort by their text
