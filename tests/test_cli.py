@@ -166,6 +166,9 @@ def test_tabular_csv_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("semivae.data.inputs.read_csv", lambda *a, **k: reads.append(a[0]) or read_csv(*a, **k))
     assert semivae.evaluate(own, x=tmp_path / "t.csv")["log_loss"] == given["log_loss"]  # the file's own labels
     assert len(reads) == 1  # read once for inputs and labels
+    (tmp_path / "renamed.csv").write_text((tmp_path / "t.csv").read_text().replace(",label\n", ",truth\n", 1))
+    assert main(["evaluate", own, "--data", str(tmp_path / "renamed.csv"), "--label-column", "truth", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == given["accuracy"]  # its label column named
     (tmp_path / "new.csv").write_text("f3,f2,f1\n0.3,30,3\n-0.3,-30,-3\n")  # columns matched by name
     assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0
     pred = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

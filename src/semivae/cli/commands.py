@@ -218,8 +218,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from ..eval import evaluate
 
     # with --data: a labelled file of the training form, its own labels, instead of a split
+    if a.label_column and not a.data:
+        raise UserError("--label-column names the label column of --data FILE.csv; give --data, or drop it")
     res = evaluate(a.run, a.split, x=a.data or None, data_dir=a.data_dir, iwae_k=a.iwae_k, iwae_points=a.iwae_points,
-                   device=a.device)
+                   device=a.device, label_column=a.label_column)
     for note in res.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(json.dumps(res, indent=1) if a.json else _table(res))

@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
     e.add_argument("--data", help="score labelled data of the training form instead of a split: an image folder with "
                    "one sub-folder per class, a .csv with the label column or a .npz with y (classes matched by name)")
+    e.add_argument("--label-column", help="with --data as a .csv: its label column, where not the run's own")
     e.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     e.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
     e.add_argument("--iwae-k", type=int, default=0,

@@ -47,20 +47,20 @@ def read_csv(
     if label_column in header:
         label_idx: int | None = header.index(label_column)
     elif need_label:
-        raise UserError(f"{path} has no label column '{label_column}' (columns: {header}); pass --label-column NAME")
+        raise UserError(f"{path} has no label column '{label_column}' (columns: {_listed(header)}); pass --label-column NAME")
     else:
         label_idx = None
     if id_column is not None and id_column == label_column:
         raise UserError(f"--id-column and --label-column both name '{id_column}'; a column holds either the rows' "
                         "names or their classes, give each its own column")
     if id_column is not None and id_column not in header:
-        raise UserError(f"{path} has no id column '{id_column}' (columns: {header}); pass --id-column NAME or drop it")
+        raise UserError(f"{path} has no id column '{id_column}' (columns: {_listed(header)}); pass --id-column NAME or drop it")
     id_idx = header.index(id_column) if id_column is not None else None
     if feature_names is None:
         feature_names = [h for i, h in enumerate(header) if i not in (label_idx, id_idx)]
     missing = [c for c in feature_names if c not in header]
     if missing:
-        raise UserError(f"{path} lacks feature columns {missing} (columns: {header}); use the training columns")
+        raise UserError(f"{path} lacks feature columns {_listed(missing)} (columns: {_listed(header)}); use the training columns")
     if not feature_names:
         raise UserError(f"{path} has no feature columns besides '{label_column}'; add numeric feature columns")
     for line, r in rows:
@@ -71,6 +71,11 @@ def read_csv(
     labels = [_class_cell(r[label_idx]) for _, r in rows] if label_idx is not None else None
     ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
     return x, labels, list(feature_names), ids
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    """Column names for a one-line error: the first ``most``, then how many in all."""
+    return ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
 def _class_cell(cell: str) -> str:

@@ -26,11 +26,13 @@ from .unknown import unknown_flags
 
 
 def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=None, data_dir: str | None = None,
-             iwae_k: int = 0, iwae_points: int | None = None, seed: int = 0, device: str | None = None) -> dict:
+             iwae_k: int = 0, iwae_points: int | None = None, seed: int = 0, device: str | None = None,
+             label_column: str | None = None) -> dict:
     """Accuracy, log loss, calibration error and confusion matrix per head, and the ELBO, of a
     run on ``split``, or on given inputs ``x`` (a path, array or data frame) with labels ``y``
     (class names or values of the first head; -1 = unlabelled; a path's own labels when ``y`` is
-    None: an image folder's sub-folders, a CSV's label column, an ``.npz``'s ``y``); with ``iwae_k`` also the
+    None: an image folder's sub-folders, a CSV's label column, the run's or ``label_column``, an ``.npz``'s ``y``);
+    with ``iwae_k`` also the
     negative log-likelihood ``nll`` (nats per point, the IWAE bound with k samples, on the
     first ``iwae_points`` points or all). Given a list of runs, their ensemble (``ensemble.py``):
     the scores of the averaged probabilities, each member's accuracy and log loss in ``members``."""
@@ -39,10 +41,10 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
     if y is not None and x is None:
         raise UserError("y= needs x=; pass the inputs the labels belong to as x=")
     if isinstance(run, (list, tuple)) and len(run) > 1:
-        return _evaluate_ensemble(list(run), split, x, y, data_dir, iwae_k, device)
+        return _evaluate_ensemble(list(run), split, x, y, data_dir, iwae_k, device, label_column)
     run = as_run(_one(run), device)
     if x is not None:
-        data, split = labelled_inputs(run, x, y), "given"
+        data, split = labelled_inputs(run, x, y, label_column), "given"
     else:
         data = run.split_data(split, data_dir)
     if not len(data):
@@ -74,13 +76,14 @@ def _one(run):
     return run
 
 
-def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_k: int, device: str | None) -> dict:
+def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_k: int, device: str | None,
+                       label_column: str | None) -> dict:
     if iwae_k:
         raise UserError("--iwae-k scores one model's likelihood; evaluate the ensemble's runs one at a time for it")
     members = load_members(runs, device)
     same_carve(members, split)
     if x is not None:
-        datas, split = shared_reads(members, lambda m: labelled_inputs(m, x, y)), "given"
+        datas, split = shared_reads(members, lambda m: labelled_inputs(m, x, y, label_column)), "given"
     else:
         datas = shared_reads(members, lambda m: m.split_data(split, data_dir))
     first = members[0]
@@ -96,11 +99,15 @@ def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_
             **({"notes": notes} if notes else {})}
 
 
-def labelled_inputs(run: Run, x, y) -> ArrayData:
+def labelled_inputs(run: Run, x, y, label_column: str | None = None) -> ArrayData:
     """Inputs ``x`` with the first head's labels ``y`` (class names or values, -1 = unlabelled);
-    without ``y``, a path's own labels (its sub-folders, label column or ``y``: ``load_labelled``)."""
+    without ``y``, a path's own labels (its sub-folders, label column (the run's, or
+    ``label_column``) or ``y``: ``load_labelled``)."""
+    if label_column is not None and not (y is None and isinstance(x, (str, Path))):
+        raise UserError("label_column names the label column of a CSV given as x=; drop it, or give the CSV's path")
     if y is None and isinstance(x, (str, Path)):
-        data, y = load_labelled(x, input_info(run))
+        info = input_info(run)
+        data, y = load_labelled(x, {**info, "label_column": label_column} if label_column else info)
     else:
         data = read_inputs(run, x)
     if y is None:
