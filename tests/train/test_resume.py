@@ -102,6 +102,15 @@ def test_sigint_stops_with_130_and_a_finished_run_extends_with_more_epochs(tmp_p
     assert main(["train", "--resume", str(tmp_path / "r"), "--quiet"]) == 0
     assert main(["train", "--resume", str(tmp_path / "r"), "--epochs", "3", "--quiet"]) == 0
     assert [r["epoch"] for r in _rows(tmp_path / "r")] == [1, 2, 3]
+    from semivae.train import Interrupted, train  # from Python: a KeyboardInterrupt, past `except Exception`
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        _signal_during(m, SemiVAE, 3, signal.SIGINT)
+        try:
+            train(dataset="digits", epochs=2, hidden=[16], threads=1, out=tmp_path / "py", progress=False)
+        except Exception:  # a loop over seeds that goes on after a failure
+            pass
+    assert issubclass(Interrupted, KeyboardInterrupt)
 
 
 def test_resume_refuses_new_options_and_runs_without_a_checkpoint(tmp_path, capsys):

@@ -40,8 +40,9 @@ from .trainer import (OPTIMIZERS, VAL_METRICS, EpochMeans, averaged_weights, epo
                       make_step, monitor_of, postfix, set_lr)
 
 
-class Interrupted(Exception):
-    """Training stopped on a signal; the checkpoint holds everything to resume."""
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal; the checkpoint holds everything to resume. A KeyboardInterrupt,
+    so a caller's ``except Exception`` (a loop over seeds) does not swallow Ctrl-C and go on."""
 
     def __init__(self, signum: int):
         super().__init__(f"stopped by signal {signum}")
