@@ -171,7 +171,9 @@ def _predictions(run: Run | str | Path | list, inputs, device: str | None = None
 def predict(run: Run | str | Path | list, inputs, head: str | None = None,
             device: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Class probabilities (N, K) of one head (the only one, unless named) for ``inputs``
-    (a path of the training formats, an array or a data frame), and that head's class names.
+    (a path of the training formats; an array, tensor or nested list; a data frame, columns
+    matched by name; series of many lengths as a list of (T_i, C) arrays or
+    ``{"x": ..., "lengths": ...}``), and that head's class names (text, as the run names them).
     Given a list of runs, their ensemble's averaged probabilities."""
     members, _, out = _predictions(run, inputs, device)
     run = members[0]

@@ -21,5 +21,6 @@ class _CallablePackage(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallablePackage
 __signature__ = inspect.signature(train)
+__doc__ = f"{__doc__}\nsemivae.train{__signature__}\n\n{inspect.getdoc(train)}\n"  # help(semivae.train) shows it
 
 __all__ = ["Interrupted", "TrainingDiverged", "fit", "resume", "train"]
