@@ -100,6 +100,9 @@ def test_label_ids_match_the_datas_own_ids(tmp_path):
     moved = np.array(["3/a.png", "1/b.png", "c.png"], dtype=object)  # suggested loose, then sorted into folders
     (tmp_path / "m.txt").write_text("a.png\nb.png\n")
     assert read_label_ids(tmp_path / "m.txt", moved, np.array([[3], [1], [-1]])).tolist() == [0, 1]
+    (tmp_path / "t.txt").write_text("e\n")  # a row the carve has since moved into the test split
+    with pytest.raises(UserError, match="names 'e', which the test split holds: .* give it as --test-data"):
+        read_label_ids(tmp_path / "t.txt", ids, labels, carved=np.array(["e", "f"], dtype=object))
     (tmp_path / "h.txt").write_text("c\n")
     with pytest.raises(UserError, match="names 'c', which has no label in the data; label it there first"):
         read_label_ids(tmp_path / "h.txt", ids, labels)

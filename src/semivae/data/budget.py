@@ -57,7 +57,7 @@ def select_labelled(y: np.ndarray, n_classes: int, *, labels: str | int | None =
 
 
 def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
-                   heads: Sequence[tuple[str, Sequence[str]]] = ()) -> np.ndarray:
+                   heads: Sequence[tuple[str, Sequence[str]]] = (), carved: np.ndarray | None = None) -> np.ndarray:
     """The training-split rows (sorted, unique) that ``--label-ids FILE`` names.
 
     The file is what ``semivae suggest`` writes (a CSV with a ``row`` and an ``id`` column), or
@@ -65,6 +65,7 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
     ``labels`` (N, F) must hold a label for every named row: the file says which labels the
     model may see, the data holds them. A CSV column that gives labels (``label``, or a head's
     name among ``heads``, its (name, classes) pairs) is checked against the data, never used.
+    ``carved``: the ids of a test split carved from the data, which a named id may have moved into.
     """
     p = Path(path).expanduser()
     try:
@@ -97,6 +98,12 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
         index |= {e: names[Path(e).name][0] for e in entries
                   if e not in index and len(names.get(Path(e).name, [])) == 1}
         unknown = [e for e in entries if e not in index]
+        test = set() if carved is None else {str(v) for v in carved.tolist()} | {Path(str(v)).name for v in carved}
+        held = [e for e in unknown if e in test or Path(e).name in test]
+        if held:
+            raise UserError(f"--label-ids {p} names {held[0]!r}, which the test split holds: the data has no test "
+                            "split, so 20 % of its labelled points are carved off, and which ones changes as labels "
+                            "are added; keep a labelled test file apart and give it as --test-data")
         if unknown:
             raise UserError(f"--label-ids {p} names {unknown[0]!r}, which is not an id of the training data; use "
                             "the ids `semivae suggest` wrote")

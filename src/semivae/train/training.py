@@ -100,7 +100,8 @@ def prepare(cfg: RunConfig):
     check_compatible(bundle, cfg, likelihood)
     labels = bundle.train.labels.numpy()
     heads = [(h.name, h.classes) for h in bundle.heads]
-    rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels, heads) if cfg.data.label_ids else None
+    carved = bundle.test.ids if bundle.meta.get("test_carved") else None  # a named id may have moved there
+    rows = read_label_ids(cfg.data.label_ids, bundle.train.ids, labels, heads, carved) if cfg.data.label_ids else None
     split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
     split = make_split(labels, [len(h.classes) for h in bundle.heads], cfg.data, split_seed, rows,
                        [tuple(h.classes) for h in bundle.heads])
