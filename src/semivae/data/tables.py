@@ -47,7 +47,8 @@ def read_csv(
     if label_column in header:
         label_idx: int | None = header.index(label_column)
     elif need_label:
-        raise UserError(f"{path} has no label column '{label_column}' (columns: {_listed(header)}); pass --label-column NAME")
+        raise UserError(f"{path} has no label column '{label_column}' (columns: {_listed(header)}); pass --label-column "
+                        f"NAME (a table with no label yet: add an empty '{label_column}' column)")
     else:
         label_idx = None
     if id_column is not None and id_column == label_column:

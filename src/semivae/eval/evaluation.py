@@ -61,8 +61,13 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
         res.update(nll=float(iwae_nll_terms(run.model, data, iwae_k, n).mean()), iwae_k=iwae_k, nll_points=n)
     spec = run.spec
     classes = {spec.key("classes", h.name): list(h.classes) for h in spec.heads}
+    anomaly = run.config.data.anomaly_class
+    held = res["n"] - res.get("n_labelled", res["n"]) if anomaly is not None and split == "test" else 0
     notes = [n for n in (status(run), f"the {split} split has only {len(data)} points: its figures are rough"
-                         if len(data) < 100 else None) if n]
+                         if len(data) < 100 else None,
+                         f"accuracy is over the {res['n'] - held} points of the trained classes; the {held} others "
+                         f"(anomaly class {anomaly}) have no class of the model (semivae anomaly scores them)"
+                         if held else None) if n]
     return {"run": str(run.path), "split": split, "dataset": run.config.data.dataset, "model": run.config.model.model,
             "mode": run.config.model.run_name(), **classes, **res, **({"notes": notes} if notes else {})}
 

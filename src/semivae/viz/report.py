@@ -70,6 +70,7 @@ def report_html(run: Run | str | Path, data_dir: str | None = None, seed: int = 
         res = evaluate(run, data_dir=data_dir)
         shown = {k: v for k, v in res.items() if k.split("/")[0] in METRIC_KEYS}
         parts += ["<h2>Test metrics</h2>", _table(shown | {"points": res["n"]})]
+        parts += [f"<p>{html.escape(note)}</p>" for note in res.get("notes", []) if note != unfinished]
     except UserError as e:
         parts += ["<h2>Test metrics</h2>", f"<p>not available: {html.escape(str(e))}</p>"]
     if (run.path / "anomaly.json").is_file():
