@@ -8,6 +8,7 @@ figure of w x h inches is exactly (w * DPI) x (h * DPI) pixels.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,12 @@ DPI = 100
 
 def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def wrapped(title: str, fig: Figure) -> str:
+    """``title`` broken into lines that fit the figure's width (about 11 characters an inch at the
+    default font), so a long title is not clipped at both sides."""
+    return textwrap.fill(title, max(24, int(fig.get_figwidth() * 11)))
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -58,7 +65,7 @@ def image_grid_figure(images: np.ndarray, title: str, row_labels: list[str] | No
     ax.tick_params(length=0)
     for s in ax.spines.values():
         s.set_visible(False)
-    ax.set_title(title)
+    ax.set_title(wrapped(title, fig))
     return fig
 
 

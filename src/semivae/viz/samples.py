@@ -18,7 +18,7 @@ from ..data.dataset import ArrayData
 from ..masks import steps
 from ..models import BaseModel, Head, model_device
 from ..objectives.steps import mean_steps
-from .canvas import image_grid_figure, new_figure, square_rows
+from .canvas import image_grid_figure, new_figure, square_rows, wrapped
 from .series import sequence_panels_figure, sequence_reconstructions_figure
 
 
@@ -178,5 +178,5 @@ def series_figure(values: np.ndarray, row_labels: list[str], title: str, sweep: 
             ax.plot(np.arange(F), v.reshape(-1), color=c, alpha=0.9 if sweep else 0.5, lw=1)
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
     axes[-1].set_xlabel("feature")
-    fig.suptitle(title)
+    fig.suptitle(wrapped(title, fig))
     return fig

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .canvas import new_figure
+from .canvas import new_figure, wrapped
 
 MAX_CHANNELS = 6
 
@@ -39,7 +39,7 @@ def sequence_panels_figure(values: np.ndarray, row_labels: list[str], title: str
         axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center")
     for ax in axes[-1]:
         ax.set_xlabel("step")
-    fig.suptitle(title + (f" (first {shown} of {C} channels)" if shown < C else ""))
+    fig.suptitle(wrapped(title + (f" (first {shown} of {C} channels)" if shown < C else ""), fig))
     return fig
 
 
