@@ -56,6 +56,14 @@ def test_a_sequence_run_trains_evaluates_predicts_and_reports(run, tmp_path, cap
 def test_generate_and_traverse_sequences(run, tmp_path):
     assert main(["generate", str(run), "--n", "3", "--out", str(tmp_path / "g.png"), "--npz", str(tmp_path / "g.npz")]) == 0
     assert np.load(tmp_path / "g.npz")["x"].shape == (3, 3, 14, 3)  # (classes, n, T, C)
+    from semivae.runs import load_run
+    from semivae.runs.run import preprocessing
+    from semivae.viz import generation_grid
+
+    loaded = load_run(run)
+    shift, scale = preprocessing(loaded.data_info)  # the samples in the data's own units, not standardised
+    units = (generation_grid(loaded.model, 3, [0, 1, 2], 0)[0] / scale + shift).numpy()
+    assert np.allclose(np.load(tmp_path / "g.npz")["x"], units, atol=1e-5) and not np.allclose(scale, 1.0)
     assert main(["traverse", str(run), "--steps", "3", "--out", str(tmp_path / "t.png")]) == 0
 
 

@@ -248,7 +248,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
     import numpy as np
 
     from ..runs import load_run
+    from ..runs.run import preprocessing
     from ..viz import generate_figure, generation_grid, generation_head, save_png
+    from ..viz.figures import axis_names
 
     run = load_run(a.run, a.device)
     if not run.model.has_decoder:
@@ -266,11 +268,13 @@ def cmd_generate(a: argparse.Namespace) -> int:
     if a.prior_z:
         run.model.class_latents = None  # z ~ N(0, I) for every class
     out = _figure_path(a.run, a.out, "generate")
-    fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed)
+    fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed, channel_names=axis_names(run))
     if a.npz:
         classes = [k] if k is not None else (list(range(len(names))) if head else None)
         grid, eps, z = generation_grid(run.model, a.n, classes, a.seed)
-        write_npz(Path(a.npz), x=grid.numpy(), z=z.numpy(), eps=eps.numpy(),
+        shift, scale = preprocessing(run.data_info)  # features and series in the data's own units; images in [0, 1]
+        x = grid if run.spec.kind == "image" else grid / scale + shift
+        write_npz(Path(a.npz), x=x.numpy(), z=z.numpy(), eps=eps.numpy(),
                   classes=np.array([names[c] for c in classes or []]))
     print(f"wrote {save_png(fig, out)}" + (f" and {a.npz}" if a.npz else ""))
     return 0
@@ -295,7 +299,7 @@ def cmd_traverse(a: argparse.Namespace) -> int:
     import torch
 
     fig = traverse_figure(run.model, x, index=a.index, span=a.span, steps=a.steps, max_dims=a.dims, data=data,
-                          mask=data.mask(torch.arange(len(data))))
+                          mask=data.mask(torch.arange(len(data))), channel_names=figures.axis_names(run))
     print(f"wrote {save_png(fig, out)}")
     return 0
 

@@ -58,6 +58,11 @@ def figure_data(run: Run, data_dir: str | None = None, n: int = 2000):
     return None
 
 
+def axis_names(run: Run) -> list[str] | None:
+    """What the figures name along a non-image axis: a series' channels or a table's features."""
+    return run.data_info.get("channel_names") or run.data_info.get("feature_names")
+
+
 def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
                 results: dict | None = None) -> Iterator[tuple[str, Figure]]:
     """(name, figure) for every figure that applies to ``run``; ``results`` are its test
@@ -85,7 +90,7 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
                 yield key.replace("/", "-"), reliability_figure(res[key], res.get(spec.key("ece", h.name)))
     if not model.has_decoder:
         return
-    names = run.data_info.get("channel_names")
+    names = axis_names(run)
     with torch.no_grad():
         yield "generate", generate_figure(model, n=10 if spec.kind != "sequence" else 4, seed=seed,
                                           data=got[0] if got else None, channel_names=names)

@@ -70,10 +70,10 @@ def _rows_figure(model: BaseModel, grid: torch.Tensor, labels: list[str], title:
     """Rows of decoded samples (R, N, *shape), drawn as the data's kind asks."""
     if is_image(model):
         return image_grid_figure(grid.clamp(0, 1).numpy(), title, row_labels=labels, col_labels=col_labels)
-    values = to_data_units(grid.flatten(0, 1), data, model.spec.kind).reshape(*grid.shape)
     if model.spec.kind == "sequence":
+        values = to_data_units(grid.flatten(0, 1), data, model.spec.kind).reshape(*grid.shape)
         return sequence_panels_figure(values, labels, title, channel_names, sweep=sweep)
-    return series_figure(values, labels, title, sweep=sweep)
+    return series_figure(grid.numpy(), labels, title, sweep=sweep, names=channel_names)  # standardised features
 
 
 def generate_figure(model: BaseModel, n: int = 10, only_class: int | None = None, seed: int = 0,
@@ -158,25 +158,35 @@ def reconstructions_figure(model: BaseModel, x: torch.Tensor, data: ArrayData | 
     if is_image(model):
         return image_grid_figure(torch.stack([x, rec]).clamp(0, 1).numpy(), "inputs (top) and reconstructions",
                                  row_labels=["input", "reconstruction"])
-    err = np.abs(to_data_units(x, data, model.spec.kind) - to_data_units(rec, data, model.spec.kind)).mean(0)
-    fig = new_figure(max(4.0, 0.25 * len(err) + 1.5), 3.0)
+    err = np.abs(x.numpy() - rec.numpy()).mean(0)  # (F,) standardised: comparable across features' units
+    fig = new_figure(max(4.0, 0.25 * len(err) + 1.5), 3.0 + (1.0 if channel_names else 0.0))
     ax = fig.add_subplot()
     ax.bar(np.arange(len(err)), err)
-    ax.set(xlabel="feature", ylabel="mean |input - reconstruction|",
+    ax.set(xlabel="feature", ylabel="mean |input - reconstruction|\n(feature standard deviations)",
            title=f"reconstruction error per feature ({len(x)} points)")
+    _feature_ticks(ax, len(err), channel_names)
     return fig
 
 
-def series_figure(values: np.ndarray, row_labels: list[str], title: str, sweep: bool = False) -> Figure:
-    """Non-image rows (R, N, F): one panel per row, its N vectors overlaid over the features."""
+def _feature_ticks(ax, n: int, names: list[str] | None) -> None:
+    """Feature names under the x axis, where the data has them."""
+    if names and len(names) == n:
+        ax.set_xticks(np.arange(n), names, rotation=90, fontsize="small")
+
+
+def series_figure(values: np.ndarray, row_labels: list[str], title: str, sweep: bool = False,
+                  names: list[str] | None = None) -> Figure:
+    """Non-image rows (R, N, F) of standardised features: one panel per row, its N vectors
+    overlaid over the features (named on the axis where ``names`` are given)."""
     R, N, F = values.shape[:3]
-    fig = new_figure(max(4.0, 0.15 * F + 3.0), 1.6 * R + 0.6)
+    fig = new_figure(max(4.0, 0.15 * F + 3.0), 1.6 * R + 0.6 + (1.0 if names else 0.0))
     axes = fig.subplots(R, 1, squeeze=False, sharex=True)[:, 0]
     colours = colormaps["viridis"](np.linspace(0, 1, N)) if sweep else [None] * N
     for ax, rows, label in zip(axes, values, row_labels):
         for v, c in zip(rows, colours):
             ax.plot(np.arange(F), v.reshape(-1), color=c, alpha=0.9 if sweep else 0.5, lw=1)
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
-    axes[-1].set_xlabel("feature")
+    axes[-1].set_xlabel(wrapped("feature, standardised (0: the training mean, 1: one standard deviation above)", fig))
+    _feature_ticks(axes[-1], F, names)
     fig.suptitle(wrapped(title, fig))
     return fig
