@@ -101,3 +101,20 @@ def test_gaps_that_leave_nothing_to_learn_from_are_one_line_errors(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and needle in err and "\n" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_python_arrays_padded_with_nan_train_as_series(tmp_path):
+    """A 3-D float x holding NaN cannot be images: semivae.train reads it as series ending where
+    their padding begins, as the estimator does, instead of refusing NaN pixels."""
+    import semivae
+    from semivae.runs import load_run
+
+    x, lengths, y = _series(tmp_path / "s.npz", n=60)
+    x = np.where(np.arange(x.shape[1])[None, :, None] < lengths[:, None, None], x, np.nan).astype(np.float32)
+    run = load_run(semivae.train(x=x, y=y, epochs=1, hidden=[8], rnn_hidden=8, latent_dim=2, threads=1,
+                                 out=tmp_path / "r", progress=False))
+    assert run.config.arch.arch == "recurrent"
+    both = run.dataset()
+    got = sorted(zip(both.train.ids.tolist() + both.test.ids.tolist(),
+                     both.train.lengths.tolist() + both.test.lengths.tolist()), key=lambda t: int(t[0]))
+    assert [n for _, n in got] == lengths.tolist()  # each series' own length, read from its padding

@@ -33,7 +33,6 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils import _safe_indexing
@@ -41,13 +40,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted, column_or_1d,
                                       validate_data)
 
+from .data.arrays import series_lengths
 from .data.sequences import pad, valid_steps
 from .errors import UserError
 from .eval.embed import latent
 from .eval.evaluation import predict, read_inputs
 from .eval.impute import fill_in
 from .eval.scores import compute_scores
-from .masks import steps
 from .runs import ARRAYS, load_run
 from .train import train
 
@@ -207,7 +206,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
             raise ValueError(f"X's pixels go up to {top:g}; with input_shape they are read as floats in [0, 1] or as "
                              f"0..255, so these would be nearly black: pass X / {top:g}")
         self.pixel_max_ = 255.0 if self.input_shape is not None and top > 1 else 1.0
-        self._fit_run(self._shaped(X), codes, self._train_options(), _lengths(X) if self.series_ else None)
+        self._fit_run(self._shaped(X), codes, self._train_options(), series_lengths(X) if self.series_ else None)
         return self
 
     def _train_options(self) -> dict:
@@ -238,7 +237,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
         if series is None:
             raise ValueError(f"X has shape {np.shape(X)} but this classifier was fitted on series; give an (N, T, "
                              f"{self.n_features_in_}) array or a list of (T_i, {self.n_features_in_}) arrays")
-        return read_inputs(self.run_, {"x": series, "lengths": _lengths(series)})
+        return read_inputs(self.run_, {"x": series, "lengths": series_lengths(series)})
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (N, n_classes) in ``classes_`` order (calibrated if fitted so)."""
@@ -340,11 +339,6 @@ def _as_series(X, ensure_min_samples: int) -> np.ndarray | None:
         return None
     return check_array(X, allow_nd=True, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
                        ensure_min_samples=ensure_min_samples)
-
-
-def _lengths(series: np.ndarray) -> np.ndarray:
-    """(N,) each series' steps, through its last one holding a value (NaN after it is padding)."""
-    return steps(torch.from_numpy(~np.isnan(series))).sum(1).numpy()
 
 
 def _unlabelled(y: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..masks import steps
 from .files import check_inputs
 
 UNLABELLED = (-1, "-1", "", None)
@@ -128,3 +129,19 @@ def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, 
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def series_lengths(series: np.ndarray) -> np.ndarray:
+    """(N,) each series' steps of (N, T, C), through its last one holding a value (NaN after it is padding)."""
+    return steps(torch.from_numpy(~np.isnan(series))).sum(1).numpy()
+
+
+def nan_padded_lengths(x: Any, lengths: Any) -> Any:
+    """``lengths`` as given; else, for a 3-D float array holding NaN (images cannot: series, NaN
+    after each one's end), each series' steps; else None."""
+    if lengths is not None or x is None:
+        return lengths
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+    if not isinstance(a, np.ndarray) or a.ndim != 3 or a.dtype.kind != "f" or not np.isnan(a).any():
+        return None
+    return series_lengths(a)

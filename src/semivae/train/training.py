@@ -24,7 +24,7 @@ import torch
 
 from ..atomic import write_atomic
 from ..config import RunConfig, nest, resolve
-from ..data.arrays import training_npz
+from ..data.arrays import nan_padded_lengths, training_npz
 from ..data import DataBundle
 from ..data.anomaly import load_for_config
 from ..data.budget import read_label_ids
@@ -145,7 +145,7 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     overrides use the CLI's option names, e.g. ``semivae.train(dataset="mnist", labels="100")``.
     Instead of a ``dataset``, give arrays: ``x`` (NumPy, torch or a pandas data frame) and
     ``y`` (-1 = unlabelled), optionally ``x_test`` / ``y_test`` and, for padded series,
-    ``lengths``; they are saved as ``RUN/data.npz`` so the run reloads from its directory,
+    ``lengths`` (a 3-D float ``x`` holding NaN is read as series ending where their NaN padding begins); they are saved as ``RUN/data.npz`` so the run reloads from its directory,
     wherever it is moved.
     Without ``x_test``, 20 % of the labelled points are carved off as the test split unless
     ``carve_test=False``. ``resume=RUN`` continues a stopped run (``epochs=`` may extend it), as
@@ -163,6 +163,7 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         return resume(path, progress=progress, **overrides)
     if x is not None and "dataset" in overrides:
         raise UserError("give x= or dataset=, not both")
+    lengths, lengths_test = nan_padded_lengths(x, lengths), nan_padded_lengths(x_test, lengths_test)  # NaN-padded
     if lengths is not None and config is None and "arch" not in overrides:
         overrides = {**overrides, "arch": "recurrent"}  # series: the recurrent default, as for a series file
     if overrides:
