@@ -18,6 +18,12 @@ from .parser import build_parser
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "cpu_threads", None) is not None:  # --threads of a command that loads a run
+            if args.cpu_threads < 1:
+                raise UserError(f"--threads {args.cpu_threads} must be >= 1, e.g. 1")
+            import torch
+
+            torch.set_num_threads(args.cpu_threads)
         return COMMANDS[args.command](args)
     except UserError as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one process says it

@@ -12,6 +12,7 @@ from ..models import MODELS
 from ..options import default_of, flag_kwargs, hints, shown
 from ..version import __version__
 from . import serving
+from .flags import device_flags
 
 
 def _default_text(section: str, name: str) -> str:
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("input", help=".npz (x), image folder or file, or .csv, of the same form as the training data")
     sc.add_argument("--score", default=None, help="which score (default: the run's default, see anomaly.json)")
     sc.add_argument("--out", help="CSV file to write (default: stdout)")
-    _device_flag(sc)
+    device_flags(sc)
 
     fb = sub.add_parser("feedback", help="fine-tune an anomaly run on marked false positives / negatives")
     fb.add_argument("run", help="run directory written by `semivae anomaly`")
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's)")
     fb.add_argument("--out", required=True, help="the new run directory")
     fb.add_argument("--quiet", action="store_true", help="no progress bar")
-    _device_flag(fb)
+    device_flags(fb)
 
     e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
     e.add_argument("run", nargs="+", help="run directory written by `semivae train`; several: their ensemble "
@@ -134,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--iwae-k", type=int, default=0,
                    help="also report the test negative log-likelihood, the IWAE bound with this many samples (e.g. 5000)")
     e.add_argument("--iwae-points", type=int, default=None, help="score only the first N points for the NLL (default: all)")
-    _device_flag(e)
+    device_flags(e)
 
     r = sub.add_parser("predict", help="class probabilities (and continuous targets) for new data, as CSV")
     r.add_argument("run", nargs="+", help="run directory written by `semivae train`; several: their ensemble")
     r.add_argument("input", help=".npz (x), image folder or file, or .csv, of the same form as the training data")
     r.add_argument("--out", help="CSV file to write (default: stdout): row, id, predicted, p_<class>..., and "
                    "unknown_score / unknown (1 = unlike the training data) where the run has a threshold")
-    _device_flag(r)
+    device_flags(r)
 
     g = sub.add_parser("generate", help="samples from a run's decoder as a PNG grid (one row per class)")
     g.add_argument("run", help="run directory written by `semivae train`")
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prior-z", action="store_true", help="draw z from N(0, I) for every class (the paper's figures) "
                                                           "instead of from the class's own region of z, fitted after "
                                                           "training (RUN/class_latents.safetensors)")
-    _device_flag(g)
+    device_flags(g)
 
     v = sub.add_parser("traverse", help="latent traversals: one row per dimension, ranked by KL")
     v.add_argument("run", help="run directory written by `semivae train`")
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--dims", type=int, default=None, help="show only the N dimensions with the most KL")
     v.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     v.add_argument("--out", help="PNG to write (default: RUN/figures/traverse.png)")
-    _device_flag(v)
+    device_flags(v)
 
     d = sub.add_parser("disentangle", help="disentanglement metrics of a run's latent space (betaVAE, FactorVAE, MIG, DCI)")
     d.add_argument("run", help="run directory of a model with a decoder, trained on data with known factors")
@@ -174,14 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply each metric's number of points (default 1: 1,000-5,000; 0.1 for a quick look)")
     d.add_argument("--data-dir", help="where the dataset lives now, if it moved")
     d.add_argument("--json", action="store_true", help="print JSON on stdout instead of a table")
-    _device_flag(d)
+    device_flags(d)
 
     serving.add_parsers(sub)
 
     h = sub.add_parser("report", help="write RUN/report.html: config, metrics and every figure, self-contained")
     h.add_argument("run", help="run directory written by `semivae train`")
     h.add_argument("--data-dir", help="where the dataset lives now, if it moved")
-    _device_flag(h)
+    device_flags(h)
 
     dp = sub.add_parser("data", help="data sets: pack one to disk for training on data larger than memory")
     dsub = dp.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -223,10 +224,6 @@ def _read_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
 
 def _klasses(section: str) -> list:
     return SECTIONS[section] if isinstance(SECTIONS[section], list) else [SECTIONS[section]]
-
-
-def _device_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:

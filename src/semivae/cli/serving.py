@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import UserError
+from .flags import device_flags
 
 
 def add_parsers(sub) -> None:
@@ -17,7 +18,7 @@ def add_parsers(sub) -> None:
     em.add_argument("input", help=".npz (x), image folder or .csv of the same form as the training data")
     em.add_argument("--out", required=True, help="z.npz (arrays mu, logvar, proba_<head>, classes_<head>, ids) or "
                     "z.csv (row, id, z_*, logvar_*, p_*)")
-    _device(em)
+    device_flags(em)
 
     im = sub.add_parser("impute", help="a table's missing cells (empty, NA or NaN) filled in by the model")
     im.add_argument("run", help="run directory of a model with a decoder, trained on a table")
@@ -26,7 +27,7 @@ def add_parsers(sub) -> None:
                     "the feature columns) or filled.npz (x, observed, ids)")
     im.add_argument("--samples", type=int, default=100, help="importance-sampling draws of z per row (default: 100; "
                     "0: the decoder at the mean of q(z|x), faster)")
-    _device(im)
+    device_flags(im)
 
     ex = sub.add_parser("export", help="the run as an ONNX graph: inputs -> probabilities, z mean, anomaly score")
     ex.add_argument("run", help="run directory (a dense, conv or recurrent model)")
@@ -41,7 +42,7 @@ def add_parsers(sub) -> None:
     ca.add_argument("--unknown-fpr", type=float, default=None,
                     help="also re-set the unknown-input threshold at this validation false-positive rate")
     ca.add_argument("--data-dir", help="where the dataset lives now, if it moved")
-    _device(ca)
+    device_flags(ca)
 
     sg = sub.add_parser("suggest", help="which unlabelled training points to label next (uncertain and diverse, or "
                         "typical before any label)")
@@ -57,11 +58,7 @@ def add_parsers(sub) -> None:
                     help="list the run's labelled points first, so the file feeds the next --label-ids as it stands")
     sg.add_argument("--out", help="CSV file to write (default: stdout)")
     sg.add_argument("--data-dir", help="where the dataset lives now, if it moved")
-    _device(sg)
-
-
-def _device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
+    device_flags(sg)
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
