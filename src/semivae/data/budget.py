@@ -41,7 +41,9 @@ def select_labelled(y: np.ndarray, n_classes: int, *, labels: str | int | None =
     elif labels is not None and labels != "all":
         n = int(labels)
         if n > sum(sizes):
-            raise UserError(f"--labels {n} exceeds the {sum(sizes)} labelled training points; lower it or use --labels all")
+            raise UserError(f"--labels {n} exceeds the {sum(sizes)} labelled training points (the test split and the "
+                            "validation carve hold the data's other labels; --val-fraction 0 keeps the carve's); lower "
+                            "it or use --labels all")
         counts, what = _balanced_counts(n, sizes, rng), f"--labels {n}"
     elif label_fraction is not None:
         counts, what = [int(round(label_fraction * s)) for s in sizes], f"--label-fraction {label_fraction}"
