@@ -113,3 +113,13 @@ def test_targets_a_model_does_not_learn_get_a_note_and_evaluate_names_them(tmp_p
     pspec = semivae.train(dataset=str(tmp_path / "t.npz"), model="pspec", out=tmp_path / "p", quiet=True,
                           **{**FAST, "epochs": 1})
     assert semivae.evaluate(pspec)["target_names"] == ["alcohol"]
+
+
+def test_a_training_call_leaves_the_callers_threads_and_random_state(digits, tmp_path):
+    x, y = digits
+    torch.set_num_threads(2)
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    semivae.train(x=x[:200], y=y[:200], out=tmp_path / "r", progress=False, **{**FAST, "epochs": 1})  # threads=1
+    assert torch.get_num_threads() == 2 and torch.equal(torch.rand(3), expected)

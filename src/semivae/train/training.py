@@ -11,6 +11,7 @@ raise :class:`Interrupted`; the CLI then exits 130 / 143.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import signal
@@ -136,6 +137,21 @@ def settled(cfg: RunConfig, model: BaseModel) -> RunConfig:
     return replace(cfg, model=replace(cfg.model, consistency=weight))
 
 
+def keeps_caller_state(fn):
+    """A library call leaves the caller's torch thread count and random state as they were
+    (training sets both: ``--threads`` and the seed)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+            torch.random.set_rng_state(rng)
+    return wrapper
+
+
+@keeps_caller_state
 def train(config: RunConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
           x=None, y=None, x_test=None, y_test=None, lengths=None, lengths_test=None, carve_test: bool = True,
           **overrides) -> Path:
@@ -224,6 +240,7 @@ def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
         close_world(world)
 
 
+@keeps_caller_state
 def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None, device: str | None = None,
            threads: int | None = None) -> Path:
     """Continue a stopped run from its checkpoint (``--epochs`` may extend a finished one)."""
