@@ -104,3 +104,6 @@ def test_bad_sweep_specs_are_one_line_errors(tmp_path, capsys):
     spec.write_text("budgets: {labels_per_class: [1]}\nconfigurations: {a: {lattent_dim: 3}}\n")
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
     assert "configuration 'a' of" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    spec.write_text("budgets: {labels_per_class: [1]}\nconfigurations: {a: {labels: 50}}\n")  # the grid's would win
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "sets labels: 50, but a sweep's budgets come from" in capsys.readouterr().err

@@ -75,9 +75,10 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def cell_options(options: dict, kind: str, budget, seed: int) -> tuple[str | None, dict]:
-    """A cell's ``finetune`` run (None: train) and the options it trains with: the configuration's,
-    less any budget of its own, with the cell's budget (``labels`` is text: a number or "all") and seed."""
-    options = {k: v for k, v in options.items() if k not in BUDGET_KINDS}
+    """A cell's ``finetune`` run (None: train) and the options it trains with: the configuration's
+    (which has no budget of its own: ``sweep`` refuses one), with the cell's budget (``labels`` is
+    text: a number or "all") and seed."""
+    options = dict(options)
     base = options.pop("finetune", None)
     return base, {**options, kind: str(budget) if kind == "labels" else budget, "seed": seed}
 
@@ -101,6 +102,10 @@ def run_cell(name: str, options: dict, kind: str, budget, seed: int, out: Path) 
 def sweep(spec_path: str, out: str | Path | None = None) -> Path:
     spec = read_spec(spec_path)
     for name, options in spec["configurations"].items():  # every option checked before any folder is made
+        own = [k for k in BUDGET_KINDS if k in options]
+        if own:  # the grid's budget would replace it without a word
+            raise UserError(f"configuration {name!r} of {spec_path} sets {own[0]}: {options[own[0]]}, but a sweep's "
+                            "budgets come from its 'budgets' list; drop it from the configuration")
         base, first = cell_options(options, spec["kind"], spec["budgets"][0], spec["seeds"][0])
         if base is None:
             try:
