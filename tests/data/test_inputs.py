@@ -52,6 +52,9 @@ def test_a_csv_id_column_names_rows_and_stays_out_of_the_features(tmp_path):
 def test_a_negative_label_other_than_minus_one_is_refused_as_a_typo():
     with pytest.raises(UserError, match="y holds the label -2; mark unlabelled rows -1"):
         training_npz(np.zeros((4, 2), np.float32), np.array([0, 1, -1, -2]))
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan]})  # named after x=, not the run's copy of it
+    with pytest.raises(UserError, match="column 1 \\('b'\\) of x has no value in any row"):
+        training_npz(frame, np.array([0, 1]))
 
 
 def test_carved_rows_without_names_keep_their_numbers_in_the_file(tmp_path):

@@ -93,6 +93,10 @@ def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, 
         raise UserError(f"x has dtype {xa.dtype}; pass numeric features (encode text columns as numbers first)")
     if lengths is None:  # images or vectors: checked here, so an error names x= and not the run's copy of it
         check_inputs(xa, "x")
+        never = np.flatnonzero(np.isnan(xa).all(0)) if xa.ndim == 2 and xa.dtype.kind == "f" and len(xa) else []
+        if len(never):
+            name = f" ({names[never[0]]!r})" if names is not None else ""
+            raise UserError(f"column {never[0]}{name} of x has no value in any row (all NaN); drop that column")
     arrays: dict[str, np.ndarray] = {"x": xa}
     if names is not None:
         arrays["feature_names"] = np.asarray(names, dtype=str)
