@@ -332,7 +332,7 @@ def test_csv_int_labels_numeric_order(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("a,label\n1,x\ninf,y\n", r"line 3, column 'a' is infinite; fill in a finite value, leave the cell empty"),
     ("a,label\n1,x\nabc,y\n", r"line 3, column 'a': 'abc' is not a number"),
-    ("a,b\n1,2\n", r"no label column 'label' \(columns: \['a', 'b'\]\)"),
+    ("a,b\n1,2\n", r"no label column 'label' \(columns: a, b\); pass --label-column NAME \(a table with no label yet"),
     ("a,label\n1,x,3\n", "line 2 has 3 cells"),
     ("a,b,label\n1,,x\nNA, ,y\n", "line 3 has no feature value at all; drop that row"),
     ("a,b,label\n1,,x\n2,NA,y\n", "b in .* is missing in every training row; drop that column"),

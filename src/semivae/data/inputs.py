@@ -56,7 +56,7 @@ def load_inputs(source: Any, info: dict[str, Any]) -> ArrayData:
             raise UserError("'lengths' is for series; the model was trained on "
                             f"{data_kind(info['kind'])} data, give 'x' alone")
         return _wrap(np.asarray(source["x"]), None if lengths is None else np.asarray(lengths), info,
-                     from_folder=False, what="x of the inputs")
+                     from_folder=False, what="the inputs' x")
     ids = None
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):  # a pandas data frame
         source, ids = _from_frame(source, info)

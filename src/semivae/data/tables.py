@@ -32,9 +32,7 @@ def read_csv(
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            # blank lines are skipped; a row of empty cells (",,,") is a row, and refused below: dropped, it
-            # would shift the row numbers of every row after it
-            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if len(r) > 1 or (r and r[0].strip())]
+            rows = [(n, r) for n, r in _numbered_rows(csv.reader(f)) if not blank_line(r)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"cannot read {path} as CSV ({err}); save it as UTF-8 comma-separated text") from None
     if not rows:
@@ -72,6 +70,12 @@ def read_csv(
     labels = [_class_cell(r[label_idx]) for _, r in rows] if label_idx is not None else None
     ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
     return x, labels, list(feature_names), ids
+
+
+def blank_line(cells: list[str]) -> bool:
+    """A CSV line that is no row: empty or whitespace. A row of empty cells (",,,") is a row (refused
+    for want of any value): skipped, it would shift the row numbers of every row after it."""
+    return len(cells) <= 1 and not (cells and cells[0].strip())
 
 
 def _listed(names: list[str], most: int = 8) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..data import ArrayData
+from ..data.tables import blank_line
 from ..errors import UserError
 from ..models import model_device
 from ..runs import Run, as_run
@@ -110,12 +111,12 @@ def imputed_bytes(run: Run, filled: dict[str, np.ndarray], out: str | Path, sour
 
 def _csv_like(path: Path, names: list[str], filled: dict[str, np.ndarray]) -> bytes:
     """``path``'s text with each missing feature cell replaced by its filled value (rows as
-    ``read_csv`` counts them: blank lines skipped, so row i is ``filled`` row i)."""
+    ``read_csv`` counts them: ``blank_line`` skipped, so row i is ``filled`` row i)."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     header = [c.strip() for c in rows[0]]
     cols = [header.index(n) for n in names]
-    data = [r for r in rows[1:] if any(c.strip() for c in r)]
+    data = [r for r in rows[1:] if not blank_line(r)]
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(rows[0])

@@ -142,7 +142,8 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         batches = (disk_batches(train, list(draws), cfg.workers) if on_disk else
                    (mixed_batch(train, unl.to(device), lab.to(device)) for unl, lab in draws))
         bar = tqdm(batches, total=len(sampler) - skip, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not (progress and world.main), dynamic_ncols=True)
+                   disable=not (progress and world.main), dynamic_ncols=True,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file: a line every 30 s, not each 0.1 s
         for step, batch in enumerate(bar, start=skip):
             batch = batch.to(device)
             progress_epochs = epoch - 1 + step / len(sampler)

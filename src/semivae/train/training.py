@@ -161,8 +161,9 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     overrides use the CLI's option names, e.g. ``semivae.train(dataset="mnist", labels="100")``.
     Instead of a ``dataset``, give arrays: ``x`` (NumPy, torch or a pandas data frame) and
     ``y`` (-1 = unlabelled), optionally ``x_test`` / ``y_test`` and, for padded series,
-    ``lengths`` (a 3-D float ``x`` holding NaN is read as series ending where their NaN padding begins); they are saved as ``RUN/data.npz`` so the run reloads from its directory,
-    wherever it is moved.
+    ``lengths`` (a 3-D float ``x`` holding NaN is read as series ending where their NaN padding
+    begins); they are saved as ``RUN/data.npz`` so the run reloads from its directory, wherever it
+    is moved.
     Without ``x_test``, 20 % of the labelled points are carved off as the test split unless
     ``carve_test=False``. ``resume=RUN`` continues a stopped run (``epochs=`` may extend it), as
     ``semivae train --resume RUN``; ``quiet=True`` is ``progress=False``.
