@@ -173,6 +173,13 @@ def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_pa
     assert len(fb.model.feature_bank.features) == len(fb.split_data("train")) + len(marked)
 
 
+def test_a_few_marks_weigh_in_the_labelled_stream_as_a_class_does():
+    from semivae.train.feedback import mark_indices
+
+    assert mark_indices(100, 2, 13.0).tolist() == [100, 101] * 6  # 2 marks beside classes of ~13 labels
+    assert mark_indices(7, 5, 2.0).tolist() == [7, 8, 9, 10, 11]  # never fewer than the marks themselves
+
+
 def test_feedback_scales_what_lies_above_the_normal_floor():
     s = np.array([5.0, 20.0, 40.0])
     proba = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.5]])  # p_fp 0.5 / 0.5 / 0, p_fn 0 / 0 / 0.5

@@ -4,7 +4,7 @@ Berkhahn et al. 2019, section 5, proposed and built here: two classes are added 
 class layer, "false positive" (normal points the detector flagged) and "false negative"
 (anomalies it missed), holding the points the user marked. The model is fine-tuned from the
 run's weights on its own training data plus those labelled points (upsampled 1:1 like any
-labels), and its scores are then adjusted x -> f + (x - f) (1 - p_fp) / (1 - p_fn) with the
+labels, each mark repeated so that its class weighs as much as an old one: ``mark_indices``), and its scores are then adjusted x -> f + (x - f) (1 - p_fp) / (1 - p_fn) with the
 model's probabilities of the two classes, f the lowest normal validation score (see
 ``eval.anomaly``). A run without a class layer (a plain VAE) gains one, [normal, false
 positive, false negative], with ``NORMAL_PER_MARK`` of its training points (normal by the anomaly
@@ -52,6 +52,13 @@ def grow_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> di
     return out
 
 
+def mark_indices(first: int, n: int, per_class: float) -> torch.Tensor:
+    """The labelled stream's indices of ``n`` marked points stored from ``first`` on, each repeated
+    so that a new class weighs as much as an old one (``per_class`` labelled points on average),
+    however few its marks: (n * r,). Measured in docs/benchmarks.md section 11 (session 49)."""
+    return torch.arange(first, first + n).repeat(max(1, round(per_class / n)))
+
+
 def feedback(run: Run | str | Path, false_positives: str | None = None, false_negatives: str | None = None, *,
              out: str | Path, epochs: int = 5, lr: float | None = None, progress: bool = True,
              device: str | None = None) -> Path:
@@ -81,11 +88,12 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
         labels[labelled] = 0
         train = replace(train, labels=labels)
         val = replace(val, labels=torch.full((len(val), 1), -1, dtype=torch.long))  # no data label, here either
-    k, n0 = len(classes), len(train)
+    k, per_class = len(classes), len(labelled) / max(len(classes), 1)  # a class's share of the labelled stream
     for cls, part in ((k, marked[0]), (k + 1, marked[1])):
         if part is not None:
+            n0 = len(train)
             train = train.append(part, torch.cat([train.labels, torch.full((len(part), 1), cls, dtype=torch.long)]))
-    labelled = torch.cat([labelled, torch.arange(n0, len(train))])
+            labelled = torch.cat([labelled, mark_indices(n0, len(part), per_class)])
     head = {"name": run.spec.heads[0].name if run.spec.heads else "label", "classes": classes + [FP, FN]}
     info = dict(run.data_info, heads=[head], feedback={
         "from_run": str(run.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
@@ -108,7 +116,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
                   progress=progress, on_epoch=lambda row, weights: writer.epoch({"stage": "feedback", **row}, weights))
     save_weights(model, path / "model.safetensors")
     writer.summary({"status": "completed", "epochs": len(history), "final": history[-1], "feedback": info["feedback"],
-                    "n_labelled": int(len(labelled)), **postfit(path, new_cfg)})  # class latents, as training fits them
+                    "n_labelled": int(len(labelled.unique())),
+                    **postfit(path, new_cfg)})  # class latents, as training fits them
     parts = tuple(anomaly["combine"]) if anomaly.get("combine") else None  # `combined` means what it meant
     evaluate_anomaly(path, target_fpr=anomaly["target_fpr"], samples=anomaly["samples"], iwae_k=anomaly["iwae_k"],
                      device=device, parts=parts)

@@ -115,7 +115,7 @@ def make_sampler(model: BaseModel, data: TrainingData, cfg: TrainConfig, label_r
     model has heads) and every point (when it has a decoder or a teacher, unless all are labelled)."""
     n = len(data.train)
     labelled = data.labelled if model.heads else torch.zeros(0, dtype=torch.long)
-    all_labelled = len(labelled) == n
+    all_labelled = len(labelled.unique()) == n  # (the labelled stream may repeat points: feedback's marks)
     reads = model.has_decoder or data.train.soft is not None  # a teacher's targets teach every point
     unlabelled = torch.arange(n) if (reads and not all_labelled) else torch.zeros(0, dtype=torch.long)
     return MixedBatchSampler(unlabelled, labelled, cfg.batch_size, label_ratio, generator)
