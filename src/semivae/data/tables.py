@@ -45,21 +45,23 @@ def read_csv(
     if label_column in header:
         label_idx: int | None = header.index(label_column)
     elif need_label:
-        raise UserError(f"{path} has no label column '{label_column}' (columns: {_listed(header)}); pass --label-column "
-                        f"NAME (a table with no label yet: add an empty '{label_column}' column)")
+        raise UserError(f"{path} has no label column '{label_column}' (columns: {_listed(header)}); pass "
+                        f"--label-column NAME (a table with no label yet: add an empty '{label_column}' column)")
     else:
         label_idx = None
     if id_column is not None and id_column == label_column:
         raise UserError(f"--id-column and --label-column both name '{id_column}'; a column holds either the rows' "
                         "names or their classes, give each its own column")
     if id_column is not None and id_column not in header:
-        raise UserError(f"{path} has no id column '{id_column}' (columns: {_listed(header)}); pass --id-column NAME or drop it")
+        raise UserError(f"{path} has no id column '{id_column}' (columns: {_listed(header)}); pass --id-column NAME "
+                        "or drop it")
     id_idx = header.index(id_column) if id_column is not None else None
     if feature_names is None:
         feature_names = [h for i, h in enumerate(header) if i not in (label_idx, id_idx)]
     missing = [c for c in feature_names if c not in header]
     if missing:
-        raise UserError(f"{path} lacks feature columns {_listed(missing)} (columns: {_listed(header)}); use the training columns")
+        raise UserError(f"{path} lacks feature columns {_listed(missing)} (columns: {_listed(header)}); use the "
+                        "training columns")
     if not feature_names:
         raise UserError(f"{path} has no feature columns besides '{label_column}'; add numeric feature columns")
     for line, r in rows:

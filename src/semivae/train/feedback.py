@@ -4,8 +4,9 @@ Berkhahn et al. 2019, section 5, proposed and built here: two classes are added 
 class layer, "false positive" (normal points the detector flagged) and "false negative"
 (anomalies it missed), holding the points the user marked. The model is fine-tuned from the
 run's weights on its own training data plus those labelled points (upsampled 1:1 like any
-labels, each mark repeated so that its class weighs as much as an old one: ``mark_indices``), and its scores are then adjusted x -> f + (x - f) (1 - p_fp) / (1 - p_fn) with the
-model's probabilities of the two classes, f the lowest normal validation score (see
+labels, each mark repeated so that its class weighs as much as an old one: ``mark_indices``),
+and its scores are then adjusted x -> f + (x - f) (1 - p_fp) / (1 - p_fn) with the model's
+probabilities of the two classes, f the lowest normal validation score (see
 ``eval.anomaly``). A run without a class layer (a plain VAE) gains one, [normal, false
 positive, false negative], with ``NORMAL_PER_MARK`` of its training points (normal by the anomaly
 protocol) labelled "normal" per marked point: it learns from no label of the data. The result is
