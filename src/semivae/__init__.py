@@ -16,20 +16,35 @@ No labels (a VAE), a few labels (semi-supervised, Berkhahn et al. 2019) or all l
 is ``semivae.sklearn.SemiVAEClassifier``; ONNX export ``semivae.export.export_onnx``.
 """
 
+import importlib
+
 from .version import __version__  # noqa: F401  (re-exported)
-from . import train  # noqa: E402  (the package, callable as the function)
-from .config import RunConfig, resolve  # noqa: E402
-from .errors import TrainingDiverged, UserError  # noqa: E402
-from .eval import evaluate, predict  # noqa: E402
-from .eval.anomaly import score  # noqa: E402
-from .eval.calibration import calibrate  # noqa: E402
-from .eval.embed import embed  # noqa: E402
-from .eval.impute import impute  # noqa: E402
-from .eval.suggest import suggest  # noqa: E402
-from .runs import Run, load_run  # noqa: E402
-from .train.distill import distill  # noqa: E402
 
-load = load_run
+# name -> (module, attribute; None: the module itself). Imported on first use, so `semivae --version`
+# and the modules a script does not touch cost no start-up time (PEP 562).
+_EXPORTS = {
+    "train": (".train", None),  # the package, callable as the function
+    "RunConfig": (".config", "RunConfig"), "resolve": (".config", "resolve"),
+    "TrainingDiverged": (".errors", "TrainingDiverged"), "UserError": (".errors", "UserError"),
+    "evaluate": (".eval", "evaluate"), "predict": (".eval", "predict"), "score": (".eval.anomaly", "score"),
+    "calibrate": (".eval.calibration", "calibrate"), "embed": (".eval.embed", "embed"),
+    "impute": (".eval.impute", "impute"), "suggest": (".eval.suggest", "suggest"),
+    "Run": (".runs", "Run"), "load_run": (".runs", "load_run"), "load": (".runs", "load_run"),
+    "distill": (".train.distill", "distill"),
+}
 
-__all__ = ["Run", "RunConfig", "TrainingDiverged", "UserError", "calibrate", "distill", "embed", "evaluate", "impute",
-           "load", "load_run", "predict", "resolve", "score", "suggest", "train"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'semivae' has no attribute {name!r}")
+    module, attr = _EXPORTS[name]
+    value = importlib.import_module(module, __name__)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -9,13 +9,18 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import TrainingDiverged, UserError
-from ..train.loop import Interrupted
-from .commands import COMMANDS
-from .parser import build_parser
+from ..errors import Interrupted, TrainingDiverged, UserError
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else list(argv)) == ["--version"]:  # answered before the heavy imports
+        from ..version import __version__
+
+        print(f"semivae {__version__}")
+        return 0
+    from .commands import COMMANDS
+    from .parser import build_parser
+
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "cpu_threads", None) is not None:  # --threads of a command that loads a run

@@ -119,7 +119,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from ..train.loop import Interrupted
+    from ..errors import Interrupted
     from ..train.sweep import sweep
 
     try:

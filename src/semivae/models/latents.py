@@ -29,8 +29,6 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 from torch.distributions import MultivariateNormal
 
@@ -91,6 +89,9 @@ class ClassLatents:
 def _mixture(codes: torch.Tensor, components: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The BIC-best Gaussian mixture of ``codes`` (N, D) among the ``components`` sizes with at
     least 4 D codes per component: weights (M,), means (M, D), Cholesky factors (M, D, D)."""
+    from sklearn.exceptions import ConvergenceWarning  # here: scikit-learn costs a second to import
+    from sklearn.mixture import GaussianMixture
+
     n, d = codes.shape
     x = codes.double().numpy()
     # one BLAS thread: these fits are small, and threads beside the model's made them 10 times slower

@@ -30,7 +30,7 @@ from ..config import TrainConfig
 from ..data.packed import PackedData, disk_batches
 from ..data.sampler import mixed_batch
 from ..data.splits import TrainingData
-from ..errors import TrainingDiverged
+from ..errors import Interrupted, TrainingDiverged
 from ..eval.outputs import evaluate_split
 from ..models import BaseModel
 from ..objectives.schedules import LR_SCHEDULES, KLSchedule
@@ -38,15 +38,6 @@ from .checkpoint import Checkpoint, Progress, save_checkpoint
 from .distributed import World
 from .trainer import (OPTIMIZERS, VAL_METRICS, EpochMeans, averaged_weights, epoch_line, make_average, make_sampler,
                       make_step, monitor_of, postfix, set_lr)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training stopped on a signal; the checkpoint holds everything to resume. A KeyboardInterrupt,
-    so a caller's ``except Exception`` (a loop over seeds) does not swallow Ctrl-C and go on."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by signal {signum}")
-        self.signum = signum
 
 
 @dataclass
