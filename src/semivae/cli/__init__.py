@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
-        print(f"interrupted by signal {e.signum}; the run's summary.json says how to resume it", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"interrupted by signal {e.signum}; the run's summary.json says how to resume it", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -170,8 +170,19 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
+    import signal
+
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "semivae"]
-    return subprocess.run(cmd + args).returncode
+    child = subprocess.Popen(cmd + args)
+
+    def forward(signum, frame):  # torchrun passes it on to the workers, which checkpoint and stop
+        child.send_signal(signum)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _finish_training(a: argparse.Namespace, path: Path) -> int:

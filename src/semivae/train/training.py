@@ -316,7 +316,8 @@ def _run(cfg: RunConfig, model: BaseModel, data: TrainingData, path: Path, write
     except Interrupted:
         _finish(writer, summary, t0, seconds_before, status="interrupted",
                 message="stopped before the end; the checkpoint holds everything to go on",
-                resume_command=f"semivae train --resume {shlex.quote(str(path))}")
+                resume_command=f"semivae train --resume {shlex.quote(str(path))}"
+                               + (f" --nproc {world.size}" if world.size > 1 else ""))
         raise
     finally:
         if board is not None:
