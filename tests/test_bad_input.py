@@ -97,6 +97,8 @@ CASES = {
     "image size 2": (["train", "--image-size", "2"], "--image-size 2 must be H,W (or one side) of 4 to 1024 pixels"),
     "evaluate missing data": (["evaluate", "{run}", "--data", "{tmp}/nope"], "no such file or folder: "),
     "evaluate threads 0": (["evaluate", "{run}", "--threads", "0"], "--threads 0 must be >= 1"),
+    "anomaly score samples 0": (["anomaly", *FAST, "--anomaly-class", "3", "--score-samples", "0"],
+                                "--score-samples 0 and --score-iwae-k 100 must be >= 1"),
     "evaluate label column without data": (["evaluate", "{run}", "--label-column", "y"], "give --data, or drop it"),
     "evaluate unlabelled images": (["evaluate", "{run}", "--data", "{tmp}/pics"], "holds no labelled point to score"),
     "id column is the label column": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--id-column", "label"],

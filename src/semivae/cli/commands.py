@@ -41,6 +41,9 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
         raise UserError("semivae anomaly needs --anomaly-class (the class left out of training); e.g. --anomaly-class 7")
     if not 0 < a.target_fpr < 1:
         raise UserError(f"--target-fpr {a.target_fpr} is outside (0, 1); give e.g. 0.05")
+    if a.score_samples < 1 or a.score_iwae_k < 1:  # checked before training, not after it
+        raise UserError(f"--score-samples {a.score_samples} and --score-iwae-k {a.score_iwae_k} must be >= 1, e.g. 10 "
+                        "and 100")
     path = train(cfg, out=a.out, progress=not a.quiet)
     res = evaluate_anomaly(path, target_fpr=a.target_fpr, samples=a.score_samples, iwae_k=a.score_iwae_k)
     _write_roc(path)

@@ -77,6 +77,8 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
         raise UserError(f"run {run.path} was not trained with an anomaly class; train it with `semivae anomaly`")
     if not 0 < target_fpr < 1:
         raise UserError(f"--target-fpr {target_fpr} is outside (0, 1); give e.g. 0.05")
+    if samples < 1 or iwae_k < 1:
+        raise UserError(f"--score-samples {samples} and --score-iwae-k {iwae_k} must be >= 1, e.g. 10 and 100")
     if len(run.split.val) == 0:
         raise UserError("the anomaly threshold needs validation points; train with --val-fraction > 0")
     bundle = run.dataset(data_dir)

@@ -73,6 +73,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
         raise UserError(f"run {run.path} already has feedback classes; give more feedback to the run it came from")
     if epochs < 1:
         raise UserError(f"--epochs {epochs} must be >= 1")
+    if lr is not None and not lr > 0:
+        raise UserError(f"--lr {lr} must be > 0, e.g. 0.001 (default: the run's)")
     check_out_dir(out)
     anomaly = load_anomaly(run)
     cfg = run.config
