@@ -75,5 +75,8 @@ def test_pack_reads_a_file_as_train_does(tmp_path):
     run = semivae.train(dataset=str(tmp_path / "p"), out=tmp_path / "r", **{**FAST, "labels_per_class": None})
     proba, _ = semivae.predict(run, tmp_path / "pics" / "c1" / "1.png")  # 40x40, resized as the pack was
     assert proba.shape == (1, 2)
+    names = sorted(b.train.ids.tolist() + b.test.ids.tolist())  # the files' names survive the pack
+    assert names == sorted(f"c{i % 2}/{i}.png" for i in range(6))
+    assert b.train.take(torch.tensor([1])).ids.tolist() == [b.train.ids[1]]
     assert main(["data", "pack", "digits", str(tmp_path / "q"), "--image-size", "4"]) == 2  # not a folder
     assert not (tmp_path / "q").exists()

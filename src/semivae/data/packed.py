@@ -9,6 +9,7 @@ up to K pixels each way), as
     OUT/{train,test}/labels.npy   (N, F) int64, -1 = missing
     OUT/{train,test}/lengths.npy  (N,) valid steps of padded sequences (sequences only)
     OUT/{train,test}/observed.npy (N, *shape) bool observed values (tables, sequences with missing ones only)
+    OUT/{train,test}/ids.npy      (N,) str the rows' names (id column, file names, row numbers), where they have them
 
 chunk by chunk (the data need never be in memory at once), into a temporary folder renamed
 into place at the end, so an interrupted pack leaves nothing. ``--dataset OUT`` reads it back
@@ -83,7 +84,7 @@ class PackedData(ArrayData):
         lengths = None if self.lengths is None else self.lengths[idx]
         observed = None if self.observed is None else self.observed[idx]
         return PackedData(self.x, self.labels[idx] if labels is None else labels, self.shift, self.scale, None, lengths,
-                          observed=observed, rows=self.rows[sel])
+                          observed=observed, rows=self.rows[sel], ids=None if self.ids is None else self.ids[sel])
 
 
 def is_packed(path: Path) -> bool:
@@ -109,10 +110,11 @@ def load_packed(path: Path) -> DataBundle:
             labels = torch.from_numpy(np.load(d / "labels.npy"))
             lengths = torch.from_numpy(np.load(d / "lengths.npy")) if (d / "lengths.npy").is_file() else None
             observed = torch.from_numpy(np.load(d / "observed.npy")) if (d / "observed.npy").is_file() else None
-            if len(labels) != len(x) or any(v is not None and len(v) != len(x) for v in (lengths, observed)):
+            ids = np.load(d / "ids.npy").astype(object) if (d / "ids.npy").is_file() else None  # the rows' names
+            if len(labels) != len(x) or any(v is not None and len(v) != len(x) for v in (lengths, observed, ids)):
                 raise ValueError(f"{split}: {len(x)} inputs but {len(labels)} label rows")
             parts.append(PackedData(x, labels, _param(meta["shift"]), _param(meta["scale"]), None, lengths,
-                                    observed=observed))
+                                    observed=observed, ids=ids))
     except UserError:  # already one line, problem and fix
         raise
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
@@ -165,6 +167,8 @@ def pack(bundle: DataBundle, out: Path, augment_shifts: int = 0, chunk: int = 40
                 np.save(tmp / split / "lengths.npy", np.tile(data.lengths.numpy(), len(sh)))
             if data.observed is not None:  # tables and sequences: one view (the shifts are for images)
                 np.save(tmp / split / "observed.npy", data.observed.numpy())
+            if data.ids is not None:  # a CSV's id column, image file names, row numbers a carve kept: a shift keeps it
+                np.save(tmp / split / "ids.npy", np.tile(np.asarray(data.ids, dtype=str), len(sh)))
         norm = (bundle.train.shift, bundle.train.scale) if type(bundle.train) is ArrayData else (0.0, 1.0)
         meta = {"name": bundle.name, "kind": bundle.kind, "likelihood": bundle.likelihood,
                 "heads": [{"name": h.name, "classes": list(h.classes)} for h in bundle.heads],
