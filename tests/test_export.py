@@ -35,6 +35,14 @@ def test_latent_class_models_export_for_any_batch_size(model, tiny, tmp_path):
     assert {"proba", "z_mean", "score"} <= set(diffs) and max(diffs.values()) < 1e-3, diffs
 
 
+def test_a_classifier_without_a_latent_exports_its_probabilities_alone(tiny, tmp_path):
+    """The supervised sibling (and finetune's and distill's classifiers) have no q(z|x)."""
+    path = train(tiny(mode="supervised", epochs=1), out=tmp_path / "r", progress=False)
+    assert export_onnx(path, tmp_path / "m.onnx")["outputs"] == ["proba"]
+    x = load_digits().images[:7].reshape(7, 1, 8, 8).astype(np.float32)
+    assert list(check_export(path, tmp_path / "m.onnx", x)) == ["proba"]
+
+
 def test_the_cli_checks_its_export(tiny, tmp_path, capsys):
     path = train(tiny(epochs=1), out=tmp_path / "r", progress=False)
     np.savez(tmp_path / "x.npz", x=load_digits().images[:5].astype(np.uint8))

@@ -54,6 +54,9 @@ class ExportGraph(nn.Module):
         self.heads = [h.name for h in run.model.heads]
         self.temperatures = [float(run.temperatures.get(h, 1.0)) for h in self.heads]
         self.has_decoder = run.model.has_decoder
+        with torch.no_grad():  # a classifier (finetune, distill) has no q(z|x): no z_mean output
+            probe = run.model.inference(torch.zeros(1, *run.spec.data_shape), None, sample=False)
+        self.has_latent = probe.mu is not None
         self.vector = run.kind == "vector"  # NaN in a vector = a missing feature, as in the library
         self.sequence = run.kind == "sequence"  # and in a series, a missing value
         size = run.data_info.get("image_size") if run.kind == "image" else None
@@ -66,7 +69,7 @@ class ExportGraph(nn.Module):
 
     def output_names(self) -> list[str]:
         proba = ["proba"] if len(self.heads) == 1 else [f"proba_{h}" for h in self.heads]
-        return proba + ["z_mean"] + (["score"] if self.has_decoder else []) + \
+        return proba + (["z_mean"] if self.has_latent else []) + (["score"] if self.has_decoder else []) + \
             (["unknown"] if self.threshold is not None else [])
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
@@ -84,7 +87,8 @@ class ExportGraph(nn.Module):
         outs = []
         for name, t in zip(self.heads, self.temperatures):  # softmax(log p / T), as apply_temperature
             outs.append(torch.softmax(probas[name].clamp(min=1e-12).log() / t, -1))
-        outs.append(inf.mu)  # (N, D), or (N, T, D) for per-step latents
+        if self.has_latent:
+            outs.append(inf.mu)  # (N, D), or (N, T, D) for per-step latents
         if self.has_decoder:
             log_px, kl = self.model.elbo_terms(x, mask, sample=False)
             score = kl - log_px  # (N,)
@@ -130,6 +134,10 @@ def export_onnx(run: Run | str | Path, out: str | Path, *, opset: int = 18) -> d
     finally:
         quiet.setLevel(level)
     _check_any_batch(program.model.graph.inputs[0].shape[0], run)
+    written = program.model.opset_imports.get("", opset)
+    if written != opset:  # the exporter could not convert to it and kept its own
+        raise UserError(f"--opset {opset} is not one the exporter can write for this model (it gave {written}); "
+                        "give 18, the default, or a nearby opset such as 17 or 21")
     buf = io.BytesIO()
     program.save(buf)
     write_atomic(Path(out), buf.getvalue())
