@@ -29,8 +29,8 @@ def _outputs(run: Run, data: ArrayData) -> dict:
     without a latent."""
     out = model_outputs(run.model, data, device=model_device(run.model), elbo=False, latent=True)
     if "mu" not in out and len(data):
-        raise UserError(f"run {run.path} ({run.config.model.model}) has no latent q(z|x) to embed with; "
-                        "embed with a run of a model that has one (semivae, m2, m1m2, pspec)")
+        raise UserError(f"run {run.path} ({run.config.model.model}) has no latent q(z|x), which embed and suggest "
+                        "read; use a run of a model that has one (semivae, m2, m1m2, pspec, adgm, sdgm)")
     return out
 
 

@@ -129,6 +129,8 @@ def suggest(run: Run | str | Path, n: int = 50, *, pool: int | None = None, stra
     run = as_run(run, device)
     if n < 1:
         raise UserError(f"--n {n} must be >= 1; ask for at least one point")
+    if pool is not None and pool < n:
+        raise UserError(f"--pool {pool} must be >= --n {n}: the batch is drawn from the pool's most uncertain points")
     if strategy not in STRATEGIES:
         raise UserError(f"unknown --strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "margin" and not run.model.heads:

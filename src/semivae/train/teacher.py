@@ -46,7 +46,8 @@ def check_teacher(run: Run, info: dict, split: Split) -> None:
     """Refuses a teacher without classes, one that read other data (``info``: the student's
     data.json) or one that knew other labels."""
     if not run.model.heads:
-        raise UserError(f"--teacher {run.path} has no class layer; a teacher must be a run trained with labels")
+        raise UserError(f"teacher {run.path} has no class layer; a teacher (--teacher, or a run given to distill) "
+                        "must be a run trained with labels")
     differ = [k for k in DATA_KEYS if run.data_info.get(k) != info.get(k)]
     if differ:
         raise UserError(f"--teacher {run.path} trained on other data (its {', '.join(differ)} differ from this run's); "
