@@ -95,6 +95,10 @@ def cmd_feedback(a: argparse.Namespace) -> int:
                     progress=not a.quiet, device=a.device)
     _write_roc(path)
     print(_anomaly_table(json.loads((path / "anomaly.json").read_text())))
+    inside = json.loads((path / "data.json").read_text())["feedback"].get("marked_in_test", 0)
+    if inside:
+        print(f"note: {inside} of the points you marked are in the test split; the table counts them as you marked "
+              "them, so it reads high: judge the detector on points you did not mark", file=sys.stderr)
     print(f"run written to {path}")
     return 0
 

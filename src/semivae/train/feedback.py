@@ -60,6 +60,14 @@ def mark_indices(first: int, n: int, per_class: float) -> torch.Tensor:
     return torch.arange(first, first + n).repeat(max(1, round(per_class / n)))
 
 
+def marked_in_test(test, marked: list) -> int:
+    """How many of the test split's points the user marked (the same stored values): the AUROC
+    printed after feedback counts them as the user labelled them, so it reads high."""
+    seen = {row.tobytes() for part in marked for row in part.stored().reshape(len(part), -1)}
+    rows = test.stored().reshape(len(test), -1)
+    return int(sum(row.tobytes() in seen for row in rows)) if seen and rows.dtype == marked[0].stored().dtype else 0
+
+
 def feedback(run: Run | str | Path, false_positives: str | None = None, false_negatives: str | None = None, *,
              out: str | Path, epochs: int = 5, lr: float | None = None, progress: bool = True,
              device: str | None = None) -> Path:
@@ -100,7 +108,8 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
     head = {"name": run.spec.heads[0].name if run.spec.heads else "label", "classes": classes + [FP, FN]}
     info = dict(run.data_info, heads=[head], feedback={
         "from_run": str(run.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
-        "false_negatives": 0 if marked[1] is None else len(marked[1])})
+        "false_negatives": 0 if marked[1] is None else len(marked[1]),
+        "marked_in_test": marked_in_test(run.dataset().test, [m for m in marked if m is not None])})
     info.pop("classes", None)  # a run from before heads existed names its classes there
     new_cfg = replace(cfg, model=model_cfg, train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr, patience=0,
                                                           device=device or cfg.train.device))
