@@ -179,7 +179,7 @@ def test_marks_taken_from_the_test_split_are_counted():
     test = ArrayData(torch.arange(20, dtype=torch.uint8).view(5, 1, 2, 2), torch.zeros(5, dtype=torch.long))
     marks = ArrayData(torch.stack([test.x[1], test.x[3], torch.full((1, 2, 2), 99, dtype=torch.uint8)]),
                       torch.full((3,), -1))
-    assert marked_in_test(test, [marks]) == 2 and marked_in_test(test, []) == 0
+    assert marked_in_test(test, [marks.stored()]) == 2 and marked_in_test(test, []) == 0
 
 
 def test_a_few_marks_weigh_in_the_labelled_stream_as_a_class_does():

@@ -177,19 +177,12 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    import signal
+    from ..train.training import on_signals
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "semivae"]
     child = subprocess.Popen(cmd + args)
-
-    def forward(signum, frame):  # torchrun passes it on to the workers, which checkpoint and stop
-        child.send_signal(signum)
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with on_signals(lambda signum, frame: child.send_signal(signum)):  # torchrun passes it on to the workers
         return child.wait()
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def _finish_training(a: argparse.Namespace, path: Path) -> int:

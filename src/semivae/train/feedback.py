@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..atomic import write_npz
@@ -60,12 +61,12 @@ def mark_indices(first: int, n: int, per_class: float) -> torch.Tensor:
     return torch.arange(first, first + n).repeat(max(1, round(per_class / n)))
 
 
-def marked_in_test(test, marked: list) -> int:
-    """How many of the test split's points the user marked (the same stored values): the AUROC
-    printed after feedback counts them as the user labelled them, so it reads high."""
-    seen = {row.tobytes() for part in marked for row in part.stored().reshape(len(part), -1)}
+def marked_in_test(test, marked: list[np.ndarray]) -> int:
+    """How many of the test split's points the user marked (``marked``: the marks' stored values):
+    the AUROC printed after feedback counts them as the user labelled them, so it reads high."""
     rows = test.stored().reshape(len(test), -1)
-    return int(sum(row.tobytes() in seen for row in rows)) if seen and rows.dtype == marked[0].stored().dtype else 0
+    seen = {row.tobytes() for part in marked if part.dtype == rows.dtype for row in part.reshape(len(part), -1)}
+    return sum(row.tobytes() in seen for row in rows)
 
 
 def feedback(run: Run | str | Path, false_positives: str | None = None, false_negatives: str | None = None, *,
@@ -105,11 +106,13 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
             n0 = len(train)
             train = train.append(part, torch.cat([train.labels, torch.full((len(part), 1), cls, dtype=torch.long)]))
             labelled = torch.cat([labelled, mark_indices(n0, len(part), per_class)])
+    names = ("false_positives", "false_negatives")
+    stored = {name: part.stored() for name, part in zip(names, marked) if part is not None}  # NaN where missing
     head = {"name": run.spec.heads[0].name if run.spec.heads else "label", "classes": classes + [FP, FN]}
     info = dict(run.data_info, heads=[head], feedback={
         "from_run": str(run.path), "false_positives": 0 if marked[0] is None else len(marked[0]),
         "false_negatives": 0 if marked[1] is None else len(marked[1]),
-        "marked_in_test": marked_in_test(run.dataset().test, [m for m in marked if m is not None])})
+        "marked_in_test": marked_in_test(run.dataset().test, list(stored.values()))})
     info.pop("classes", None)  # a run from before heads existed names its classes there
     new_cfg = replace(cfg, model=model_cfg, train=replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr, patience=0,
                                                           device=device or cfg.train.device))
@@ -119,8 +122,6 @@ def feedback(run: Run | str | Path, false_positives: str | None = None, false_ne
 
     path = Path(out)
     writer = RunWriter(path, new_cfg, info, run.split)
-    names = ("false_positives", "false_negatives")
-    stored = {name: part.stored() for name, part in zip(names, marked) if part is not None}  # NaN where missing
     lengths = {f"{name}_lengths": part.lengths.numpy() for name, part in zip(names, marked)
                if part is not None and part.lengths is not None}  # series: their valid steps
     write_npz(path / "feedback.npz", **stored, **lengths)

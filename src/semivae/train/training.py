@@ -70,16 +70,21 @@ def check_labels(model: BaseModel, split: Split, cfg: RunConfig) -> None:
 
 
 @contextmanager
-def stop_on_signals(flag: StopFlag):
-    """SIGINT / SIGTERM set ``flag`` (the loop stops after its step) instead of killing the process."""
-    def handler(signum, frame):
-        flag.signum = signum
+def on_signals(handler):
+    """``handler(signum, frame)`` for SIGINT and SIGTERM while inside; the previous handlers after."""
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def stop_on_signals(flag: StopFlag):
+    """SIGINT / SIGTERM set ``flag`` (the loop stops after its step) instead of killing the process."""
+    def handler(signum, frame):
+        flag.signum = signum
+    return on_signals(handler)
 
 
 def absolute_paths(cfg: RunConfig) -> RunConfig:
