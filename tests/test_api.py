@@ -54,6 +54,20 @@ def test_embed_gives_means_logvars_probabilities_and_ids(run, digits):
     assert emb["mu"].shape == (7, 4) and emb["logvar"].shape == (7, 4) and emb["proba/label"].shape == (7, 10)
     assert emb["ids"].tolist() == [str(i) for i in range(7)]
     assert np.allclose(emb["proba/label"], semivae.predict(run, x[:7])[0], atol=1e-6)
+    framed = semivae.embed(run, pd.DataFrame(x[100:103], index=["a", "b", "c"]))  # a data frame's index: the ids
+    assert framed["ids"].tolist() == ["a", "b", "c"]
+    assert semivae.embed(run, pd.DataFrame(x).iloc[100:102])["ids"].tolist() == ["100", "101"]
+
+
+def test_a_detector_from_python_scores_as_arrays(digits, tmp_path):
+    x, y_true = load_digits(return_X_y=True)
+    with pytest.raises(UserError, match="anomaly_class="):
+        semivae.anomaly(x=x, y=y_true, out=tmp_path / "none", progress=False, **FAST)
+    run = semivae.anomaly(x=x, y=y_true, anomaly_class=7, out=tmp_path / "a7", progress=False, score_samples=2,
+                          score_iwae_k=4, **{**FAST, "epochs": 1})
+    scored = semivae.score(run, x[y_true == 7][:5])
+    assert scored["score"].shape == (5,) and (scored["flag"] == (scored["score"] > scored["threshold"])).all()
+    assert "7" not in set(scored["predicted"]) and scored["ids"].tolist() == [str(i) for i in range(5)]
 
 
 def test_predict_flags_inputs_unlike_the_training_data(run, digits):
@@ -92,7 +106,7 @@ def test_the_cli_names_work_from_python_and_given_labels_need_inputs(run, digits
         semivae.score(run, x[:3])
 
 
-def test_dark_integer_images_get_a_note(tmp_path):
+def test_dark_integer_images_get_a_note_and_flat_rows_predict(tmp_path, capsys):
     import json
 
     x, y = load_digits(return_X_y=True)
@@ -100,6 +114,13 @@ def test_dark_integer_images_get_a_note(tmp_path):
                         **{**FAST, "epochs": 1})
     notes = json.loads((run / "summary.json").read_text())["notes"]
     assert any("integers up to 16, read as 0..255" in n for n in notes)
+    assert "note: " in capsys.readouterr().err
+    semivae.train(x=x.reshape(-1, 8, 8).astype(np.uint8), y=y, out=tmp_path / "q", quiet=True, notes=False,
+                  **{**FAST, "epochs": 1})
+    assert "note: " not in capsys.readouterr().err  # kept in summary.json only
+    flat, shaped = semivae.predict(run, x[:3].astype(np.uint8))[0], semivae.predict(run, x[:3].reshape(-1, 8, 8) / 255)[0]
+    assert flat.shape == (3, 10) and np.allclose(flat, semivae.predict(run, x[:3].reshape(-1, 8, 8).astype(np.uint8))[0])
+    assert shaped.shape == (3, 10)
 
 
 def test_targets_a_model_does_not_learn_get_a_note_and_evaluate_names_them(tmp_path):

@@ -113,6 +113,16 @@ CASES = {
     "predict to an npz": (["predict", "{run}", "{tmp}/pics", "--out", "{tmp}/p.npz"], "writes CSV text; name a .csv"),
     "resume with nothing left": (["train", "--resume", "{run}", "--epochs", "1"],
                                  "so --epochs 1 leaves nothing to train"),
+    "image bends on a table": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--consistency", "5", "--augment-elastic",
+                                "1"], "--augment-elastic perturbs images, but the data is a table; drop it (on a table "
+                                      "the consistency term uses --augment-noise and --consistency-mix)"),
+    "warp on images": (["train", *FAST, "--augment-warp", "0.1"], "--augment-warp perturbs series, but the data is "
+                                                                    "images"),
+    "noise where the term is off": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--augment-noise", "0.3"],
+                                    "--augment-noise shapes the consistency term, which is off for this run; add "
+                                    "--consistency 10"),
+    "finetune on no labels": (["finetune", "{run}", "--labels", "0", "--out", "{tmp}/ft"],
+                              "budget leaves none; raise the budget (--labels, --labels-per-class or --label-fraction)"),
     "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],
                                  "for a model trained on image data; give a folder of images, one image file"),
 }

@@ -132,6 +132,8 @@ def test_refits_into_out_pickles_that_save_and_runs_that_move(digits, tmp_path):
     import pickle
     import shutil
 
+    from sklearn.base import clone
+
     import semivae
 
     x, y = digits
@@ -140,8 +142,12 @@ def test_refits_into_out_pickles_that_save_and_runs_that_move(digits, tmp_path):
     first = clf.fit(x, y_semi).predict_proba(x[:10])
     again = clf.set_params(seed=1).fit(x, y_semi).predict_proba(x[:10])
     assert not np.allclose(first, again) and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    clone(clf).set_params(seed=2).fit(x, y_semi)  # a search's clone replaces the run in out, not clf's own
+    assert np.allclose(SemiVAEClassifier.load(clf.save(tmp_path / "mine")).predict_proba(x[:10]), again)
+    shutil.rmtree(tmp_path / "mine")
     copy = pickle.loads(pickle.dumps(clf))
     assert copy.run_dir_ != clf.run_dir_ and np.allclose(copy.predict_proba(x[:10]), again)
+    clf.set_params(seed=1).fit(x, y_semi)  # out holds clf's fit again, as the lines below read it
     shutil.move(str(tmp_path / "out"), tmp_path / "moved")  # the original's run, moved away
     assert semivae.evaluate(tmp_path / "moved", "train")["n"] == len(x)  # its arrays, found in the new place
     saved = copy.save(tmp_path / "from-pickle")
@@ -162,5 +168,23 @@ def test_flattened_images_in_0_255(digits):
     clf = SemiVAEClassifier(**{**SMALL, "epochs": 2}, input_shape=(1, 8, 8)).fit(pixels.astype(np.uint8), y)
     assert clf.pixel_max_ == 255.0
     assert np.allclose(clf.predict_proba(pixels[:5]), clf.predict_proba(pixels[:5] / 1.0))
+    with pytest.raises(ValueError, match="fitted on pixels in 0..255; pass X \\* 255"):  # would be divided again
+        clf.predict(pixels[:5] / 255)
+    unit = SemiVAEClassifier(**{**SMALL, "epochs": 1}, input_shape=(1, 8, 8)).fit(pixels / 255, y)
+    with pytest.raises(ValueError, match="fitted on pixels in \\[0, 1\\]; pass X / 255"):
+        unit.predict(pixels[:5])
     with pytest.raises(ValueError, match="pixels go up to 16; .* pass X / 16"):  # the digits' own 0..16
         SemiVAEClassifier(**{**SMALL, "epochs": 1}, input_shape=(1, 8, 8)).fit(x, y)
+
+
+def test_set_output_names_the_columns_in_a_pipeline(digits):
+    x, y = digits
+    frame = pd.DataFrame(x[:200], columns=[f"p{i}" for i in range(64)])
+    pipe = make_pipeline(MinMaxScaler(), SemiVAEClassifier(**{**SMALL, "epochs": 1})).set_output(transform="pandas")
+    z = pipe.fit(frame, y[:200]).transform(frame.iloc[:3])
+    assert list(z.columns) == ["z0", "z1", "z2", "z3"] and z.shape == (3, 4)
+    gaps = frame.copy()
+    gaps.iloc[0, 1] = np.nan
+    filled = SemiVAEImputer(epochs=1, hidden=[16], latent_dim=2, threads=1).set_output(transform="pandas")
+    out = filled.fit_transform(gaps)
+    assert list(out.columns) == list(frame.columns) and not out.isna().any().any()

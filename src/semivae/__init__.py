@@ -9,6 +9,7 @@ No labels (a VAE), a few labels (semi-supervised, Berkhahn et al. 2019) or all l
     proba, classes = semivae.predict(run, "new.npz")                  # or an array / data frame
     z = semivae.embed(run, x_new)["mu"]
     student = semivae.distill([run, other_run], epochs=10)            # a conv classifier they teach
+    detector = semivae.anomaly(x=X, y=y, anomaly_class=7)             # then semivae.score(detector, X_new)
 
 ``semivae.train`` is both the function above and the package of the training code
 (``semivae.train.trainer``, ...); ``semivae.load(path)`` gives the loaded run object that
@@ -16,7 +17,7 @@ No labels (a VAE), a few labels (semi-supervised, Berkhahn et al. 2019) or all l
 is ``semivae.sklearn.SemiVAEClassifier``; ONNX export ``semivae.export.export_onnx``.
 """
 
-import importlib
+import importlib as _importlib
 
 from .version import __version__  # noqa: F401  (re-exported)
 
@@ -30,7 +31,7 @@ _EXPORTS = {
     "calibrate": (".eval.calibration", "calibrate"), "embed": (".eval.embed", "embed"),
     "impute": (".eval.impute", "impute"), "suggest": (".eval.suggest", "suggest"),
     "Run": (".runs", "Run"), "load_run": (".runs", "load_run"), "load": (".runs", "load_run"),
-    "distill": (".train.distill", "distill"),
+    "distill": (".train.distill", "distill"), "anomaly": (".train.detector", "anomaly"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -40,11 +41,11 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'semivae' has no attribute {name!r}")
     module, attr = _EXPORTS[name]
-    value = importlib.import_module(module, __name__)
+    value = _importlib.import_module(module, __name__)
     value = value if attr is None else getattr(value, attr)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted({n for n in globals() if not n.startswith("_")} | set(_EXPORTS) | {"__version__"})

@@ -33,12 +33,13 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.metrics import accuracy_score
 from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import (_check_feature_names_in, check_array, check_consistent_length,
+                                      check_is_fitted, column_or_1d, validate_data)
 
 from .data.arrays import series_lengths
 from .data.sequences import pad, valid_steps
@@ -64,25 +65,24 @@ class _RunEstimator(BaseEstimator):
         return tags
 
     def _fit_run(self, x: np.ndarray, y: np.ndarray | None, settings: dict, lengths: np.ndarray | None = None) -> None:
-        """Train into ``out`` (a run an estimator wrote there before is replaced once the new one
-        is trained: refitting, or a search's clones, leave the last fit) or a temporary directory."""
+        """Train into a temporary directory the estimator owns, then copy the run to ``out`` when
+        given (replacing an estimator's run there: refits and a search's clones leave the last fit;
+        each keeps its own, so its ``save`` and pickle are the model it predicts with)."""
         out = None if self.out is None else Path(self.out)
         if out is not None:
             _check_replaceable(out)
             out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix="semivae-sklearn-", dir=None if out is None else out.parent)  # out: a rename
+        tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
         try:
             run_dir = train(x=x, y=y, lengths=lengths, out=Path(tmp) / "run", progress=self.verbose, carve_test=False,
-                            **{k: v for k, v in settings.items() if v is not None})
+                            notes=self.verbose, **{k: v for k, v in settings.items() if v is not None})
             (run_dir / ESTIMATOR_FILE).write_text(json.dumps(self._description()))
             if out is not None:
-                shutil.rmtree(out, ignore_errors=True)
-                run_dir = run_dir.rename(out)
-                Path(tmp).rmdir()
+                _publish(run_dir, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self._own(tmp if out is None else None, run_dir)
+        self._own(tmp, run_dir)
 
     def _own(self, tmp: str | None, run_dir: Path) -> None:
         """Hold the run at ``run_dir``; a temporary directory ``tmp`` lives as long as this estimator."""
@@ -139,10 +139,32 @@ class _RunEstimator(BaseEstimator):
         self.__dict__.update(state)
         if files is not None:
             tmp = tempfile.mkdtemp(prefix="semivae-sklearn-")
-            (Path(tmp) / "run").mkdir()
+            run = Path(tmp) / "run"
+            run.mkdir()
             for name, data in files.items():
-                (Path(tmp) / "run" / name).write_bytes(data)
-            self._own(tmp, Path(tmp) / "run")
+                (run / name).write_bytes(data)
+            _own_arrays(run)
+            self._own(tmp, run)
+
+
+def _own_arrays(run: Path) -> None:
+    """A restored copy's config names its own (absent) training arrays, not the original's, which
+    live only as long as it does: evaluating the copy on its training split is refused at any time."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    if Path(cfg["data"]["dataset"]).name == ARRAYS:
+        cfg["data"]["dataset"] = str(run / ARRAYS)
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _publish(run_dir: Path, out: Path) -> None:
+    """A copy of ``run_dir`` at ``out`` (replacing an estimator's run there), renamed into place whole."""
+    staging = Path(tempfile.mkdtemp(prefix=".semivae-sklearn-", dir=out.parent)) / "run"
+    try:
+        shutil.copytree(run_dir, staging)
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
 
 
 def _check_replaceable(out: Path) -> None:
@@ -198,7 +220,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
                              "classes as numbers >= 0 or as text")
         self.classes_ = np.unique(y[labelled])
         if len(self.classes_) < 2:
-            raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+            raise ValueError(f"y has 1 class ({self.classes_.tolist()[0]!r}); a classifier needs at least 2 classes")
         codes = np.full(len(y), -1, dtype=np.int64)
         codes[labelled] = np.searchsorted(self.classes_, y[labelled])
         top = float(np.nanmax(X, initial=0.0))
@@ -225,7 +247,10 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
         if int(np.prod(shape)) != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but input_shape {shape} holds {int(np.prod(shape))}; "
                              "fix input_shape")
-        return (X.reshape(len(X), *shape) / getattr(self, "pixel_max_", 1.0)).astype(np.float32)
+        scale = getattr(self, "pixel_max_", 1.0)
+        if hasattr(self, "run_"):  # new inputs must be in the units the estimator was fitted on
+            _check_units(X, scale)
+        return (X.reshape(len(X), *shape) / scale).astype(np.float32)
 
     # -- using a fitted model -------------------------------------------------------------
     def _inputs(self, X):
@@ -263,6 +288,13 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
         """Means of q(z|x): (N, latent_dim)."""
         mu, _ = latent(self.run_, self._inputs(X))
         return mu.reshape(len(mu), -1).astype(np.float64)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """``transform``'s column names: z0, z1, ... (so ``set_output(transform="pandas")`` works)."""
+        check_is_fitted(self, "run_")
+        if not self.run_.model.has_decoder:
+            raise AttributeError(f"mode {self.mode!r} has no latent space, so transform has no columns")
+        return np.asarray([f"z{i}" for i in range(int(np.prod(self.run_.model.prior_shape)))], dtype=object)
 
     def score_samples(self, X) -> np.ndarray:
         """The ELBO with the latents at their means, per row (nats; higher = more like the
@@ -309,6 +341,11 @@ class SemiVAEImputer(TransformerMixin, _RunEstimator):
         self._fit_run(X.astype(np.float32), None, settings)
         return self
 
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The input's column names (``transform`` keeps the columns)."""
+        check_is_fitted(self, "run_")
+        return _check_feature_names_in(self, input_features)
+
     def transform(self, X) -> np.ndarray:
         """X with every NaN replaced by the model's value: (N, D), X's dtype."""
         check_is_fitted(self, "run_")
@@ -317,6 +354,19 @@ class SemiVAEImputer(TransformerMixin, _RunEstimator):
         if gaps.any():
             out[gaps] = fill_in(self.run_, read_inputs(self.run_, X.astype(np.float32)), self.samples)[gaps]
         return out
+
+
+def _check_units(X: np.ndarray, pixel_max: float) -> None:
+    """Pixels in the units the estimator was fitted on, or a ValueError that says how to convert:
+    fitted on 0..255, floats in [0, 1] with fractions would be divided by 255 again; fitted on
+    [0, 1], anything above 1 is another unit."""
+    top = float(np.nanmax(X, initial=0.0))
+    if pixel_max == 1.0 and top > 1:
+        raise ValueError(f"X's pixels go up to {top:g}, but this estimator was fitted on pixels in [0, 1]; pass X / "
+                         f"{255 if top > 64 else top:g}")
+    if pixel_max > 1 and top <= 1 and not np.array_equal(X, np.round(X), equal_nan=True):
+        raise ValueError("X's pixels are fractions in [0, 1], but this estimator was fitted on pixels in 0..255; "
+                         "pass X * 255")
 
 
 def _keep_params(est: BaseEstimator, values: dict) -> None:

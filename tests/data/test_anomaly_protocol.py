@@ -16,3 +16,17 @@ def test_the_carve_counts_only_the_normal_classes(tmp_path):
     test_normal = int((bundle.test.labels[:, 0] != 2).sum())
     assert bundle.meta["test_carved"] == len(bundle.test) > odd.meta["test_carved"] == test_normal
     assert odd.meta["test_anomalous"].sum() == 20 and (odd.train.labels[:, 0] >= 0).sum() == 40 - test_normal
+
+
+def test_a_class_is_named_or_placed_only_where_no_name_is_a_number():
+    import pytest
+
+    from semivae.data.anomaly import class_index
+    from semivae.errors import UserError
+
+    assert class_index(("3", "5", "7"), "7") == 2
+    with pytest.raises(UserError, match="--class 1 is not a class name of this data; choose one of"):
+        class_index(("3", "5", "7"), "1", "--class")  # "5" sits at place 1: a trap, refused
+    assert class_index(("Bag", "Coat", "Dress"), "1") == 1  # names without numbers: a place, as for Fashion-MNIST
+    with pytest.raises(UserError, match="is past the last class"):
+        class_index(("Bag", "Coat"), "5")

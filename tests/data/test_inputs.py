@@ -47,6 +47,11 @@ def test_a_csv_id_column_names_rows_and_stays_out_of_the_features(tmp_path):
     assert load_inputs(tmp_path / "new.csv", info).ids.tolist() == ["first", "second"]
     (tmp_path / "bare.csv").write_text("a,b\n1,2\n")  # new data may come without ids
     assert load_inputs(str(tmp_path / "bare.csv"), info).ids is None
+    (tmp_path / "texts.csv").write_text("a,b\nx1,2\nx2,4\nx3,5\n")  # a training column, not droppable here
+    with pytest.raises(UserError, match="'x1' is not a number, and the run reads this column as a feature; fill in "
+                                        "numbers") as err:
+        load_inputs(tmp_path / "texts.csv", info)
+    assert "--feature-columns" not in str(err.value) and "--id-column" not in str(err.value)
 
 
 def test_a_negative_label_other_than_minus_one_is_refused_as_a_typo():
@@ -88,6 +93,22 @@ def test_image_folders_name_rows_by_file(tmp_path):
     (tmp_path / "d.csv").write_text("a\n1\n")
     with pytest.raises(UserError, match="cannot read .*d.csv for a model trained on image data; give a folder"):
         load_inputs(tmp_path / "d.csv", info)
+
+
+def test_image_folders_read_nested_folders_and_stray_colour_images_as_grey(tmp_path):
+    places = ["cat/a", "cat/a", "cat", "dog", "dog/b/c", "unlabelled/day2", "unlabelled", ".hidden"] + ["dog"] * 20
+    for i, place in enumerate(places):
+        (tmp_path / "train" / place).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), 9 * i, np.uint8)).save(tmp_path / "train" / place / f"im{i}.png")
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(tmp_path / "train" / "cat" / "red.png")
+    bundle = load_dataset(str(tmp_path / "train"))
+    ids = sorted(bundle.train.ids.tolist() + bundle.test.ids.tolist())
+    assert "cat/a/im0.png" in ids and "dog/b/c/im4.png" in ids and "unlabelled/day2/im5.png" in ids
+    assert len(ids) == 28 and not any(".hidden" in i for i in ids)  # hidden folders stay out
+    assert bundle.train.shape[0] == 1  # one colour image among 27 grey ones (< 5 %): read as grey, and said
+    assert bundle.meta["mixed_colour"]["odd"] == 1 and bundle.meta["mixed_colour"]["first"].endswith("red.png")
 
 
 def test_an_image_folder_before_any_label_loads_unlabelled(tmp_path):
@@ -157,7 +178,7 @@ def test_series_padded_with_nan_end_where_their_values_end(tmp_path):
 
 
 def test_16_bit_images_are_scaled_not_clipped(tmp_path):
-    from semivae.data.files import read_images
+    from semivae.data.images import read_images
 
     Image.fromarray(np.array([[0, 65535], [32896, 1000]], np.uint16)).save(tmp_path / "deep.png")
     assert read_images([tmp_path / "deep.png"])[0, 0].tolist() == [[0, 255], [128, 4]]

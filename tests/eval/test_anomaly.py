@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from semivae.cli import main
 from semivae.data import ArrayData
 from semivae.eval import metrics
-from semivae.eval.anomaly import FN, FP, _feedback_adjust, score
+from semivae.eval.anomaly import FN, FP, _feedback_adjust, score, score_csv
 from semivae.eval.scores import available_scores, compute_scores
 from semivae.runs import load_run
 
@@ -97,15 +97,17 @@ def test_a_run_scored_with_older_combined_parts_keeps_them(anomaly_run, tmp_path
     info["combine"] = {("entropy" if k == "energy" else k): v for k, v in info["combine"].items()}
     (old / "anomaly.json").write_text(json.dumps(info))
     np.savez(tmp_path / "new.npz", x=np.zeros((3, 8, 8), dtype=np.uint8))
-    now, before = (np.array([float(r["score"]) for r in csv.DictReader(io.StringIO(score(r, tmp_path / "new.npz")))])
-                   for r in (anomaly_run, old))
+    now, before = (score(r, tmp_path / "new.npz")["score"] for r in (anomaly_run, old))
     assert np.isfinite(before).all() and not np.allclose(now, before)
 
 
 def test_score_writes_score_flag_and_class(anomaly_run, tmp_path):
     x = np.round(np.random.default_rng(0).random((6, 8, 8)) * 16).astype(np.uint8)  # digits' own units, 0..16
     np.savez(tmp_path / "new.npz", x=x)
-    rows = list(csv.DictReader(io.StringIO(score(anomaly_run, tmp_path / "new.npz"))))
+    scored = score(anomaly_run, tmp_path / "new.npz")
+    assert scored["score"].shape == (6,) and scored["flag"].dtype == bool and "1" not in set(scored["predicted"])
+    assert (scored["flag"] == (scored["score"] > scored["threshold"])).all()
+    rows = list(csv.DictReader(io.StringIO(score_csv(scored))))
     assert len(rows) == 6 and set(rows[0]) == {"row", "id", "score", "flag", "predicted"}
     assert all(r["flag"] in ("0", "1") for r in rows) and all(r["predicted"] != "1" for r in rows)
     assert main(["score", str(anomaly_run), str(tmp_path / "new.npz"), "--score", "nope"]) == 2
@@ -119,11 +121,14 @@ def test_images_in_other_units_than_the_training_data_are_refused(anomaly_run, t
     err = capsys.readouterr().err.strip()
     assert "outside 0..16" in err and "integers in 0..16 or floats in [0, 1]" in err and "\n" not in err
     assert not out.exists()
-    np.savez(tmp_path / "float.npz", x=np.full((2, 8, 8), 16.0, dtype=np.float32))
+    np.savez(tmp_path / "float.npz", x=np.full((2, 8, 8), 16.5, dtype=np.float32))
     assert main(["score", str(anomaly_run), str(tmp_path / "float.npz")]) == 2
     assert "rescale to [0, 1] or save the images as integers in 0..16" in capsys.readouterr().err
+    np.savez(tmp_path / "whole.npz", x=np.full((2, 8, 8), 16.0, dtype=np.float32))  # the model's units, as floats
+    assert main(["score", str(anomaly_run), str(tmp_path / "whole.npz")]) == 2
+    assert "pass them as integers (x.astype('uint8')), else rescale (x / 16)" in capsys.readouterr().err
     np.savez(tmp_path / "unit.npz", x=np.full((2, 8, 8), 0.5, dtype=np.float32))
-    assert score(anomaly_run, tmp_path / "unit.npz").count("\n") == 3  # header and two rows
+    assert len(score(anomaly_run, tmp_path / "unit.npz")["score"]) == 2
 
 
 def test_the_feature_bank_is_the_training_split_and_its_loss_is_one_line(anomaly_run, tmp_path, capsys):
@@ -156,7 +161,7 @@ def test_feedback_lowers_the_score_of_marked_false_positives(anomaly_run, tmp_pa
     marked = np.argsort(-val_scores)[:10]  # the normal validation points scored most anomalous: false alarms
     np.savez(tmp_path / "fp.npz", x=val.x[torch.from_numpy(marked)].numpy()[:, 0])
     def scores(run, name):
-        return np.array([float(r["score"]) for r in csv.DictReader(io.StringIO(score(run, tmp_path / "fp.npz", name)))])
+        return score(run, tmp_path / "fp.npz", name)["score"]
 
     def percentile(run, name):  # where the marked points fall among the run's normal validation scores
         with np.load(run / "anomaly_scores.npz") as z:

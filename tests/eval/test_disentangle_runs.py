@@ -41,6 +41,13 @@ def test_disentangle_writes_every_metric_and_the_report_shows_them(run, capsys):
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "<h2>Disentanglement</h2>" in page and "mig (mig)" in page
+    # one metric again at the same seed and scale keeps the others; at another scale it stands alone
+    assert main(["disentangle", str(run), "--scale", "0.05", "--metrics", "mig"]) == 0
+    kept = json.loads((run / "disentanglement.json").read_text())
+    assert set(kept["headline"]) == {"beta_vae", "factor_vae", "mig", "dci"}
+    assert kept["headline"]["dci"] == res["headline"]["dci"]
+    assert main(["disentangle", str(run), "--scale", "0.06", "--metrics", "mig"]) == 0
+    assert set(json.loads((run / "disentanglement.json").read_text())["headline"]) == {"mig"}
 
 
 def test_bad_disentangle_input_is_one_line(run, tmp_path, capsys):

@@ -100,3 +100,30 @@ def test_run_files_are_readable_like_ordinary_files(tmp_path, tiny):
     os.umask(mask)
     assert (path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
     assert torch.isfinite(torch.tensor(json.loads((path / "summary.json").read_text())["final"]["loss"]))
+
+
+def test_a_training_folder_that_changed_is_refused_where_the_split_names_its_rows(tmp_path, capsys):
+    """Files moved between folders (the labelling loop) renumber the rows split.json names: the
+    validation split and resuming are refused in one line; a test split of its own still evaluates."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from semivae.cli import main
+
+    x, y = load_digits(return_X_y=True)
+    for i in range(120):
+        folder = tmp_path / ("test" if i >= 100 else "pics") / (str(y[i]) if i < 30 or i >= 100 else "unlabelled")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[i].reshape(8, 8) * 15).astype(np.uint8)).save(folder / f"im{i:03d}.png")
+    run = tmp_path / "run"
+    fast = ["--hidden", "16", "--latent-dim", "2", "--epochs", "1", "--threads", "1", "--quiet"]
+    assert main(["train", "--dataset", str(tmp_path / "pics"), "--test-data", str(tmp_path / "test"), *fast,
+                 "--out", str(run)]) == 0
+    assert json.loads((run / "data.json").read_text())["train_rows"]["n"] == 100
+    (tmp_path / "pics" / "unlabelled" / "im050.png").rename(tmp_path / "pics" / str(y[50]) / "im050.png")
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0  # the test split is its own folder
+    for argv in (["evaluate", str(run), "--split", "val"], ["train", "--resume", str(run), "--epochs", "2"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "changed since it was trained (the same number of rows, but other names" in err and "--init-from" in err

@@ -63,6 +63,11 @@ def test_a_run_stopped_mid_epoch_resumes_to_bitwise_the_same_weights(model, extr
         assert main([*args, "--out", str(tmp_path / "cut")]) == 128 + signal.SIGTERM
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["resume_command"].startswith("semivae train --resume")
+    kept, state = (load_file(str(tmp_path / "cut" / f)) for f in ("model.safetensors", "checkpoint.safetensors"))
+    source = next(p for p in ("best", "ema", "model") if any(k.startswith(p + "/") for k in state))  # conv: ema
+    at_stop = {k[len(source) + 1:]: v for k, v in state.items() if k.startswith(source + "/")}
+    at_stop = {k.removeprefix("module."): v for k, v in at_stop.items() if k != "n_averaged"}
+    assert all(torch.equal(kept[k], at_stop[k]) for k in kept)  # what evaluate reads now: the weights at the stop
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "cut")]) == 0  # an unfinished run still evaluates, and says so
     assert "unfinished" in capsys.readouterr().err

@@ -33,19 +33,16 @@ def _anomaly_table(res: dict) -> str:
 
 
 def cmd_anomaly(a: argparse.Namespace) -> int:
-    from ..eval.anomaly import evaluate_anomaly
-    from ..train import train
+    from ..eval.anomaly import load_anomaly
+    from ..runs import load_run
+    from ..train.detector import anomaly
 
     cfg = _run_config(a, own=("target_fpr", "score_samples", "score_iwae_k"))
     if cfg.data.anomaly_class is None:
         raise UserError("semivae anomaly needs --anomaly-class (the class left out of training); e.g. --anomaly-class 7")
-    if not 0 < a.target_fpr < 1:
-        raise UserError(f"--target-fpr {a.target_fpr} is outside (0, 1); give e.g. 0.05")
-    if a.score_samples < 1 or a.score_iwae_k < 1:  # checked before training, not after it
-        raise UserError(f"--score-samples {a.score_samples} and --score-iwae-k {a.score_iwae_k} must be >= 1, e.g. 10 "
-                        "and 100")
-    path = train(cfg, out=a.out, progress=not a.quiet)
-    res = evaluate_anomaly(path, target_fpr=a.target_fpr, samples=a.score_samples, iwae_k=a.score_iwae_k)
+    path = anomaly(cfg, out=a.out, progress=not a.quiet, target_fpr=a.target_fpr, score_samples=a.score_samples,
+                   score_iwae_k=a.score_iwae_k)
+    res = load_anomaly(load_run(path))
     _write_roc(path)
     print(_anomaly_table(res))
     print(f"run written to {path}")
@@ -82,10 +79,10 @@ def _emit_csv(text: str, out: str | None) -> int:
 
 
 def cmd_score(a: argparse.Namespace) -> int:
-    from ..eval.anomaly import score
+    from ..eval.anomaly import score, score_csv
 
     out = csv_out(a.out)
-    return _emit_csv(score(a.run, a.input, a.score, device=a.device), out)
+    return _emit_csv(score_csv(score(a.run, a.input, a.score, device=a.device)), out)
 
 
 def cmd_feedback(a: argparse.Namespace) -> int:
@@ -258,6 +255,7 @@ def _figure_path(run: str, given: str | None, name: str) -> Path:
 def cmd_generate(a: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..data.anomaly import class_index
     from ..runs import load_run
     from ..runs.run import preprocessing
     from ..viz import generate_figure, generation_grid, generation_head, save_png
@@ -272,10 +270,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
     names = list(head.classes) if head else []
     k = None
     if a.only_class is not None:
-        k = names.index(a.only_class) if a.only_class in names else (int(a.only_class) if a.only_class.isdigit() else -1)
-        if not (head and 0 <= k < len(names)):
-            raise UserError(f"--class {a.only_class} is not a class of this run; choose one of {names}"
-                            if head else "--class needs a model with a class layer; drop it")
+        if not head:
+            raise UserError("--class needs a model with a class layer; drop it")
+        k = class_index(names, a.only_class, "--class")
     if a.prior_z:
         run.model.class_latents = None  # z ~ N(0, I) for every class
     out = _figure_path(a.run, a.out, "generate")

@@ -19,13 +19,16 @@ from .dataset import ArrayData, DataBundle
 from .sources import load_dataset
 
 
-def class_index(classes: tuple[str, ...], name: str) -> int:
-    """A class given by name, or by index when no class has that name."""
+def class_index(classes: tuple[str, ...] | list[str], name: str, flag: str = "--anomaly-class") -> int:
+    """A class given by name, or by its index in ``classes`` where no class name is a number (the
+    index of a class named "7" would be a trap: folders 3/, 5/, 7/ hold "5" at index 1)."""
     if name in classes:
-        return classes.index(name)
-    if name.isdigit() and int(name) < len(classes):
+        return list(classes).index(name)
+    numbered = any(c.lstrip("-").isdigit() for c in classes)
+    if name.isdigit() and int(name) < len(classes) and not numbered:
         return int(name)
-    raise UserError(f"--anomaly-class {name!r} is not a class of this dataset; choose one of {list(classes)}")
+    why = "is not a class name" if numbered or not name.isdigit() else "is past the last class"
+    raise UserError(f"{flag} {name} {why} of this data; choose one of {list(classes)[:20]}")
 
 
 def apply_anomaly(bundle: DataBundle, anomaly_class: str) -> DataBundle:

@@ -80,6 +80,21 @@ def class_name(v: Any) -> str:
     return str(v)
 
 
+def _first_text_column(xa: np.ndarray, names: list[str] | None) -> str:
+    """" (column 2, 'city': 'Paris')" for the first column of a 2-D object array holding a value that
+    is no number; "" where there is none to name."""
+    if xa.ndim != 2:
+        return ""
+    for j in range(xa.shape[1]):
+        for v in xa[:, j]:
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                name = f", {names[j]!r}" if names is not None else ""
+                return f" (column {j}{name}: {v!r})"
+    return ""
+
+
 def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, *, lengths: Any = None,
                  lengths_test: Any = None, carve_test: bool = True) -> bytes:
     """The bytes of an ``.npz`` holding these arrays (checked; see the module docstring).
@@ -90,7 +105,8 @@ def training_npz(x: Any, y: Any = None, x_test: Any = None, y_test: Any = None, 
     """
     xa, names = as_array(x, "x")
     if not (np.issubdtype(xa.dtype, np.number) or xa.dtype == bool):
-        raise UserError(f"x has dtype {xa.dtype}; pass numeric features (encode text columns as numbers first)")
+        raise UserError(f"x has dtype {xa.dtype}{_first_text_column(xa, names)}; pass numeric features (encode text "
+                        "columns as numbers first)")
     if lengths is None:  # images or vectors: checked here, so an error names x= and not the run's copy of it
         check_inputs(xa, "x")
         never = np.flatnonzero(np.isnan(xa).all(0)) if xa.ndim == 2 and xa.dtype.kind == "f" and len(xa) else []

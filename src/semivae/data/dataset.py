@@ -6,6 +6,7 @@ gathers, so the training loop never runs per-sample Python.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +117,14 @@ class ArrayData:
         ids = None if self.ids is None else self.ids[idx.cpu().numpy() if isinstance(idx, torch.Tensor) else idx]
         return ArrayData(self.x[idx], self.labels[idx] if labels is None else labels, self.shift, self.scale,
                          rows(self.targets), rows(self.lengths), ids, rows(self.soft), rows(self.observed))
+
+    def fingerprint(self) -> dict:
+        """{"n": rows, "ids": a digest of the rows' names (None without names)}: what a run's
+        ``split.json`` row numbers rely on; a folder that lost, gained or moved files differs."""
+        digest = None
+        if self.ids is not None:
+            digest = hashlib.sha256("\n".join(map(str, self.ids.tolist())).encode()).hexdigest()[:16]
+        return {"n": len(self), "ids": digest}
 
     def observed_mask(self) -> torch.Tensor:
         """(N, *shape) bool: ``observed``, or every entry (every valid step's) where nothing is missing."""

@@ -22,8 +22,8 @@ import torch
 
 from ..errors import UserError
 from .dataset import ArrayData, data_kind, fill_missing
-from .files import (IMAGE_EXTS, UNLABELLED_DIRS, check_inputs, input_image_files, read_images, read_npz_inputs,
-                    read_npz_labels, read_npz_series)
+from .files import check_inputs, read_npz_inputs, read_npz_labels, read_npz_series
+from .images import IMAGE_EXTS, UNLABELLED_DIRS, input_image_files, read_images
 from .tables import read_csv
 from .sequences import fill_series, pad, sequence_inputs
 
@@ -139,7 +139,7 @@ def _from_table(p: Path, info: dict[str, Any], need_label: bool) -> tuple[ArrayD
     """A CSV with the run's label, feature and id columns (new data may lack the id column): its
     inputs and its label cells (None without a label column)."""
     x, cells, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"),
-                                need_label=need_label,
+                                need_label=need_label, run_columns=info.get("feature_names") is not None,
                                 id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
     return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids), cells
 
@@ -154,10 +154,10 @@ def _has_column(path: Path, column: str | None) -> bool:
 
 
 def _from_frame(frame: Any, info: dict[str, Any]) -> tuple[np.ndarray, list[str] | None]:
-    """A data frame -> (features in the training columns' order, ids or None)."""
+    """A data frame -> (features in the training columns' order, ids: the id column's, else the index's)."""
     columns = [str(c) for c in frame.columns]
     id_column = info.get("id_column")
-    ids = [str(v) for v in frame[id_column].tolist()] if id_column in columns else None
+    ids = [str(v) for v in (frame[id_column] if id_column in columns else frame.index).tolist()]  # else its index
     names = info.get("feature_names")
     if names is None:  # trained on an array: every column but the label and id
         keep = [c for c in frame.columns if str(c) not in (info.get("label_column"), id_column)]
@@ -185,6 +185,8 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
         x, observed = fill_series(x, lengths, shift)  # NaN = a missing value: interpolated, as in training
         return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale,
                          lengths=torch.from_numpy(lengths), ids=_ids(ids), observed=observed)
+    if kind == "image" and np.ndim(x) == 2 and np.shape(x)[1] == int(np.prod(shape)):  # flattened images
+        x = np.asarray(x).reshape(len(x), *shape)
     x = check_inputs(x, what, 255 if from_folder else _pixel_max(info))
     _check_shape(x, shape, what)
     observed = None

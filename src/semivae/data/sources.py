@@ -17,7 +17,8 @@ import torch
 from ..errors import UserError
 from .dataset import ArrayData, DataBundle, LabelColumn, fill_missing
 from .download import locate_or_download
-from .files import npz_holds_series, read_image_folder, read_npz
+from .files import npz_holds_series, read_npz
+from .images import read_image_folder
 from .tables import read_csv
 from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
 from .factors import load_sprites
@@ -243,10 +244,11 @@ def _check_labels(y: np.ndarray, k: int, what: str) -> None:
 def _load_image_folder(path: Path, label_column: str, image_size: list[int] | None = None,
                        test: Path | None = None) -> DataBundle:
     size = None if image_size is None else (image_size[0], image_size[-1])  # (H, W)
-    x, y, classes, ids = read_image_folder(path, size)
+    mixed: dict = {}
+    x, y, classes, ids = read_image_folder(path, size, mixed=mixed)
     x_t = y_t = ids_t = None
-    if test is not None:
-        x_t, y_raw, test_classes, ids_t = read_image_folder(test, size)
+    if test is not None:  # read in the training images' colour (as predict reads new images)
+        x_t, y_raw, test_classes, ids_t = read_image_folder(test, size, channels=x.shape[1])
         if x_t.shape[1:] != x.shape[1:]:
             raise UserError(f"--test-data {test} has images of shape {x_t.shape[1:]} (channels, height, width), the "
                             f"training data {x.shape[1:]}; give images of one size and colour (or --image-size H,W)")
@@ -254,6 +256,8 @@ def _load_image_folder(path: Path, label_column: str, image_size: list[int] | No
     bundle = _assemble(path, x, y[:, None], x_t, y_t, [LabelColumn("label", tuple(classes))], label_column, None,
                        ids=(ids, ids_t))
     bundle.meta["image_size"] = None if size is None else list(size)  # predict resizes new images alike
+    if mixed:
+        bundle.meta["mixed_colour"] = mixed  # train/notes.py says so
     return bundle
 
 

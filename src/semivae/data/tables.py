@@ -21,7 +21,7 @@ MISSING_CELLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN",
 
 def read_csv(
     path: Path, label_column: str, feature_names: list[str] | None = None, need_label: bool = True,
-    id_column: str | None = None,
+    id_column: str | None = None, run_columns: bool = False,
 ) -> tuple[np.ndarray, list[str] | None, list[str], list[str] | None]:
     """Read a CSV with a header row -> (features float32 (N, D), NaN where missing; label cells
     or None, feature names, ids or None).
@@ -29,6 +29,8 @@ def read_csv(
     Features are every column except ``label_column`` and ``id_column``, or exactly
     ``feature_names`` (matched by name) when given. Label cells are returned stripped; ``""``
     means unlabelled. ``id_column`` names each row (its cells come back as the ids).
+    ``run_columns``: ``feature_names`` are a trained run's, so a text cell is named as one, not
+    answered with the training flags that would drop the column.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -68,7 +70,7 @@ def read_csv(
         if len(r) != len(header):
             raise UserError(f"{path} line {line} has {len(r)} cells, the header {len(header)}; fix that row")
     cols = [header.index(c) for c in feature_names]
-    x = _parse_features(path, rows, cols, header)
+    x = _parse_features(path, rows, cols, header, run_columns)
     labels = [_class_cell(r[label_idx]) for _, r in rows] if label_idx is not None else None
     ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
     return x, labels, list(feature_names), ids
@@ -120,7 +122,7 @@ def _is_number(v: str) -> bool:
     return True
 
 
-def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) -> np.ndarray:
+def _parse_features(path: Path, rows: list, cols: list[int], header: list[str], run_columns: bool) -> np.ndarray:
     cells = np.array([[r[c] for c in cols] for _, r in rows], dtype=str).reshape(len(rows), len(cols))
     cells = np.char.strip(cells)
     missing = np.isin(cells, list(MISSING_CELLS))
@@ -132,7 +134,9 @@ def _parse_features(path: Path, rows: list, cols: list[int], header: list[str]) 
         for line, r in rows:
             for c in cols:
                 if not _is_number(r[c]):
-                    why = _why_not_a_number(cells, cols.index(c), r[c], header[c])
+                    why = (f"'{r[c].strip()}' is not a number, and the run reads this column as a feature; "
+                           "fill in numbers, as in its training table") if run_columns else \
+                        _why_not_a_number(cells, cols.index(c), r[c], header[c])
                     raise UserError(f"{path} line {line}, column '{header[c]}': {why}") from None
         raise UserError(f"{path} has feature values that are not numbers; make every feature cell numeric")
     bad = np.argwhere(np.isinf(x))

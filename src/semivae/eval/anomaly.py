@@ -106,7 +106,8 @@ def evaluate_anomaly(run: Run | str | Path, *, target_fpr: float = 0.05, samples
                         "threshold": t, "val_fpr": float((val_s[n] > t).mean()),
                         "test_fpr": float(flagged[~flags].mean()), "test_tpr": float(flagged[flags].mean())}
     default = "combined" if "combined" in names else "neg_elbo" if "neg_elbo" in names else names[0]
-    res = {"anomaly_class": cfg.data.anomaly_class, "default_score": default, "target_fpr": target_fpr,
+    name = run.data_info.get("anomaly_class") or cfg.data.anomaly_class  # the class's name, not a place
+    res = {"anomaly_class": name, "default_score": default, "target_fpr": target_fpr,
            "samples": samples, "iwae_k": iwae_k, "n_val": len(val), "n_test": len(flags),
            "n_anomalous": int(flags.sum()), "combine": combine, "shift": shift, "scores": per_score}
     write_atomic(run.path / "anomaly.json", json.dumps(res, indent=1))
@@ -138,9 +139,11 @@ def load_anomaly(run: Run) -> dict:
 
 
 def score(run: Run | str | Path, inputs, score_name: str | None = None, samples: int | None = None,
-          seed: int = 0, device: str | None = None) -> str:
-    """CSV text: row, id, score, flag (score above the run's threshold) and, where the model
-    classifies, the predicted normal class; ``inputs`` is a path, an array or a data frame."""
+          seed: int = 0, device: str | None = None) -> dict:
+    """Anomaly scores of ``inputs`` (a path, an array or a data frame) by a detector run:
+    {"score" (N,) higher = more anomalous, "flag" (N,) bool, above the run's "threshold",
+    "predicted" (N,) the normal class the model assigns (None where it does not classify), "ids"
+    (N,), "score_name"}. ``score_csv`` writes them as ``semivae score`` does."""
     run = as_run(run, device)
     info = load_anomaly(run)
     name = score_name or info["default_score"]
@@ -159,12 +162,19 @@ def score(run: Run | str | Path, inputs, score_name: str | None = None, samples:
     proba = _proba(run.model, data)
     classes = run.classes
     s = _feedback_adjust(s, proba, tuple(classes), info["shift"])[name]
-    threshold = info["scores"][name]["threshold"]
+    threshold = float(info["scores"][name]["threshold"])
+    predicted = None if proba is None else np.asarray([classes[int(k)] for k in proba.argmax(1)], dtype=object)
+    return {"score": np.asarray(s, dtype=np.float64), "flag": np.asarray(s) > threshold, "threshold": threshold,
+            "predicted": predicted, "ids": np.asarray(row_ids(data), dtype=object), "score_name": name}
+
+
+def score_csv(scored: dict) -> str:
+    """``score``'s result as CSV text: row, id, score, flag (0/1) and, where the model classifies,
+    the predicted normal class."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["row", "id", "score", "flag"] + (["predicted"] if proba is not None else []))
-    ids = row_ids(data)
-    for i, v in enumerate(s):
-        pred = [classes[int(proba[i].argmax())]] if proba is not None else []
-        w.writerow([i, ids[i], f"{v:.6g}", int(v > threshold)] + pred)
+    predicted = scored["predicted"]
+    w.writerow(["row", "id", "score", "flag"] + (["predicted"] if predicted is not None else []))
+    for i, (v, flag, id_) in enumerate(zip(scored["score"], scored["flag"], scored["ids"])):
+        w.writerow([i, id_, f"{v:.6g}", int(flag)] + ([predicted[i]] if predicted is not None else []))
     return buf.getvalue()

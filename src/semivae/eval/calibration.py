@@ -50,7 +50,8 @@ def calibration_stats(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 def calibrate(run: Run | str | Path, *, data_dir: str | None = None, device: str | None = None) -> dict:
     """Fit each head's temperature on the run's validation labels; write and return
-    ``calibration.json``: {head: {temperature, n_val, before: {...}, after: {...}}}."""
+    ``calibration.json``: {"method": ..., "heads": {head: {temperature, n_val, before: {...},
+    after: {...}}}}."""
     run = as_run(run, device)
     if not run.model.heads:
         raise UserError(f"run {run.path} has no class layer to calibrate; train with --mode semi or supervised")

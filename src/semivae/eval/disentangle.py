@@ -62,8 +62,21 @@ def disentangle(run: Run | str | Path, metrics: list[str] | None = None, *, seed
     res["dims"] = [{"dim": d, "factor": sampler.factor_names[f], "normalized_mi": float(v)}
                    for d, (f, v) in enumerate(zip(info["best_factor_per_dim"], info["normalized_mi_per_dim"]))]
     res["headline"] = {name: res[name][HEADLINE[name]] for name in names}
+    _keep_earlier(res, load_disentanglement(run.path))
     write_atomic(run.path / "disentanglement.json", json.dumps(res, indent=1))
     return res
+
+
+def _keep_earlier(res: dict, earlier: dict | None) -> None:
+    """Metrics of an earlier ``disentangle`` on the same run, seed and scale that this one did not
+    recompute stay in the file (``--metrics mig`` after a full run keeps the other three)."""
+    if not earlier or (earlier.get("seed"), earlier.get("scale")) != (res["seed"], res["scale"]):
+        return
+    for name in METRICS:
+        if name not in res and name in earlier and name in earlier.get("headline", {}):
+            res[name] = earlier[name]
+            res["headline"][name] = earlier["headline"][name]
+    res["headline"] = {name: res["headline"][name] for name in METRICS if name in res["headline"]}
 
 
 def load_disentanglement(path: Path) -> dict | None:

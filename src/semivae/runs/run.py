@@ -61,6 +61,19 @@ def model_spec(data_info: dict, model_cfg: ModelConfig) -> ModelSpec:
                      data_info["likelihood"], data_kind(data_info["kind"]), len(data_info.get("target_names") or []))
 
 
+def check_same_rows(path: Path, data_info: dict, bundle: DataBundle) -> None:
+    """The training data as the run's ``split.json`` numbered it, or a one-line error: files added,
+    removed or moved since (the labelling loop moves them) shift every row number after them."""
+    then, now = data_info.get("train_rows"), bundle.train.fingerprint()
+    if then is None or then == now:  # runs written before the fingerprint: not checked
+        return
+    what = (f"{then['n']} training rows then, {now['n']} now" if then["n"] != now["n"] else
+            "the same number of rows, but other names (files renamed or moved between folders)")
+    raise UserError(f"the training data of run {path} changed since it was trained ({what}), so its split no longer "
+                    "names the same rows; train a new run (--init-from RUN starts it from these weights), or "
+                    "evaluate on given data (--data)")
+
+
 def preprocessing(data_info: dict) -> tuple[torch.Tensor | float, torch.Tensor | float]:
     """The (shift, scale) the run's inputs were normalised with."""
     def t(v):
@@ -95,8 +108,9 @@ class Run:
         """The class names of the first head (the only one, for most data)."""
         return list(self.spec.heads[0].classes) if self.spec.heads else []
 
-    def dataset(self, data_dir: str | None = None) -> DataBundle:
-        """The run's dataset as it trained on it (anomaly protocol applied), read once."""
+    def dataset(self, data_dir: str | None = None, rows: bool = True) -> DataBundle:
+        """The run's dataset as it trained on it (anomaly protocol applied), read once; ``rows``:
+        checked to be the rows its split numbers (a test split of its own needs no such check)."""
         if data_dir not in self._bundles:
             source = Path(self.config.data.dataset)
             if source.name == ARRAYS and not source.is_file():
@@ -104,14 +118,19 @@ class Run:
                                 "directory (a pickled estimator keeps the model, not its data); evaluate it on given "
                                 "data: --data FILE, or evaluate(run, x=..., y=...)")
             self._bundles[data_dir] = load_for_config(self.config.data, data_dir)
-        return self._bundles[data_dir]
+        bundle = self._bundles[data_dir]
+        if rows:
+            check_same_rows(self.path, self.data_info, bundle)
+        return bundle
 
     def split_data(self, split: str, data_dir: str | None = None) -> ArrayData:
         """A split of the run's dataset, normalised as the run was trained; validation and
         training points carry every true label (evaluation scores against all of them)."""
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-        bundle = self.dataset(data_dir)
+        bundle = self.dataset(data_dir, rows=False)
+        if split != "test" or bundle.meta.get("test_carved"):  # carved: the test split depends on the rows too
+            check_same_rows(self.path, self.data_info, bundle)
         shift, scale = preprocessing(self.data_info)
         if split == "test":
             data = bundle.test

@@ -84,7 +84,7 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         "anomaly_class": bundle.meta.get("anomaly_class"), "n_train": len(bundle.train) - len(split.val),
         "n_val": len(split.val), "n_labelled": len(split.pool),
         "n_labelled_per_head": {h.name: len(a) for h, a in zip(bundle.heads, split.labelled)},
-        "validation_labels": val_note,
+        "validation_labels": val_note, "train_rows": bundle.train.fingerprint(),
     }
 
 

@@ -34,6 +34,7 @@ from ..errors import Interrupted, TrainingDiverged
 from ..eval.outputs import evaluate_split
 from ..models import BaseModel
 from ..objectives.schedules import LR_SCHEDULES, KLSchedule
+from ..runs import save_weights
 from .checkpoint import Checkpoint, Progress, save_checkpoint
 from .distributed import World
 from .trainer import (OPTIMIZERS, VAL_METRICS, EpochMeans, averaged_weights, epoch_line, make_average, make_sampler,
@@ -132,10 +133,11 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
         draws = ((world.shard(unl), world.shard(lab)) for unl, lab in draws)
         batches = (disk_batches(train, list(draws), cfg.workers) if on_disk else
                    (mixed_batch(train, unl.to(device), lab.to(device)) for unl, lab in draws))
-        bar = tqdm(batches, total=len(sampler) - skip, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+        bar = tqdm(total=len(sampler) - skip, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not (progress and world.main), dynamic_ncols=True,
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file: a line every 30 s, not each 0.1 s
-        for step, batch in enumerate(bar, start=skip):
+        for step, batch in enumerate(batches, start=skip):  # bar.update per step: its count is right whenever shown
+            bar.update()
             batch = batch.to(device)
             progress_epochs = epoch - 1 + step / len(sampler)
             for s in schedules:  # training progress in epochs, for KL warm-up / capacity
@@ -151,10 +153,14 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
                 if progress and world.main:
                     bar.set_postfix(postfix(sums.means(), history))
             if ctx.stop.signum is not None:
+                bar.close()
                 checkpoint(epoch, step + 1, sums, start)
+                if world.main and ctx.run_dir is not None:  # the weights at the stop, for what reads the run now
+                    save_weights(kept_weights(root, model, average, best_state), ctx.run_dir / "model.safetensors")
                 raise Interrupted(ctx.stop.signum)
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(sampler):
                 checkpoint(epoch, step + 1, sums, start)
+        bar.close()
         row = {"epoch": epoch, **sums.means(world)}
         improved, stop = False, False
         with averaged_weights(model, average):  # validate, keep and save the averaged weights
@@ -193,6 +199,15 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
     elif average is not None:
         model.load_state_dict(average.module.state_dict())
     return history
+
+
+def kept_weights(root: torch.nn.Module, model: torch.nn.Module, average, best_state: dict | None) -> dict:
+    """The weights a run keeps (``model.safetensors``): the best with patience, else the averaged
+    ones with ``--ema``, else the trained ones; a copy of ``root``'s state dict."""
+    if best_state is not None:
+        return best_state
+    with averaged_weights(model, average):
+        return {k: v.detach().clone() for k, v in root.state_dict().items()}
 
 
 __all__ = ["FitContext", "Interrupted", "StopFlag", "fit", "math"]

@@ -17,7 +17,17 @@ from ..runs.run import ARRAYS
 def notes(bundle: DataBundle, split: Split, cfg: RunConfig, model: BaseModel) -> list[str]:
     """Every note of a run, in the order they print."""
     budget = budget_notes(bundle, split, cfg) if model.heads else []  # a plain VAE trains on no label
-    return budget + pixel_notes(bundle) + missing_notes(bundle) + target_notes(bundle, model, cfg)
+    return budget + anomaly_notes(bundle, cfg) + colour_notes(bundle) + pixel_notes(bundle) + missing_notes(bundle) + \
+        target_notes(bundle, model, cfg)
+
+
+def anomaly_notes(bundle: DataBundle, cfg: RunConfig) -> list[str]:
+    """An --anomaly-class given as a place in the class names, not as a name: which class it is."""
+    given, name = cfg.data.anomaly_class, bundle.meta.get("anomaly_class")
+    if given is None or given == name:
+        return []
+    return [f"--anomaly-class {given} is the class at place {given} of the sorted class names (from 0): {name!r} is "
+            "left out; give the name to be sure"]
 
 
 def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
@@ -45,6 +55,18 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
                      "needs a test split: label at least two points of every class, or give --test-data "
                      "(x_test / y_test in a .npz)")
     return notes
+
+
+def colour_notes(bundle: DataBundle) -> list[str]:
+    """A folder of images mostly in one colour kind with a few of the other: how they were read."""
+    m = bundle.meta.get("mixed_colour")
+    if not m:
+        return []
+    if m["channels"] == 1:
+        return [f"{m['odd']} of the {m['n']} training images {'is' if m['odd'] == 1 else 'are'} in colour (first: {m['first']}), the rest grey: all "
+                "are read as grey (the colour ones by their luminance)"]
+    return [f"{m['odd']} of the {m['n']} training images {'is' if m['odd'] == 1 else 'are'} grey (first: {m['first']}), the rest in colour: all are "
+            "read as RGB"]
 
 
 def pixel_notes(bundle: DataBundle) -> list[str]:

@@ -38,12 +38,13 @@ from ..models import BaseModel, build_model
 from ..nn import ARCHS
 from ..runs import (ELBO_VALIDATION, RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run,
                     model_spec, save_weights)
-from ..runs.run import ARRAYS, LATENTS
+from ..runs.run import ARRAYS, LATENTS, check_same_rows
 from . import tensorboard
 from .checkpoint import load_checkpoint
 from .teacher import check_student, with_teacher
 from .distributed import close_world, init_world
 from .notes import notes
+from .perturbations import check_perturbations
 from .loop import FitContext, Interrupted, StopFlag, fit
 from .trainer import TrainingDiverged, monitor_of
 
@@ -65,8 +66,9 @@ def check_compatible(bundle: DataBundle, cfg: RunConfig, likelihood: str) -> Non
 
 def check_labels(model: BaseModel, split: Split, cfg: RunConfig) -> None:
     if not model.has_decoder and len(split.pool) == 0:
-        raise UserError(f"{cfg.model.run_name()} trains on labels alone but the budget leaves none; raise --labels "
-                        "or use --mode unsupervised")
+        without = " or use --mode unsupervised" if getattr(cfg.model, "mode", None) == "supervised" else ""
+        raise UserError(f"{cfg.model.run_name()} trains on labels alone but the budget leaves none; raise the budget "
+                        f"(--labels, --labels-per-class or --label-fraction){without}")
 
 
 @contextmanager
@@ -97,8 +99,9 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     return replace(cfg, data=data, train=replace(cfg.train, init_from=absolute(cfg.train.init_from)))
 
 
-def prepare(cfg: RunConfig):
-    """Data, split and model of a configuration: every check on the user's input, no file written."""
+def prepare(cfg: RunConfig, fresh: bool = True):
+    """Data, split and model of a configuration: every check on the user's input, no file written
+    (``fresh``: a new run, whose options are checked against the data; a resumed one's were)."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     bundle = load_for_config(cfg.data)
@@ -120,6 +123,8 @@ def prepare(cfg: RunConfig):
     if not model.has_decoder and info["validation_labels"] == ELBO_VALIDATION:  # nothing to stop early on
         info["validation_labels"] = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     check_labels(model, split, cfg)
+    if fresh:
+        check_perturbations(bundle.kind, cfg, model)
     if cfg.data.teacher:
         check_student(model, cfg)
         bundle = with_teacher(bundle, split, info, cfg.data.teacher)
@@ -159,7 +164,7 @@ def keeps_caller_state(fn):
 @keeps_caller_state
 def train(config: RunConfig | None = None, *, out: str | Path | None = None, progress: bool = True,
           x=None, y=None, x_test=None, y_test=None, lengths=None, lengths_test=None, carve_test: bool = True,
-          **overrides) -> Path:
+          notes: bool = True, **overrides) -> Path:
     """Train one model and return its run directory.
 
     ``config`` is a resolved :class:`RunConfig` (or None for the defaults); keyword
@@ -171,7 +176,8 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     is moved.
     Without ``x_test``, 20 % of the labelled points are carved off as the test split unless
     ``carve_test=False``. ``resume=RUN`` continues a stopped run (``epochs=`` may extend it), as
-    ``semivae train --resume RUN``; ``quiet=True`` is ``progress=False``.
+    ``semivae train --resume RUN``; ``quiet=True`` is ``progress=False``. ``notes=False`` keeps the
+    run's notes (what the data or options did that may surprise) out of stderr; summary.json keeps them.
     """
     if "quiet" in overrides:  # the CLI's --quiet
         progress = not overrides.pop("quiet")
@@ -197,7 +203,7 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         if given:
             raise UserError(f"{given[0]}= needs x=; pass the inputs as x= too")
         check_out_dir(out)
-        return _train(cfg, Path(out) if out else None, progress)
+        return _train(cfg, Path(out) if out else None, progress, notes)
     payload = training_npz(x, y, x_test, y_test, lengths=lengths, lengths_test=lengths_test, carve_test=carve_test)
     path = Path(out) if out else default_run_dir(replace(cfg, data=replace(cfg.data, dataset="arrays")))
     check_out_dir(path)
@@ -206,7 +212,8 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
     path.mkdir(parents=True, exist_ok=True)
     write_atomic(path / ARRAYS, payload)
     try:
-        return _train(replace(cfg, data=replace(cfg.data, dataset=str((path / ARRAYS).resolve()))), path, progress)
+        return _train(replace(cfg, data=replace(cfg.data, dataset=str((path / ARRAYS).resolve()))), path, progress,
+                          notes)
     except BaseException:
         if not (path / "config.yaml").exists():  # training never started: leave nothing behind
             (path / ARRAYS).unlink(missing_ok=True)
@@ -215,7 +222,7 @@ def train(config: RunConfig | None = None, *, out: str | Path | None = None, pro
         raise
 
 
-def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
+def _train(cfg: RunConfig, out: Path | None, progress: bool, show_notes: bool = True) -> Path:
     world = init_world(cfg.train.device)
     try:
         if cfg.train.tensorboard:
@@ -234,7 +241,7 @@ def _train(cfg: RunConfig, out: Path | None, progress: bool) -> Path:
                                     "fresh": sorted(set(model.state_dict()) - set(carried))}
         if info["notes"] and world.main:
             summary["notes"] = info["notes"]
-            for note in info["notes"]:
+            for note in info["notes"] if show_notes else ():
                 print(f"note: {note}", file=sys.stderr)
         writer = RunWriter(path, cfg, info, split) if world.main else None
         if writer is not None:
@@ -261,7 +268,8 @@ def resume(run: str | Path, *, progress: bool = True, epochs: int | None = None,
     cfg = replace(cfg, train=train_cfg)
     world = init_world(cfg.train.device)
     try:
-        _, _, data, info, model = prepare(cfg)
+        bundle, _, data, info, model = prepare(cfg, fresh=False)
+        check_same_rows(path, loaded.data_info, bundle)
         summary_file = path / "summary.json"
         summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         summary.update(status="completed")
