@@ -20,6 +20,8 @@ def tiny_config(**flat):
 
     base = {"dataset": "digits", "hidden": [64], "latent_dim": 4, "epochs": 2, "batch_size": 64,
             "labels_per_class": 5, "threads": 1}
+    if flat.get("arch") == "conv" and flat.get("decoder_arch") != "dense":
+        del base["hidden"]  # a conv run does not read it (and refuses it)
     base.update(flat)
     return resolve(None, nest(base))
 

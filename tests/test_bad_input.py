@@ -121,6 +121,12 @@ CASES = {
     "noise where the term is off": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--augment-noise", "0.3"],
                                     "--augment-noise shapes the consistency term, which is off for this run; add "
                                     "--consistency 10"),
+    "conv channels on a dense run": (["train", *FAST, "--channels", "8,16"],
+                                     "--channels is an option of --arch conv; this run's --arch dense does not read it"),
+    "alpha without a class layer": (["train", *FAST, "--mode", "unsupervised", "--alpha", "50"],
+                                    "--alpha changes nothing here: --mode unsupervised has no class layer to weigh"),
+    "init from a run of another kind": (["train", *FAST, "--dataset", "{tmp}/t.csv", "--init-from", "{run}"],
+                                        "was trained on image data of shape [1, 8, 8], this data is vector"),
     "finetune on no labels": (["finetune", "{run}", "--labels", "0", "--out", "{tmp}/ft"],
                               "budget leaves none; raise the budget (--labels, --labels-per-class or --label-fraction)"),
     "a csv for an image model": (["predict", "{run}", "{tmp}/t.csv"],

@@ -182,3 +182,15 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path):
 
     Image.fromarray(np.array([[0, 65535], [32896, 1000]], np.uint16)).save(tmp_path / "deep.png")
     assert read_images([tmp_path / "deep.png"])[0, 0].tolist() == [[0, 255], [128, 4]]
+
+
+def test_label_column_picks_one_of_an_npz_label_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.stack([rng.integers(0, 3, 60), rng.integers(0, 2, 60)], 1)
+    np.savez(tmp_path / "g.npz", x=rng.random((60, 4, 4)).astype(np.float32), y=y, factor_names=np.array(["a", "b"]))
+    both = load_dataset(str(tmp_path / "g.npz"))
+    picked = load_dataset(str(tmp_path / "g.npz"), label_column="b")
+    assert [h.name for h in both.heads] == ["a", "b"] and [h.name for h in picked.heads] == ["b"]
+    assert picked.train.labels.shape[1] == 1 and set(picked.train.labels[:, 0].tolist()) <= {-1, 0, 1}
+    with pytest.raises(UserError, match="has the label columns \\['a', 'b'\\]; name one of them"):
+        load_dataset(str(tmp_path / "g.npz"), label_column="c")

@@ -80,3 +80,14 @@ def test_pack_reads_a_file_as_train_does(tmp_path):
     assert b.train.take(torch.tensor([1])).ids.tolist() == [b.train.ids[1]]
     assert main(["data", "pack", "digits", str(tmp_path / "q"), "--image-size", "4"]) == 2  # not a folder
     assert not (tmp_path / "q").exists()
+
+
+def test_a_run_on_a_packed_table_keeps_its_id_and_label_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [f"p{i},{rng.normal():.3f},{rng.normal():.3f},{i % 2 if i < 30 else ''}" for i in range(80)]
+    (tmp_path / "t.csv").write_text("name,a,b,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "new.csv").write_text("name,a,b\nq0,0.1,0.2\nq1,0.3,0.4\n")
+    assert main(["data", "pack", str(tmp_path / "t.csv"), str(tmp_path / "p"), "--id-column", "name",
+                 "--label-column", "y", "--quiet"]) == 0
+    run = semivae.train(dataset=str(tmp_path / "p"), out=tmp_path / "r", **{**FAST, "labels_per_class": None})
+    assert semivae.embed(run, tmp_path / "new.csv")["ids"].tolist() == ["q0", "q1"]  # named as the table names them

@@ -80,6 +80,10 @@ def test_a_ragged_npz_without_lengths_is_refused(tmp_path):
     np.savez(tmp_path / "r.npz", x=ragged, y=np.array([0, 1]))
     with pytest.raises(UserError, match="ragged"):
         load_dataset(str(tmp_path / "r.npz"))
+    x, lengths = np.zeros((6, 5, 2), np.float32), np.array([3, 5, 4, 5, 2, 5])  # zero-padded: lengths say where
+    np.savez(tmp_path / "t.npz", x=x, lengths=lengths, y=np.arange(6) % 2, x_test=x, y_test=np.arange(6) % 2)
+    with pytest.raises(UserError, match="has lengths for x but not for x_test; save lengths_test too"):
+        load_dataset(str(tmp_path / "t.npz"))
 
 
 def test_new_series_must_match_the_training_channels_and_a_dense_nets_length(tmp_path):

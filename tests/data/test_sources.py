@@ -256,7 +256,7 @@ def test_image_folder_rgb_and_errors(tmp_path):
     save_img(root / "b" / "1.jpg", (255, 0, 0), mode="RGB")
     save_img(root / "b" / "2.png", 9)
     b = load_dataset(str(root))
-    assert b.train.shape == (3, 4, 5)
+    assert b.train.shape == (3, 4, 5)  # one colour image in four: at least 5 %, the folder reads as RGB
     save_img(root / "b" / "3.png", 1, size=(7, 7))
     with pytest.raises(UserError, match=r"3.png is 7x7") as err:
         load_dataset(str(root))
@@ -296,8 +296,8 @@ def write_csv(path: Path, text: str) -> Path:
 
 
 def test_csv_string_labels_and_unlabelled(tmp_path):
-    rows = ["f1,label,f2"] + [f"{i},{'yes' if i % 2 else 'no'},{i * 2}" for i in range(20)] + ["1.5,,2", "2.5,,3"]
-    b = load_dataset(str(write_csv(tmp_path / "d.csv", "\n".join(rows) + "\n")))
+    rows = ["f1,label,f2"] + [f"{i},{'yes' if i % 2 else 'no'},{i * 2}" for i in range(20)] + ["1.5,,2", "2.5,NA,3"]
+    b = load_dataset(str(write_csv(tmp_path / "d.csv", "\n".join(rows) + "\n")))  # NA: unlabelled, as pandas reads it
     assert b.kind == "vector" and list(b.heads[0].classes) == ["no", "yes"] and b.meta["feature_names"] == ["f1", "f2"]
     assert b.meta["label_column"] == "label" and len(b.train) + len(b.test) == 22
     assert len(b.test) == 4 and int((b.train.labels[:, 0] == -1).sum()) == 2
@@ -392,3 +392,4 @@ def test_npz_labels_with_a_gap_are_a_user_error(tmp_path):
     np.savez(p, x=np.random.rand(6, 3).astype(np.float32), y=np.array([0, 1, 12, 0, 1, -1]))
     with pytest.raises(UserError, match="none is 2"):
         load_dataset(str(p))
+

@@ -106,6 +106,13 @@ def test_label_ids_match_the_datas_own_ids(tmp_path):
     (tmp_path / "h.txt").write_text("c\n")
     with pytest.raises(UserError, match="names 'c', which has no label in the data; label it there first"):
         read_label_ids(tmp_path / "h.txt", ids, labels)
+    (tmp_path / "n.txt").write_text("filename\nd\n")  # a header of another name
+    with pytest.raises(UserError, match="starts with 'filename', which is no id .* call it 'id'"):
+        read_label_ids(tmp_path / "n.txt", ids, labels)
+    twice = np.array(["1/a.png", "2/a.png", "b.png"], dtype=object)  # one file name in two folders
+    (tmp_path / "a.txt").write_text("a.png\n")
+    with pytest.raises(UserError, match="names 'a.png', which several files are called \\(1/a.png, 2/a.png, ...\\)"):
+        read_label_ids(tmp_path / "a.txt", twice, np.array([[1], [2], [-1]]))
 
 
 def test_a_label_column_in_the_file_is_checked_against_the_data_never_used(tmp_path):

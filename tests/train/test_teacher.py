@@ -83,7 +83,7 @@ def test_teacher_mix_blends_taught_points_and_their_targets_alike_and_leaves_lab
 
 def test_a_student_reads_its_teachers_average_on_every_training_point(teachers, tmp_path):
     (a, b), _ = teachers
-    student = distill([a, b], out=tmp_path / "s", epochs=2, progress=False, threads=1, hidden=[32])
+    student = distill([a, b], out=tmp_path / "s", epochs=2, progress=False, threads=1)
     run, ra, rb = load_run(student), load_run(a), load_run(b)
     assert run.config.model.model == "classifier" and run.config.arch.arch == "conv"
     assert run.config.data.teacher == [str(a), str(b)]

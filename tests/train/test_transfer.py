@@ -107,3 +107,12 @@ def test_bad_sweep_specs_are_one_line_errors(tmp_path, capsys):
     spec.write_text("budgets: {labels_per_class: [1]}\nconfigurations: {a: {labels: 50}}\n")  # the grid's would win
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
     assert "sets labels: 50, but a sweep's budgets come from" in capsys.readouterr().err
+    spec.write_text("budgets: {labels_per_class: [1]}\nseed: [5]\nconfigurations: {a: {}}\n")  # not 'seeds'
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown key 'seed'; a sweep reads budgets, configurations, seeds, out" in capsys.readouterr().err
+    for bad, needle in (("{dataset: digits, arch: recurrent}", "needs sequence data"),  # the data's check
+                        ("{finetune: nothere}", "is not a run directory")):
+        spec.write_text(f"budgets: {{labels_per_class: [1]}}\nconfigurations: {{ok: {{epochs: 1}}, bad: {bad}}}\n")
+        assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2  # before the first cell trains
+        err = capsys.readouterr().err
+        assert "configuration 'bad' of" in err and needle in err and not (tmp_path / "out").exists()

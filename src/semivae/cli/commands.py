@@ -39,7 +39,8 @@ def cmd_anomaly(a: argparse.Namespace) -> int:
 
     cfg = _run_config(a, own=("target_fpr", "score_samples", "score_iwae_k"))
     if cfg.data.anomaly_class is None:
-        raise UserError("semivae anomaly needs --anomaly-class (the class left out of training); e.g. --anomaly-class 7")
+        raise UserError("semivae anomaly needs --anomaly-class (a class of labelled data, left out of training), e.g. "
+                        "--anomaly-class 7; data without classes: `semivae train`, then predict's unknown_score")
     path = anomaly(cfg, out=a.out, progress=not a.quiet, target_fpr=a.target_fpr, score_samples=a.score_samples,
                    score_iwae_k=a.score_iwae_k)
     res = load_anomaly(load_run(path))
@@ -321,7 +322,9 @@ def cmd_disentangle(a: argparse.Namespace) -> int:
         return 0
     print(f"factors: {', '.join(res['factors'])}")
     for name, value in res["headline"].items():
-        print(f"{name:<12}{value:.4f}")
+        inactive = isinstance(res.get(name), dict) and res[name].get("num_active_dims") == 0
+        print(f"{name:<12}{value:.4f}" + ("  (no active latent dimension: every one's variance is below the cut, "
+                                          "so no vote can be cast)" if inactive else ""))
     print("latent dimension -> factor it captures best (normalised mutual information)")
     for d in res["dims"]:
         print(f"  z{d['dim']:<3} {d['factor']:<14} {d['normalized_mi']:.3f}")

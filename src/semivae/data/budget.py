@@ -106,6 +106,15 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
             raise UserError(f"--label-ids {p} names {held[0]!r}, which the test split holds: the data has no test "
                             "split, so 20 % of its labelled points are carved off, and which ones changes as labels "
                             "are added; keep a labelled test file apart and give it as --test-data")
+        several = [e for e in unknown if len(names.get(Path(e).name, [])) > 1]
+        if several:
+            paths = ", ".join(str(ids[i]) for i in names[Path(several[0]).name][:3])
+            raise UserError(f"--label-ids {p} names {several[0]!r}, which several files are called ({paths}, ...); "
+                            "give its path inside the folder, as `semivae suggest` wrote it")
+        if unknown == [lines[0]] and "," not in lines[0]:  # a header of another name over one id per line
+            raise UserError(f"--label-ids {p} starts with {lines[0]!r}, which is no id of the training data; if it "
+                            "is the column's name, call it 'id' (or 'row' for row numbers), as `semivae suggest` "
+                            "writes, or drop that line")
         if unknown:
             raise UserError(f"--label-ids {p} names {unknown[0]!r}, which is not an id of the training data; use "
                             "the ids `semivae suggest` wrote")

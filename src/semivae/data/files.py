@@ -76,6 +76,9 @@ def read_npz(path: Path, label_name: str = "label") -> NpzArrays:
     if (x_test is None) != (y_test is None):
         raise UserError(f"{path} has only one of x_test / y_test; save both, or neither to split off a test set")
     if x_test is not None and sequence:
+        if arrays["lengths"] is not None and arrays["lengths_test"] is None:  # else read at full length, padding too
+            raise UserError(f"{path} has lengths for x but not for x_test; save lengths_test too (each test series' "
+                            "number of valid steps)")
         n_test = len(x_test) if x_test.ndim == 3 or arrays["lengths_test"] is None else len(arrays["lengths_test"])
         y_test = _labels(y_test, n_test, f"y_test in {path}")
     elif x_test is not None:

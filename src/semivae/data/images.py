@@ -97,9 +97,12 @@ def read_images(
             size, first = a.shape[:2], f
         if a.shape[:2] != tuple(size):
             h, w = a.shape[:2]
-            ref = f"{first} is {size[1]}x{size[0]}" if first else f"the model expects {size[1]}x{size[0]}"
-            raise UserError(f"image {f} is {w}x{h} but {ref} (width x height); resize all images to one size, "
-                            "e.g. with --image-size H,W when training")
+            if first is None:  # new images for a trained model
+                raise UserError(f"image {f} is {w}x{h} but the model expects {size[1]}x{size[0]} (width x height); "
+                                f"resize it to {size[1]}x{size[0]}, or train with --image-size H,W (which resizes "
+                                "training and new images alike)")
+            raise UserError(f"image {f} is {w}x{h} but {first} is {size[1]}x{size[0]} (width x height); resize all "
+                            "images to one size, e.g. with --image-size H,W when training")
         arrays.append(a)
     colour = [i for i, a in enumerate(arrays) if a.ndim == 3]
     if channels is None:

@@ -140,6 +140,7 @@ def _from_table(p: Path, info: dict[str, Any], need_label: bool) -> tuple[ArrayD
     inputs and its label cells (None without a label column)."""
     x, cells, _, ids = read_csv(p, info.get("label_column") or "label", info.get("feature_names"),
                                 need_label=need_label, run_columns=info.get("feature_names") is not None,
+                                role="--data" if need_label else "",
                                 id_column=info.get("id_column") if _has_column(p, info.get("id_column")) else None)
     return _wrap(x, None, info, from_folder=False, what=str(p), ids=ids), cells
 
@@ -185,6 +186,9 @@ def _wrap(x: np.ndarray, lengths: np.ndarray | None, info: dict[str, Any], *, fr
         x, observed = fill_series(x, lengths, shift)  # NaN = a missing value: interpolated, as in training
         return ArrayData(torch.from_numpy(np.ascontiguousarray(x)), _missing(len(x), n_heads), shift, scale,
                          lengths=torch.from_numpy(lengths), ids=_ids(ids), observed=observed)
+    if kind == "vector" and np.ndim(x) != 2:
+        raise UserError(f"{what} has shape {tuple(np.shape(x))}, but the model reads tables of {shape[0]} features, "
+                        f"one row per point: give an (N, {shape[0]}) array or a CSV with the training columns")
     if kind == "image" and np.ndim(x) == 2 and np.shape(x)[1] == int(np.prod(shape)):  # flattened images
         x = np.asarray(x).reshape(len(x), *shape)
     x = check_inputs(x, what, 255 if from_folder else _pixel_max(info))

@@ -131,8 +131,9 @@ def load_dataset(
     held out with a fixed seed.
     """
     loader = DATASETS.get(name_or_path.strip().lower())
-    if loader is not None or Path(name_or_path).suffix.lower() != ".csv":
-        _refuse_csv_options(name_or_path, label_column, id_column, feature_columns)
+    if loader is not None or Path(name_or_path).suffix.lower() != ".csv":  # an .npz's label columns: by name
+        npz = loader is None and Path(name_or_path).suffix.lower() == ".npz"
+        _refuse_csv_options(name_or_path, "label" if npz else label_column, id_column, feature_columns)
     path = Path(name_or_path).expanduser()
     exists = loader is not None or path.exists()  # else the error below names the path
     folder = loader is None and path.is_dir() and not (is_packed(path) or is_har_folder(path) or find_norb(path))
@@ -225,6 +226,14 @@ def _load_npz(path: Path, label_column: str) -> DataBundle:
             if v is not None:
                 _check_labels(v[:, f], len(classes), f"{what}{part} in {path}")
         heads.append(LabelColumn(name, tuple(classes)))
+    if label_column != "label":  # one of several label columns picked by name
+        if label_column not in a.label_names:
+            raise UserError(f"--label-column {label_column}: {path} has the label columns {list(a.label_names)}; "
+                            "name one of them, or drop --label-column")
+        if n_cols > 1:
+            f = list(a.label_names).index(label_column)
+            y, heads = y[:, [f]], [heads[f]]
+            a.y_test = None if a.y_test is None else a.y_test[:, [f]]
     if a.sequence:
         test = None if a.x_test is None else (a.x_test, a.lengths_test, a.y_test)
         return npz_sequences(path, a.x, a.lengths, y, test, heads, (a.ids, a.ids_test))
@@ -248,7 +257,10 @@ def _load_image_folder(path: Path, label_column: str, image_size: list[int] | No
     x, y, classes, ids = read_image_folder(path, size, mixed=mixed)
     x_t = y_t = ids_t = None
     if test is not None:  # read in the training images' colour (as predict reads new images)
-        x_t, y_raw, test_classes, ids_t = read_image_folder(test, size, channels=x.shape[1])
+        try:
+            x_t, y_raw, test_classes, ids_t = read_image_folder(test, size, channels=x.shape[1])
+        except UserError as err:  # say which folder: the test one
+            raise UserError(f"--test-data: {err}") from None
         if x_t.shape[1:] != x.shape[1:]:
             raise UserError(f"--test-data {test} has images of shape {x_t.shape[1:]} (channels, height, width), the "
                             f"training data {x.shape[1:]}; give images of one size and colour (or --image-size H,W)")
@@ -267,12 +279,14 @@ def _load_csv(path: Path, label_column: str, id_column: str | None = None,
     y, classes = encode_labels(cells or [])
     x_t = y_t = ids_t = None
     if test is not None:
-        x_t, cells_t, _, ids_t = read_csv(test, label_column, names, id_column=id_column)
+        x_t, cells_t, _, ids_t = read_csv(test, label_column, names, id_column=id_column, role="--test-data")
         y_raw, test_classes = encode_labels(cells_t or [])
         x_t, y_t, ids_t = _test_split(x_t, y_raw, test_classes, ids_t, classes, test)
     head = label_column.replace(".", "_").replace("/", "_")  # a head name is a layer name: no dots
-    return _assemble(path, x, y[:, None], x_t, y_t, [LabelColumn(head, tuple(classes))], label_column, names,
-                     ids=(ids, ids_t))
+    bundle = _assemble(path, x, y[:, None], x_t, y_t, [LabelColumn(head, tuple(classes))], label_column, names,
+                       ids=(ids, ids_t))
+    bundle.meta["id_column"] = id_column  # a pack keeps it, so a run on the pack reads new CSVs' ids
+    return bundle
 
 
 FILE_LOADERS: dict[str, Callable[[Path, str], DataBundle]] = {".npz": _load_npz, ".csv": _load_csv}

@@ -21,16 +21,18 @@ MISSING_CELLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN",
 
 def read_csv(
     path: Path, label_column: str, feature_names: list[str] | None = None, need_label: bool = True,
-    id_column: str | None = None, run_columns: bool = False,
+    id_column: str | None = None, run_columns: bool = False, role: str = "",
 ) -> tuple[np.ndarray, list[str] | None, list[str], list[str] | None]:
     """Read a CSV with a header row -> (features float32 (N, D), NaN where missing; label cells
     or None, feature names, ids or None).
 
     Features are every column except ``label_column`` and ``id_column``, or exactly
     ``feature_names`` (matched by name) when given. Label cells are returned stripped; ``""``
-    means unlabelled. ``id_column`` names each row (its cells come back as the ids).
+    means unlabelled (so does a cell pandas reads as missing: ``NA``, ``NaN``, ...). ``id_column``
+    names each row (its cells come back as the ids).
     ``run_columns``: ``feature_names`` are a trained run's, so a text cell is named as one, not
-    answered with the training flags that would drop the column.
+    answered with the training flags that would drop the column. ``role`` names a file that must
+    hold the training table's label column ("--test-data", "--data") in the message that it lacks it.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -46,6 +48,10 @@ def read_csv(
         raise UserError(f"{path} separates its columns with {other!r}, not commas; save it as comma-separated text")
     if label_column in header:
         label_idx: int | None = header.index(label_column)
+    elif need_label and role:  # --test-data, or the labelled file evaluate scores a run on
+        other = "; or name its column with --label-column" if role == "--data" else ""
+        raise UserError(f"{role} {path} has no label column '{label_column}' (columns: {_listed(header)}); it needs "
+                        f"its labels in a column named as the training table's, '{label_column}'{other}")
     elif need_label:
         raise UserError(f"{path} has no label column '{label_column}' (columns: {_listed(header)}); pass "
                         f"--label-column NAME (a table with no label yet: add an empty '{label_column}' column)")
@@ -62,8 +68,8 @@ def read_csv(
         feature_names = [h for i, h in enumerate(header) if i not in (label_idx, id_idx)]
     missing = [c for c in feature_names if c not in header]
     if missing:
-        raise UserError(f"{path} lacks feature columns {_listed(missing)} (columns: {_listed(header)}); use the "
-                        "training columns")
+        fix = "use the training columns" if run_columns or role else "name columns it has in --feature-columns"
+        raise UserError(f"{path} lacks feature columns {_listed(missing)} (columns: {_listed(header)}); {fix}")
     if not feature_names:
         raise UserError(f"{path} has no feature columns besides '{label_column}'; add numeric feature columns")
     for line, r in rows:
@@ -72,6 +78,7 @@ def read_csv(
     cols = [header.index(c) for c in feature_names]
     x = _parse_features(path, rows, cols, header, run_columns)
     labels = [_class_cell(r[label_idx]) for _, r in rows] if label_idx is not None else None
+    labels = None if labels is None else ["" if c in MISSING_CELLS else c for c in labels]  # NA: unlabelled, as pandas
     ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
     return x, labels, list(feature_names), ids
 

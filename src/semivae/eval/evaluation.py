@@ -127,7 +127,9 @@ def labelled_inputs(run: Run, x, y, label_column: str | None = None) -> ArrayDat
     values = [str(v) if isinstance(v, str) else class_name(v) for v in ya.tolist()]
     bad = [v for v in values if v not in known and v not in ("-1", "", "None", "nan")]
     if bad:
-        raise UserError(f"y holds the class {bad[0]!r}, which run {run.path} does not have; use its classes {names[:10]}")
+        where = f"{x} holds" if isinstance(x, (str, Path)) else "y holds"  # a file's labels, or the caller's y
+        raise UserError(f"{where} the class {bad[0]!r}, which run {run.path} does not have; use its classes "
+                        f"{names[:10]}")
     labels = data.labels.clone()
     labels[:, 0] = torch.tensor([known.get(v, -1) for v in values], dtype=torch.int64)
     return replace(data, labels=labels)

@@ -321,6 +321,11 @@ class BaseModel(Hooks, nn.Module):
             return z
         return self.class_latents.place(z, classes[head.name])  # (B, D)
 
+    def unused_options(self) -> dict[str, str]:
+        """[model] options this model, as built, does not read -> why (a fresh run given one is
+        refused: train/unused.py); none by default."""
+        return {}
+
     def param_groups(self, lr: float) -> list[dict]:
         """The optimiser's parameter groups: every trainable parameter, at ``lr``."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]

@@ -97,6 +97,14 @@ class SemiVAE(BaseModel):
     def feedback_config(cls, cfg: SemiVAEConfig) -> SemiVAEConfig:
         return replace(cfg, mode="semi")  # the marked points are labels, even for a plain VAE
 
+    def unused_options(self) -> dict[str, str]:
+        if not self.mode.classifier:
+            return dict.fromkeys(("alpha", "head_alpha"), "--mode unsupervised has no class layer to weigh")
+        if not self.mode.decoder:
+            return dict.fromkeys(("beta", "kl_schedule", "warmup_epochs", "gamma", "capacity_max", "capacity_epochs",
+                                  "likelihood"), "--mode supervised has no latent space or decoder")
+        return {}
+
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: SemiVAEConfig):
         super().__init__()
         self.spec, self.mode = spec, MODES[cfg.mode]

@@ -79,7 +79,8 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         "shift": _jsonable(bundle.train.shift), "scale": _jsonable(bundle.train.scale),
         "source": bundle.meta.get("source", bundle.name), "feature_names": bundle.meta.get("feature_names"),
         "channel_names": bundle.meta.get("channel_names"), "image_size": bundle.meta.get("image_size"),
-        "label_column": cfg.data.label_column, "id_column": cfg.data.id_column,
+        "label_column": bundle.meta.get("label_column") or cfg.data.label_column,  # a pack's own, where packed
+        "id_column": cfg.data.id_column or bundle.meta.get("id_column"),
         **{k: bundle.meta.get(k) for k in ("target_names", "target_mean", "target_std")},
         "anomaly_class": bundle.meta.get("anomaly_class"), "n_train": len(bundle.train) - len(split.val),
         "n_val": len(split.val), "n_labelled": len(split.pool),

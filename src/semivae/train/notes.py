@@ -22,12 +22,18 @@ def notes(bundle: DataBundle, split: Split, cfg: RunConfig, model: BaseModel) ->
 
 
 def anomaly_notes(bundle: DataBundle, cfg: RunConfig) -> list[str]:
-    """An --anomaly-class given as a place in the class names, not as a name: which class it is."""
+    """An --anomaly-class given as a place in the class names, not as a name: which class it is;
+    unlabelled training points, which may hold the left-out class."""
     given, name = cfg.data.anomaly_class, bundle.meta.get("anomaly_class")
-    if given is None or given == name:
+    if given is None:
         return []
-    return [f"--anomaly-class {given} is the class at place {given} of the sorted class names (from 0): {name!r} is "
-            "left out; give the name to be sure"]
+    notes = [] if given == name else [f"--anomaly-class {given} is the class at place {given} of the sorted class "
+                                      f"names (from 0): {name!r} is left out; give the name to be sure"]
+    unknown = int((bundle.train.labels[:, 0] < 0).sum())
+    if unknown:
+        notes.append(f"{unknown} training points have no label, so points of class {name!r} among them stay in "
+                     "training as normal ones (and in knn's bank); label them, or leave them out, for a clean detector")
+    return notes
 
 
 def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
@@ -62,11 +68,11 @@ def colour_notes(bundle: DataBundle) -> list[str]:
     m = bundle.meta.get("mixed_colour")
     if not m:
         return []
+    some = f"{m['odd']} of the {m['n']} training images {'is' if m['odd'] == 1 else 'are'}"
     if m["channels"] == 1:
-        return [f"{m['odd']} of the {m['n']} training images {'is' if m['odd'] == 1 else 'are'} in colour (first: {m['first']}), the rest grey: all "
-                "are read as grey (the colour ones by their luminance)"]
-    return [f"{m['odd']} of the {m['n']} training images {'is' if m['odd'] == 1 else 'are'} grey (first: {m['first']}), the rest in colour: all are "
-            "read as RGB"]
+        return [f"{some} in colour (first: {m['first']}), the rest grey: all are read as grey (the colour ones by "
+                "their luminance)"]
+    return [f"{some} grey (first: {m['first']}), the rest in colour: all are read as RGB"]
 
 
 def pixel_notes(bundle: DataBundle) -> list[str]:

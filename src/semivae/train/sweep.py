@@ -34,17 +34,25 @@ from ..atomic import write_atomic
 from ..config import load_config_file, nest, resolve
 from ..errors import UserError
 from ..eval.evaluation import evaluate
+from ..runs import load_run
 from ..viz.canvas import new_figure, png_bytes
 from .finetune import finetune
-from .training import train
+from .training import absolute_paths, prepare, train
 
 COLUMNS = ["configuration", "budget_kind", "budget", "seed", "n_labelled", "labels_per_class", "top1", "top5",
            "log_loss", "seconds", "run"]
 BUDGET_KINDS = ("labels_per_class", "labels", "label_fraction")
 
 
+SPEC_KEYS = ("budgets", "configurations", "seeds", "out")
+
+
 def read_spec(path: str) -> dict:
     spec = load_config_file(path)
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise UserError(f"{path}: unknown key {unknown[0]!r}; a sweep reads {', '.join(SPEC_KEYS)} (options go "
+                        "inside a configuration)")
     budgets = spec.get("budgets")
     if not isinstance(budgets, dict) or len(budgets) != 1 or next(iter(budgets)) not in BUDGET_KINDS:
         raise UserError(f"{path}: 'budgets' must name one of {', '.join(BUDGET_KINDS)} with a list of values, "
@@ -107,11 +115,13 @@ def sweep(spec_path: str, out: str | Path | None = None) -> Path:
             raise UserError(f"configuration {name!r} of {spec_path} sets {own[0]}: {options[own[0]]}, but a sweep's "
                             "budgets come from its 'budgets' list; drop it from the configuration")
         base, first = cell_options(options, spec["kind"], spec["budgets"][0], spec["seeds"][0])
-        if base is None:
-            try:
-                resolve(None, nest({k: v for k, v in first.items() if k != "quiet"}))  # train() takes quiet itself
-            except UserError as e:
-                raise UserError(f"configuration {name!r} of {spec_path}: {e}") from None
+        try:
+            if base is None:  # options, data and model, as training will check them
+                prepare(absolute_paths(resolve(None, nest({k: v for k, v in first.items() if k != "quiet"}))))
+            else:
+                load_run(base)
+        except UserError as e:
+            raise UserError(f"configuration {name!r} of {spec_path}: {e}") from None
     root = Path(out or spec["out"] or Path(spec_path).with_suffix(""))
     root.mkdir(parents=True, exist_ok=True)
     results = root / "results.csv"

@@ -44,7 +44,7 @@ from .checkpoint import load_checkpoint
 from .teacher import check_student, with_teacher
 from .distributed import close_world, init_world
 from .notes import notes
-from .perturbations import check_perturbations
+from .unused import check_unused
 from .loop import FitContext, Interrupted, StopFlag, fit
 from .trainer import TrainingDiverged, monitor_of
 
@@ -106,6 +106,12 @@ def prepare(cfg: RunConfig, fresh: bool = True):
         torch.set_num_threads(cfg.train.threads)
     bundle = load_for_config(cfg.data)
     likelihood = cfg.model.likelihood or bundle.likelihood
+    if cfg.train.init_from and fresh:  # a run of another data kind: its encoder cannot read this data
+        source = load_run(cfg.train.init_from)
+        if source.kind != bundle.kind or source.spec.data_shape[-1] != bundle.train.shape[-1]:
+            raise UserError(f"run {cfg.train.init_from} was trained on {source.kind} data of shape "
+                            f"{list(source.spec.data_shape)}, this data is {bundle.kind} of shape "
+                            f"{list(bundle.train.shape)}; start from a run trained on data of this form")
     check_compatible(bundle, cfg, likelihood)
     labels = bundle.train.labels.numpy()
     heads = [(h.name, h.classes) for h in bundle.heads]
@@ -124,7 +130,7 @@ def prepare(cfg: RunConfig, fresh: bool = True):
         info["validation_labels"] = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     check_labels(model, split, cfg)
     if fresh:
-        check_perturbations(bundle.kind, cfg, model)
+        check_unused(bundle.kind, cfg, model)
     if cfg.data.teacher:
         check_student(model, cfg)
         bundle = with_teacher(bundle, split, info, cfg.data.teacher)
@@ -142,9 +148,11 @@ def prepare(cfg: RunConfig, fresh: bool = True):
 
 
 def settled(cfg: RunConfig, model: BaseModel) -> RunConfig:
-    """For config.yaml: the consistency weight the model chose by the data's kind, where not given (0: off)."""
+    """For config.yaml: what the model chose by the data's kind where not given: the consistency
+    weight (0: off) and the likelihood (a model with a decoder)."""
     weight = model.consistency.weight if model.consistency is not None else 0.0
-    return replace(cfg, model=replace(cfg.model, consistency=weight))
+    likelihood = cfg.model.likelihood or (model.spec.likelihood if model.has_decoder else None)
+    return replace(cfg, model=replace(cfg.model, consistency=weight, likelihood=likelihood))
 
 
 def keeps_caller_state(fn):

@@ -24,9 +24,9 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def wrapped(title: str, fig: Figure) -> str:
-    """``title`` broken into lines that fit the figure's width (about 11 characters an inch at the
-    default font), so a long title is not clipped at both sides."""
-    return textwrap.fill(title, max(24, int(fig.get_figwidth() * 11)))
+    """``title`` broken into lines that fit the figure's width (about 9 characters an inch at the
+    default font, with room for the axes' labels), so a long title is not clipped at both sides."""
+    return textwrap.fill(title, max(24, int(fig.get_figwidth() * 9)))
 
 
 def png_bytes(fig: Figure) -> bytes:

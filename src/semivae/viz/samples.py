@@ -163,7 +163,7 @@ def reconstructions_figure(model: BaseModel, x: torch.Tensor, data: ArrayData | 
     ax = fig.add_subplot()
     ax.bar(np.arange(len(err)), err)
     ax.set(xlabel="feature", ylabel="mean |input - reconstruction|\n(feature standard deviations)",
-           title=f"reconstruction error per feature ({len(x)} points)")
+           title=wrapped(f"reconstruction error per feature ({len(x)} points)", fig))
     _feature_ticks(ax, len(err), channel_names)
     return fig
 
@@ -179,7 +179,7 @@ def series_figure(values: np.ndarray, row_labels: list[str], title: str, sweep: 
     """Non-image rows (R, N, F) of standardised features: one panel per row, its N vectors
     overlaid over the features (named on the axis where ``names`` are given)."""
     R, N, F = values.shape[:3]
-    fig = new_figure(max(4.0, 0.15 * F + 3.0), 1.6 * R + 0.6 + (1.0 if names else 0.0))
+    fig = new_figure(max(5.5, 0.15 * F + 3.0), 1.6 * R + 0.6 + (1.0 if names else 0.0))  # room for the labels
     axes = fig.subplots(R, 1, squeeze=False, sharex=True)[:, 0]
     colours = colormaps["viridis"](np.linspace(0, 1, N)) if sweep else [None] * N
     for ax, rows, label in zip(axes, values, row_labels):
