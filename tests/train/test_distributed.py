@@ -122,3 +122,24 @@ def test_batches_that_do_not_split_evenly_are_refused(tmp_path):
 
     with pytest.raises(UserError, match="do not split evenly over 2 processes"):
         World(0, 2).check_batch(63, 65)
+
+
+def test_ctrl_c_on_nproc_stops_every_worker_at_one_step_in_one_line(tmp_path):
+    """The launcher passes the signal to the workers themselves: they stop together, rank 0 writes the
+    checkpoint and summary.json, and the command exits 130 with one line (no torchrun report)."""
+    import signal
+    import time
+
+    args = ["--mode", "supervised", "--dropout", "0", "--hidden", "16", "--labels", "200", "--batch-size", "32",
+            "--epochs", "5000", "--threads", "1", "--quiet", "--checkpoint-seconds", "0", "--out", str(tmp_path / "r")]
+    child = subprocess.Popen([sys.executable, "-m", "semivae", "train", "--nproc", "2", *args], stderr=subprocess.PIPE,
+                             text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 120
+    while not (tmp_path / "r" / "checkpoint.safetensors").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "interrupted by signal 2" in err and "Traceback" not in err and "ChildFailedError" not in err, err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "--nproc 2" in summary["resume_command"]

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
+        if os.environ.get("SEMIVAE_WORKER_PIDS"):  # a worker of `--nproc`: its launcher says so and exits 128 + N
+            return 0  # (an exit code other than 0 would have torchrun print its failure report)
         if os.environ.get("RANK", "0") == "0":
             print(f"interrupted by signal {e.signum}; the run's summary.json says how to resume it", file=sys.stderr)
         return 128 + e.signum

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -74,6 +75,15 @@ class World:
         dist.broadcast(t, 0)
         return t.tolist()
 
+    def signal(self, signum: int | None, device: torch.device) -> int | None:
+        """A stop signal any rank received, on every rank (called every step, so all stop at the
+        same one: a rank that left alone would leave the others waiting in a collective)."""
+        if self.size == 1:
+            return signum
+        t = torch.tensor([signum or 0], dtype=torch.int64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item()) or None
+
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         if self.size == 1:
             return model
@@ -82,12 +92,18 @@ class World:
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+LAUNCHER_PIDS = "SEMIVAE_WORKER_PIDS"  # a folder where each worker of `--nproc` leaves its pid
+
+
 def init_world(device_name: str = "auto") -> World:
     """The world torchrun describes (a single process outside torchrun)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    pids = os.environ.get(LAUNCHER_PIDS)
+    if pids and Path(pids).is_dir():  # `--nproc` signals the workers itself (cli.launch_torchrun)
+        (Path(pids) / str(os.getpid())).touch()
     if not dist.is_initialized():
         backend = "nccl" if world.device(device_name).type == "cuda" else "gloo"
         if backend == "nccl":

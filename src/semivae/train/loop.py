@@ -152,7 +152,9 @@ def fit(model: BaseModel, data: TrainingData, cfg: TrainConfig, *, label_ratio: 
                     raise TrainingDiverged(f"loss became non-finite at epoch {epoch}, step {step + 1}")
                 if progress and world.main:
                     bar.set_postfix(postfix(sums.means(), history))
-            if ctx.stop.signum is not None:
+            signum = world.signal(ctx.stop.signum, device)  # the ranks stop together
+            if signum is not None:
+                ctx.stop.signum = signum
                 bar.close()
                 checkpoint(epoch, step + 1, sums, start)
                 if world.main and ctx.run_dir is not None:  # the weights at the stop, for what reads the run now
