@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from semivae.data import load_dataset, load_inputs
+from semivae.data.inputs import load_labelled
 from semivae.data.sequences import HAR_SIGNALS, check_sequences, fill_series, from_concatenated, pad
 from semivae.errors import UserError
 
@@ -119,6 +120,9 @@ def test_the_uci_har_layout_loads(tmp_path):
     assert b.heads[0].classes == ("WALKING", "WALKING_UPSTAIRS", "SITTING")
     assert b.meta["channel_names"][:3] == ["body_acc_x", "body_acc_y", "body_acc_z"]
     assert b.train.labels.min() >= 0 and b.train.labels.max() <= 2
+    info = {"kind": "sequence", "shape": [8, 9], "shift": [0.0] * 9, "scale": [1.0] * 9, "any_length": True}
+    test, labels = load_labelled(tmp_path / "UCI HAR Dataset", info)  # a run on the folder reads its test split
+    assert torch.equal(test.x, b.test.x) and labels == [b.heads[0].classes[k] for k in b.test.labels[:, 0].tolist()]
     (tmp_path / "UCI HAR Dataset" / "test" / "y_test.txt").write_text("1\n2\n")
     with pytest.raises(UserError, match="2 labels for 4 windows"):
         load_dataset(str(tmp_path / "UCI HAR Dataset"))

@@ -25,7 +25,7 @@ from .dataset import ArrayData, data_kind, fill_missing
 from .files import check_inputs, read_npz_inputs, read_npz_labels, read_npz_series
 from .images import IMAGE_EXTS, UNLABELLED_DIRS, input_image_files, read_images
 from .tables import read_csv
-from .sequences import fill_series, pad, sequence_inputs
+from .sequences import fill_series, is_har_folder, load_har_folder, pad, sequence_inputs
 
 FORMS = {"image": ("dir", ".npz", *IMAGE_EXTS), "vector": (".csv", ".npz"), "sequence": (".npz",)}
 FORM_NAMES = {"image": "a folder of images, one image file or a .npz", "vector": "a .csv or a .npz",
@@ -81,6 +81,8 @@ def load_labelled(source: str | Path, info: dict[str, Any]) -> tuple[ArrayData, 
     if p.suffix.lower() == ".csv" and p.is_file() and data_kind(info["kind"]) == "vector":
         data, cells = _from_table(p, info, need_label=True)
         labels = list(cells or [])
+    elif p.is_dir() and data_kind(info["kind"]) == "sequence" and is_har_folder(p):  # read once: data and labels
+        data, labels = _har_test_split(p, info)
     else:
         data, labels = _from_path(p, info), _labels_in(p, info)
     if not any(labels):
@@ -107,6 +109,15 @@ def _labels_in(p: Path, info: dict[str, Any]) -> list[str]:
                     "the label column or a .npz with y")
 
 
+def _har_test_split(p: Path, info: dict[str, Any]) -> tuple[ArrayData, list[str]]:
+    """A UCI-HAR folder's test split (what a run trained on the folder has not seen) and its classes."""
+    bundle = load_har_folder(p)
+    test, classes = bundle.test, bundle.heads[0].classes
+    lengths = None if test.lengths is None else test.lengths.numpy()
+    data = _wrap(test.x.numpy(), lengths, info, from_folder=False, what=f"{p}/test")
+    return data, [classes[int(k)] if k >= 0 else "" for k in test.labels[:, 0].tolist()]
+
+
 def _shape(info: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(s) for s in info["shape"])
 
@@ -117,6 +128,8 @@ def _from_path(p: Path, info: dict[str, Any]) -> ArrayData:
     forms = FORMS.get(kind, ())
     if suffix is None:
         raise UserError(f"no such file or folder: {p}; check the path")
+    if kind == "sequence" and suffix == "dir" and is_har_folder(p):
+        return _har_test_split(p, info)[0]
     if suffix not in forms:
         raise UserError(f"cannot read {p} for a model trained on {kind} data; give {FORM_NAMES[kind]}")
     if kind == "sequence":
