@@ -188,3 +188,11 @@ def test_set_output_names_the_columns_in_a_pipeline(digits):
     filled = SemiVAEImputer(epochs=1, hidden=[16], latent_dim=2, threads=1).set_output(transform="pandas")
     out = filled.fit_transform(gaps)
     assert list(out.columns) == list(frame.columns) and not out.isna().any().any()
+
+
+def test_pandas_nullable_integer_labels_keep_integer_classes(digits):
+    x, y = digits
+    labels = pd.Series(y[:200], dtype="Int64")
+    labels[100:] = pd.NA  # unlabelled
+    clf = SemiVAEClassifier(**{**SMALL, "epochs": 1}).fit(x[:200], labels)
+    assert clf.classes_.dtype == np.int64 and clf.predict(x[:3]).dtype == np.int64

@@ -84,11 +84,10 @@ class _RunEstimator(BaseEstimator):
             raise
         self._own(tmp, run_dir)
 
-    def _own(self, tmp: str | None, run_dir: Path) -> None:
-        """Hold the run at ``run_dir``; a temporary directory ``tmp`` lives as long as this estimator."""
+    def _own(self, tmp: str, run_dir: Path) -> None:
+        """Hold the run at ``run_dir``, in a temporary directory ``tmp`` that lives as long as the estimator."""
         self.run_, self.run_dir_ = load_run(run_dir, self.device), str(run_dir)
-        if tmp is not None:
-            self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, True)
+        self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, True)
 
     def _description(self) -> dict:
         return {"params": {k: v for k, v in self.get_params().items() if k != "out"},
@@ -208,6 +207,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
             if len(y) != len(X):
                 raise ValueError(f"y has {len(y)} labels but X has {len(X)} series; give one label per series")
         self.series_ = series is not None
+        nullable_int = str(getattr(y, "dtype", "")).startswith(("Int", "UInt"))  # pandas' Int64: NaN-able integers
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         labelled = ~_unlabelled(y)
@@ -218,7 +218,7 @@ class SemiVAEClassifier(ClassifierMixin, TransformerMixin, _RunEstimator):
         if len(negative):  # -1 marks an unlabelled row; another negative number is most likely a typo for it
             raise ValueError(f"y holds the label {negative[0].item()!r}; mark unlabelled rows -1 (or NaN), and give "
                              "classes as numbers >= 0 or as text")
-        self.classes_ = np.unique(y[labelled])
+        self.classes_ = np.unique(y[labelled]).astype(np.int64 if nullable_int else y.dtype)  # Int64: ints, not floats
         if len(self.classes_) < 2:
             raise ValueError(f"y has 1 class ({self.classes_.tolist()[0]!r}); a classifier needs at least 2 classes")
         codes = np.full(len(y), -1, dtype=np.int64)

@@ -116,6 +116,10 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
         b, f = v["before"], v["after"]
         print(f"{head}: temperature {v['temperature']:.3f} on {v['n_val']} validation labels; "
               f"ECE {b['ece']:.4f} -> {f['ece']:.4f}, log loss {b['log_loss']:.4f} -> {f['log_loss']:.4f}")
+        if v["n_val"] < 100:  # as evaluate says of a small split
+            print(f"note: {v['n_val']} validation labels make these figures rough, and the temperature a rough fit "
+                  "(it minimises their log loss; ECE over so few points moves either way); more: --val-labels K",
+                  file=sys.stderr)
     if a.unknown_fpr is not None:
         u = fit_unknown(run, target_fpr=a.unknown_fpr, data_dir=a.data_dir)
         print(f"unknown inputs: {u['score']} > {u['threshold']:.4g} ({u['target_fpr']:.0%} of validation points)")
