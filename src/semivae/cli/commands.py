@@ -286,6 +286,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from ..runs import load_run
     from ..runs.run import preprocessing
     from ..viz import generate_figure, generation_grid, generation_head, save_png
+    from ..viz.samples import unstandardised
     from ..viz.figures import axis_names
 
     run = load_run(a.run, a.device)
@@ -307,9 +308,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
     if a.npz:
         classes = [k] if k is not None else (list(range(len(names))) if head else None)
         grid, eps, z = generation_grid(run.model, a.n, classes, a.seed)
-        shift, scale = preprocessing(run.data_info)  # features and series in the data's own units; images in [0, 1]
-        x = grid if run.spec.kind == "image" else grid / scale + shift
-        write_npz(Path(a.npz), x=x.numpy(), z=z.numpy(), eps=eps.numpy(),
+        x = unstandardised(grid, preprocessing(run.data_info), run.spec.kind)  # images in [0, 1]
+        write_npz(Path(a.npz), x=x, z=z.numpy(), eps=eps.numpy(),
                   classes=np.array([names[c] for c in classes or []]))
     print(f"wrote {save_png(fig, out)}" + (f" and {a.npz}" if a.npz else ""))
     return 0

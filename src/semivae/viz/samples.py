@@ -39,9 +39,14 @@ def generation_head(model: BaseModel) -> Head | None:
 
 def to_data_units(x: torch.Tensor, data: ArrayData | None, kind: str) -> np.ndarray:
     """Model-space values -> the data's own units (images stay in [0, 1])."""
+    return unstandardised(x, None if data is None else (data.shift, data.scale), kind)
+
+
+def unstandardised(x: torch.Tensor, norm: tuple | None, kind: str) -> np.ndarray:
+    """``to_data_units`` by the run's (shift, scale) (``runs.run.preprocessing``; None: as they are)."""
     x = x.detach().float().cpu()
-    if data is not None and kind != "image":  # standardised features: undo it
-        return (x / data.scale + data.shift).numpy()
+    if norm is not None and kind != "image":  # standardised features and series: undo it
+        return (x / norm[1] + norm[0]).numpy()
     return x.numpy()
 
 
