@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import UserError
-from .flags import device_flags
+from .flags import device_flags, threads_flag
 
 
 def add_parsers(sub) -> None:
@@ -35,6 +35,7 @@ def add_parsers(sub) -> None:
     ex.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
     ex.add_argument("--check", help="also run the file in onnxruntime on these inputs (.npz x [and lengths], "
                     "folder or .csv) and print the largest difference from PyTorch")
+    threads_flag(ex)  # the graph is traced on the CPU
 
     ca = sub.add_parser("calibrate", help="fit temperature scaling on a run's validation labels; ECE and log loss "
                         "before and after")
