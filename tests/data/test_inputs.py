@@ -194,3 +194,19 @@ def test_label_column_picks_one_of_an_npz_label_columns(tmp_path):
     assert picked.train.labels.shape[1] == 1 and set(picked.train.labels[:, 0].tolist()) <= {-1, 0, 1}
     with pytest.raises(UserError, match="has the label columns \\['a', 'b'\\]; name one of them"):
         load_dataset(str(tmp_path / "g.npz"), label_column="c")
+
+
+def test_an_image_in_two_folders_and_a_test_set_that_is_not_apart_are_said(tmp_path):
+    for i, place in enumerate(["cat", "cat", "dog", "dog", "unlabelled", "unlabelled"]):
+        (tmp_path / "pics" / place).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), 30 * i, np.uint8)).save(tmp_path / "pics" / place / f"{i}.png")
+    (tmp_path / "pics" / "dog" / "0.png").write_bytes((tmp_path / "pics" / "cat" / "0.png").read_bytes())  # copied
+    (tmp_path / "pics" / "unlabelled" / "2.png").write_bytes((tmp_path / "pics" / "dog" / "2.png").read_bytes())
+    (tmp_path / "test" / "cat").mkdir(parents=True)
+    (tmp_path / "test" / "cat" / "t.png").write_bytes((tmp_path / "pics" / "cat" / "1.png").read_bytes())
+    bundle = load_dataset(str(tmp_path / "pics"), test_data=str(tmp_path / "test"))
+    both = bundle.meta["labelled_and_not"]
+    assert (both["classes"], both["unlabelled"]) == (1, 1) and both["first"] == "cat/0.png and dog/0.png"
+    assert bundle.meta["test_in_train"] == {"n": 1, "first": "cat/t.png"}
+    with pytest.raises(UserError, match="is the training data itself"):
+        load_dataset(str(tmp_path / "pics"), test_data=str(tmp_path / "pics"))

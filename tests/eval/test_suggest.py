@@ -61,6 +61,8 @@ def test_a_run_without_labels_suggests_typical_points_and_margin_is_refused(tiny
     assert all(r["predicted"] == "" and r["uncertainty"] is None for r in rows)
     assert suggestions_csv(vae, rows).splitlines()[1].endswith(",,")
     assert len(suggestions_csv(vae, rows, with_labelled=True).splitlines()) == 11  # the VAE learned from no label
+    np.savez(tmp_path / "labelled.npz", x=np.zeros((3, 8, 8), np.uint8), y=np.array([0, 1, 2]))
+    assert main(["evaluate", str(tmp_path / "vae"), "--data", str(tmp_path / "labelled.npz")]) == 0  # its ELBO
     with pytest.raises(UserError, match="--strategy typical"):
         suggest(vae, 10, strategy="margin")
     semi = load_run(train(tiny(labels_per_class=2, epochs=2), out=tmp_path / "semi", progress=False))
@@ -155,3 +157,11 @@ def test_a_csv_without_ids_gets_its_own_row_numbers_back_after_the_test_carve(tm
     test_ids = load_run(tmp_path / "r").dataset().test.ids.astype(int)
     assert keep[test_ids].all() and (load_run(tmp_path / "r").dataset().test.labels[:, 0].numpy()
                                      == d.target[test_ids]).all()
+    run = load_run(tmp_path / "r")  # no budget: --with-labelled lists the labels validation hid too
+    listed = suggestions_csv(run, [], with_labelled=True).splitlines()[1:]
+    assert len(listed) == int((run.dataset().train.labels >= 0).sum()) > len(run.split.pool)
+    (tmp_path / "few.csv").write_text("\n".join(["rank,row,id", *listed[:5]]) + "\n")
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(tmp_path / "wine.csv"), "--label-ids", str(tmp_path / "few.csv"),
+                 "--epochs", "1", "--hidden", "16", "--threads", "1", "--quiet", "--out", str(tmp_path / "r5")]) == 0
+    assert f"{len(listed) - 5} labelled points of the data are not named by --label-ids" in capsys.readouterr().err

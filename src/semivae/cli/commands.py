@@ -324,9 +324,9 @@ def cmd_traverse(a: argparse.Namespace) -> int:
         raise UserError(f"run {a.run} is a supervised classifier without a decoder; it has no latent space to traverse")
     if a.steps < 2 or a.span <= 0 or (a.dims is not None and a.dims < 1):
         raise UserError("--steps must be >= 2, --span > 0 and --dims >= 1")
-    got = figures.figure_data(run, a.data_dir)
+    got = figures.figure_data(run, a.data_dir, quiet=False)  # a dataset it cannot read: the reason, raised
     if got is None:
-        raise UserError(f"cannot read the dataset of run {a.run}; pass --data-dir where it lives now")
+        raise UserError(f"run {a.run} has no point in any split to traverse from")
     data, x, _ = got
     if not 0 <= a.index < len(x):
         raise UserError(f"--index {a.index} is outside 0..{len(x) - 1}; choose a point of the test split")

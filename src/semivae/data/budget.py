@@ -134,7 +134,7 @@ def read_label_ids(path: str | Path, ids: np.ndarray | None, labels: np.ndarray,
         raise UserError(f"--label-ids {p} names {name}, which has no label in the data; label it there first (an "
                         "image: move it into its class's sub-folder; a table: fill in its label cell)")
     for f, classes, values in given:
-        _check_given(p, rows_, labels[:, f], classes, values)
+        _check_given(p, rows_, labels[:, f], classes, values, ids)
     return np.unique(rows_)
 
 
@@ -155,7 +155,8 @@ def _given_labels(p: Path, header: list[str], rows: list[list[str]], heads) -> l
     return out
 
 
-def _check_given(p: Path, rows: np.ndarray, data: np.ndarray, classes: tuple, values: list[str]) -> None:
+def _check_given(p: Path, rows: np.ndarray, data: np.ndarray, classes: tuple, values: list[str],
+                 ids: np.ndarray | None = None) -> None:
     """Refuse a label in the file that differs from the data's label of its row (by class name
     or class index; an empty cell is no claim)."""
     for row, value in zip(rows.tolist(), values):
@@ -165,5 +166,6 @@ def _check_given(p: Path, rows: np.ndarray, data: np.ndarray, classes: tuple, va
         names = {str(have)} | ({str(classes[have])} if 0 <= have < len(classes) else set())
         if value not in names:
             said = f"'{classes[have]}'" if 0 <= have < len(classes) else "no label" if have < 0 else str(have)
-            raise UserError(f"--label-ids {p} gives row {row} the label {value!r}, but the data says {said}; labels "
+            name = f"{ids[row]!r}" if ids is not None else f"row {row}"  # a file's name where the data has them
+            raise UserError(f"--label-ids {p} gives {name} the label {value!r}, but the data says {said}; labels "
                             "come from the data, not this file: correct the data (or drop the file's label column)")

@@ -4,6 +4,7 @@ one file for new inputs; read into uint8 (N, C, H, W), grey or RGB. Raises :clas
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -65,6 +66,28 @@ def read_image_folder(folder: Path, size: tuple[int, int] | None = None, channel
             labels += [-1] * len(imgs)
     x = read_images(files, channels, size=size, resize=size is not None, mixed=mixed)
     return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], [f.relative_to(folder).as_posix() for f in files]
+
+
+def labelled_twice(x: np.ndarray, y: np.ndarray, classes: list[str], ids: list[str]) -> dict | None:
+    """One image in two class folders (a copy where a move was meant), or in a class folder and in
+    unlabelled/ too: {"classes": n, "unlabelled": n, "first": "a and b"} (notes say so), or None."""
+    first: dict[bytes, int] = {}
+    found = {"classes": 0, "unlabelled": 0, "first": ""}
+    for i, row in enumerate(x):
+        j = first.setdefault(hashlib.sha1(row.tobytes()).digest(), i)
+        if j == i or y[i] == y[j]:
+            continue
+        kind = "classes" if y[i] >= 0 and y[j] >= 0 else "unlabelled"
+        found[kind] += 1
+        found["first"] = found["first"] or f"{ids[j]} and {ids[i]}"
+    return found if found["classes"] or found["unlabelled"] else None
+
+
+def images_in_both(x: np.ndarray, x_test: np.ndarray, test_ids: list[str] | None) -> dict | None:
+    """Test images that are also training images ({"n", "first"}), or None."""
+    seen = {hashlib.sha1(row.tobytes()).digest() for row in x}
+    shared = [i for i, row in enumerate(x_test) if hashlib.sha1(row.tobytes()).digest() in seen]
+    return {"n": len(shared), "first": str(test_ids[shared[0]]) if test_ids else ""} if shared else None
 
 
 def input_image_files(folder: Path) -> list[Path]:

@@ -18,7 +18,7 @@ from ..errors import UserError
 from .dataset import ArrayData, DataBundle, LabelColumn, fill_missing
 from .download import locate_or_download
 from .files import npz_holds_series, read_npz
-from .images import read_image_folder
+from .images import images_in_both, labelled_twice, read_image_folder
 from .tables import read_csv
 from .factor_files import find_norb, is_dsprites_file, read_dsprites, read_smallnorb
 from .factors import load_sprites
@@ -174,6 +174,9 @@ def _test_path(source: str, test_data: str, folder: bool, is_csv: bool) -> Path:
     if (test.is_dir(), test.suffix.lower() == ".csv" and test.is_file()) != (not is_csv, is_csv):
         raise UserError(f"--test-data {test_data} must be {'a .csv file' if is_csv else 'an image folder'}, the form "
                         "of the training data; check the path")
+    if test.resolve() == Path(source).expanduser().resolve():
+        raise UserError(f"--test-data {test_data} is the training data itself, so the test figures would score what "
+                        "the model trained on; keep a labelled test set apart and give that")
     return test
 
 
@@ -255,6 +258,7 @@ def _load_image_folder(path: Path, label_column: str, image_size: list[int] | No
     size = None if image_size is None else (image_size[0], image_size[-1])  # (H, W)
     mixed: dict = {}
     x, y, classes, ids = read_image_folder(path, size, mixed=mixed)
+    twice = labelled_twice(x, y, classes, ids)
     x_t = y_t = ids_t = None
     if test is not None:  # read in the training images' colour (as predict reads new images)
         try:
@@ -268,8 +272,9 @@ def _load_image_folder(path: Path, label_column: str, image_size: list[int] | No
     bundle = _assemble(path, x, y[:, None], x_t, y_t, [LabelColumn("label", tuple(classes))], label_column, None,
                        ids=(ids, ids_t))
     bundle.meta["image_size"] = None if size is None else list(size)  # predict resizes new images alike
-    if mixed:
-        bundle.meta["mixed_colour"] = mixed  # train/notes.py says so
+    shared = None if x_t is None else images_in_both(x, x_t, ids_t)
+    bundle.meta.update({k: v for k, v in (("labelled_and_not", twice), ("test_in_train", shared),  # notes say so
+                                          ("mixed_colour", mixed)) if v})
     return bundle
 
 

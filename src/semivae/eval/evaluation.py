@@ -48,7 +48,8 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
     else:
         data = run.split_data(split, data_dir)
     if not len(data):
-        raise UserError(f"the {split} split of {run.config.data.dataset} is empty; evaluate another split")
+        raise UserError(f"the {split} split of {run.config.data.dataset} is empty; evaluate labelled data (--data "
+                        "FILE) or another split (--split val)")
     if iwae_k < 0 or (iwae_k and not run.model.has_importance_weights):
         raise UserError(f"--iwae-k {iwae_k} needs a model with a decoder and k >= 1; drop it for this run")
     torch.manual_seed(seed)
@@ -93,7 +94,8 @@ def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_
         datas = shared_reads(members, lambda m: m.split_data(split, data_dir))
     first = members[0]
     if not len(datas[0]):
-        raise UserError(f"the {split} split of {first.config.data.dataset} is empty; evaluate another split")
+        raise UserError(f"the {split} split of {first.config.data.dataset} is empty; evaluate labelled data (--data "
+                        "FILE) or another split (--split val)")
     res = evaluate_members(members, datas, split)
     spec = first.spec
     classes = {spec.key("classes", h.name): list(h.classes) for h in spec.heads}
@@ -110,6 +112,8 @@ def labelled_inputs(run: Run, x, y, label_column: str | None = None) -> ArrayDat
     ``label_column``) or ``y``: ``load_labelled``)."""
     if label_column is not None and not (y is None and isinstance(x, (str, Path))):
         raise UserError("label_column names the label column of a CSV given as x=; drop it, or give the CSV's path")
+    if y is None and isinstance(x, (str, Path)) and not run.spec.heads:  # a plain VAE: its ELBO on the data
+        return read_inputs(run, x)
     if y is None and isinstance(x, (str, Path)):
         info = input_info(run)
         data, y = load_labelled(x, {**info, "label_column": label_column} if label_column else info)

@@ -186,13 +186,18 @@ def _typical(run: Run, full, candidates: np.ndarray, labelled: np.ndarray, n: in
 
 def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> str:
     """CSV text of ``suggest``'s rows; ``with_labelled`` lists the run's labelled points first
-    (rank empty), so the file feeds the next ``--label-ids`` as it stands."""
+    (rank empty: without a budget, every labelled point of the data, validation's too), so the file
+    feeds the next ``--label-ids`` as it stands."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["rank", "row", "id", "predicted", "uncertainty"])
     if with_labelled:
-        ids = row_ids(run.dataset().train)  # read once: Run caches its dataset
-        for r in np.union1d(labelled_rows(run), run.split.val_pool):
+        train = run.dataset().train  # read once: Run caches its dataset
+        ids, d = row_ids(train), run.config.data
+        named = np.union1d(labelled_rows(run), run.split.val_pool)
+        if d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None and not d.label_ids:
+            named = np.union1d(named, np.flatnonzero((train.labels >= 0).any(1).numpy()))  # those validation hid too
+        for r in named:
             w.writerow(["", int(r), ids[int(r)], "", ""])
     for s in rows:
         u = "" if s["uncertainty"] is None else f"{s['uncertainty']:.6g}"

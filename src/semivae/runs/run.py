@@ -69,9 +69,9 @@ def check_same_rows(path: Path, data_info: dict, bundle: DataBundle) -> None:
         return
     what = (f"{then['n']} training rows then, {now['n']} now" if then["n"] != now["n"] else
             "the same number of rows, but other names (files renamed or moved between folders)")
-    raise UserError(f"the training data of run {path} changed since it was trained ({what}), so its split no longer "
-                    "names the same rows; train a new run (--init-from RUN starts it from these weights), or "
-                    "evaluate on given data (--data)")
+    raise UserError(f"the training data of run {path} changed since it was trained ({what}; labels added move the "
+                    "test split carved from them too), so its split no longer names the same rows; train a new run "
+                    "(--init-from RUN starts it from these weights); predict and evaluate --data still read new data")
 
 
 def preprocessing(data_info: dict) -> tuple[torch.Tensor | float, torch.Tensor | float]:

@@ -71,8 +71,10 @@ def data_info(bundle: DataBundle, cfg: RunConfig, split: Split, likelihood: str)
         val_note = f"oracle: {n_val_lab} validation labels beyond the budget"
     elif n_val_lab:
         val_note = f"{n_val_lab} labels taken from the budget"
-    else:
+    elif cfg.train.patience:
         val_note = ELBO_VALIDATION
+    else:  # nothing stops early: the ELBO is only watched
+        val_note = "none (the unlabelled validation ELBO is tracked; --patience N stops on it)"
     return {
         "dataset": bundle.name, "kind": bundle.kind, "shape": list(bundle.train.shape),
         "heads": [{"name": h.name, "classes": list(h.classes)} for h in bundle.heads], "likelihood": likelihood,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import RunConfig
@@ -56,6 +57,19 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
                  if len(split.val_pool) else [])
         total = len(split.pool) + carved + max(hidden, 0) + len(split.val_pool)
         notes.append(f"of the {total} labelled points, {len(split.pool)} are trained on: {' and '.join(where)}")
+    unnamed = int(has_label.sum()) - len(np.union1d(split.pool, split.val_pool)) if d.label_ids else 0
+    if unnamed > 0:
+        notes.append(f"{unnamed} labelled points of the data are not named by --label-ids: they train as unlabelled "
+                     "(name them in the file to train on their labels)")
+    both = bundle.meta.get("labelled_and_not")
+    if both:
+        notes.append(f"{both['classes'] + both['unlabelled']} images are in two folders (first: {both['first']}): "
+                     f"{both['classes']} in two classes (all but one label is wrong), {both['unlabelled']} in a class "
+                     "and in unlabelled/ too (trained twice); keep each image in one folder")
+    shared = bundle.meta.get("test_in_train")
+    if shared:
+        notes.append(f"{shared['n']} test images are also in the training folder (first: {shared['first']}), so "
+                     "the test figures read high; keep the test set apart")
     if bundle.meta.get("test_empty"):
         notes.append(f"the test split is empty: {bundle.meta['test_empty']}, so no class can be held out; evaluate "
                      "needs a test split: label at least two points of every class, or give --test-data "

@@ -36,7 +36,7 @@ from ..eval.latents import fit_latents
 from ..eval.unknown import fit_unknown
 from ..models import BaseModel, build_model
 from ..nn import ARCHS
-from ..runs import (ELBO_VALIDATION, RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run,
+from ..runs import (RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run,
                     model_spec, save_weights)
 from ..runs.run import ARRAYS, LATENTS, check_same_rows
 from . import tensorboard
@@ -126,7 +126,7 @@ def prepare(cfg: RunConfig, fresh: bool = True):
     info["notes"] = notes(bundle, split, cfg, model)
     if not model.heads:  # a plain VAE trains on no label
         info.update(n_labelled=0, n_labelled_per_head=dict.fromkeys(info["n_labelled_per_head"], 0))
-    if not model.has_decoder and info["validation_labels"] == ELBO_VALIDATION:  # nothing to stop early on
+    if not model.has_decoder and info["validation_labels"].startswith("none ("):  # no ELBO to watch
         info["validation_labels"] = "none (a classifier without a decoder has no validation ELBO: fixed epochs)"
     check_labels(model, split, cfg)
     if fresh:

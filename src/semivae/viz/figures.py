@@ -41,10 +41,10 @@ def title(name: str) -> str:
     return TITLES[base] + (f": {head}" if head else "")
 
 
-def figure_data(run: Run, data_dir: str | None = None, n: int = 2000):
+def figure_data(run: Run, data_dir: str | None = None, n: int = 2000, quiet: bool = True):
     """Up to ``n`` points of the test split (else validation, else training), normalised as
     in training: (ArrayData of those points, x (n, *shape), y (n,) the first head's labels,
-    -1 without a head); None when the dataset cannot be read."""
+    -1 without a head); None when the dataset cannot be read (``quiet=False``: the reason, raised)."""
     try:
         for split in ("test", "val", "train"):
             data = run.split_data(split, data_dir)
@@ -54,6 +54,8 @@ def figure_data(run: Run, data_dir: str | None = None, n: int = 2000):
                 y = part.labels[:, 0].numpy() if part.labels.shape[1] else np.full(len(part), -1)
                 return part, part.inputs(torch.arange(len(part))), y
     except UserError:
+        if not quiet:
+            raise
         return None
     return None
 
@@ -105,9 +107,10 @@ def run_figures(run: Run, data_dir: str | None = None, seed: int = 0,
         dim_factors = {d["dim"]: d["factor"] for d in dis["dims"]} if dis else None
         yield "traverse", traverse_figure(model, *first(500)[:1], index=0, max_dims=None if dis else min(model.latent_dim, 16),
                                           data=data, mask=first(500)[1], channel_names=names, dim_factors=dim_factors)
-        few = {"image": 12, "sequence": 4}.get(spec.kind, 500)
-        yield "reconstructions", reconstructions_figure(model, *first(few)[:1], data=data, mask=first(few)[1],
-                                                        channel_names=names)
+        few = torch.from_numpy(np.unique(np.linspace(0, len(x) - 1, {"image": 12, "sequence": 4}.get(spec.kind, 500))
+                                         .round().astype(np.int64)))  # spread over the split (sorted by class)
+        yield "reconstructions", reconstructions_figure(model, x[few], data=data,
+                                                        mask=None if mask is None else mask[few], channel_names=names)
         if spec.kind == "sequence":
             flags = run.dataset().meta.get("test_anomalous") if run.config.data.anomaly_class is not None else None
             yield "step_error", step_error(model, *first(500), data, None if flags is None else flags[:500])
