@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from safetensors.torch import load as tensors_from_bytes
 
+from .errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -41,9 +43,14 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically, making its folder where it
     is missing (as ``train --out`` does); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # a place that cannot be written: one line, as for any bad input
+        raise UserError(f"cannot write {path} ({err.strerror or err}); choose a writable place") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -51,8 +58,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             os.fsync(f.fileno())
         make_public(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # a full disk, a folder in the way
+            raise UserError(f"cannot write {path} ({err.strerror or err}); choose a writable place") from None
         raise
     return path
 

@@ -74,9 +74,11 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "f.txt"
     write_atomic(target, "old")
     monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError):
-        write_atomic(target, "new")
+    with pytest.raises(semivae.UserError, match="cannot write .*f.txt \\(disk full\\); choose a writable place"):
+        write_atomic(target, "new")  # one line, as any bad input
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+    with pytest.raises(semivae.UserError, match="it is a folder"):
+        write_atomic(tmp_path, "new")
 
 
 def test_read_tensors_owns_its_memory_and_keeps_the_metadata(tmp_path):

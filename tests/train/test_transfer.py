@@ -94,6 +94,9 @@ def test_a_sweep_writes_one_csv_and_resumes_without_redoing_finished_cells(vae, 
     assert {float(r["labels_per_class"]) for r in rows} == {1.0, 3.0}
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
     assert "<h2>Accuracy against labels</h2>" in (tmp_path / "out" / "sweep.html").read_text()
+    spec.write_text(spec.read_text().replace("epochs: 2, threads: 1", "epochs: 3, threads: 1"))  # plain changed
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert "configuration 'plain' of" in capsys.readouterr().err
 
 
 def test_bad_sweep_specs_are_one_line_errors(tmp_path, capsys):

@@ -147,7 +147,10 @@ def pack(bundle: DataBundle, out: Path, augment_shifts: int = 0, chunk: int = 40
         raise UserError(f"--augment-shifts shifts images; {bundle.name} holds {bundle.kind} data, drop it")
     shifts = [(dy, dx) for dy in range(-augment_shifts, augment_shifts + 1)
               for dx in range(-augment_shifts, augment_shifts + 1)]
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise UserError(f"cannot write {out} ({err.strerror or err}); choose a writable place") from None
     try:
         for split, data, sh in (("train", bundle.train, shifts), ("test", bundle.test, [(0, 0)])):
             (tmp / split).mkdir()

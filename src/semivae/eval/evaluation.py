@@ -49,7 +49,7 @@ def evaluate(run: Run | str | Path | list, split: str = "test", *, x=None, y=Non
         data = run.split_data(split, data_dir)
     if not len(data):
         raise UserError(f"the {split} split of {run.config.data.dataset} is empty; evaluate labelled data (--data "
-                        "FILE) or another split (--split val)")
+                        f"FILE) or another split (--split {'val' if split == 'test' else 'test'})")
     if iwae_k < 0 or (iwae_k and not run.model.has_importance_weights):
         raise UserError(f"--iwae-k {iwae_k} needs a model with a decoder and k >= 1; drop it for this run")
     torch.manual_seed(seed)
@@ -95,7 +95,7 @@ def _evaluate_ensemble(runs: list, split: str, x, y, data_dir: str | None, iwae_
     first = members[0]
     if not len(datas[0]):
         raise UserError(f"the {split} split of {first.config.data.dataset} is empty; evaluate labelled data (--data "
-                        "FILE) or another split (--split val)")
+                        f"FILE) or another split (--split {'val' if split == 'test' else 'test'})")
     res = evaluate_members(members, datas, split)
     spec = first.spec
     classes = {spec.key("classes", h.name): list(h.classes) for h in spec.heads}

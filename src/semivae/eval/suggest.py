@@ -195,7 +195,8 @@ def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> 
         train = run.dataset().train  # read once: Run caches its dataset
         ids, d = row_ids(train), run.config.data
         named = np.union1d(labelled_rows(run), run.split.val_pool)
-        if d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None and not d.label_ids:
+        everything = d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
+        if run.model.heads and everything and not d.label_ids:  # (a VAE read no label: it lists none)
             named = np.union1d(named, np.flatnonzero((train.labels >= 0).any(1).numpy()))  # those validation hid too
         for r in named:
             w.writerow(["", int(r), ids[int(r)], "", ""])

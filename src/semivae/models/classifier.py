@@ -49,6 +49,10 @@ class ClassifierConfig(ModelConfig):
 
 
 class Classifier(BaseModel):
+    def unused_options(self) -> dict[str, str]:
+        return dict.fromkeys(("beta", "kl_schedule", "likelihood", "class_control"),
+                             "the classifier has no latent space or decoder")
+
     def __init__(self, spec: ModelSpec, arch: ArchConfig, cfg: ClassifierConfig):
         super().__init__()
         if len(spec.heads) != 1 or spec.heads[0].size < 2:

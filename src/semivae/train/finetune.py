@@ -14,16 +14,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..config import RunConfig, merge, nest, resolve
+from ..errors import UserError
 from ..runs import Run, as_run
 from .training import train
 
 BUDGETS = ("labels", "labels_per_class", "label_fraction")
+SHAPES = ("arch", "hidden", "channels", "strides", "fc", "rnn_hidden", "cell", "bidirectional", "latent_dim")  # RUN's
 
 
 def finetune_config(base: Run, overrides: dict, file_cfg: dict | None = None) -> RunConfig:
     """The base run's data and architecture, a classifier, then a config file's sections, then
     ``overrides`` (flat option names)."""
     given = merge(file_cfg or {}, nest(overrides))
+    fixed = [k for k in ("init_from", "model", *SHAPES) if k in overrides and overrides[k] is not None]
+    if fixed:
+        what = {"init_from": "starts from RUN itself", "model": "trains a classifier"}.get(fixed[0],
+                                                                                     "reuses RUN's encoder as it is")
+        raise UserError(f"finetune {what}; drop --{fixed[0].replace('_', '-')}")
     data = asdict(base.config.data)
     if any(k in given.get("data", {}) for k in BUDGETS):
         data = {k: v for k, v in data.items() if k not in BUDGETS}  # the new budget replaces the base run's

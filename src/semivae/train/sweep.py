@@ -123,7 +123,15 @@ def sweep(spec_path: str, out: str | Path | None = None) -> Path:
         except UserError as e:
             raise UserError(f"configuration {name!r} of {spec_path}: {e}") from None
     root = Path(out or spec["out"] or Path(spec_path).with_suffix(""))
+    record = root / "configurations.json"  # what each finished cell ran: a changed configuration reruns nothing
+    ran = json.loads(record.read_text()) if record.is_file() else {}
+    configs = json.loads(json.dumps(spec["configurations"]))
+    changed = [n for n, o in configs.items() if n in ran and ran[n] != o]
+    if changed:
+        raise UserError(f"configuration {changed[0]!r} of {spec_path} differs from the one {root} ran under that "
+                        "name; give a new --out, or the changed configuration a new name")
     root.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, json.dumps({**ran, **configs}, indent=1))
     results = root / "results.csv"
     rows = _read_rows(results)
     done = {(r["configuration"], str(r["budget"]), str(r["seed"])) for r in rows}

@@ -41,9 +41,29 @@ def given_options(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
             and getattr(cfg.model, n) not in (0, False)]
 
 
+# (section, option) -> why it cannot act in ``cfg`` (None: it can)
+RULES = {
+    ("train", "rho"): lambda c: None if c.train.optimizer == "rmsprop" else "it is rmsprop's; --optimizer rmsprop",
+    ("train", "momentum"): lambda c: None if c.train.optimizer == "rmsprop" else "it is rmsprop's; --optimizer rmsprop",
+    ("model", "warmup_epochs"): lambda c: None if c.model.kl_schedule == "warmup" else
+    "it ramps the KL weight up; --kl-schedule warmup (the learning rate has no warm-up)",
+    **{("model", n): (lambda c: None if c.model.kl_schedule == "capacity" else
+                      "it shapes the capacity KL term; --kl-schedule capacity")
+       for n in ("gamma", "capacity_max", "capacity_epochs")},
+    **{("model", n): (lambda c: None if c.data.teacher else "it weighs what teachers teach; --teacher RUN")
+       for n in ("teacher_weight", "teacher_mix")},
+    ("train", "patience"): lambda c: None if c.data.val_fraction > 0 or c.data.val_labels else
+    "it stops on the validation points; --val-fraction > 0",
+}
+
+
 def check_unused(kind: str, cfg: RunConfig, model: BaseModel) -> None:
     """A one-line error for an option that cannot act on this run (module docstring)."""
     base = _baseline(cfg)
+    for (section, name), why in RULES.items():
+        reason = why(cfg) if hasattr(getattr(cfg, section), name) else None
+        if reason and getattr(getattr(cfg, section), name) != getattr(getattr(base, section), name):
+            raise UserError(f"--{name.replace('_', '-')} changes nothing here: {reason}; or drop it")
     families = {cfg.arch.arch, decoder_family(cfg.arch)}
     read = {f.name for family in families for f in fields(ARCHS[family].options)}
     every = {f.name for family in ARCHS.values() for f in fields(family.options)}
@@ -52,8 +72,9 @@ def check_unused(kind: str, cfg: RunConfig, model: BaseModel) -> None:
             owners = sorted(a for a, family in ARCHS.items() if name in {f.name for f in fields(family.options)})
             raise UserError(f"--{name.replace('_', '-')} is an option of --arch {' / '.join(owners)}; this run's "
                             f"--arch {cfg.arch.arch} does not read it: drop it")
-    for name, why in model.unused_options().items():
-        if getattr(cfg.model, name) != getattr(base.model, name):
+    for name, why in model.unused_options().items():  # [model] options, or [arch] ones (latent_dim)
+        section = "model" if hasattr(cfg.model, name) else "arch"
+        if getattr(getattr(cfg, section), name) != getattr(getattr(base, section), name):
             raise UserError(f"--{name.replace('_', '-')} changes nothing here: {why}; drop it")
     check_perturbations(kind, cfg, model, base)
 

@@ -64,6 +64,7 @@ def learning_curves_figure(rows: list[dict]) -> Figure:
     ``metrics.jsonl`` rows; stages (M1 then M2) are marked by vertical lines."""
     terms = list(dict.fromkeys(k for r in rows for k, v in r.items()
                                if k not in NOT_CURVES and isinstance(v, (int, float))))
+    terms = [t for t in terms if any(r.get(t) for r in rows)]  # a term at 0 throughout (a VAE's ce): no panel
     fig = new_figure(8.0, 2.0 * ((len(terms) + 1) // 2) + 0.6)
     axes = fig.subplots((len(terms) + 1) // 2, 2, squeeze=False).ravel()
     step = np.arange(1, len(rows) + 1)
