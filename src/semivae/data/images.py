@@ -65,7 +65,8 @@ def read_image_folder(folder: Path, size: tuple[int, int] | None = None, channel
             files += imgs
             labels += [-1] * len(imgs)
     x = read_images(files, channels, size=size, resize=size is not None, mixed=mixed)
-    return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], [f.relative_to(folder).as_posix() for f in files]
+    ids = [f.relative_to(folder).as_posix() for f in files]
+    return x, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], ids
 
 
 def labelled_twice(x: np.ndarray, y: np.ndarray, classes: list[str], ids: list[str]) -> dict | None:

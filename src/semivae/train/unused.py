@@ -28,8 +28,9 @@ NAMES = {"image": "images", "vector": "a table", "sequence": "series"}
 
 def _baseline(cfg: RunConfig) -> RunConfig:
     """The configuration the run's model, preset and architecture start from, before any option."""
-    return resolve(overrides={"preset": cfg.preset, "arch": {"arch": cfg.arch.arch, "decoder_arch": cfg.arch.decoder_arch},
-                              "model": {"model": cfg.model.model}, "data": {"anomaly_class": cfg.data.anomaly_class}})
+    arch = {"arch": cfg.arch.arch, "decoder_arch": cfg.arch.decoder_arch}
+    return resolve(overrides={"preset": cfg.preset, "arch": arch, "model": {"model": cfg.model.model},
+                              "data": {"anomaly_class": cfg.data.anomaly_class}})
 
 
 def given_options(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
