@@ -215,7 +215,8 @@ def _finish_training(a: argparse.Namespace, path: Path) -> int:
     summary = json.loads((Path(path) / "summary.json").read_text())
     final = summary.get("final", {})
     acc = f", val accuracy {final['val_accuracy']:.4f}" if "val_accuracy" in final else ""
-    print(f"run written to {path} ({summary.get('epochs')} epochs, {summary.get('seconds', 0):.1f} s{acc})")
+    epochs = summary.get("epochs")
+    print(f"run written to {path} ({epochs} epoch{'' if epochs == 1 else 's'}, {summary.get('seconds', 0):.1f} s{acc})")
     if a.report:
         from ..viz import write_report
 
@@ -255,8 +256,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     # with --data: a labelled file of the training form, its own labels, instead of a split
     if a.label_column and not a.data:
         raise UserError("--label-column names the label column of --data FILE.csv; give --data, or drop it")
-    res = evaluate(a.run, a.split, x=a.data or None, data_dir=a.data_dir, iwae_k=a.iwae_k, iwae_points=a.iwae_points,
-                   device=a.device, label_column=a.label_column)
+    if a.data and a.split:
+        raise UserError(f"--split {a.split} names one of the run's own splits, --data other data; drop one of them")
+    if a.iwae_k < 0 or (a.iwae_points is not None and (a.iwae_k == 0 or a.iwae_points < 1)):
+        raise UserError("--iwae-k K (>= 1) turns the NLL on, and --iwae-points N (>= 1) only limits it; give both, "
+                        "e.g. --iwae-k 5000 --iwae-points 1000")
+    res = evaluate(a.run, a.split or "test", x=a.data or None, data_dir=a.data_dir, iwae_k=a.iwae_k,
+                   iwae_points=a.iwae_points, device=a.device, label_column=a.label_column)
     for note in res.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(json.dumps(res, indent=1) if a.json else _table(res))
@@ -303,6 +309,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
         k = class_index(names, a.only_class, "--class")
     if a.prior_z:
         run.model.class_latents = None  # z ~ N(0, I) for every class
+    if a.npz and Path(a.npz).suffix.lower() != ".npz":
+        raise UserError(f"--npz {a.npz} must end in .npz (the samples' arrays); e.g. --npz samples.npz")
     out = _figure_path(a.run, a.out, "generate")
     fig = generate_figure(run.model, n=a.n, only_class=k, seed=a.seed, channel_names=axis_names(run))
     if a.npz:
@@ -365,10 +373,12 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
+    from ..config import check_device
     from ..train.speed import format_speed, speed_benchmark
 
     if a.steps < 1 or a.batch_size < 1:
         raise UserError(f"--steps {a.steps} and --batch-size {a.batch_size} must be >= 1")
+    check_device(a.device)  # a GPU the machine lacks: one line, before any work
     res = speed_benchmark(batch_size=a.batch_size, steps=a.steps, precision=a.precision, device=a.device,
                           compile=a.compile, model=a.model)
     print(json.dumps(res, indent=1) if a.json else format_speed(res))

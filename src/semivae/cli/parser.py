@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="accuracy, log loss, ELBO and confusion matrix of a run on a split")
     e.add_argument("run", nargs="+", help="run directory written by `semivae train`; several: their ensemble "
                    "(class probabilities averaged; train them with one --split-seed and different --seed)")
-    e.add_argument("--split", default="test", choices=["test", "val", "train"], help="which split (default: test)")
+    e.add_argument("--split", default=None, choices=["test", "val", "train"], help="which split (default: test)")
     e.add_argument("--data", help="score labelled data of the training form instead of a split: an image folder with "
                    "one sub-folder per class, a .csv with the label column or a .npz with y (classes matched by name)")
     e.add_argument("--label-column", help="with --data as a .csv: its label column, where not the run's own")
