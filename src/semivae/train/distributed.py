@@ -102,7 +102,7 @@ def init_world(device_name: str = "auto") -> World:
         return World()
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
     pids = os.environ.get(LAUNCHER_PIDS)
-    if pids and Path(pids).is_dir():  # `--nproc` signals the workers itself (cli.launch_torchrun)
+    if pids and Path(pids).is_dir():  # `--nproc` signals the workers itself (cli/launch.py)
         (Path(pids) / str(os.getpid())).touch()
     if not dist.is_initialized():
         backend = "nccl" if world.device(device_name).type == "cuda" else "gloo"
