@@ -39,6 +39,11 @@ def make_public(path: str | Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
 
+def unwritable(path: str | Path, err: OSError) -> UserError:
+    """The one-line error for a place the operating system would not let us write."""
+    return UserError(f"cannot write {path} ({err.strerror or err}); choose a writable place")
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically, making its folder where it
     is missing (as ``train --out`` does); returns the path."""
@@ -50,7 +55,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:  # a place that cannot be written: one line, as for any bad input
-        raise UserError(f"cannot write {path} ({err.strerror or err}); choose a writable place") from None
+        raise unwritable(path, err) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -61,7 +66,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError):  # a full disk, a folder in the way
-            raise UserError(f"cannot write {path} ({err.strerror or err}); choose a writable place") from None
+            raise unwritable(path, err) from None
         raise
     return path
 

@@ -43,3 +43,9 @@ class DataConfig:
                                           "must share this run's data and label draw (`semivae distill` copies them)")
     anomaly_class: str | None = opt(None, "anomaly protocol: this class (name or index) is anomalous; train on the "
                                     "others, test on held-out normal points plus every anomalous one")
+
+    @property
+    def every_label(self) -> bool:
+        """No budget given: the run takes every label the data has."""
+        return (self.labels in (None, "all") and self.labels_per_class is None and self.label_fraction is None
+                and self.label_ids is None)

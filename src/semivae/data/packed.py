@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..atomic import make_public
+from ..atomic import make_public, unwritable
 from ..errors import UserError
 from .batch import Batch
 from .dataset import ArrayData, DataBundle, LabelColumn
@@ -150,7 +150,7 @@ def pack(bundle: DataBundle, out: Path, augment_shifts: int = 0, chunk: int = 40
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as err:
-        raise UserError(f"cannot write {out} ({err.strerror or err}); choose a writable place") from None
+        raise unwritable(out, err) from None
     try:
         for split, data, sh in (("train", bundle.train, shifts), ("test", bundle.test, [(0, 0)])):
             (tmp / split).mkdir()

@@ -78,7 +78,6 @@ def read_csv(
     cols = [header.index(c) for c in feature_names]
     x = _parse_features(path, rows, cols, header, run_columns)
     labels = [_class_cell(r[label_idx]) for _, r in rows] if label_idx is not None else None
-    labels = None if labels is None else ["" if c in MISSING_CELLS else c for c in labels]  # NA: unlabelled, as pandas
     ids = [r[id_idx].strip() for _, r in rows] if id_idx is not None else None
     return x, labels, list(feature_names), ids
 
@@ -96,8 +95,11 @@ def _listed(names: list[str], most: int = 8) -> str:
 
 def _class_cell(cell: str) -> str:
     """A label cell as the class's name: stripped, and a whole number written as a float (pandas
-    writes a label column with blanks as 1.0, 2.0) read as the whole number, as 3 and 3.0 are."""
+    writes a label column with blanks as 1.0, 2.0) read as the whole number, as 3 and 3.0 are; a
+    cell pandas reads as missing (NA, NaN, ...) is "", unlabelled."""
     cell = cell.strip()
+    if cell in MISSING_CELLS:
+        return ""
     return cell.split(".")[0] if re.fullmatch(r"-?\d+\.0+", cell) else cell
 
 

@@ -193,10 +193,9 @@ def suggestions_csv(run: Run, rows: list[dict], with_labelled: bool = False) -> 
     w.writerow(["rank", "row", "id", "predicted", "uncertainty"])
     if with_labelled:
         train = run.dataset().train  # read once: Run caches its dataset
-        ids, d = row_ids(train), run.config.data
+        ids = row_ids(train)
         named = np.union1d(labelled_rows(run), run.split.val_pool)
-        everything = d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
-        if run.model.heads and everything and not d.label_ids:  # (a VAE read no label: it lists none)
+        if run.model.heads and run.config.data.every_label:  # (a VAE read no label: it lists none)
             named = np.union1d(named, np.flatnonzero((train.labels >= 0).any(1).numpy()))  # those validation hid too
         for r in named:
             w.writerow(["", int(r), ids[int(r)], "", ""])

@@ -61,10 +61,11 @@ def model_spec(data_info: dict, model_cfg: ModelConfig) -> ModelSpec:
                      data_info["likelihood"], data_kind(data_info["kind"]), len(data_info.get("target_names") or []))
 
 
-def check_same_rows(path: Path, data_info: dict, bundle: DataBundle) -> None:
+def check_same_rows(path: Path, data_info: dict, bundle: DataBundle, now: dict | None = None) -> None:
     """The training data as the run's ``split.json`` numbered it, or a one-line error: files added,
-    removed or moved since (the labelling loop moves them) shift every row number after them."""
-    then, now = data_info.get("train_rows"), bundle.train.fingerprint()
+    removed or moved since (the labelling loop moves them) shift every row number after them.
+    ``now``: the bundle's fingerprint, where the caller has it already."""
+    then, now = data_info.get("train_rows"), now or bundle.train.fingerprint()
     if then is None or then == now:  # runs written before the fingerprint: not checked
         return
     what = (f"{then['n']} training rows then, {now['n']} now" if then["n"] != now["n"] else
@@ -92,7 +93,7 @@ class Run:
     model: BaseModel
     temperatures: dict[str, float] = field(default_factory=dict)  # head -> T (calibration.json)
     unknown: dict | None = None  # {score, threshold, target_fpr, ...} (unknown.json)
-    _bundles: dict = field(default_factory=dict, repr=False)
+    _bundles: dict = field(default_factory=dict, repr=False)  # data_dir -> (DataBundle, its rows' fingerprint)
 
     @property
     def spec(self) -> ModelSpec:
@@ -117,10 +118,11 @@ class Run:
                 raise UserError(f"run {self.path} trained from arrays, and their copy ({ARRAYS}) is not in its "
                                 "directory (a pickled estimator keeps the model, not its data); evaluate it on given "
                                 "data: --data FILE, or evaluate(run, x=..., y=...)")
-            self._bundles[data_dir] = load_for_config(self.config.data, data_dir)
-        bundle = self._bundles[data_dir]
+            bundle = load_for_config(self.config.data, data_dir)
+            self._bundles[data_dir] = bundle, bundle.train.fingerprint()  # hashed once: every id of the data
+        bundle, rows_now = self._bundles[data_dir]
         if rows:
-            check_same_rows(self.path, self.data_info, bundle)
+            check_same_rows(self.path, self.data_info, bundle, rows_now)
         return bundle
 
     def split_data(self, split: str, data_dir: str | None = None) -> ArrayData:
@@ -128,9 +130,9 @@ class Run:
         training points carry every true label (evaluation scores against all of them)."""
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-        bundle = self.dataset(data_dir, rows=False)
-        if split != "test" or bundle.meta.get("test_carved"):  # carved: the test split depends on the rows too
-            check_same_rows(self.path, self.data_info, bundle)
+        bundle = self.dataset(data_dir, rows=split != "test")
+        if split == "test" and bundle.meta.get("test_carved"):  # carved: the test split depends on the rows too
+            self.dataset(data_dir)
         shift, scale = preprocessing(self.data_info)
         if split == "test":
             data = bundle.test
@@ -141,13 +143,24 @@ class Run:
         return replace(data, shift=shift, scale=scale)
 
 
-def load_run(path: str | Path, device: str | None = None) -> Run:
-    """Re-build the model of a run directory from its files alone (on ``device``, default CPU)."""
+def run_dir(path: str | Path) -> Path:
+    """``path`` as a run directory, or a one-line error naming the files it lacks."""
     p = Path(path)
     missing = [f for f in REQUIRED if not (p / f).is_file()]
     if missing:
         raise UserError(f"{path} is not a run directory (missing {', '.join(missing)}); "
                         "pass the --out of a `semivae train`")
+    return p
+
+
+def read_data_info(path: str | Path) -> dict:
+    """A run's data.json (what its inputs are: kind, shape, classes), without building its model."""
+    return _read_json(run_dir(path) / "data.json")
+
+
+def load_run(path: str | Path, device: str | None = None) -> Run:
+    """Re-build the model of a run directory from its files alone (on ``device``, default CPU)."""
+    p = run_dir(path)
     try:
         cfg = RunConfig.from_dict(yaml.safe_load((p / "config.yaml").read_text()), saved=True)
     except (yaml.YAMLError, UnicodeDecodeError) as err:

@@ -41,8 +41,7 @@ def budget_notes(bundle: DataBundle, split: Split, cfg: RunConfig) -> list[str]:
     """Where labelled points went when they are not trained on, and how to keep them."""
     notes = []
     d = cfg.data
-    everything = (d.labels in (None, "all") and d.labels_per_class is None and d.label_fraction is None
-                  and d.label_ids is None)
+    everything = d.every_label
     carved = bundle.meta.get("test_carved", 0)
     has_label = (bundle.train.labels >= 0).any(1).numpy()
     hidden = int(has_label[split.val].sum()) - len(split.val_pool)

@@ -26,7 +26,7 @@ import torch
 from ..atomic import write_atomic
 from ..config import RunConfig, nest, resolve
 from ..data.arrays import nan_padded_lengths, training_npz
-from ..data import DataBundle
+from ..data import DataBundle, data_kind
 from ..data.anomaly import load_for_config
 from ..data.budget import read_label_ids
 from ..data.splits import Split, TrainingData, apply_split, make_split
@@ -38,7 +38,7 @@ from ..models import BaseModel, build_model
 from ..nn import ARCHS
 from ..runs import (RunWriter, check_out_dir, check_writable, data_info, default_run_dir, load_run,
                     model_spec, save_weights)
-from ..runs.run import ARRAYS, LATENTS, check_same_rows
+from ..runs.run import ARRAYS, LATENTS, check_same_rows, read_data_info
 from . import tensorboard
 from .checkpoint import load_checkpoint
 from .teacher import check_student, with_teacher
@@ -107,10 +107,11 @@ def prepare(cfg: RunConfig, fresh: bool = True):
     bundle = load_for_config(cfg.data)
     likelihood = cfg.model.likelihood or bundle.likelihood
     if cfg.train.init_from and fresh:  # a run of another data kind: its encoder cannot read this data
-        source = load_run(cfg.train.init_from)
-        if source.kind != bundle.kind or source.spec.data_shape[-1] != bundle.train.shape[-1]:
-            raise UserError(f"run {cfg.train.init_from} was trained on {source.kind} data of shape "
-                            f"{list(source.spec.data_shape)}, this data is {bundle.kind} of shape "
+        source = read_data_info(cfg.train.init_from)  # (_train loads its weights)
+        kind = data_kind(source["kind"])
+        if kind != bundle.kind or source["shape"][-1] != bundle.train.shape[-1]:
+            raise UserError(f"run {cfg.train.init_from} was trained on {kind} data of shape "
+                            f"{list(source['shape'])}, this data is {bundle.kind} of shape "
                             f"{list(bundle.train.shape)}; start from a run trained on data of this form")
     check_compatible(bundle, cfg, likelihood)
     labels = bundle.train.labels.numpy()

@@ -44,8 +44,8 @@ def given_options(cfg: RunConfig, base: RunConfig | None = None) -> list[str]:
 
 # (section, option) -> why it cannot act in ``cfg`` (None: it can)
 RULES = {
-    ("train", "rho"): lambda c: None if c.train.optimizer == "rmsprop" else "it is rmsprop's; --optimizer rmsprop",
-    ("train", "momentum"): lambda c: None if c.train.optimizer == "rmsprop" else "it is rmsprop's; --optimizer rmsprop",
+    **{("train", n): (lambda c: None if c.train.optimizer == "rmsprop" else "it is rmsprop's; --optimizer rmsprop")
+       for n in ("rho", "momentum")},
     ("model", "warmup_epochs"): lambda c: None if c.model.kl_schedule == "warmup" else
     "it ramps the KL weight up; --kl-schedule warmup (the learning rate has no warm-up)",
     **{("model", n): (lambda c: None if c.model.kl_schedule == "capacity" else
